@@ -1,0 +1,1 @@
+"""Adapters that plug music_ssl into SSL frameworks (lightly, solo-learn)."""

@@ -1,0 +1,18 @@
+"""music-ssl: the MUSIC self-supervised loss (Niu & Wang, 2022), fused and distributed-ready."""
+
+from music_ssl.functional import music_loss
+from music_ssl.heads import MUSICProjectionHead, ProjectionHead
+from music_ssl.loss import MUSICLoss
+from music_ssl.output import MUSICOutput
+from music_ssl.segments import segment_codes, segment_probabilities
+
+__all__ = [
+    "MUSICLoss",
+    "MUSICOutput",
+    "MUSICProjectionHead",
+    "ProjectionHead",
+    "music_loss",
+    "segment_codes",
+    "segment_probabilities",
+]
+__version__ = "0.1.0"

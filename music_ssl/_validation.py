@@ -1,0 +1,101 @@
+"""Argument checks shared by every entry point: one error style, raised before any math runs."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+from torch import Tensor
+
+IMPLEMENTATIONS = ("auto", "reference", "chunked", "triton")
+
+
+def check_segment_dim(segment_dim: object) -> int:
+    if isinstance(segment_dim, bool) or not isinstance(segment_dim, int):
+        raise TypeError(
+            f"segment_dim must be an int >= 2, got {segment_dim!r} of type {type(segment_dim).__name__}."
+        )
+    if segment_dim < 2:
+        raise ValueError(
+            f"segment_dim must be >= 2 (a segment is a distribution over at least two attributes), "
+            f"got {segment_dim}."
+        )
+    return segment_dim
+
+
+def check_temperature(temperature: object) -> float:
+    if isinstance(temperature, bool) or not isinstance(temperature, Real):
+        raise TypeError(f"temperature must be a positive float, got {temperature!r}.")
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a positive, finite float, got {temperature}.")
+    return float(temperature)
+
+
+def check_weight(name: str, weight: object) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, Real):
+        raise TypeError(f"{name} must be a non-negative float, got {weight!r}.")
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"{name} must be a non-negative, finite float, got {weight}.")
+    return float(weight)
+
+
+def check_implementation(implementation: object) -> str:
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}.")
+    return implementation  # type: ignore[return-value]
+
+
+def check_output_dim(output_dim: int, segment_dim: int) -> None:
+    if output_dim % segment_dim != 0:
+        raise ValueError(
+            f"output_dim ({output_dim}) must be divisible by segment_dim ({segment_dim}); "
+            f"e.g. use output_dim={max(1, output_dim // segment_dim) * segment_dim}."
+        )
+
+
+def check_projections(z_a: object, z_b: object, segment_dim: int) -> None:
+    for name, z in (("z_a", z_a), ("z_b", z_b)):
+        if not isinstance(z, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(z).__name__}.")
+        if not z.is_floating_point():
+            raise TypeError(
+                f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {z.dtype}."
+            )
+        if z.dim() != 2:
+            raise ValueError(f"{name} must be 2-D (batch, dim), got shape {tuple(z.shape)}.")
+    assert isinstance(z_a, Tensor) and isinstance(z_b, Tensor)
+    if z_a.shape != z_b.shape:
+        raise ValueError(
+            f"z_a and z_b must have the same shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}."
+        )
+    if z_a.device != z_b.device:
+        raise ValueError(f"z_a and z_b must be on the same device, got {z_a.device} and {z_b.device}.")
+    dim = z_a.shape[1]
+    if dim % segment_dim != 0:
+        raise ValueError(
+            f"The projection dimension ({dim}) must be divisible by segment_dim ({segment_dim}); "
+            f"choose a segment_dim that divides {dim} or change the projection head's output_dim."
+        )
+
+
+def check_segments(num_segments: int, off_weight: float) -> None:
+    if num_segments == 1 and off_weight > 0:
+        raise ValueError(
+            "off_weight > 0 needs at least two segments (the off-diagonal term is the joint entropy of pairs "
+            f"of different segments), got a single segment with off_weight={off_weight}; "
+            "use off_weight=0.0 or a smaller segment_dim."
+        )
+
+
+def check_batch_size(global_batch_size: int) -> None:
+    if global_batch_size < 2:
+        raise ValueError(
+            f"MUSIC needs a (global) batch of at least 2 samples to estimate the joint distribution, "
+            f"got {global_batch_size}."
+        )
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; every other floating dtype is computed in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32

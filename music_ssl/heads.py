@@ -1,0 +1,94 @@
+"""Projection heads whose output is read as segments of attributes."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from music_ssl import _validation as check
+from music_ssl.segments import segment_codes, segment_probabilities
+
+
+class ProjectionHead(nn.Module):
+    """A stack of blocks ``(in_dim, out_dim, batch_norm, activation)``, as lightly builds its heads.
+
+    A block is Linear (without bias when BatchNorm follows), then BatchNorm1d and the activation if given.
+    """
+
+    def __init__(self, blocks: list[tuple[int, int, nn.Module | None, nn.Module | None]]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for in_dim, out_dim, batch_norm, activation in blocks:
+            layers.append(nn.Linear(in_dim, out_dim, bias=batch_norm is None))
+            if batch_norm is not None:
+                layers.append(batch_norm)
+            if activation is not None:
+                layers.append(activation)
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class MUSICProjectionHead(ProjectionHead):
+    """Projection head for MUSIC: hidden Linear + BatchNorm + ReLU blocks, then a Linear without bias.
+
+    The output is a flat (N, output_dim) projection, read by `MUSICLoss` as output_dim / segment_dim
+    segments of segment_dim attributes. Defaults follow lightly's Barlow Twins head width; the MUSIC
+    authors used 2048-8192-8160 with segment_dim 80 on ImageNet and 512-1024-1024-1024 with
+    segment_dim 32 on CIFAR-10.
+
+    Attributes:
+        input_dim: Backbone feature dimension.
+        hidden_dim: Width of the hidden layers.
+        output_dim: Projection dimension; a multiple of segment_dim.
+        num_layers: Number of Linear layers (>= 1); all but the last are followed by BatchNorm and ReLU.
+        segment_dim: Attributes per segment, as in `MUSICLoss`.
+        batch_norm: Whether hidden layers use BatchNorm1d.
+
+    Examples:
+        >>> head = MUSICProjectionHead(input_dim=512, hidden_dim=1024, output_dim=1024, segment_dim=32)
+        >>> z = head(backbone(x))  # (N, 1024)
+        >>> codes = head.codes(z)  # (N, 32): the attribute each segment picks
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 8192,
+        output_dim: int = 8192,
+        num_layers: int = 2,
+        segment_dim: int = 32,
+        batch_norm: bool = True,
+    ) -> None:
+        check.check_segment_dim(segment_dim)
+        for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("output_dim", output_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers!r}.")
+        check.check_output_dim(output_dim, segment_dim)
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
+        blocks: list[tuple[int, int, nn.Module | None, nn.Module | None]] = [
+            (d_in, d_out, nn.BatchNorm1d(d_out) if batch_norm else None, nn.ReLU())
+            for d_in, d_out in zip(dims[:-2], dims[1:-1], strict=True)
+        ]
+        blocks.append((dims[-2], dims[-1], None, None))
+        super().__init__(blocks)
+        # The last Linear never has a bias: it is redundant with the softmax of every segment.
+        last = self.layers[-1]
+        assert isinstance(last, nn.Linear)
+        self.layers[-1] = nn.Linear(last.in_features, last.out_features, bias=False)
+        self.segment_dim = segment_dim
+        self.output_dim = output_dim
+
+    @property
+    def num_segments(self) -> int:
+        return self.output_dim // self.segment_dim
+
+    def attribute_probabilities(self, z: Tensor, temperature: float = 1.0) -> Tensor:
+        """(N, output_dim) projection -> (N, S, C) attribute probabilities of every segment."""
+        return segment_probabilities(z, self.segment_dim, temperature)
+
+    def codes(self, z: Tensor) -> Tensor:
+        """(N, output_dim) projection -> (N, S) index of the most likely attribute of every segment."""
+        return segment_codes(z, self.segment_dim)

@@ -1,0 +1,97 @@
+"""MUSICLoss: the module form of `music_loss`."""
+
+from __future__ import annotations
+
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from music_ssl import _validation as check
+from music_ssl.functional import music_loss
+from music_ssl.output import MUSICOutput
+
+
+class MUSICLoss(nn.Module):
+    """MUSIC loss (MUlti-Segmental Informational Coding) from [0].
+
+    Every projection of dimension D is split into D / segment_dim segments; each segment becomes a
+    distribution over segment_dim discrete attributes (a softmax). The loss rewards the two views for
+    picking the same attribute in every segment (invariance), every attribute for being used equally
+    across the batch (no collapse) and different segments for being independent (no redundancy).
+
+    - [0] Niu & Wang, "Multi-Segmental Informational Coding for Self-Supervised Representation
+      Learning", 2022, https://arxiv.org/abs/2206.06461
+
+    Attributes:
+        segment_dim: Attributes per segment (C). The projection dimension must be a multiple of it.
+        temperature: Softmax temperature applied to every segment.
+        diag_weight: Weight of L_diag, the negative entropy of the agreement of each segment.
+        off_weight: Weight of L_off, the negative joint entropy of pairs of different segments.
+        inv_weight: Weight of L_inv, the per-sample agreement of the two views.
+        gather_distributed: If True, the joint distribution is estimated over the global batch of all
+            ranks, with gradients flowing back to every rank's inputs.
+        implementation: "auto" (fastest for the input's device), "reference" (plain PyTorch, holds the
+            D x D joint), "chunked" (fused PyTorch, walks the joint in bands, any device) or "triton"
+            (fused GPU kernel).
+
+    Raises:
+        ValueError: If an option is out of range, or gather_distributed is True while
+            torch.distributed is not available.
+
+    Examples:
+        >>> loss_fn = MUSICLoss()
+        >>> z_a, z_b = model(view_a), model(view_b)  # (N, 8192) projections
+        >>> loss = loss_fn(z_a, z_b)
+        >>> out = loss_fn(z_a, z_b, return_terms=True)  # loss, its three terms and diagnostics
+        >>> self.log_dict(out.log_dict(prefix="train_"))
+    """
+
+    def __init__(
+        self,
+        segment_dim: int = 32,
+        temperature: float = 1.0,
+        diag_weight: float = 1.0,
+        off_weight: float = 1.0,
+        inv_weight: float = 1.0,
+        gather_distributed: bool = False,
+        implementation: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.segment_dim = check.check_segment_dim(segment_dim)
+        self.temperature = check.check_temperature(temperature)
+        self.diag_weight = check.check_weight("diag_weight", diag_weight)
+        self.off_weight = check.check_weight("off_weight", off_weight)
+        self.inv_weight = check.check_weight("inv_weight", inv_weight)
+        self.implementation = check.check_implementation(implementation)
+        if gather_distributed and not dist.is_available():
+            raise ValueError(
+                "gather_distributed is True but torch.distributed is not available. "
+                "Please set gather_distributed=False or install a torch version with distributed support."
+            )
+        self.gather_distributed = gather_distributed
+
+    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: bool = False) -> Tensor | MUSICOutput:
+        """Computes the loss of two views' projections, each of shape (N, D).
+
+        Returns:
+            The scalar loss, or a `MUSICOutput` (loss, the three terms, per-segment attribute entropy
+            and confidence) when ``return_terms=True``.
+        """
+        return music_loss(
+            z_a,
+            z_b,
+            segment_dim=self.segment_dim,
+            temperature=self.temperature,
+            diag_weight=self.diag_weight,
+            off_weight=self.off_weight,
+            inv_weight=self.inv_weight,
+            gather_distributed=self.gather_distributed,
+            implementation=self.implementation,
+            return_terms=return_terms,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"segment_dim={self.segment_dim}, temperature={self.temperature}, "
+            f"diag_weight={self.diag_weight}, off_weight={self.off_weight}, inv_weight={self.inv_weight}, "
+            f"gather_distributed={self.gather_distributed}, implementation={self.implementation!r}"
+        )

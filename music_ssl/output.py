@@ -1,0 +1,52 @@
+"""What one evaluation of the MUSIC loss returns when callers ask for its parts."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class MUSICOutput(NamedTuple):
+    """The MUSIC loss and its parts, from a single evaluation.
+
+    Attributes:
+        loss: The weighted loss ``w_diag * diag + w_off * off + w_inv * invariance``; differentiable.
+        invariance: L_inv, the per-sample agreement term (mean over this rank's batch); detached.
+        diag: L_diag, the negative entropy of the diagonal of every segment's joint; detached.
+        off: L_off, the mean negative joint entropy of pairs of different segments; detached.
+        attribute_entropy: Shape (S,). Entropy in nats of each segment's attribute distribution over the
+            (global) batch, averaged over the two views; log(segment_dim) means every attribute is used
+            equally, 0 means the segment collapsed onto one attribute. Detached.
+        confidence: Shape (S,). Mean probability of each sample's most likely attribute, per segment;
+            1/segment_dim is uniform, 1 is a hard code. Detached.
+    """
+
+    loss: Tensor
+    invariance: Tensor
+    diag: Tensor
+    off: Tensor
+    attribute_entropy: Tensor
+    confidence: Tensor
+
+    def log_dict(self, prefix: str = "") -> dict[str, Tensor]:
+        """Scalars ready for ``LightningModule.log_dict``, named ``{prefix}music_*``."""
+        return {
+            f"{prefix}music_loss": self.loss.detach(),
+            f"{prefix}music_inv": self.invariance,
+            f"{prefix}music_diag": self.diag,
+            f"{prefix}music_off": self.off,
+            f"{prefix}music_attribute_entropy": self.attribute_entropy.mean(),
+            f"{prefix}music_attribute_entropy_min": self.attribute_entropy.min(),
+            f"{prefix}music_confidence": self.confidence.mean(),
+        }
+
+
+def segment_diagnostics(p_a: Tensor, p_b: Tensor) -> tuple[Tensor, Tensor]:
+    """Attribute-usage entropy and confidence per segment from (N, S, C) attribute probabilities."""
+    with torch.no_grad():
+        marginal = 0.5 * (p_a.mean(dim=0) + p_b.mean(dim=0))
+        entropy = -torch.special.xlogy(marginal, marginal).sum(dim=-1)
+        confidence = 0.5 * (p_a.amax(dim=-1).mean(dim=0) + p_b.amax(dim=-1).mean(dim=0))
+    return entropy, confidence

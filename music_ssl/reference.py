@@ -1,0 +1,74 @@
+"""The MUSIC loss written as the spec reads: plain PyTorch, autograd, the D x D joint in memory.
+
+This is the source of truth for the math. The fused implementations are tested against it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from music_ssl import distributed
+from music_ssl._validation import check_batch_size, compute_dtype
+from music_ssl.output import MUSICOutput, segment_diagnostics
+
+
+def xlogx(x: Tensor) -> Tensor:
+    """x * log(x) with 0 * log 0 = 0 and a finite gradient at 0.
+
+    torch.special.xlogy(x, x) has the right value but a NaN gradient at 0 (0/0 through its second
+    argument); clamping inside the log keeps the derivative log(max(x, tiny)) + 1 finite.
+    """
+    return x * x.clamp_min(torch.finfo(x.dtype).tiny).log()
+
+
+def music_loss_reference(
+    z_a: Tensor,
+    z_b: Tensor,
+    segment_dim: int,
+    temperature: float,
+    diag_weight: float,
+    off_weight: float,
+    inv_weight: float,
+    gather_distributed: bool,
+) -> MUSICOutput:
+    """Computes MUSIC from the spec's definitions. Arguments are assumed validated."""
+    dtype = compute_dtype(z_a.dtype)
+    batch_size, dim = z_a.shape
+    num_segments = dim // segment_dim
+
+    with torch.autocast(device_type=z_a.device.type, enabled=False):
+        logits_a = z_a.to(dtype).reshape(batch_size, num_segments, segment_dim) / temperature
+        logits_b = z_b.to(dtype).reshape(batch_size, num_segments, segment_dim) / temperature
+        log_p_a = torch.log_softmax(logits_a, dim=-1)
+        log_p_b = torch.log_softmax(logits_b, dim=-1)
+
+        # L_inv = -log sum_i p_a p_b, in log space so that saturated, disagreeing codes stay finite.
+        invariance = -torch.logsumexp(log_p_a + log_p_b, dim=-1).mean()
+
+        p_a, p_b = log_p_a.exp(), log_p_b.exp()
+        if gather_distributed:
+            p_a, _ = distributed.gather_rows(p_a)
+            p_b, _ = distributed.gather_rows(p_b)
+        global_batch_size = p_a.shape[0]
+        check_batch_size(global_batch_size)
+
+        joint = p_a.reshape(global_batch_size, dim).T @ p_b.reshape(global_batch_size, dim)
+        joint = joint / global_batch_size
+        # blocks[s, t] is the C x C joint pmf of segment s of view a and segment t of view b.
+        blocks = xlogx(joint).reshape(num_segments, segment_dim, num_segments, segment_dim).transpose(1, 2)
+        same = torch.arange(num_segments, device=joint.device)
+        diagonal_blocks = blocks[same, same]
+        diag = diagonal_blocks.diagonal(dim1=-2, dim2=-1).sum() / num_segments
+        if num_segments > 1:
+            off = (blocks.sum() - diagonal_blocks.sum()) / (num_segments * (num_segments - 1))
+        else:
+            off = joint.new_zeros(())
+
+        # For unequal per-rank batches, weight the local mean so that DDP's average over ranks is the
+        # global mean; with equal batches the factor is 1.
+        inv_scale = distributed.world_size() * batch_size / global_batch_size if gather_distributed else 1.0
+        loss = diag_weight * diag + off_weight * off + inv_weight * inv_scale * invariance
+
+    entropy, confidence = segment_diagnostics(p_a, p_b)
+    return MUSICOutput(loss, invariance.detach(), diag.detach(), off.detach(), entropy, confidence)

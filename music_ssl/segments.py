@@ -1,0 +1,27 @@
+"""Reading a flat projection as segments: attribute probabilities and discrete codes."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from music_ssl import _validation as check
+
+
+def _segments(z: Tensor, segment_dim: int) -> Tensor:
+    if not isinstance(z, Tensor) or z.dim() != 2:
+        raise ValueError(f"z must be a 2-D tensor (batch, dim), got {getattr(z, 'shape', type(z).__name__)}.")
+    check.check_segment_dim(segment_dim)
+    check.check_output_dim(z.shape[1], segment_dim)
+    return z.reshape(z.shape[0], z.shape[1] // segment_dim, segment_dim)
+
+
+def segment_probabilities(z: Tensor, segment_dim: int = 32, temperature: float = 1.0) -> Tensor:
+    """Per-segment attribute distributions of a projection: (N, D) -> (N, S, C), rows sum to 1."""
+    temperature = check.check_temperature(temperature)
+    return torch.softmax(_segments(z, segment_dim).float() / temperature, dim=-1)
+
+
+def segment_codes(z: Tensor, segment_dim: int = 32) -> Tensor:
+    """Discrete code of a projection: the most likely attribute of every segment, (N, D) -> (N, S)."""
+    return _segments(z, segment_dim).argmax(dim=-1)

@@ -1,0 +1,77 @@
+"""gather_distributed under real DistributedDataParallel: two gloo processes on the CPU.
+
+With DDP's gradient averaging, every parameter gradient must equal that of one process that sees the
+concatenated batch, for equal and for unequal per-rank batch sizes.
+"""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+from music_ssl import MUSICLoss
+
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed")
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 48))
+
+
+def _data(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(2)
+    return torch.randn(batch_size, 12, generator=generator), torch.randn(batch_size, 12, generator=generator)
+
+
+def _worker(rank, world_size, port, sizes, implementation, out_dir):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        model = nn.parallel.DistributedDataParallel(_model())
+        x_a, x_b = _data(sum(sizes))
+        start = sum(sizes[:rank])
+        rows = slice(start, start + sizes[rank])
+        loss_fn = MUSICLoss(
+            segment_dim=8, temperature=0.7, gather_distributed=True, implementation=implementation
+        )
+        out = loss_fn(model(x_a[rows]), model(x_b[rows]), return_terms=True)
+        out.loss.backward()
+        grads = [p.grad.detach().clone() for p in model.parameters()]
+        torch.save(
+            {"grads": grads, "diag": out.diag, "off": out.off}, os.path.join(out_dir, f"rank{rank}.pt")
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("sizes", [(6, 6), (7, 3)], ids=["equal", "unequal"])
+@pytest.mark.parametrize("implementation", ["reference", "chunked"])
+def test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, sizes, implementation):
+    mp.spawn(_worker, args=(2, _free_port(), sizes, implementation, str(tmp_path)), nprocs=2, join=True)
+
+    model = _model()
+    x_a, x_b = _data(sum(sizes))
+    loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation="reference")
+    expected = loss_fn(model(x_a), model(x_b), return_terms=True)
+    expected.loss.backward()
+
+    for rank in range(2):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        torch.testing.assert_close(result["diag"], expected.diag, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(result["off"], expected.off, rtol=1e-5, atol=1e-6)
+        for got, param in zip(result["grads"], model.parameters(), strict=True):
+            torch.testing.assert_close(got, param.grad, rtol=1e-4, atol=1e-6)

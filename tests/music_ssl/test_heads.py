@@ -1,0 +1,43 @@
+import torch
+from torch import nn
+
+from music_ssl import MUSICProjectionHead, segment_codes, segment_probabilities
+
+
+def test_head_layers_follow_lightly_blocks():
+    head = MUSICProjectionHead(input_dim=512, hidden_dim=1024, output_dim=1024, num_layers=3, segment_dim=32)
+    kinds = [type(m) for m in head.layers]
+    assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
+    linears = [m for m in head.layers if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(512, 1024), (1024, 1024), (1024, 1024)]
+    assert all(m.bias is None for m in linears)  # BatchNorm follows, and the last one has no bias
+    assert head.num_segments == 32
+
+
+def test_head_without_batch_norm_and_single_layer():
+    head = MUSICProjectionHead(
+        input_dim=8, hidden_dim=16, output_dim=12, num_layers=2, segment_dim=4, batch_norm=False
+    )
+    assert [type(m) for m in head.layers] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert head.layers[0].bias is not None and head.layers[-1].bias is None
+    linear = MUSICProjectionHead(input_dim=8, output_dim=12, num_layers=1, segment_dim=4)
+    assert [type(m) for m in linear.layers] == [nn.Linear]
+
+
+def test_head_output_probabilities_and_codes():
+    head = MUSICProjectionHead(input_dim=8, hidden_dim=16, output_dim=12, segment_dim=4)
+    z = head(torch.randn(5, 8))
+    assert z.shape == (5, 12)
+    probs = head.attribute_probabilities(z, temperature=0.5)
+    assert probs.shape == (5, 3, 4)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(5, 3))
+    torch.testing.assert_close(probs, torch.softmax(z.reshape(5, 3, 4) / 0.5, -1))
+    codes = head.codes(z)
+    assert codes.shape == (5, 3) and codes.dtype == torch.long
+    assert torch.equal(codes, probs.argmax(-1))
+
+
+def test_functional_codes():
+    z = torch.tensor([[0.0, 3.0, 1.0, 5.0, 0.0, 0.0]])
+    assert segment_codes(z, segment_dim=3).tolist() == [[1, 0]]
+    assert segment_probabilities(z, segment_dim=2).shape == (1, 3, 2)

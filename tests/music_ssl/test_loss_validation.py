@@ -1,0 +1,88 @@
+"""Bad input raises ValueError/TypeError naming the argument, the value and what is accepted."""
+
+import pytest
+import torch
+
+from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss
+
+
+def _z(n=8, d=64, dtype=torch.float32):
+    return torch.randn(n, d, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "z_a,z_b,error,match",
+    [
+        (_z(d=64), _z(d=32), ValueError, r"same shape.*\(8, 64\).*\(8, 32\)"),
+        (_z(), _z(n=4), ValueError, "same shape"),
+        (torch.randn(8, 4, 16), torch.randn(8, 4, 16), ValueError, r"z_a must be 2-D.*\(8, 4, 16\)"),
+        (torch.randn(64), torch.randn(64), ValueError, "z_a must be 2-D"),
+        (torch.ones(8, 64, dtype=torch.long), _z(), TypeError, "z_a must have a floating dtype.*int64"),
+        (_z(), torch.ones(8, 64, dtype=torch.int32), TypeError, "z_b must have a floating dtype"),
+        ([[1.0, 2.0]], _z(), TypeError, "z_a must be a torch.Tensor, got list"),
+        (_z(d=60), _z(d=60), ValueError, r"\(60\) must be divisible by segment_dim \(32\)"),
+        (_z(n=1), _z(n=1), ValueError, r"batch of at least 2 samples .*, got 1"),
+    ],
+)
+@pytest.mark.parametrize("implementation", ["reference", "chunked"])
+def test_bad_projections(z_a, z_b, error, match, implementation):
+    with pytest.raises(error, match=match):
+        music_loss(z_a, z_b, implementation=implementation)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"segment_dim": 1}, ValueError, "segment_dim must be >= 2.*got 1"),
+        ({"segment_dim": 0}, ValueError, "segment_dim must be >= 2"),
+        ({"segment_dim": 8.0}, TypeError, "segment_dim must be an int >= 2, got 8.0"),
+        ({"segment_dim": True}, TypeError, "segment_dim must be an int"),
+        ({"temperature": 0.0}, ValueError, "temperature must be a positive, finite float, got 0.0"),
+        ({"temperature": -1.0}, ValueError, "temperature must be a positive"),
+        ({"temperature": float("nan")}, ValueError, "temperature must be a positive"),
+        ({"temperature": "1"}, TypeError, "temperature must be a positive float, got '1'"),
+        ({"diag_weight": -0.1}, ValueError, "diag_weight must be a non-negative, finite float, got -0.1"),
+        ({"off_weight": -1}, ValueError, "off_weight must be a non-negative"),
+        ({"inv_weight": float("inf")}, ValueError, "inv_weight must be a non-negative"),
+        ({"inv_weight": None}, TypeError, "inv_weight must be a non-negative float, got None"),
+        (
+            {"implementation": "cuda"},
+            ValueError,
+            r"implementation must be one of \('auto', 'reference'.*'cuda'",
+        ),
+    ],
+)
+def test_bad_options(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MUSICLoss(**kwargs)
+    with pytest.raises(error, match=match):
+        music_loss(_z(), _z(), **kwargs)
+
+
+def test_single_segment_needs_off_weight_zero():
+    z = _z(d=32)
+    with pytest.raises(ValueError, match="off_weight > 0 needs at least two segments.*off_weight=0.0"):
+        music_loss(z, z, segment_dim=32)
+    assert torch.isfinite(music_loss(z, z, segment_dim=32, off_weight=0.0))
+
+
+def test_triton_requested_where_it_cannot_run_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(ValueError, match="implementation='triton' cannot run here.*'chunked'"):
+        music_loss(_z(), _z(), implementation="triton")
+
+
+def test_head_output_dim_not_divisible():
+    with pytest.raises(ValueError, match=r"output_dim \(100\) must be divisible by segment_dim \(32\)"):
+        MUSICProjectionHead(input_dim=16, hidden_dim=32, output_dim=100, segment_dim=32)
+    with pytest.raises(ValueError, match="num_layers must be an int >= 1"):
+        MUSICProjectionHead(num_layers=0)
+    with pytest.raises(ValueError, match="segment_dim must be >= 2"):
+        MUSICProjectionHead(segment_dim=1)
+
+
+def test_gather_distributed_without_process_group_is_local():
+    z_a, z_b = _z(), _z()
+    local = MUSICLoss()(z_a, z_b)
+    gathered = MUSICLoss(gather_distributed=True)(z_a, z_b)
+    torch.testing.assert_close(local, gathered)
