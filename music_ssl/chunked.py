@@ -62,10 +62,12 @@ def chunked_joint_entropies(
 
     diag_sum = p_a.new_zeros(())
     off_sum = p_a.new_zeros(())
-    grad_a = torch.empty_like(local_a) if compute_grad else None
+    # The gradient of p_a is built transposed, (D, N): each band then writes a contiguous block of rows.
+    grad_a_t = p_a.new_empty((dim, stop - start)) if compute_grad else None
     grad_b = torch.zeros_like(local_b) if compute_grad else None
     joint = p_a.new_empty((rows_per_band, dim))
     log_joint = p_a.new_empty((rows_per_band, dim))
+    scale = grad_scale / batch_size
 
     for first in range(0, dim, rows_per_band):
         last = min(first + rows_per_band, dim)
@@ -73,8 +75,7 @@ def chunked_joint_entropies(
         k = rows // segment_dim
         band = joint[:rows]
         log_band = log_joint[:rows]
-        torch.mm(a_columns[first:last], p_b, out=band)
-        band.div_(batch_size)
+        torch.addmm(band, a_columns[first:last], p_b, beta=0.0, alpha=1.0 / batch_size, out=band)
         torch.clamp_min(band, tiny, out=log_band)
         log_band.log_()
 
@@ -89,16 +90,17 @@ def chunked_joint_entropies(
         if not compute_grad:
             continue
         # dL/dP = coef * (log P + 1), with coef = off_coef off the diagonal blocks, diag_coef on the
-        # diagonal of diagonal blocks and 0 elsewhere in them. Built in place over log P.
+        # diagonal of diagonal blocks and 0 elsewhere in them. Built in place over log P, in one pass.
         diag_grad = diag_coef * (diag_log + 1.0)
-        grad_band = log_band.add_(1.0).mul_(off_coef)
+        grad_band = torch.add(log_band.new_full((), off_coef), log_band, alpha=off_coef, out=log_band)
         block_grad = _diagonal_blocks(grad_band, first, k, segment_dim)
         block_grad.zero_()
         block_grad.diagonal(dim1=-2, dim2=-1).copy_(diag_grad)
 
         # P = p_a^T p_b / N: dL/dp_a[:, band] = p_b dL/dP_band^T / N, dL/dp_b += p_a[:, band] dL/dP_band / N.
-        scale = grad_scale / batch_size
-        grad_a[:, first:last] = torch.mm(local_b, grad_band.T).mul_(scale)
+        out_rows = grad_a_t[first:last]
+        torch.addmm(out_rows, grad_band, local_b.T, beta=0.0, alpha=scale, out=out_rows)
         grad_b.addmm_(local_a[:, first:last], grad_band, alpha=scale)
 
+    grad_a = grad_a_t.T if compute_grad else None
     return diag_sum, off_sum, grad_a, grad_b

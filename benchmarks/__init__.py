@@ -1,0 +1,1 @@
+"""Benchmarks of music-ssl: loss speed and memory, and representation quality."""

@@ -1,0 +1,202 @@
+"""Speed and memory of the MUSIC loss against the plain formulation and lightly's peers.
+
+Every (method, N, D) runs in a fresh subprocess, so peak memory is measured without interference:
+on CUDA with torch.cuda.max_memory_allocated, on the CPU as the rise of the process' peak resident set
+(VmHWM, reset through /proc/self/clear_refs) over its size before the first call. Time is the median of
+forward + backward over several repeats after a warm-up, all methods of a table in one run.
+
+    python -m benchmarks.loss_benchmark --device cpu --out results/loss_benchmark
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+METHODS = ("matmul_floor", "plain", "reference", "chunked", "triton", "barlow_twins", "vicreg")
+DEFAULT_SHAPES = ("256x1024", "256x8192", "2048x8192")
+
+
+def _build(method: str, segment_dim: int):
+    """Returns fn(z_a, z_b) -> scalar loss for a method."""
+    if method == "plain":
+        from benchmarks.plain_music import plain_music_loss
+
+        return lambda a, b: plain_music_loss(a, b, segment_dim)
+    if method in ("reference", "chunked", "triton"):
+        from music_ssl import MUSICLoss
+
+        return MUSICLoss(segment_dim=segment_dim, implementation=method)
+    if method == "barlow_twins":
+        from lightly.loss import BarlowTwinsLoss
+
+        return BarlowTwinsLoss()
+    if method == "vicreg":
+        from lightly.loss import VICRegLoss
+
+        return VICRegLoss()
+    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+
+
+def _matmul_floor(z_a: torch.Tensor, z_b: torch.Tensor):
+    """The three N x D x D products any exact implementation pays: P, and the two input gradients."""
+    n, d = z_a.shape
+    grad_joint = torch.randn(d, d, device=z_a.device, dtype=torch.float32)
+    a, b = z_a.detach().float(), z_b.detach().float()
+
+    def run():
+        joint = a.T @ b
+        return joint, b @ grad_joint.T, a @ grad_joint
+
+    return run
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(method: str, n: int, d: int, segment_dim: int, device: str, dtype: str, repeats: int) -> dict:
+    """Times one method in this process; meant to run in a subprocess of its own."""
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    z_a = torch.randn(n, d, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
+    z_b = torch.randn(n, d, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
+    if method == "matmul_floor":
+        step = _matmul_floor(z_a, z_b)
+    else:
+        loss_fn = _build(method, segment_dim)
+
+        def step():
+            z_a.grad = z_b.grad = None
+            loss_fn(z_a, z_b).backward()
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        before = _rss_kib("VmRSS") * 1024
+    step()  # warm-up, and the peak-memory measurement
+    _sync(dev)
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(dev) - before
+    else:
+        peak = _rss_kib("VmHWM") * 1024 - before
+    times = []
+    for _ in range(repeats):
+        _sync(dev)
+        start = time.perf_counter()
+        step()
+        _sync(dev)
+        times.append(time.perf_counter() - start)
+    return {"method": method, "n": n, "d": d, "seconds": statistics.median(times), "peak_extra_bytes": peak}
+
+
+def _run_child(method: str, n: int, d: int, args: argparse.Namespace) -> dict:
+    command = [
+        sys.executable, "-m", "benchmarks.loss_benchmark", "--child", method, str(n), str(d),
+        "--device", args.device, "--dtype", args.dtype, "--repeats", str(args.repeats),
+        "--segment-dim", str(args.segment_dim),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"method": method, "n": n, "d": d, "error": tail[0][:200]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict]) -> str:
+    lines = [
+        "| N | D | method | time (ms) | vs plain | vs matmul floor | peak extra memory (MiB) | vs plain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        same = [r for r in rows if r["n"] == row["n"] and r["d"] == row["d"] and "seconds" in r]
+        plain = next((r for r in same if r["method"] == "plain"), None)
+        floor = next((r for r in same if r["method"] == "matmul_floor"), None)
+        if "error" in row:
+            lines.append(f"| {row['n']} | {row['d']} | {row['method']} | {row['error']} | | | | |")
+            continue
+        mib = row["peak_extra_bytes"] / 2**20
+
+        def ratio(ref, key, r=row):
+            return f"{r[key] / ref[key]:.2f}x" if ref and ref[key] > 0 else ""
+
+        lines.append(
+            f"| {row['n']} | {row['d']} | {row['method']} | {1e3 * row['seconds']:.1f} | "
+            f"{ratio(plain, 'seconds')} | {ratio(floor, 'seconds')} | {mib:.0f} | "
+            f"{ratio(plain, 'peak_extra_bytes')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES), help="comma-separated NxD")
+    parser.add_argument("--methods", default="matmul_floor,plain,reference,chunked,barlow_twins,vicreg")
+    parser.add_argument("--segment-dim", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--out", type=Path, default=Path("results/loss_benchmark"))
+    parser.add_argument("--child", nargs=3, metavar=("METHOD", "N", "D"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        method, n, d = args.child
+        torch.set_num_threads(torch.get_num_threads())
+        print(
+            json.dumps(
+                measure(method, int(n), int(d), args.segment_dim, args.device, args.dtype, args.repeats)
+            )
+        )
+        return
+
+    rows = []
+    for shape in args.shapes.split(","):
+        n, d = (int(x) for x in shape.lower().split("x"))
+        for method in args.methods.split(","):
+            row = _run_child(method, n, d, args)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
+    meta = {
+        "device": args.device,
+        "device_name": device_name or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "dtype": args.dtype,
+        "segment_dim": args.segment_dim,
+        "repeats": args.repeats,
+        "torch": torch.__version__,
+        "command": "python -m benchmarks.loss_benchmark "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    table = _table(rows)
+    (args.out / "table.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
