@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -86,14 +87,15 @@ def measure(method: str, n: int, d: int, segment_dim: int, device: str, dtype: s
             z_a.grad = z_b.grad = None
             loss_fn(z_a, z_b).backward()
 
+    step()  # warm-up: one-time allocations (kernels, thread pools) are not the method's memory
+    _sync(dev)
     if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         before = torch.cuda.memory_allocated(dev)
     else:
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
         before = _rss_kib("VmRSS") * 1024
-    step()  # warm-up, and the peak-memory measurement
+    step()
     _sync(dev)
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated(dev) - before
@@ -115,7 +117,10 @@ def _run_child(method: str, n: int, d: int, args: argparse.Namespace) -> dict:
         "--device", args.device, "--dtype", args.dtype, "--repeats", str(args.repeats),
         "--segment-dim", str(args.segment_dim),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    # A fixed mmap threshold makes glibc return every large buffer to the OS when it is freed, so the
+    # resident set tracks live tensors and the peak is not hidden by memory cached from the warm-up.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         return {"method": method, "n": n, "d": d, "error": tail[0][:200]}
