@@ -1,0 +1,141 @@
+"""The Hydra search path plugin and the wheel that ships it; needs hydra-core, not solo-learn."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+import subprocess
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("hydra")
+from hydra import compose, initialize  # noqa: E402
+from hydra.core.plugins import Plugins  # noqa: E402
+from hydra.plugins.search_path_plugin import SearchPathPlugin  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PLUGIN_SOURCE = REPO_ROOT / "integrations" / "solo_learn" / "hydra_plugin" / "music_ssl_solo_searchpath.py"
+PLUGIN_MODULE = "hydra_plugins.music_ssl_solo.music_ssl_solo_searchpath"
+SEARCH_PATH = "pkg://music_ssl.integrations.solo_learn.configs"
+
+
+def _plugin_module() -> types.ModuleType:
+    """The installed plugin module, or the one in this checkout when music-ssl is not installed as a wheel."""
+    try:
+        return importlib.import_module(PLUGIN_MODULE)
+    except ImportError:
+        spec = importlib.util.spec_from_file_location("music_ssl_solo_searchpath", PLUGIN_SOURCE)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def _discovered_plugin() -> type[SearchPathPlugin]:
+    for plugin in Plugins.instance().discover(SearchPathPlugin):
+        if plugin.__module__ == PLUGIN_MODULE:
+            return plugin
+    pytest.skip(
+        "Hydra does not see hydra_plugins.music_ssl_solo: music-ssl is not installed, or installed in "
+        "setuptools' default editable mode, whose import hook hides it from Hydra's plugin scan. "
+        "Install it with `pip install .` or `pip install -e . --config-settings editable_mode=strict`."
+    )
+
+
+def test_plugin_appends_packaged_configs(monkeypatch):
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+
+    module = _plugin_module()
+    calls = []
+    monkeypatch.setattr("music_ssl.integrations.solo_learn.register", lambda: calls.append(1))
+    monkeypatch.delitem(sys.modules, "solo.methods", raising=False)
+
+    search_path = ConfigSearchPathImpl()
+    module.MUSICSoloSearchPathPlugin().manipulate_search_path(search_path)
+
+    assert [(e.provider, e.path) for e in search_path.get_path()] == [("music-ssl", SEARCH_PATH)]
+    assert calls == [], "registration must wait until solo-learn is loaded"
+
+
+def test_plugin_registers_once_solo_is_loaded(monkeypatch):
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+
+    module = _plugin_module()
+    calls = []
+    monkeypatch.setattr("music_ssl.integrations.solo_learn.register", lambda: calls.append(1))
+    monkeypatch.setitem(sys.modules, "solo.methods", types.ModuleType("solo.methods"))
+
+    module.MUSICSoloSearchPathPlugin().manipulate_search_path(ConfigSearchPathImpl())
+    assert calls == [1]
+
+
+def test_plugin_warns_instead_of_breaking_hydra(monkeypatch):
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+
+    def broken_register():
+        raise ImportError("no solo here")
+
+    module = _plugin_module()
+    monkeypatch.setattr("music_ssl.integrations.solo_learn.register", broken_register)
+    monkeypatch.setitem(sys.modules, "solo.methods", types.ModuleType("solo.methods"))
+
+    with pytest.warns(UserWarning, match="could not register method=music"):
+        module.MUSICSoloSearchPathPlugin().manipulate_search_path(ConfigSearchPathImpl())
+
+
+def test_hydra_discovers_plugin_and_finds_configs_without_config_path():
+    _discovered_plugin()
+    # config_path=None is what solo-learn's @hydra.main(version_base="1.2") uses
+    with initialize(version_base="1.2", config_path=None):
+        cfg = compose(config_name="music_cifar")
+    assert cfg.method == "music"
+
+
+def test_wheel_ships_plugin_and_configs(tmp_path):
+    """The wheel holds hydra_plugins/music_ssl_solo and the YAML configs, and no top-level integrations."""
+    pytest.importorskip("setuptools")
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("music_ssl", "integrations"):
+        shutil.copytree(REPO_ROOT / name, source / name, ignore=ignore)
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0 and "No module named pip" in result.stderr:
+        pytest.skip("pip is not available in this environment")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    (wheel,) = (tmp_path / "dist").glob("music_ssl-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "hydra_plugins/music_ssl_solo/music_ssl_solo_searchpath.py" in names
+    assert "hydra_plugins/__init__.py" not in names, "hydra_plugins must stay a namespace package"
+    for config in ("music_cifar", "music_imagenet100", "music_imagenet", "music_linear"):
+        assert f"music_ssl/integrations/solo_learn/configs/{config}.yaml" in names
+    assert "music_ssl/integrations/solo_learn/music.py" in names
+    assert not any(name.startswith("integrations/") for name in names)
+    entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+    assert "music-ssl-solo = music_ssl.integrations.solo_learn.cli:main" in (
+        zipfile.ZipFile(wheel).read(entry_points).decode()
+    )

@@ -1,0 +1,43 @@
+"""``music_loss_func``: solo-learn's loss-function shape over the core; needs no solo-learn."""
+
+from __future__ import annotations
+
+import music_ssl.integrations.solo_learn.losses as losses
+import pytest
+import torch
+import torch.distributed as dist
+from music_ssl.integrations.solo_learn.losses import music_loss_func
+
+from music_ssl import MUSICOutput, music_loss
+
+KWARGS = dict(segment_dim=8, temperature=0.5, diag_weight=0.7, off_weight=1.3, inv_weight=2.0)
+
+
+def test_matches_core_loss():
+    z1, z2 = torch.randn(16, 32), torch.randn(16, 32)
+    expected = music_loss(z1, z2, **KWARGS)
+    torch.testing.assert_close(music_loss_func(z1, z2, **KWARGS), expected)
+
+
+def test_returns_terms_on_request():
+    z1, z2 = torch.randn(16, 32, requires_grad=True), torch.randn(16, 32)
+    out = music_loss_func(z1, z2, **KWARGS, return_terms=True)
+    assert isinstance(out, MUSICOutput)
+    torch.testing.assert_close(out.loss, music_loss(z1, z2, **KWARGS))
+    assert out.attribute_entropy.shape == (4,) and out.confidence.shape == (4,)
+    out.loss.backward()
+    assert z1.grad is not None
+
+
+@pytest.mark.parametrize("initialized", [False, True])
+def test_uses_global_batch_when_distributed(monkeypatch, initialized):
+    seen = {}
+
+    def fake_music_loss(z1, z2, **kwargs):
+        seen.update(kwargs)
+        return torch.zeros(())
+
+    monkeypatch.setattr(losses, "music_loss", fake_music_loss)
+    monkeypatch.setattr(dist, "is_initialized", lambda: initialized)
+    music_loss_func(torch.randn(4, 16), torch.randn(4, 16), segment_dim=8)
+    assert seen["gather_distributed"] is initialized
