@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -14,9 +15,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("hydra")
-from hydra import compose, initialize  # noqa: E402
-from hydra.core.plugins import Plugins  # noqa: E402
-from hydra.plugins.search_path_plugin import SearchPathPlugin  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PLUGIN_SOURCE = REPO_ROOT / "integrations" / "solo_learn" / "hydra_plugin" / "music_ssl_solo_searchpath.py"
@@ -33,17 +31,6 @@ def _plugin_module() -> types.ModuleType:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
-
-
-def _discovered_plugin() -> type[SearchPathPlugin]:
-    for plugin in Plugins.instance().discover(SearchPathPlugin):
-        if plugin.__module__ == PLUGIN_MODULE:
-            return plugin
-    pytest.skip(
-        "Hydra does not see hydra_plugins.music_ssl_solo: music-ssl is not installed, or installed in "
-        "setuptools' default editable mode, whose import hook hides it from Hydra's plugin scan. "
-        "Install it with `pip install .` or `pip install -e . --config-settings editable_mode=strict`."
-    )
 
 
 def test_plugin_appends_packaged_configs(monkeypatch):
@@ -87,47 +74,32 @@ def test_plugin_warns_instead_of_breaking_hydra(monkeypatch):
         module.MUSICSoloSearchPathPlugin().manipulate_search_path(ConfigSearchPathImpl())
 
 
-def test_hydra_discovers_plugin_and_finds_configs_without_config_path():
-    _discovered_plugin()
-    # config_path=None is what solo-learn's @hydra.main(version_base="1.2") uses
-    with initialize(version_base="1.2", config_path=None):
-        cfg = compose(config_name="music_cifar")
-    assert cfg.method == "music"
-
-
-def test_wheel_ships_plugin_and_configs(tmp_path):
-    """The wheel holds hydra_plugins/music_ssl_solo and the YAML configs, and no top-level integrations."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built from this checkout's sources."""
     pytest.importorskip("setuptools")
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO_ROOT / name, source / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in ("music_ssl", "integrations"):
         shutil.copytree(REPO_ROOT / name, source / name, ignore=ignore)
 
+    command = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(source),
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "dist"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [*command, "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300
     )
     if result.returncode != 0 and "No module named pip" in result.stderr:
         pytest.skip("pip is not available in this environment")
     assert result.returncode == 0, result.stderr[-2000:]
+    (built,) = (tmp_path / "dist").glob("music_ssl-*.whl")
+    return built
 
-    (wheel,) = (tmp_path / "dist").glob("music_ssl-*.whl")
+
+def test_wheel_ships_plugin_and_configs(wheel):
+    """The wheel holds hydra_plugins/music_ssl_solo and the YAML configs, and no top-level integrations."""
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "hydra_plugins/music_ssl_solo/music_ssl_solo_searchpath.py" in names
     assert "hydra_plugins/__init__.py" not in names, "hydra_plugins must stay a namespace package"
@@ -139,3 +111,26 @@ def test_wheel_ships_plugin_and_configs(tmp_path):
     assert "music-ssl-solo = music_ssl.integrations.solo_learn.cli:main" in (
         zipfile.ZipFile(wheel).read(entry_points).decode()
     )
+
+
+def test_installed_wheel_lets_hydra_find_music_cifar(wheel, tmp_path):
+    """Installed from the wheel (unpacked on PYTHONPATH, away from this checkout), Hydra discovers the
+    plugin and composes music_cifar with no config path, as solo-learn's @hydra.main does."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    script = (
+        "from hydra import compose, initialize\n"
+        "with initialize(version_base='1.2', config_path=None):\n"
+        "    cfg = compose(config_name='music_cifar')\n"
+        "print(cfg.method, cfg.method_kwargs.segment_dim)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["music", "32"]
