@@ -22,7 +22,8 @@ def triton_available(device: torch.device) -> bool:
 def resolve_implementation(implementation: str, device: torch.device) -> str:
     """Maps "auto" to the fastest implementation for `device`; rejects "triton" where it cannot run."""
     if implementation == "auto":
-        return "triton" if triton_available(device) else "chunked"
+        # Only on CUDA: on the CPU, Triton could only run in its (slow) interpreter.
+        return "triton" if device.type == "cuda" and triton_available(device) else "chunked"
     if implementation == "triton" and not triton_available(device):
         from music_ssl import triton_joint
 

@@ -1,0 +1,266 @@
+"""The Triton joint kernel against the float64 reference, on CPU tensors in Triton's interpreter.
+
+triton.language wraps its own jitted helpers when triton is imported, so TRITON_INTERPRET=1 has to be set
+before that import, for the whole process: tests/conftest.py sets it on machines without CUDA.
+
+Shapes are small and no multiples of the interpreter's 16 x 16 x 16 tiles; segments (C = 6, 8, 12) and
+bands straddle tile edges, so masks on both tile edges and block membership by global index are
+exercised, and the gradient products run with their reduction split (which the interpreter does for
+outputs of fewer than 8 tiles). Tolerance: relative error (max abs error / max abs value) <= 1e-4 in
+float32.
+"""
+
+import functools
+
+import pytest
+import torch
+
+from music_ssl import music_loss, triton_joint
+from music_ssl.functional import resolve_implementation
+from music_ssl.fused import music_loss_fused
+from music_ssl.reference import xlogx
+
+pytestmark = pytest.mark.skipif(triton_joint.triton is None, reason="triton is not installed")
+
+RTOL = 1e-4
+interpreter = pytest.mark.skipif(
+    not triton_joint.interpreter_active(),
+    reason="needs Triton's interpreter: set TRITON_INTERPRET=1 before triton is imported "
+    "(tests/conftest.py does so on machines without CUDA)",
+)
+
+
+def _rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got.double() - want.double()).abs().max() / want.double().abs().max().clamp_min(1e-30)).item()
+
+
+def _inputs(n, d, scale=2.0, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    z_a = scale * torch.randn(n, d, generator=generator)
+    z_b = scale * torch.randn(n, d, generator=generator)
+    return z_a, z_b
+
+
+def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
+    """music_loss through the Triton kernel on z (float32 or lower) vs the reference on z in float64."""
+    z32 = [z.clone().requires_grad_() for z in (z_a, z_b)]
+    joint = functools.partial(triton_joint.triton_joint_entropies, band_rows=band_rows)
+    defaults = dict(
+        temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0, gather_distributed=False
+    )
+    defaults.update(options)
+    out = music_loss_fused(*z32, segment_dim, **defaults, joint_entropies=joint)
+    grads = torch.autograd.grad(out.loss, z32)
+    z64 = [z.detach().double().requires_grad_() for z in (z_a, z_b)]
+    expected = music_loss(
+        *z64, segment_dim=segment_dim, implementation="reference", return_terms=True, **options
+    )
+    expected_grads = torch.autograd.grad(expected.loss, z64)
+    assert out.loss.dtype == torch.float32
+    for name in ("loss", "invariance", "diag", "off"):
+        want = getattr(expected, name)
+        if want.abs().item() > 0:
+            assert _rel_err(getattr(out, name), want) <= RTOL, name
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert torch.isfinite(got).all()
+        assert _rel_err(got, want) <= RTOL
+
+
+@interpreter
+@pytest.mark.parametrize(
+    "n,d,c,band_rows",
+    [
+        (37, 96, 8, None),  # one band; 8-wide segments inside 16-wide tiles, 37 = 2 * 16 + 5 samples
+        (37, 96, 8, 40),  # bands of 40 rows: a band edge cuts segment 5 and a tile
+        (20, 60, 12, None),  # segments of 12 straddle tile edges; D = 60 leaves a 12-column last tile
+        (19, 60, 6, 25),  # bands of 25 rows cut segments and tiles
+        (5, 40, 40, None),  # one segment: no off-diagonal blocks, N smaller than a tile
+    ],
+)
+def test_matches_reference_values_and_gradients(n, d, c, band_rows):
+    off_weight = 1.0 if d // c > 1 else 0.0
+    _compare_with_reference(*_inputs(n, d), c, band_rows=band_rows, off_weight=off_weight)
+
+
+@interpreter
+@pytest.mark.parametrize(
+    "temperature,weights",
+    [(0.5, (0.5, 2.0, 0.0)), (0.25, (0.0, 0.3, 1.5)), (2.0, (2.0, 0.0, 0.7))],
+)
+def test_temperatures_and_weights(temperature, weights):
+    diag_weight, off_weight, inv_weight = weights
+    _compare_with_reference(
+        *_inputs(19, 60),
+        6,
+        band_rows=32,
+        temperature=temperature,
+        diag_weight=diag_weight,
+        off_weight=off_weight,
+        inv_weight=inv_weight,
+    )
+
+
+@interpreter
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs(dtype):
+    """Half inputs are upcast before the kernel: the reference sees the same rounded values."""
+    z_a, z_b = (z.to(dtype) for z in _inputs(21, 48))
+    z = [x.clone().requires_grad_() for x in (z_a, z_b)]
+    out = music_loss(*z, segment_dim=8, implementation="triton", return_terms=True)
+    grads = torch.autograd.grad(out.loss, z)
+    z64 = [x.double().requires_grad_() for x in (z_a, z_b)]
+    expected = music_loss(*z64, segment_dim=8, implementation="reference", return_terms=True)
+    expected_grads = torch.autograd.grad(expected.loss, z64)
+    assert out.loss.dtype == torch.float32
+    assert _rel_err(out.loss, expected.loss) <= RTOL
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert got.dtype == dtype
+        # The gradients are rounded to the input dtype on the way out.
+        assert _rel_err(got, want) <= 1e-2
+
+
+def _joint_reference(p_a, p_b, rows, segment_dim, diag_coef, off_coef, grad_scale):
+    """The joint sums and their gradients from autograd in float64, written from the contract."""
+    p_a, p_b = (p.detach().double().requires_grad_() for p in (p_a, p_b))
+    n, d = p_a.shape
+    joint = p_a.T @ p_b / n
+    index = torch.arange(d)
+    same_segment = (index[:, None] // segment_dim) == (index[None, :] // segment_dim)
+    on_diagonal = index[:, None] == index[None, :]
+    terms = xlogx(joint)
+    diag_sum = terms[on_diagonal].sum()
+    off_sum = terms[~same_segment].sum()
+    objective = grad_scale * (diag_coef * diag_sum + off_coef * off_sum)
+    grad_a, grad_b = torch.autograd.grad(objective, (p_a, p_b))
+    start, stop = rows
+    return diag_sum.detach(), off_sum.detach(), grad_a[start:stop], grad_b[start:stop]
+
+
+def _probabilities(n, d, c, seed=0):
+    z_a, z_b = _inputs(n, d, seed=seed)
+    return [torch.softmax(z.reshape(n, d // c, c), dim=-1).reshape(n, d) for z in (z_a, z_b)]
+
+
+@interpreter
+@pytest.mark.parametrize("rows,band_rows", [((5, 20), 40), ((30, 37), 17), ((11, 11), 40)])
+def test_local_rows_and_grad_scale(rows, band_rows):
+    """A rank's slice of the global batch (also an empty one), with the world-size gradient factor."""
+    p_a, p_b = _probabilities(37, 96, 8)
+    got = triton_joint.triton_joint_entropies(p_a, p_b, rows, 8, 0.3, 0.02, 2.0, True, band_rows=band_rows)
+    want = _joint_reference(p_a, p_b, rows, 8, 0.3, 0.02, 2.0)
+    assert _rel_err(got[0], want[0]) <= RTOL
+    assert _rel_err(got[1], want[1]) <= RTOL
+    for grad, expected in zip(got[2:], want[2:], strict=True):
+        assert grad.shape == (rows[1] - rows[0], 96)
+        if grad.numel():
+            assert _rel_err(grad, expected) <= RTOL
+
+
+@interpreter
+@pytest.mark.parametrize(
+    "dtype,terms_tol,grads_tol", [(torch.bfloat16, 5e-4, 2e-2), (torch.float16, 1e-4, 2e-3)]
+)
+def test_16bit_operands(dtype, terms_tol, grads_tol):
+    """operand_dtype: p and dL/dP rounded to 16 bits for the products, float32 accumulation."""
+    p_a, p_b = _probabilities(37, 96, 8)
+    got = triton_joint.triton_joint_entropies(
+        p_a, p_b, (5, 20), 8, 0.3, 0.02, 2.0, True, band_rows=40, operand_dtype=dtype
+    )
+    want = _joint_reference(p_a, p_b, (5, 20), 8, 0.3, 0.02, 2.0)
+    assert _rel_err(got[0], want[0]) <= terms_tol
+    assert _rel_err(got[1], want[1]) <= terms_tol
+    for grad, expected in zip(got[2:], want[2:], strict=True):
+        assert grad.dtype == torch.float32
+        assert _rel_err(grad, expected) <= grads_tol
+
+
+@interpreter
+def test_without_gradients():
+    p_a, p_b = _probabilities(23, 60, 12)
+    diag_sum, off_sum, grad_a, grad_b = triton_joint.triton_joint_entropies(
+        p_a, p_b, (0, 23), 12, 1.0, 1.0, 1.0, False
+    )
+    want = _joint_reference(p_a, p_b, (0, 23), 12, 1.0, 1.0, 1.0)
+    assert grad_a is None and grad_b is None
+    assert _rel_err(diag_sum, want[0]) <= RTOL
+    assert _rel_err(off_sum, want[1]) <= RTOL
+
+    z_a, z_b = _inputs(23, 60)
+    with torch.no_grad():
+        out = music_loss(z_a, z_b, segment_dim=12, implementation="triton", return_terms=True)
+    expected = music_loss(z_a.double(), z_b.double(), segment_dim=12, implementation="reference")
+    assert _rel_err(out.loss, expected) <= RTOL
+
+
+@interpreter
+def test_collapse_gives_zero_and_finite_gradients():
+    """Identical one-hot codes: P has exact zeros (0 log 0 = 0) and the gradient stays finite."""
+    z = torch.zeros(18, 48)
+    z[:, ::8] = 30.0
+    z_a, z_b = z.clone().requires_grad_(), z.clone().requires_grad_()
+    out = music_loss(z_a, z_b, segment_dim=8, implementation="triton", return_terms=True)
+    out.loss.backward()
+    assert abs(out.diag.item()) < 1e-5 and abs(out.off.item()) < 1e-5
+    assert torch.isfinite(z_a.grad).all() and torch.isfinite(z_b.grad).all()
+
+
+@interpreter
+def test_gather_distributed_single_process():
+    """Without a process group, gather_distributed=True is the single-process loss."""
+    _compare_with_reference(*_inputs(13, 48), 8, gather_distributed=True)
+
+
+@interpreter
+@pytest.mark.timeout(300)
+def test_ddp_gradients_equal_single_process(tmp_path):
+    """Two gloo ranks with unequal batches; the spawned workers inherit TRITON_INTERPRET=1."""
+    if not torch.distributed.is_available():
+        pytest.skip("torch was built without torch.distributed")
+    from tests.music_ssl import test_distributed
+
+    test_distributed.test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, (7, 3), "triton")
+
+
+@interpreter
+def test_float64_inputs_use_the_chunked_path():
+    p_a, p_b = (p.double() for p in _probabilities(9, 24, 6))
+    got = triton_joint.triton_joint_entropies(p_a, p_b, (0, 9), 6, 1.0, 1.0, 1.0, True)
+    want = _joint_reference(p_a, p_b, (0, 9), 6, 1.0, 1.0, 1.0)
+    for value, expected in zip(got, want, strict=True):
+        assert value.dtype == torch.float64
+        torch.testing.assert_close(value, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_availability_on_cpu(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    cpu = torch.device("cpu")
+    assert not triton_joint.is_available(cpu)
+    assert "TRITON_INTERPRET=1" in triton_joint.unavailable_reason(cpu)
+    assert resolve_implementation("auto", cpu) == "chunked"
+    z = torch.randn(4, 16)
+    with pytest.raises(ValueError, match="implementation='triton' cannot run here: tensors are on cpu"):
+        music_loss(z, z, segment_dim=8, implementation="triton")
+    assert not triton_joint.is_available(torch.device("meta"))
+    assert "meta" in triton_joint.unavailable_reason(torch.device("meta"))
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    if triton_joint.interpreter_active():  # triton was imported with the flag set (tests/conftest.py).
+        assert triton_joint.is_available(cpu)
+        assert triton_joint.unavailable_reason(cpu) == ""
+    else:
+        assert not triton_joint.is_available(cpu)
+        assert "before the first import of triton" in triton_joint.unavailable_reason(cpu)
+
+
+def test_split_reduction_plan(monkeypatch):
+    """GPU plan: split the reduction only where the output has fewer tiles than the GPU has SMs."""
+    monkeypatch.setattr(triton_joint, "_multiprocessors", lambda device: 132)
+    cuda = torch.device("cuda")
+    # dL/dp_a of a 512-row band at N = 256, D = 8192: 8 output tiles, 16 chunks of 512.
+    assert triton_joint._k_splits(256, 512, 8192, False, cuda) == (16, 512)
+    # N = 2048: 256 tiles fill the GPU already.
+    assert triton_joint._k_splits(2048, 2048, 8192, False, cuda) == (1, 8192)
+    assert triton_joint._k_splits(256, 8192, 512, False, cuda) == (1, 512)
+    for n, d in [(256, 8192), (2048, 8192), (4096, 16384), (8, 96)]:
+        rows = triton_joint._default_band_rows(n, d)
+        assert rows == d or (rows % 256 == 0 and 512 <= rows <= 4096)
