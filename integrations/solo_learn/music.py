@@ -9,9 +9,10 @@ from typing import Any
 import omegaconf
 import torch
 import torch.nn as nn
-from music_ssl.integrations.solo_learn.losses import music_loss_func
 from solo.methods.base import BaseMethod
 from solo.utils.misc import omegaconf_select
+
+from music_ssl.integrations.solo_learn.losses import music_loss_func
 
 
 class MUSIC(BaseMethod):

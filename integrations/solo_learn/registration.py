@@ -15,8 +15,9 @@ def register() -> None:
         ValueError: if ``"music"`` is already taken by another class.
     """
 
-    from music_ssl.integrations.solo_learn.music import MUSIC
     from solo.methods import METHODS
+
+    from music_ssl.integrations.solo_learn.music import MUSIC
 
     registered = METHODS.get(METHOD_NAME)
     # compared by name, not identity: a reloaded music module may re-register its new class

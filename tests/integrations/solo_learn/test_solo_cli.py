@@ -7,6 +7,7 @@ import os
 import sys
 
 import pytest
+
 from music_ssl.integrations.solo_learn import cli
 
 

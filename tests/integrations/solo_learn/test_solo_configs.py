@@ -10,8 +10,9 @@ from importlib import resources
 import pytest
 
 omegaconf = pytest.importorskip("omegaconf")
-from music_ssl.integrations.solo_learn import CONFIG_MODULE  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
+
+from music_ssl.integrations.solo_learn import CONFIG_MODULE  # noqa: E402
 
 PRETRAIN_CONFIGS = ["music_cifar", "music_imagenet100", "music_imagenet"]
 AUGMENTATION_KEYS = {

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import music_ssl.integrations.solo_learn.losses as losses
 import pytest
 import torch
 import torch.distributed as dist
-from music_ssl.integrations.solo_learn.losses import music_loss_func
 
+import music_ssl.integrations.solo_learn.losses as losses
 from music_ssl import MUSICOutput, music_loss
+from music_ssl.integrations.solo_learn.losses import music_loss_func
 
 KWARGS = dict(segment_dim=8, temperature=0.5, diag_weight=0.7, off_weight=1.3, inv_weight=2.0)
 

@@ -13,11 +13,9 @@ pytest.importorskip(
     "to run these tests",
 )
 
-import music_ssl.integrations.solo_learn.music as music_module  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_module  # noqa: E402
 from lightning.pytorch import Trainer  # noqa: E402
-from music_ssl.integrations.solo_learn import CONFIG_MODULE, MUSIC  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from solo.args.pretrain import parse_cfg  # noqa: E402
 from solo.data.pretrain_dataloader import (  # noqa: E402
@@ -27,6 +25,9 @@ from solo.data.pretrain_dataloader import (  # noqa: E402
     prepare_dataloader,
     prepare_datasets,
 )
+
+import music_ssl.integrations.solo_learn.music as music_module  # noqa: E402
+from music_ssl.integrations.solo_learn import CONFIG_MODULE, MUSIC  # noqa: E402
 
 BATCH = 8
 LOGGED = [

@@ -20,8 +20,9 @@ import solo  # noqa: E402
 from hydra import compose, initialize  # noqa: E402
 from hydra.core.plugins import Plugins  # noqa: E402
 from hydra.plugins.search_path_plugin import SearchPathPlugin  # noqa: E402
-from music_ssl.integrations.solo_learn import MUSIC, register  # noqa: E402
 from solo.methods import METHODS, BarlowTwins  # noqa: E402
+
+from music_ssl.integrations.solo_learn import MUSIC, register  # noqa: E402
 
 PLUGIN_MODULE = "hydra_plugins.music_ssl_solo.music_ssl_solo_searchpath"
 SOLO_CHECKOUT = Path(os.environ.get("SOLO_LEARN_DIR", Path(solo.__file__).resolve().parents[1]))

@@ -1,0 +1,28 @@
+"""MUSIC for lightly users: the loss, the segmented head and the augmentations, next to lightly's own.
+
+Examples:
+    >>> from music_ssl.integrations.lightly import MUSICLoss, MUSICProjectionHead, MUSICTransform
+    >>> # Where a Barlow Twins model has BarlowTwinsProjectionHead and BarlowTwinsLoss:
+    >>> projection_head = MUSICProjectionHead(512, 2048, 2048, num_layers=3, segment_dim=32)
+    >>> criterion = MUSICLoss(segment_dim=32)
+    >>> loss = criterion(projection_head(backbone(x0)), projection_head(backbone(x1)))
+
+The ImageNet ResNet-50 benchmark method lives in `music_ssl.integrations.lightly.imagenet_resnet50`;
+`register(METHODS)` adds it to lightly's benchmark runner and `python -m
+music_ssl.integrations.lightly.run_benchmark --lightly-repo PATH ...` runs that runner with it.
+"""
+
+from music_ssl import MUSICLoss, MUSICOutput, MUSICProjectionHead
+
+from .registry import register
+from .transform import MUSICTransform, MUSICView1Transform, MUSICView2Transform
+
+__all__ = [
+    "MUSICLoss",
+    "MUSICOutput",
+    "MUSICProjectionHead",
+    "MUSICTransform",
+    "MUSICView1Transform",
+    "MUSICView2Transform",
+    "register",
+]

@@ -1,0 +1,133 @@
+# This example requires the following dependencies to be installed:
+# pip install "music-ssl[lightly]"
+
+# Note: The model and training settings do not follow the reference settings
+# from the paper. The settings are chosen such that the example can easily be
+# run on a small dataset with a single GPU.
+#
+# Usage:
+#   python music.py --dataset cifar10 --data-dir datasets/cifar10 --download
+#   python music.py --dataset fashion_mnist --data-dir datasets/fashion_mnist --download
+#   python music.py --dataset folder --data-dir path/to/images  # a folder of images, any layout lightly reads
+
+import argparse
+
+import torch
+import torchvision
+from lightly.data import LightlyDataset
+from torch import nn
+
+from music_ssl.integrations.lightly import (
+    MUSICLoss,
+    MUSICProjectionHead,
+    MUSICTransform,
+    MUSICView1Transform,
+    MUSICView2Transform,
+)
+
+
+class MUSIC(nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        # The MUSIC CIFAR-10 projector: 512-1024-1024-1024, read as 32 segments of 32 attributes.
+        self.projection_head = MUSICProjectionHead(512, 1024, 1024, num_layers=3, segment_dim=32)
+
+    def forward(self, x):
+        x = self.backbone(x).flatten(start_dim=1)
+        z = self.projection_head(x)
+        return z
+
+
+def to_rgb(image):
+    # Fashion-MNIST images are grayscale; the backbone and the color augmentations expect RGB.
+    return image.convert("RGB")
+
+
+def make_dataset(name, data_dir, transform, download):
+    if name == "cifar10":
+        return torchvision.datasets.CIFAR10(data_dir, download=download, transform=transform)
+    if name == "fashion_mnist":
+        transform = torchvision.transforms.Compose([to_rgb, transform])
+        return torchvision.datasets.FashionMNIST(data_dir, download=download, transform=transform)
+    # A folder containing images or videos.
+    return LightlyDataset(input_dir=data_dir, transform=transform)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="MUSIC with lightly and plain PyTorch.")
+    parser.add_argument("--dataset", choices=["cifar10", "fashion_mnist", "folder"], default="cifar10")
+    parser.add_argument("--data-dir", default="datasets/cifar10")
+    parser.add_argument("--download", action="store_true", help="download the torchvision dataset")
+    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    parser.add_argument("--num-workers", type=int, default=8)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    resnet = torchvision.models.resnet18()
+    backbone = nn.Sequential(*list(resnet.children())[:-1])
+    model = MUSIC(backbone)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+
+    # VICReg's asymmetric augmentations; no blur for small images.
+    transform = MUSICTransform(
+        view_1_transform=MUSICView1Transform(input_size=args.input_size, gaussian_blur=0.0),
+        view_2_transform=MUSICView2Transform(input_size=args.input_size, gaussian_blur=0.0),
+    )
+    dataset = make_dataset(args.dataset, args.data_dir, transform, args.download)
+
+    dataloader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.num_workers,
+    )
+    if len(dataloader) == 0:
+        raise ValueError(
+            f"--batch-size {args.batch_size} is larger than the dataset ({len(dataset)} images)."
+        )
+
+    criterion = MUSICLoss(segment_dim=32)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+    print("Starting Training")
+    losses = []
+    for epoch in range(args.epochs):
+        total_loss = 0
+        num_batches = 0
+        for batch in dataloader:
+            x0, x1 = batch[0]
+            x0 = x0.to(device)
+            x1 = x1.to(device)
+            z0 = model(x0)
+            z1 = model(x1)
+            out = criterion(z0, z1, return_terms=True)
+            total_loss += out.loss.detach()
+            out.loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            num_batches += 1
+            losses.append(out.loss.item())
+            if len(losses) == args.max_steps:
+                break
+        print(
+            f"epoch: {epoch:>02}, loss: {total_loss / num_batches:.5f}, "
+            f"inv: {out.invariance:.4f}, diag: {out.diag:.4f}, off: {out.off:.4f}, "
+            f"attribute entropy: {out.attribute_entropy.mean():.3f}"
+        )
+        if len(losses) == args.max_steps:
+            break
+    return losses
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+# This example requires the following dependencies to be installed:
+# pip install "music-ssl[lightly]"
+
+# Note: The model and training settings do not follow the reference settings
+# from the paper. The settings are chosen such that the example can easily be
+# run on a small dataset with a single GPU.
+#
+# Usage (one process per device; `--accelerator cpu --devices 2` runs two processes over gloo):
+#   python music.py --dataset cifar10 --data-dir datasets/cifar10 --download
+#   python music.py --dataset fashion_mnist --data-dir datasets/fashion_mnist --download
+#   python music.py --dataset folder --data-dir path/to/images  # a folder of images, any layout lightly reads
+
+import argparse
+
+import pytorch_lightning as pl
+import torch
+import torchvision
+from lightly.data import LightlyDataset
+from torch import nn
+
+from music_ssl.integrations.lightly import (
+    MUSICLoss,
+    MUSICProjectionHead,
+    MUSICTransform,
+    MUSICView1Transform,
+    MUSICView2Transform,
+)
+
+
+class MUSIC(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        resnet = torchvision.models.resnet18()
+        self.backbone = nn.Sequential(*list(resnet.children())[:-1])
+        # The MUSIC CIFAR-10 projector: 512-1024-1024-1024, read as 32 segments of 32 attributes.
+        self.projection_head = MUSICProjectionHead(512, 1024, 1024, num_layers=3, segment_dim=32)
+
+        # enable gather_distributed to estimate the joint attribute distribution over the
+        # global batch of all devices, as a single device would see it
+        self.criterion = MUSICLoss(segment_dim=32, gather_distributed=True)
+
+    def forward(self, x):
+        x = self.backbone(x).flatten(start_dim=1)
+        z = self.projection_head(x)
+        return z
+
+    def training_step(self, batch, batch_index):
+        (x0, x1) = batch[0]
+        z0 = self.forward(x0)
+        z1 = self.forward(x1)
+        out = self.criterion(z0, z1, return_terms=True)
+        # diag, off and the segment diagnostics are global already; sync_dist averages the
+        # per-device invariance term.
+        self.log("train_loss", out.loss, prog_bar=True, sync_dist=True)
+        self.log_dict(out.log_dict(prefix="train_"), sync_dist=True)
+        return out.loss
+
+    def configure_optimizers(self):
+        optim = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        return optim
+
+
+def to_rgb(image):
+    # Fashion-MNIST images are grayscale; the backbone and the color augmentations expect RGB.
+    return image.convert("RGB")
+
+
+def make_dataset(name, data_dir, transform, download):
+    if name == "cifar10":
+        return torchvision.datasets.CIFAR10(data_dir, download=download, transform=transform)
+    if name == "fashion_mnist":
+        transform = torchvision.transforms.Compose([to_rgb, transform])
+        return torchvision.datasets.FashionMNIST(data_dir, download=download, transform=transform)
+    # A folder containing images or videos.
+    return LightlyDataset(input_dir=data_dir, transform=transform)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="MUSIC with lightly and PyTorch Lightning DDP.")
+    parser.add_argument("--dataset", choices=["cifar10", "fashion_mnist", "folder"], default="cifar10")
+    parser.add_argument("--data-dir", default="datasets/cifar10")
+    parser.add_argument("--download", action="store_true", help="download the torchvision dataset")
+    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=256, help="batch size per device")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
+    parser.add_argument("--num-workers", type=int, default=8)
+    parser.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--devices", default="auto", help='number of devices (processes), or "auto"')
+    parser.add_argument("--log-dir", default=".", help="where Lightning writes logs and checkpoints")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    model = MUSIC()
+
+    # VICReg's asymmetric augmentations; no blur for small images.
+    transform = MUSICTransform(
+        view_1_transform=MUSICView1Transform(input_size=args.input_size, gaussian_blur=0.0),
+        view_2_transform=MUSICView2Transform(input_size=args.input_size, gaussian_blur=0.0),
+    )
+    dataset = make_dataset(args.dataset, args.data_dir, transform, args.download)
+
+    dataloader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.num_workers,
+    )
+
+    # Train with DDP and use Synchronized Batch Norm for a more accurate batch norm
+    # calculation (SyncBatchNorm needs GPUs). Distributed sampling gives every device a
+    # different part of the dataset.
+    devices = args.devices if args.devices == "auto" else int(args.devices)
+    trainer = pl.Trainer(
+        max_epochs=args.epochs,
+        max_steps=args.max_steps,
+        devices=devices,
+        accelerator=args.accelerator,
+        strategy="ddp",
+        sync_batchnorm=args.accelerator != "cpu",
+        use_distributed_sampler=True,
+        default_root_dir=args.log_dir,
+    )
+    trainer.fit(model=model, train_dataloaders=dataloader)
+    return trainer
+
+
+if __name__ == "__main__":
+    main()

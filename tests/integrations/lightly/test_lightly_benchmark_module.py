@@ -1,0 +1,188 @@
+"""The ImageNet ResNet-50 benchmark method trains on real images through its own transform."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("lightly", reason="pip install 'music-ssl[lightly]'")
+pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
+
+from lightly.data import LightlyDataset  # noqa: E402
+from pytorch_lightning import Trainer  # noqa: E402
+from pytorch_lightning.loggers import Logger  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from music_ssl.integrations.lightly import imagenet_resnet50  # noqa: E402
+from music_ssl.integrations.lightly.transform import (  # noqa: E402
+    MUSICTransform,
+    MUSICView1Transform,
+    MUSICView2Transform,
+)
+
+NUM_CLASSES = 10  # The online classifier reports top-5 accuracy, so it needs at least 5 classes.
+BATCH_SIZE = 8
+
+
+def small_backbone() -> nn.Module:
+    """A stand-in for ResNet-50 that keeps CPU steps at 224 px fast; returns (N, 16) features."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, kernel_size=8, stride=8),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+
+
+def small_music() -> imagenet_resnet50.MUSIC:
+    return imagenet_resnet50.MUSIC(
+        batch_size_per_device=BATCH_SIZE,
+        num_classes=NUM_CLASSES,
+        backbone=small_backbone(),
+        feature_dim=16,
+        hidden_dim=64,
+        output_dim=64,
+        segment_dim=8,
+    )
+
+
+def test_default_model_follows_the_imagenet_recipe() -> None:
+    model = imagenet_resnet50.MUSIC(batch_size_per_device=4, num_classes=NUM_CLASSES)
+    linears = [m for m in model.projection_head.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(2048, 8192), (8192, 8160)]
+    assert linears[-1].bias is None
+    assert model.projection_head.num_segments == 102
+    assert model.criterion.segment_dim == 80
+    assert model.criterion.temperature == 1.0
+    assert model.criterion.gather_distributed
+    assert model.online_classifier.feature_dim == 2048
+    features = model(torch.randn(2, 3, 64, 64))
+    assert features.shape == (2, 2048)
+
+
+def test_transform_gives_two_asymmetric_224_px_views(image_folder: Path) -> None:
+    transform = imagenet_resnet50.transform
+    assert isinstance(transform, MUSICTransform)
+    view_1, view_2 = transform.transforms
+    assert isinstance(view_1, MUSICView1Transform)
+    assert type(view_2) is MUSICView2Transform
+    dataset = LightlyDataset(input_dir=str(image_folder), transform=transform)
+    views, target, _ = dataset[0]
+    assert [view.shape for view in views] == [(3, 224, 224), (3, 224, 224)]
+    assert target == 0
+
+
+class HistogramRecorder:
+    """Stands in for TensorBoard's SummaryWriter: records add_histogram calls."""
+
+    def __init__(self) -> None:
+        self.histograms: dict[str, list[torch.Tensor]] = {}
+
+    def add_histogram(self, tag: str, values: torch.Tensor, global_step: int) -> None:
+        self.histograms.setdefault(tag, []).append(values.detach().clone())
+
+
+class RecordingLogger(Logger):
+    """A Lightning logger whose experiment records histograms, as a TensorBoardLogger's would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._experiment = HistogramRecorder()
+        self.metric_names: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    @property
+    def experiment(self) -> HistogramRecorder:
+        return self._experiment
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.metric_names.update(metrics)
+
+
+def test_trains_on_fashion_mnist_and_logs_finite_terms(image_folder: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = small_music()
+    dataset = LightlyDataset(input_dir=str(image_folder), transform=imagenet_resnet50.transform)
+    train_dataloader = DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True, drop_last=True)
+    val_dataset = LightlyDataset(
+        input_dir=str(image_folder), transform=imagenet_resnet50.transform.transforms[0]
+    )
+    val_dataloader = DataLoader(val_dataset, batch_size=BATCH_SIZE)
+    head_weight = model.projection_head.layers[0].weight.detach().clone()
+    logger = RecordingLogger()
+
+    trainer = Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        logger=logger,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, train_dataloaders=train_dataloader, val_dataloaders=val_dataloader)
+
+    assert trainer.global_step == 2
+    metrics = trainer.callback_metrics
+    for name in (
+        "train_loss",
+        "train_music_inv",
+        "train_music_diag",
+        "train_music_off",
+        "train_music_attribute_entropy",
+        "train_music_attribute_entropy_min",
+        "train_music_confidence",
+        "train_online_cls_loss",
+        "val_online_cls_top1",
+    ):
+        assert name in metrics, f"{name} not logged; logged: {sorted(metrics)}"
+        assert math.isfinite(metrics[name].item()), name
+    assert "train_music_inv" in logger.metric_names
+    # Per-segment diagnostics: one value per segment (64 / 8 = 8 segments) at every step.
+    for tag in ("train_music_segment_attribute_entropy", "train_music_segment_confidence"):
+        assert [values.shape for values in logger.experiment.histograms[tag]] == [(8,), (8,)]
+    # Entropies are in nats and bounded by log(segment_dim).
+    assert 0.0 <= metrics["train_music_attribute_entropy"].item() <= math.log(8) + 1e-5
+    assert not torch.equal(model.projection_head.layers[0].weight, head_weight)
+
+    # The recipe's optimizer: LARS at 0.6 x global batch / 256, no weight decay on norms and biases.
+    optimizer = trainer.optimizers[0]
+    assert type(optimizer).__name__ == "LARS"
+    groups = {group["name"]: group for group in optimizer.param_groups}
+    assert groups["music"]["initial_lr"] == pytest.approx(0.6 * BATCH_SIZE / 256)
+    assert groups["music"]["weight_decay"] == 1e-6
+    assert groups["music_no_weight_decay"]["weight_decay"] == 0.0
+
+    model.eval()
+    images = torch.stack([val_dataset[i][0] for i in range(4)])
+    with torch.no_grad():
+        logits = model.online_classifier(model(images))
+    assert logits.shape == (4, NUM_CLASSES)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize(
+    ("total_steps", "max_epochs", "expected"),
+    [(1000, 100, 100), (20, 1, 20), (1000, -1, 100), (1000, None, 100)],
+)
+def test_warmup_is_ten_epochs_capped_at_training_length(total_steps, max_epochs, expected) -> None:
+    assert imagenet_resnet50._warmup_steps(total_steps, max_epochs) == expected
