@@ -72,8 +72,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(method: str, n: int, d: int, segment_dim: int, device: str, dtype: str, repeats: int) -> dict:
-    """Times one method in this process; meant to run in a subprocess of its own."""
+def measure(
+    method: str,
+    n: int,
+    d: int,
+    segment_dim: int,
+    device: str,
+    dtype: str,
+    repeats: int,
+    what: tuple[str, ...] = ("time", "memory"),
+) -> dict:
+    """Times one method and/or measures its peak extra memory in this process (a subprocess of its own)."""
     dev = torch.device(device)
     torch.manual_seed(0)
     z_a = torch.randn(n, d, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
@@ -87,28 +96,32 @@ def measure(method: str, n: int, d: int, segment_dim: int, device: str, dtype: s
             z_a.grad = z_b.grad = None
             loss_fn(z_a, z_b).backward()
 
+    row: dict = {"method": method, "n": n, "d": d}
     step()  # warm-up: one-time allocations (kernels, thread pools) are not the method's memory
     _sync(dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-        before = torch.cuda.memory_allocated(dev)
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        before = _rss_kib("VmRSS") * 1024
-    step()
-    _sync(dev)
-    if dev.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(dev) - before
-    else:
-        peak = _rss_kib("VmHWM") * 1024 - before
-    times = []
-    for _ in range(repeats):
-        _sync(dev)
-        start = time.perf_counter()
+    if "memory" in what:
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+            before = torch.cuda.memory_allocated(dev)
+        else:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            before = _rss_kib("VmRSS") * 1024
         step()
         _sync(dev)
-        times.append(time.perf_counter() - start)
-    return {"method": method, "n": n, "d": d, "seconds": statistics.median(times), "peak_extra_bytes": peak}
+        if dev.type == "cuda":
+            row["peak_extra_bytes"] = torch.cuda.max_memory_allocated(dev) - before
+        else:
+            row["peak_extra_bytes"] = _rss_kib("VmHWM") * 1024 - before
+    if "time" in what:
+        times = []
+        for _ in range(repeats):
+            _sync(dev)
+            start = time.perf_counter()
+            step()
+            _sync(dev)
+            times.append(time.perf_counter() - start)
+        row["seconds"] = statistics.median(times)
+    return row
 
 
 def _run_child(method: str, n: int, d: int, args: argparse.Namespace) -> dict:
@@ -117,14 +130,24 @@ def _run_child(method: str, n: int, d: int, args: argparse.Namespace) -> dict:
         "--device", args.device, "--dtype", args.dtype, "--repeats", str(args.repeats),
         "--segment-dim", str(args.segment_dim),
     ]  # fmt: skip
-    # A fixed mmap threshold makes glibc return every large buffer to the OS when it is freed, so the
-    # resident set tracks live tensors and the peak is not hidden by memory cached from the warm-up.
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"method": method, "n": n, "d": d, "error": tail[0][:200]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    if args.device.startswith("cuda"):
+        runs = [("time,memory", os.environ)]
+    else:
+        # On the CPU, memory is measured with a fixed mmap threshold: glibc then returns every large
+        # buffer to the OS when it is freed, so the resident set tracks live tensors and the peak is not
+        # hidden by memory cached during the warm-up. That costs page faults on every allocation, so
+        # time is measured in another process with the allocator's defaults.
+        runs = [("memory", {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}), ("time", os.environ)]
+    row: dict = {"method": method, "n": n, "d": d}
+    for what, env in runs:
+        done = subprocess.run(
+            [*command, "--what", what], capture_output=True, text=True, timeout=args.timeout, env=env
+        )
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            return {"method": method, "n": n, "d": d, "error": tail[0][:200]}
+        row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    return row
 
 
 def _table(rows: list[dict]) -> str:
@@ -165,16 +188,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--out", type=Path, default=Path("results/loss_benchmark"))
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "N", "D"), help=argparse.SUPPRESS)
+    parser.add_argument("--what", default="time,memory", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
         method, n, d = args.child
-        torch.set_num_threads(torch.get_num_threads())
-        print(
-            json.dumps(
-                measure(method, int(n), int(d), args.segment_dim, args.device, args.dtype, args.repeats)
-            )
-        )
+        what = tuple(args.what.split(","))
+        row = measure(method, int(n), int(d), args.segment_dim, args.device, args.dtype, args.repeats, what)
+        print(json.dumps(row))
         return
 
     rows = []

@@ -55,7 +55,6 @@ def chunked_joint_entropies(
     batch_size, dim = p_a.shape
     segments_per_band = max(1, band_rows // segment_dim)
     rows_per_band = segments_per_band * segment_dim
-    tiny = torch.finfo(p_a.dtype).tiny
     start, stop = local_rows
     local_a, local_b = p_a[start:stop], p_b[start:stop]
     a_columns = p_a.T  # (D, N) view: a band of rows of P is a band of columns of p_a.
@@ -66,37 +65,21 @@ def chunked_joint_entropies(
     grad_a_t = p_a.new_empty((dim, stop - start)) if compute_grad else None
     grad_b = torch.zeros_like(local_b) if compute_grad else None
     joint = p_a.new_empty((rows_per_band, dim))
-    log_joint = p_a.new_empty((rows_per_band, dim))
+    grad_joint = p_a.new_empty((rows_per_band, dim))  # log P, then dL/dP, in place
     scale = grad_scale / batch_size
 
     for first in range(0, dim, rows_per_band):
         last = min(first + rows_per_band, dim)
-        rows = last - first
-        k = rows // segment_dim
-        band = joint[:rows]
-        log_band = log_joint[:rows]
+        band = joint[: last - first]
+        grad_band = grad_joint[: last - first]
         torch.addmm(band, a_columns[first:last], p_b, beta=0.0, alpha=1.0 / batch_size, out=band)
-        torch.clamp_min(band, tiny, out=log_band)
-        log_band.log_()
-
-        band_sum = torch.dot(band.view(-1), log_band.view(-1))
-        block_p = _diagonal_blocks(band, first, k, segment_dim)
-        block_log = _diagonal_blocks(log_band, first, k, segment_dim)
-        block_sum = (block_p * block_log).sum()
-        diag_log = block_log.diagonal(dim1=-2, dim2=-1)
-        diag_sum += (block_p.diagonal(dim1=-2, dim2=-1) * diag_log).sum()
-        off_sum += band_sum - block_sum
-
+        diag_part, off_part = _epilogue(
+            band, grad_band, first, segment_dim, diag_coef, off_coef, compute_grad
+        )
+        diag_sum += diag_part
+        off_sum += off_part
         if not compute_grad:
             continue
-        # dL/dP = coef * (log P + 1), with coef = off_coef off the diagonal blocks, diag_coef on the
-        # diagonal of diagonal blocks and 0 elsewhere in them. Built in place over log P, in one pass.
-        diag_grad = diag_coef * (diag_log + 1.0)
-        grad_band = torch.add(log_band.new_full((), off_coef), log_band, alpha=off_coef, out=log_band)
-        block_grad = _diagonal_blocks(grad_band, first, k, segment_dim)
-        block_grad.zero_()
-        block_grad.diagonal(dim1=-2, dim2=-1).copy_(diag_grad)
-
         # P = p_a^T p_b / N: dL/dp_a[:, band] = p_b dL/dP_band^T / N, dL/dp_b += p_a[:, band] dL/dP_band / N.
         out_rows = grad_a_t[first:last]
         torch.addmm(out_rows, grad_band, local_b.T, beta=0.0, alpha=scale, out=out_rows)
@@ -104,3 +87,36 @@ def chunked_joint_entropies(
 
     grad_a = grad_a_t.T if compute_grad else None
     return diag_sum, off_sum, grad_a, grad_b
+
+
+def _epilogue(
+    joint: Tensor,
+    grad: Tensor,
+    first: int,
+    segment_dim: int,
+    diag_coef: float,
+    off_coef: float,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor]:
+    """x log x sums of rows of P that start at row `first` (a segment boundary); writes dL/dP into `grad`.
+
+    dL/dP = coef * (log P + 1), with coef = off_coef off the diagonal blocks, diag_coef on the diagonal
+    of diagonal blocks and 0 elsewhere in them. Returns the sums over diagonal entries of diagonal blocks
+    and over off-diagonal blocks.
+    """
+    k = joint.shape[0] // segment_dim
+    log_joint = torch.clamp_min(joint, torch.finfo(joint.dtype).tiny, out=grad).log_()
+    total = torch.dot(joint.view(-1), log_joint.view(-1))
+    block_p = _diagonal_blocks(joint, first, k, segment_dim)
+    block_log = _diagonal_blocks(log_joint, first, k, segment_dim)
+    diag_log = block_log.diagonal(dim1=-2, dim2=-1).clone()
+    diag_part = (block_p.diagonal(dim1=-2, dim2=-1) * diag_log).sum()
+    off_part = total - (block_p * block_log).sum()
+    if not compute_grad:
+        return diag_part, off_part
+
+    torch.add(grad.new_full((), off_coef), log_joint, alpha=off_coef, out=grad)
+    block_grad = _diagonal_blocks(grad, first, k, segment_dim)
+    block_grad.zero_()
+    block_grad.diagonal(dim1=-2, dim2=-1).copy_(diag_log.add_(1.0).mul_(diag_coef))
+    return diag_part, off_part
