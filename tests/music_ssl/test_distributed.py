@@ -47,6 +47,8 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir):
         torch.save(
             {"grads": grads, "diag": out.diag, "off": out.off}, os.path.join(out_dir, f"rank{rank}.pt")
         )
+        # Neither rank tears down gloo (or rank 0's store) while the other still uses it.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
