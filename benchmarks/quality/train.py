@@ -1,0 +1,199 @@
+"""Self-supervised pretraining: one loop for every method, only the loss differs."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from benchmarks.quality.augment import BatchAugment
+from benchmarks.quality.config import Profile
+from benchmarks.quality.data import ImageData
+from benchmarks.quality.evaluate import extract_features, knn_classify
+from benchmarks.quality.methods import build_loss, loss_params
+from benchmarks.quality.models import SSLModel, build_backbone
+
+
+@dataclass
+class TrainResult:
+    model: SSLModel
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0  # pretraining wall time, monitor evaluations excluded
+    diverged: bool = False
+
+
+def build_model(profile: Profile, in_channels: int, segment_dim: int = 32) -> SSLModel:
+    """Backbone + the shared projector (MUSIC's head: Linear-BN-ReLU blocks, then Linear without bias).
+
+    Every method gets this same module; ``segment_dim`` only tells MUSIC's head how to read its output.
+    """
+    from music_ssl import MUSICProjectionHead
+
+    backbone = build_backbone(profile.backbone, in_channels)
+    projector = MUSICProjectionHead(
+        input_dim=backbone.out_dim,
+        hidden_dim=profile.projector_hidden_dim,
+        output_dim=profile.projector_output_dim,
+        num_layers=profile.projector_num_layers,
+        segment_dim=segment_dim,
+    )
+    return SSLModel(backbone, projector)
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def pretrain_indices(num_train: int, subset: int | None, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(num_train, generator=g)
+    return perm if subset is None else perm[: min(subset, num_train)]
+
+
+def monitor_split(data: ImageData, profile: Profile, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed + 1)
+    bank = torch.randperm(len(data.train_labels), generator=g)[: profile.monitor_bank]
+    queries = torch.randperm(len(data.test_labels), generator=g)[: profile.monitor_queries]
+    return bank, queries
+
+
+@torch.no_grad()
+def monitor_knn(model, data, augment, bank, queries, profile, device) -> float:
+    """kNN (first k) top-1 on a small bank/query pair: draws accuracy over epochs, never chooses anything."""
+    fb = extract_features(
+        model.backbone, data.train_images[bank], augment.plain, profile.feature_batch_size, device
+    )
+    fq = extract_features(
+        model.backbone, data.test_images[queries], augment.plain, profile.feature_batch_size, device
+    )
+    acc = knn_classify(
+        fb,
+        data.train_labels[bank],
+        fq,
+        data.test_labels[queries],
+        data.num_classes,
+        (profile.knn_ks[0],),
+        profile.knn_temperature,
+    )
+    return acc[profile.knn_ks[0]]
+
+
+def pretrain(
+    method: str,
+    params: dict[str, Any],
+    data: ImageData,
+    profile: Profile,
+    augment: BatchAugment,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    epochs: int | None = None,
+    monitor: bool = True,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Pretrain ``profile.backbone`` with ``method``'s loss; ``params`` holds ``lr`` and the loss options.
+
+    The seed fixes the weight initialization, the pretraining subset, the batch order and the
+    augmentations, so every method sees the same images in the same order from the same initial weights.
+    """
+    device = torch.device(device)
+    epochs = profile.epochs if epochs is None else epochs
+    lparams = loss_params(method, params)
+    torch.manual_seed(seed)
+    model = build_model(profile, data.channels, int(lparams.get("segment_dim", 32))).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = build_loss(method, lparams).to(device)
+    lr = float(params.get("lr", profile.lr)) * profile.batch_size / 256
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=profile.momentum, weight_decay=profile.weight_decay
+    )
+    images = data.train_images[pretrain_indices(len(data.train_labels), profile.pretrain_subset, seed)]
+    images = images.to(device)
+    steps_per_epoch = len(images) // profile.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size={profile.batch_size} exceeds the {len(images)} pretraining images")
+    total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+    warmup = int(profile.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, total, warmup))
+    order = torch.Generator().manual_seed(seed + 2)
+    aug_gen = torch.Generator(device=device).manual_seed(seed + 3)
+    bank, queries = monitor_split(data, profile, seed)
+    result = TrainResult(model=model)
+    if monitor:
+        result.history.append(
+            {
+                "epoch": 0,
+                "loss": None,
+                "seconds": 0.0,
+                "knn_monitor": monitor_knn(model, data, augment, bank, queries, profile, device),
+            }
+        )
+    amp = profile.mixed_precision and device.type == "cuda"
+    step = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        perm = torch.randperm(len(images), generator=order).to(device)
+        losses = []
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"{method} epoch {epoch}/{epochs}",
+            leave=False,
+            disable=not progress,
+            mininterval=2.0,
+            dynamic_ncols=True,
+        )
+        for i in bar:
+            if step >= total:
+                break
+            batch = images[perm[i * profile.batch_size : (i + 1) * profile.batch_size]]
+            x_a, x_b = augment(batch, aug_gen), augment(batch, aug_gen)
+            if device.type == "cuda":
+                x_a = x_a.contiguous(memory_format=torch.channels_last)
+                x_b = x_b.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                z_a, z_b = model(x_a), model(x_b)
+            loss = loss_fn(z_a.float(), z_b.float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(loss.detach())
+            if i % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4g}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        result.seconds += seconds
+        mean_loss = torch.stack(losses).mean().item() if losses else float("nan")
+        entry: dict[str, Any] = {"epoch": epoch, "loss": mean_loss, "seconds": seconds}
+        if not math.isfinite(mean_loss):
+            result.diverged = True
+            entry["knn_monitor"] = None
+            result.history.append(entry)
+            break
+        if monitor:
+            entry["knn_monitor"] = monitor_knn(model, data, augment, bank, queries, profile, device)
+        result.history.append(entry)
+        if step >= total:
+            break
+    model.eval()
+    return result
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+__all__ = ["TrainResult", "build_model", "pretrain", "pretrain_indices", "set_threads"]

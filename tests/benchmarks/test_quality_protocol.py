@@ -1,0 +1,178 @@
+"""The quality benchmark's protocol on a tiny budget: every method trains, evaluation and JSON are sane."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from benchmarks.quality.__main__ import main  # noqa: E402
+from benchmarks.quality.augment import AugmentConfig, BatchAugment  # noqa: E402
+from benchmarks.quality.config import get_profile  # noqa: E402
+from benchmarks.quality.data import DEBIAN_FASHION_MNIST, ImageData, load_dataset  # noqa: E402
+from benchmarks.quality.evaluate import knn_classify, linear_probe  # noqa: E402
+from benchmarks.quality.methods import METHODS  # noqa: E402
+from benchmarks.quality.run import run_benchmark  # noqa: E402
+from benchmarks.quality.train import pretrain  # noqa: E402
+from benchmarks.quality.tune import tune  # noqa: E402
+
+needs_fmnist = pytest.mark.skipif(
+    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ImageData:
+    full = load_dataset("fashion_mnist", DEBIAN_FASHION_MNIST)
+    return ImageData(
+        "tiny",
+        full.train_images[:384],
+        full.train_labels[:384],
+        full.test_images[:128],
+        full.test_labels[:128],
+        10,
+        full.class_names,
+    )
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return replace(
+        get_profile("cpu"),
+        epochs=1,
+        batch_size=64,
+        pretrain_subset=256,
+        monitor_bank=128,
+        monitor_queries=64,
+        probe_max_iter=20,
+        tune_epochs=1,
+        tune_val_size=128,
+        tune_probe_train=128,
+    )
+
+
+def test_batch_augment_shapes_and_range():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    aug = BatchAugment(AugmentConfig(blur_p=0.5, solarize_p=0.5), [0.5] * 3, [0.25] * 3)
+    out = aug(images)
+    assert out.shape == (16, 3, 32, 32) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    assert out.min() >= -2.0 - 1e-5 and out.max() <= 2.0 + 1e-5  # [0, 1] normalized by 0.5 / 0.25
+    assert not torch.allclose(aug(images), aug(images))
+
+
+def test_backbones_give_their_feature_dims():
+    from benchmarks.quality.models import build_backbone
+
+    for name, channels, size, dim in (("small_cnn", 1, 28, 256), ("resnet18", 3, 32, 512)):
+        backbone = build_backbone(name, channels)
+        assert backbone(torch.randn(2, channels, size, size)).shape == (2, dim) and backbone.out_dim == dim
+
+
+def test_probes_separate_separable_data():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 8, generator=g) * 5
+    y = torch.arange(400) % 4
+    x = centers[y] + torch.randn(400, 8, generator=g)
+    assert linear_probe(x[:300], y[:300], x[300:], y[300:], 4) > 95
+    assert knn_classify(x[:300], y[:300], x[300:], y[300:], 4, ks=(20, 200))[20] > 95
+
+
+@needs_fmnist
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_a_few_steps(method, tiny, profile):
+    aug = BatchAugment(profile.augment, *tiny.channel_stats())
+    before = [
+        p.detach().clone()
+        for p in pretrain(
+            method, {"lr": 0.1}, tiny, profile, aug, max_steps=0, monitor=False, progress=False
+        ).model.parameters()
+    ]
+    result = pretrain(method, {"lr": 0.1}, tiny, profile, aug, max_steps=3, progress=False)
+    assert not result.diverged
+    trained = [h for h in result.history if h["epoch"] > 0]
+    assert len(trained) == 1 and torch.isfinite(torch.tensor(trained[0]["loss"]))
+    assert any(not torch.equal(a, b) for a, b in zip(before, result.model.parameters(), strict=True))
+    assert 0 <= result.history[0]["knn_monitor"] <= 100
+
+
+@needs_fmnist
+def test_run_benchmark_reports_every_method_and_baseline(tiny, profile):
+    params = {m: {"lr": 0.1} for m in METHODS}
+    results, artifacts = run_benchmark(
+        tiny, profile, params, METHODS, max_steps=2, progress=False, log=lambda *_: None
+    )
+    assert set(results["methods"]) == {*METHODS, "raw_pixels", "random_init"}
+    for name, row in results["methods"].items():
+        assert 0 <= row["linear_top1"] <= 100, name
+        assert 0 <= row["knn_top1"] <= 100 and 0 <= row["knn_top1_k200"] <= 100, name
+        assert row["seconds"] >= 0
+    assert set(results["targets"]) >= {"music_ge_peers", "music_minus_raw_pixels", "met"}
+    s, c = 1024 // 32, 32
+    assert artifacts.music_probabilities.shape == (128, s, c)
+
+
+@needs_fmnist
+def test_tune_chooses_on_validation_only(tiny, profile):
+    # One method keeps this test short; the search loop is the same for every method.
+    entry = tune(tiny, profile, "tiny", ("vicreg",), progress=False, path=None, log=lambda *_: None)
+    assert set(entry["chosen"]) == {"vicreg"}
+    for method, rows in entry["trials"].items():
+        # three learning rates (+1 when the best is at an end of the grid), two loss alternatives (+1 step
+        # further when one of them won)
+        assert 5 <= len(rows) <= 7
+        assert entry["chosen"][method] in [r["params"] for r in rows]
+        assert all(0 <= r["linear_top1"] <= 100 for r in rows)
+
+
+@needs_fmnist
+def test_cli_writes_results_json_table_and_plots(tmp_path):
+    # The end-to-end command on a tiny image folder (the imagefolder reader, the CLI, the JSON, the plots).
+    from torchvision.transforms.functional import to_pil_image
+
+    full = load_dataset("fashion_mnist", DEBIAN_FASHION_MNIST)
+    root = tmp_path / "folder"
+    for split, images, labels in (
+        ("train", full.train_images, full.train_labels),
+        ("test", full.test_images, full.test_labels),
+    ):
+        for cls in range(3):
+            (root / split / str(cls)).mkdir(parents=True)
+            for i in (labels == cls).nonzero().flatten()[:16].tolist():
+                to_pil_image(images[i]).save(root / split / str(cls) / f"{i}.png")
+    out = tmp_path / "out"
+    main(
+        [
+            "--dataset",
+            "imagefolder",
+            "--data-root",
+            str(root),
+            "--out",
+            str(out),
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--no-progress",
+            "--untuned",
+            "--image-size",
+            "28",
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) >= {"methods", "config", "versions"}
+    assert set(results["methods"]) == {"music", "barlow_twins", "vicreg", "raw_pixels", "random_init"}
+    for row in results["methods"].values():
+        assert {"linear_top1", "knn_top1", "seconds"} <= set(row)
+        assert 0 <= row["linear_top1"] <= 100
+    assert results["config"]["dataset"] == "imagefolder"
+    assert "torch" in results["versions"] and "lightly" in results["versions"]
+    assert "| MUSIC (music-ssl) |" in (out / "table.md").read_text()
+    for name in ("accuracy_over_epochs", "time_per_epoch", "music_attribute_usage", "music_attribute_grid"):
+        assert (out / f"{name}.png").stat().st_size > 1000
