@@ -67,17 +67,15 @@ class MUSICProjectionHead(ProjectionHead):
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers!r}.")
         check.check_output_dim(output_dim, segment_dim)
-        dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
-        blocks: list[tuple[int, int, nn.Module | None, nn.Module | None]] = [
-            (d_in, d_out, nn.BatchNorm1d(d_out) if batch_norm else None, nn.ReLU())
-            for d_in, d_out in zip(dims[:-2], dims[1:-1], strict=True)
-        ]
-        blocks.append((dims[-2], dims[-1], None, None))
-        super().__init__(blocks)
-        # The last Linear never has a bias: it is redundant with the softmax of every segment.
-        last = self.layers[-1]
-        assert isinstance(last, nn.Linear)
-        self.layers[-1] = nn.Linear(last.in_features, last.out_features, bias=False)
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1)
+        super().__init__(
+            [
+                (d_in, d_out, nn.BatchNorm1d(d_out) if batch_norm else None, nn.ReLU())
+                for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
+            ]
+        )
+        # The last Linear has no bias: a per-attribute offset is absorbed by every segment's softmax.
+        self.layers.append(nn.Linear(dims[-1], output_dim, bias=False))
         self.segment_dim = segment_dim
         self.output_dim = output_dim
 
