@@ -16,8 +16,13 @@
 
 A configuration that runs out of memory is reported as OOM; one that would start after --budget-s
 seconds is skipped, so the whole run stays inside the device limits (designed for < 7 min on an H100).
+gpu_check.json is rewritten after every row, so a run cut short keeps what it measured.
 
     python -m benchmarks.gpu_check --out results/gpu_check      # or: bash benchmarks/gpu_check.sh
+
+`--device cpu` runs the same script on CPU tensors in Triton's interpreter (TRITON_INTERPRET=1, tiny
+shapes; wall-clock time, no memory figures): the CI rehearsal of the device run
+(tests/benchmarks/test_gpu_check.py).
 """
 
 from __future__ import annotations
@@ -74,22 +79,30 @@ def _rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
 
 def _free() -> None:
     gc.collect()
-    torch.cuda.empty_cache()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
-def _inputs(n: int, d: int, dtype: torch.dtype, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator(device="cuda").manual_seed(seed)
-    z_a = torch.randn(n, d, device="cuda", generator=generator).to(dtype)
-    z_b = (z_a.float() + torch.randn(n, d, device="cuda", generator=generator)).to(dtype)
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _inputs(
+    n: int, d: int, dtype: torch.dtype, device: str = "cuda", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator(device=device).manual_seed(seed)
+    z_a = torch.randn(n, d, device=device, generator=generator).to(dtype)
+    z_b = (z_a.float() + torch.randn(n, d, device=device, generator=generator)).to(dtype)
     return z_a, z_b
 
 
-def check_one(n: int, d: int, c: int, dtype_name: str, precision: str) -> dict:
+def check_one(n: int, d: int, c: int, dtype_name: str, precision: str, device: str = "cuda") -> dict:
     from music_ssl import music_loss
     from music_ssl.fused import music_loss_fused
     from music_ssl.triton_joint import triton_joint_entropies
 
-    z_a, z_b = _inputs(n, d, DTYPES[dtype_name])
+    z_a, z_b = _inputs(n, d, DTYPES[dtype_name], device)
     z = [x.clone().requires_grad_() for x in (z_a, z_b)]
     if precision == "tf32":
         out = music_loss(*z, segment_dim=c, implementation="triton", return_terms=True)
@@ -115,18 +128,21 @@ def check_one(n: int, d: int, c: int, dtype_name: str, precision: str) -> dict:
     return {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision, "ok": ok, **errors}
 
 
-def run_checks(deadline: float) -> list[dict]:
-    cases = [(n, d, c, dt, "tf32") for n, d, c in CHECK_SHAPES for dt in DTYPES]
-    cases.append((2048, 8192, 32, "float32", "ieee"))
-    cases += [(2048, 8192, 32, "bfloat16", "16bit"), (2048, 8160, 80, "bfloat16", "16bit")]
-    rows = []
+def run_checks(
+    shapes: list[tuple[int, int, int]], device: str, deadline: float, rows: list[dict], save
+) -> list[dict]:
+    """Appends a row per case to `rows` and calls save() after each: every shape with the default
+    products in both dtypes, then exact float32 products and 16-bit operands on the first and last."""
+    cases = [(n, d, c, dt, "tf32") for n, d, c in shapes for dt in DTYPES]
+    cases.append((*shapes[0], "float32", "ieee"))
+    cases += [(*shape, "bfloat16", "16bit") for shape in dict.fromkeys((shapes[0], shapes[-1]))]
     for n, d, c, dtype_name, precision in cases:
         base = {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision}
         if time.perf_counter() > deadline:
             rows.append({**base, "ok": None, "error": "skipped (time budget)"})
             continue
         try:
-            row = check_one(n, d, c, dtype_name, precision)
+            row = check_one(n, d, c, dtype_name, precision, device)
         except torch.cuda.OutOfMemoryError:
             row = {**base, "ok": None, "error": "OOM"}
         except Exception as error:  # Report and go on: one broken case must not lose the benchmark.
@@ -134,6 +150,7 @@ def run_checks(deadline: float) -> list[dict]:
             row = {**base, "ok": False, "error": f"{type(error).__name__}: {error}"[:300]}
         _free()
         rows.append(row)
+        save()
         print("check", json.dumps(row), flush=True)
     return rows
 
@@ -220,9 +237,15 @@ def _build_step(method: str, z_a: torch.Tensor, z_b: torch.Tensor, segment_dim: 
     return step
 
 
-def bench_one(method: str, n: int, d: int, dtype_name: str, segment_dim: int, min_seconds: float) -> dict:
+def bench_one(
+    method: str, n: int, d: int, dtype_name: str, segment_dim: int, min_seconds: float, device: str = "cuda"
+) -> dict:
+    """Median seconds of forward + backward (CUDA events; wall clock on CPU) and, on CUDA, the peak
+    memory allocated above what was allocated before the step."""
     dtype = DTYPES[dtype_name]
-    z_a, z_b = (x.requires_grad_() for x in _inputs(n, d, dtype))
+    z_a, z_b = (x.requires_grad_() for x in _inputs(n, d, dtype, device))
+    if device != "cuda":
+        return _bench_wall_clock(method, z_a, z_b, segment_dim, min_seconds)
     # The floor runs float32 products on TF32 tensor cores, as the Triton kernel does.
     with _TF32(method.endswith("+tf32") or method == "matmul_floor"):
         step = _build_step(method, z_a, z_b, segment_dim)
@@ -251,14 +274,26 @@ def bench_one(method: str, n: int, d: int, dtype_name: str, segment_dim: int, mi
     return {"seconds": statistics.median(times), "repeats": len(times), "peak_extra_bytes": peak}
 
 
-def run_benchmark(args: argparse.Namespace, deadline: float) -> list[dict]:
+def _bench_wall_clock(method: str, z_a, z_b, segment_dim: int, min_seconds: float) -> dict:
+    with _TF32(method.endswith("+tf32") or method == "matmul_floor"):
+        step = _build_step(method, z_a, z_b, segment_dim)
+        step()
+        times = []
+        while len(times) < 3 or (sum(times) < min_seconds and len(times) < 20):
+            started = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - started)
+    return {"seconds": statistics.median(times), "repeats": len(times), "peak_extra_bytes": None}
+
+
+def run_benchmark(args: argparse.Namespace, deadline: float, rows: list[dict], save) -> list[dict]:
+    """Appends a row per (shape, dtype, method) to `rows` and calls save() after each."""
     try:
         import lightly.loss  # noqa: F401
     except ImportError as error:
         lightly_error = f"lightly not importable ({error})"
     else:
         lightly_error = ""
-    rows = []
     for n, d in args.shapes:
         for dtype_name in args.dtypes:
             for method in args.methods:
@@ -273,7 +308,9 @@ def run_benchmark(args: argparse.Namespace, deadline: float) -> list[dict]:
                     try:
                         row = {
                             **base,
-                            **bench_one(method, n, d, dtype_name, args.segment_dim, args.min_seconds),
+                            **bench_one(
+                                method, n, d, dtype_name, args.segment_dim, args.min_seconds, args.device
+                            ),
                         }
                     except torch.cuda.OutOfMemoryError:
                         row = {**base, "error": "OOM"}
@@ -282,6 +319,7 @@ def run_benchmark(args: argparse.Namespace, deadline: float) -> list[dict]:
                         row = {**base, "error": f"{type(error).__name__}: {error}"[:200]}
                     _free()
                 rows.append(row)
+                save()
                 print("bench", json.dumps(row), flush=True)
     return rows
 
@@ -304,10 +342,10 @@ def _autotuned_configs() -> dict:
     """The config each autotuned kernel picked, per autotuning key."""
     from music_ssl import triton_joint
 
-    if not triton_joint._kernels.cache_info().currsize:
-        return {}
+    if triton_joint.interpreter_active():
+        return {}  # Interpreted kernels are not autotuned.
     chosen = {}
-    for kernel in triton_joint._kernels(False):
+    for kernel in (triton_joint._joint_band_kernel, triton_joint._scaled_matmul_kernel):
         name = kernel.base_fn.__name__
         chosen[name] = {str(key): str(config) for key, config in getattr(kernel, "cache", {}).items()}
     return chosen
@@ -328,8 +366,11 @@ def compile_offline(arch: int = 90) -> list[dict]:
     from music_ssl import triton_joint
 
     cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-    band_kernel = triton.jit(triton_joint._joint_band_kernel)
-    matmul_kernel = triton.jit(triton_joint._scaled_matmul_kernel)
+    if triton_joint.interpreter_active():
+        raise RuntimeError("--compile-only compiles for the GPU: unset TRITON_INTERPRET.")
+    # The autotuned kernels wrap the jitted functions that triton.compile takes.
+    band_kernel = triton_joint._joint_band_kernel.fn
+    matmul_kernel = triton_joint._scaled_matmul_kernel.fn
     aligned = [["tt.divisibility", 16]]
 
     def source(kernel, types: dict, constants: dict, unit_strides: list[str]) -> ASTSource:
@@ -431,9 +472,13 @@ def _bench_table(rows: list[dict]) -> str:
         ms = 1e3 * r["seconds"]
         vs_triton = f"{r['seconds'] / triton:.2f}x" if triton else ""
         vs_floor = f"{r['seconds'] / floor:.2f}x" if floor else ""
-        mib = r["peak_extra_bytes"] / 2**20
-        per_input = r["peak_extra_bytes"] / (r["n"] * r["d"] * 4)
-        lines.append(head + f"{ms:.2f} | {vs_triton} | {vs_floor} | {mib:.0f} | {per_input:.1f} |")
+        if r["peak_extra_bytes"] is None:
+            memory = "n/a | n/a"
+        else:
+            memory = (
+                f"{r['peak_extra_bytes'] / 2**20:.0f} | {r['peak_extra_bytes'] / (r['n'] * r['d'] * 4):.1f}"
+            )
+        lines.append(head + f"{ms:.2f} | {vs_triton} | {vs_floor} | {memory} |")
     return "\n".join(lines)
 
 
@@ -458,15 +503,26 @@ def _targets(rows: list[dict]) -> list[str]:
                 ratio = triton["seconds"] / floor["seconds"]
                 verdict = "met" if ratio <= 2 else "MISSED"
                 parts.append(f"{ratio:.2f}x the {dtype_name} matmul floor (target <= 2x: {verdict})")
-            per_input = triton["peak_extra_bytes"] / (2048 * 8192 * 4)
-            parts.append(f"peak extra memory {per_input:.1f} x N*D*4 bytes")
+            if triton["peak_extra_bytes"] is not None:
+                per_input = triton["peak_extra_bytes"] / (2048 * 8192 * 4)
+                parts.append(f"peak extra memory {per_input:.1f} x N*D*4 bytes")
             lines.append(", ".join(parts))
     return lines
 
 
-def _shape(text: str) -> tuple[int, int]:
-    n, d = text.lower().split("x")
-    return int(n), int(d)
+def _shape(text: str) -> tuple[int, ...]:
+    """'2048x8192' -> (2048, 8192); 'NxDxC' for check shapes."""
+    return tuple(int(part) for part in text.lower().split("x"))
+
+
+def _shapes(length: int):
+    def parse(text: str) -> list[tuple[int, ...]]:
+        shapes = [_shape(part) for part in text.split(",")]
+        if any(len(shape) != length for shape in shapes):
+            raise argparse.ArgumentTypeError(f"expected {'x'.join('NDC'[:length])} shapes, got {text!r}")
+        return shapes
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -476,9 +532,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="folder for gpu_check.json and gpu_check.md")
     parser.add_argument(
         "--shapes",
-        type=lambda s: [_shape(x) for x in s.split(",")],
+        type=_shapes(2),
         default=list(BENCH_SHAPES),
         help="benchmark shapes, comma-separated NxD (default: 2048x8192,256x8192,4096x16384)",
+    )
+    parser.add_argument(
+        "--check-shapes",
+        type=_shapes(3),
+        default=list(CHECK_SHAPES),
+        help="check shapes, comma-separated NxDxC (default: 2048x8192x32,256x8192x32,2048x8160x80)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="cpu: a rehearsal in Triton's interpreter (TRITON_INTERPRET=1; use tiny shapes)",
     )
     parser.add_argument(
         "--dtypes", type=lambda s: s.split(","), default=list(DTYPES), help="float32,bfloat16"
@@ -513,20 +581,20 @@ def main(argv: list[str] | None = None) -> int:
         bad = [r for r in rows if "error" in r or r.get("dot") != "wgmma" or r.get("stack_bytes", 0) > 0]
         print(f"{len(rows)} kernels compiled for sm_90; {len(bad)} failed, missed wgmma or spilled.")
         return 1 if bad else 0
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("gpu_check needs a CUDA device; torch.cuda.is_available() is False here. Nothing was run.")
         return 2
     from music_ssl import triton_joint
 
-    if not triton_joint.is_available(torch.device("cuda")):
-        print(f"The Triton kernel cannot run: {triton_joint.unavailable_reason(torch.device('cuda'))}")
+    if not triton_joint.is_available(torch.device(args.device)):
+        print(f"The Triton kernel cannot run: {triton_joint.unavailable_reason(torch.device(args.device))}")
         return 2
     started = time.perf_counter()
     deadline = started + args.budget_s
     import triton
 
     meta = {
-        "device_name": torch.cuda.get_device_name(),
+        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu (Triton interpreter)",
         "torch": torch.__version__,
         "triton": triton.__version__,
         "cuda": torch.version.cuda,
@@ -537,10 +605,20 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.gpu_check " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     print(json.dumps(meta), flush=True)
-    checks = [] if args.skip_check else run_checks(deadline)
-    bench = [] if args.skip_bench else run_benchmark(args, deadline)
+    checks, bench = [], []
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        (args.out / "gpu_check.json").write_text(
+            json.dumps({"meta": meta, "checks": checks, "bench": bench}, indent=2)
+        )
+
+    if not args.skip_check:
+        run_checks(args.check_shapes, args.device, deadline, checks, save)
+    if not args.skip_bench:
+        run_benchmark(args, deadline, bench, save)
     profile_text = ""
-    if not args.skip_bench and time.perf_counter() < deadline:
+    if not args.skip_bench and args.device == "cuda" and time.perf_counter() < deadline:
         try:
             profile_text = profile_triton(2048, 8192, args.segment_dim)
         except Exception as error:
@@ -568,10 +646,7 @@ def main(argv: list[str] | None = None) -> int:
             profile_text,
             "```",
         ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_check.json").write_text(
-        json.dumps({"meta": meta, "checks": checks, "bench": bench}, indent=2)
-    )
+    save()
     (args.out / "gpu_check.md").write_text("\n".join(report))
     print("\n".join(report), flush=True)
     failed = [c for c in checks if c.get("ok") is False]

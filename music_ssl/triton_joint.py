@@ -39,7 +39,11 @@ a verification dtype.
 
 Availability: CUDA tensors with triton importable, or CPU tensors under the interpreter
 (`TRITON_INTERPRET=1`, which must be set before triton is first imported: triton.language wraps its own
-jitted helpers at import).
+jitted helpers at import, and this module its kernels, which `music_ssl` imports only when the Triton
+path is first asked for).
+
+The two kernels share their tile product (`_tile_product`) and tile order (`_grouped_tile`), inlined by
+Triton; only their epilogues differ.
 """
 
 from __future__ import annotations
@@ -77,46 +81,107 @@ def _interpreter_flag() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on", "y")
 
 
-def _language_interpreted() -> bool:
-    """Whether triton.language was imported in interpreter mode: its own jitted helpers (tl.cdiv,
-    tl.sum, ...) are wrapped once, at import, so TRITON_INTERPRET must be set before triton is imported."""
+def _interpreted(function) -> bool:
     try:
         from triton.runtime.interpreter import InterpretedFunction
     except ImportError:
-        return _interpreter_flag()
-    return isinstance(tl.cdiv, InterpretedFunction)
+        return False
+    return isinstance(function, InterpretedFunction)
 
 
-def interpreter_active() -> bool:
-    """Whether kernels launch in Triton's interpreter (CPU tensors; for tests)."""
-    return triton is not None and _interpreter_flag() and _language_interpreted()
+def _jit(function):
+    """triton.jit, which reads TRITON_INTERPRET now (at import); the plain function without triton."""
+    return function if triton is None else triton.jit(function)
 
 
-def unavailable_reason(device: torch.device | str) -> str:
-    """Why the Triton kernel cannot run on `device` (empty when it can)."""
-    device = torch.device(device)
-    if device.type not in ("cuda", "cpu"):
-        return f"tensors are on {device.type}; the Triton kernel needs a CUDA device."
-    if triton is None:
-        return f"{_IMPORT_ERROR}; install triton (it ships with CUDA builds of torch)."
-    if device.type == "cpu" and not interpreter_active():
-        if _interpreter_flag():
-            return (
-                "tensors are on cpu and TRITON_INTERPRET=1 was set after triton was imported; set it "
-                "before the first import of triton to run the kernel in Triton's interpreter."
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Compiled offline for sm_90 (python -m
+# benchmarks.gpu_check --compile-only): every kernel lowers to wgmma without register spills; float32
+# operands use up to 192 KiB of shared memory (128 x 128 x 64, 3 stages). 4-warp 128 x 128 and
+# 128 x 256 tiles spilled in the epilogue and were left out.
+GPU_CONFIGS = (
+    (128, 128, 32, 8, 3),
+    (128, 128, 64, 8, 3),
+    (64, 256, 32, 8, 3),
+    (128, 64, 32, 4, 4),
+)
+
+
+def _autotuned(**options):
+    """triton.autotune over GPU_CONFIGS for compiled kernels; interpreted kernels get the fixed
+    interpreter blocks at launch (`_launch`)."""
+
+    def wrap(kernel):
+        if triton is None or _interpreted(kernel):
+            return kernel
+        configs = [
+            triton.Config(
+                {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=warps, num_stages=stages
             )
-        return (
-            "tensors are on cpu; Triton needs a CUDA device (or TRITON_INTERPRET=1, set before triton is "
-            "imported, to run the kernel in Triton's interpreter, for testing)."
+            for m, n, k, warps, stages in GPU_CONFIGS
+        ]
+        return triton.autotune(configs, **options)(kernel)
+
+    return wrap
+
+
+@_jit
+def _grouped_tile(num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
+    """(pid_m, pid_n) of this program: grouped order, so programs running together share strips of both
+    operands in L2."""
+    pid = tl.program_id(0)
+    pids_per_group = GROUP_M * num_pid_n
+    first_pid_m = (pid // pids_per_group) * GROUP_M
+    group_rows = tl.minimum(num_pid_m - first_pid_m, GROUP_M)
+    return first_pid_m + (pid % pids_per_group) % group_rows, (pid % pids_per_group) // group_rows
+
+
+@_jit
+def _tile_product(
+    a_ptr,
+    b_ptr,
+    rows,
+    cols,
+    k_start,
+    k_stop,
+    k_span,
+    stride_am,
+    stride_ak,
+    stride_bk,
+    stride_bn,
+    row_ok,
+    col_ok,
+    INPUT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """sum over k in [k_start, k_stop) of a[rows, k] b[k, cols], in float32; k_span >= k_stop - k_start
+    is the loop length (a multiple of BLOCK_K keeps split reductions from overlapping)."""
+    inner = tl.arange(0, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(0, k_span, BLOCK_K):
+        kk = k_start + k + inner
+        k_ok = kk < k_stop
+        a = tl.load(
+            a_ptr + rows[:, None] * stride_am + kk[None, :] * stride_ak,
+            mask=row_ok[:, None] & k_ok[None, :],
+            other=0.0,
         )
-    return ""
+        b = tl.load(
+            b_ptr + kk[:, None] * stride_bk + cols[None, :] * stride_bn,
+            mask=k_ok[:, None] & col_ok[None, :],
+            other=0.0,
+        )
+        if UPCAST:
+            a, b = a.to(tl.float32), b.to(tl.float32)
+        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+    return acc
 
 
-def is_available(device: torch.device | str) -> bool:
-    """Whether the kernel can run on `device`: CUDA with triton importable, or CPU under the interpreter."""
-    return not unavailable_reason(device)
-
-
+# Autotuning reruns a launch: the partial sums must start from zero again.
+@_autotuned(key=["n_rows", "dim", "WRITE_GRAD"], reset_to_zero=["partial_ptr"])
+@_jit
 def _joint_band_kernel(
     a_ptr,
     b_ptr,
@@ -146,38 +211,31 @@ def _joint_band_kernel(
     GROUP_M: tl.constexpr,
 ):
     """One tile of rows [row_start, row_stop) of P = a b^T / N, a and b given as (D, N) with strides."""
-    pid = tl.program_id(0)
-    num_pid_m = tl.cdiv(row_stop - row_start, BLOCK_M)
-    num_pid_n = tl.cdiv(dim, BLOCK_N)
-    # Grouped tile order: programs running together share strips of a and b in L2.
-    pids_per_group = GROUP_M * num_pid_n
-    first_pid_m = (pid // pids_per_group) * GROUP_M
-    group_rows = tl.minimum(num_pid_m - first_pid_m, GROUP_M)
-    pid_m = first_pid_m + (pid % pids_per_group) % group_rows
-    pid_n = (pid % pids_per_group) // group_rows
-
+    pid_m, pid_n = _grouped_tile(tl.cdiv(row_stop - row_start, BLOCK_M), tl.cdiv(dim, BLOCK_N), GROUP_M)
     rows = row_start + pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    samples = tl.arange(0, BLOCK_K)
     row_ok = rows < row_stop
     col_ok = cols < dim
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k in range(0, n_rows, BLOCK_K):
-        n = k + samples
-        n_ok = n < n_rows
-        a = tl.load(
-            a_ptr + rows[:, None] * stride_ad + n[None, :] * stride_an,
-            mask=row_ok[:, None] & n_ok[None, :],
-            other=0.0,
-        )
-        b = tl.load(
-            b_ptr + n[:, None] * stride_bn + cols[None, :] * stride_bd,
-            mask=n_ok[:, None] & col_ok[None, :],
-            other=0.0,
-        )
-        if UPCAST:
-            a, b = a.to(tl.float32), b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+    acc = _tile_product(
+        a_ptr,
+        b_ptr,
+        rows,
+        cols,
+        0,
+        n_rows,
+        n_rows,
+        stride_ad,
+        stride_an,
+        stride_bn,
+        stride_bd,
+        row_ok,
+        col_ok,
+        INPUT_PRECISION,
+        UPCAST,
+        BLOCK_M,
+        BLOCK_N,
+        BLOCK_K,
+    )
 
     joint = acc * inv_n
     log_joint = tl.log(tl.maximum(joint, tiny))
@@ -187,6 +245,7 @@ def _joint_band_kernel(
     on_diagonal = rows[:, None] == cols[None, :]
     diag_part = tl.sum(tl.sum(tl.where(valid & on_diagonal, xlogx, 0.0), axis=1), axis=0)
     off_part = tl.sum(tl.sum(tl.where(valid & (~same_segment), xlogx, 0.0), axis=1), axis=0)
+    pid = tl.program_id(0)
     tl.store(partial_ptr + 2 * pid, diag_part)
     tl.store(partial_ptr + 2 * pid + 1, off_part)
 
@@ -201,6 +260,9 @@ def _joint_band_kernel(
         )
 
 
+# Autotuning reruns a launch: the accumulated gradient must be restored.
+@_autotuned(key=["M", "N", "K", "ACCUMULATE"], restore_value=["c_ptr"])
+@_jit
 def _scaled_matmul_kernel(
     a_ptr,
     b_ptr,
@@ -228,86 +290,81 @@ def _scaled_matmul_kernel(
     """c (M x N) = alpha * a @ b, or c += alpha * a @ b with ACCUMULATE; any strides (transposes: views).
 
     Split K: program (pid, s) reduces over k in [s * k_chunk, (s + 1) * k_chunk) into c + s * stride_cs."""
-    pid = tl.program_id(0)
-    split = tl.program_id(1)
-    num_pid_m = tl.cdiv(M, BLOCK_M)
-    num_pid_n = tl.cdiv(N, BLOCK_N)
-    pids_per_group = GROUP_M * num_pid_n
-    first_pid_m = (pid // pids_per_group) * GROUP_M
-    group_rows = tl.minimum(num_pid_m - first_pid_m, GROUP_M)
-    pid_m = first_pid_m + (pid % pids_per_group) % group_rows
-    pid_n = (pid % pids_per_group) // group_rows
-
+    pid_m, pid_n = _grouped_tile(tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N), GROUP_M)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    inner = tl.arange(0, BLOCK_K)
     row_ok = rows < M
     col_ok = cols < N
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    k_start = split * k_chunk
-    k_stop = tl.minimum(K, k_start + k_chunk)
-    for k in range(0, k_chunk, BLOCK_K):
-        kk = k_start + k + inner
-        k_ok = kk < k_stop
-        a = tl.load(
-            a_ptr + rows[:, None] * stride_am + kk[None, :] * stride_ak,
-            mask=row_ok[:, None] & k_ok[None, :],
-            other=0.0,
-        )
-        b = tl.load(
-            b_ptr + kk[:, None] * stride_bk + cols[None, :] * stride_bn,
-            mask=k_ok[:, None] & col_ok[None, :],
-            other=0.0,
-        )
-        if UPCAST:
-            a, b = a.to(tl.float32), b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+    k_start = tl.program_id(1) * k_chunk
+    acc = _tile_product(
+        a_ptr,
+        b_ptr,
+        rows,
+        cols,
+        k_start,
+        tl.minimum(K, k_start + k_chunk),
+        k_chunk,
+        stride_am,
+        stride_ak,
+        stride_bk,
+        stride_bn,
+        row_ok,
+        col_ok,
+        INPUT_PRECISION,
+        UPCAST,
+        BLOCK_M,
+        BLOCK_N,
+        BLOCK_K,
+    )
 
     out = acc * alpha
-    c_ptrs = c_ptr + split * stride_cs + rows[:, None] * stride_cm + cols[None, :] * stride_cn
+    c_ptrs = c_ptr + tl.program_id(1) * stride_cs + rows[:, None] * stride_cm + cols[None, :] * stride_cn
     mask = row_ok[:, None] & col_ok[None, :]
     if ACCUMULATE:
         out += tl.load(c_ptrs, mask=mask, other=0.0)
     tl.store(c_ptrs, out, mask=mask)
 
 
-# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Compiled offline for sm_90 (python -m
-# benchmarks.gpu_check --compile-only): every kernel lowers to wgmma without register spills; float32
-# operands use up to 192 KiB of shared memory (128 x 128 x 64, 3 stages). 4-warp 128 x 128 and
-# 128 x 256 tiles spilled in the epilogue and were left out.
-GPU_CONFIGS = (
-    (128, 128, 32, 8, 3),
-    (128, 128, 64, 8, 3),
-    (64, 256, 32, 8, 3),
-    (128, 64, 32, 4, 4),
-)
+def _language_interpreted() -> bool:
+    """Whether triton.language was imported in interpreter mode: it wraps its own jitted helpers (tl.cdiv,
+    tl.sum, ...) once, when triton is imported."""
+    return _interpreted(tl.cdiv)
 
 
-def _gpu_configs() -> list:
-    return [
-        triton.Config(
-            {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=warps, num_stages=stages
+def interpreter_active() -> bool:
+    """Whether kernels launch in Triton's interpreter (CPU tensors; for tests): TRITON_INTERPRET=1 was set
+    when triton and this module were imported."""
+    return triton is not None and _interpreted(_joint_band_kernel) and _language_interpreted()
+
+
+def unavailable_reason(device: torch.device | str) -> str:
+    """Why the Triton kernel cannot run on `device` (empty when it can)."""
+    device = torch.device(device)
+    if device.type not in ("cuda", "cpu"):
+        return f"tensors are on {device.type}; the Triton kernel needs a CUDA device."
+    if triton is None:
+        return f"{_IMPORT_ERROR}; install triton (it ships with CUDA builds of torch)."
+    if _interpreted(_joint_band_kernel) != _language_interpreted():
+        return (
+            "TRITON_INTERPRET changed between the import of triton and of music_ssl.triton_joint; set it "
+            "(or not) before the first import of either."
         )
-        for m, n, k, warps, stages in GPU_CONFIGS
-    ]
-
-
-@functools.cache
-def _kernels(interpret: bool):
-    """The two kernels, jitted for the interpreter or autotuned for the GPU (triton.jit reads
-    TRITON_INTERPRET when it wraps a function, so they are wrapped at first use, once per mode)."""
-    band = triton.jit(_joint_band_kernel)
-    matmul = triton.jit(_scaled_matmul_kernel)
-    if not interpret:
-        # Autotuning reruns a launch: the partial sums must start from zero again, the accumulated
-        # gradient must be restored.
-        band = triton.autotune(
-            _gpu_configs(), key=["n_rows", "dim", "WRITE_GRAD"], reset_to_zero=["partial_ptr"]
-        )(band)
-        matmul = triton.autotune(_gpu_configs(), key=["M", "N", "K", "ACCUMULATE"], restore_value=["c_ptr"])(
-            matmul
+    if device.type == "cpu" and not interpreter_active():
+        if _interpreter_flag():
+            return (
+                "tensors are on cpu and TRITON_INTERPRET=1 was set after triton was imported; set it "
+                "before the first import of triton to run the kernel in Triton's interpreter."
+            )
+        return (
+            "tensors are on cpu; Triton needs a CUDA device (or TRITON_INTERPRET=1, set before triton is "
+            "imported, to run the kernel in Triton's interpreter, for testing)."
         )
-    return band, matmul
+    return ""
+
+
+def is_available(device: torch.device | str) -> bool:
+    """Whether the kernel can run on `device`: CUDA with triton importable, or CPU under the interpreter."""
+    return not unavailable_reason(device)
 
 
 def _has_tf32(device: torch.device) -> bool:
@@ -433,7 +490,6 @@ def triton_joint_entropies(
     if input_precision is None:
         input_precision = "ieee" if interpret or not _has_tf32(p_a.device) else CUDA_INPUT_PRECISION
     operands = operand_dtype if operand_dtype in (torch.float16, torch.bfloat16) else torch.float32
-    band_kernel, matmul_kernel = _kernels(interpret)
 
     # (D, N) copies: the P tiles reduce over samples, which must be the contiguous axis of both operands.
     a_t = p_a.new_empty((dim, batch_size), dtype=operands).copy_(p_a.T)
@@ -465,7 +521,7 @@ def triton_joint_entropies(
         last = min(first + rows_per_band, dim)
         rows = last - first
         _launch(
-            band_kernel,
+            _joint_band_kernel,
             interpret,
             lambda config, rows=rows: (-(-rows // config["BLOCK_M"]) * -(-dim // config["BLOCK_N"]),),
             a_t,
@@ -496,9 +552,20 @@ def triton_joint_entropies(
         band = grad_band[:rows]
         meta = {"INPUT_PRECISION": input_precision, "UPCAST": interpret}
         # dL/dp_a[:, band] = p_b dL/dP_band^T / N: a reduction over all columns of P.
-        _matmul(matmul_kernel, interpret, local_b, band.T, grad_a[:, first:last], scale, False, **meta)
+        _matmul(
+            _scaled_matmul_kernel, interpret, local_b, band.T, grad_a[:, first:last], scale, False, **meta
+        )
         # dL/dp_b += p_a[:, band] dL/dP_band / N: a reduction over the band's rows.
-        _matmul(matmul_kernel, interpret, local_a[:, first:last], band, grad_b, scale, band_index > 0, **meta)
+        _matmul(
+            _scaled_matmul_kernel,
+            interpret,
+            local_a[:, first:last],
+            band,
+            grad_b,
+            scale,
+            band_index > 0,
+            **meta,
+        )
 
     sums = partials.sum(dim=(0, 1), dtype=torch.float64).to(p_a.dtype)
     if compute_grad and local_count == 0:

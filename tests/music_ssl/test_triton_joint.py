@@ -231,25 +231,38 @@ def test_float64_inputs_use_the_chunked_path():
         torch.testing.assert_close(value, expected, rtol=1e-10, atol=1e-12)
 
 
-def test_availability_on_cpu(monkeypatch):
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+def test_availability_follows_the_mode_of_import(monkeypatch):
+    """The kernels run interpreted exactly when TRITON_INTERPRET=1 was set at import (tests/conftest.py
+    sets it on machines without CUDA); setting it later does not switch modes, and the message says so."""
     cpu = torch.device("cpu")
+    assert not triton_joint.is_available(torch.device("meta"))
+    assert "meta" in triton_joint.unavailable_reason(torch.device("meta"))
+    if triton_joint.interpreter_active():
+        monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+        assert triton_joint.is_available(cpu)
+        assert triton_joint.unavailable_reason(cpu) == ""
+        assert resolve_implementation("auto", cpu) == "chunked"  # auto never picks the interpreter.
+
+    # As on a machine where triton was imported without the flag.
+    monkeypatch.setattr(triton_joint, "_interpreted", lambda function: False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert not triton_joint.is_available(cpu)
     assert "TRITON_INTERPRET=1" in triton_joint.unavailable_reason(cpu)
     assert resolve_implementation("auto", cpu) == "chunked"
     z = torch.randn(4, 16)
     with pytest.raises(ValueError, match="implementation='triton' cannot run here: tensors are on cpu"):
         music_loss(z, z, segment_dim=8, implementation="triton")
-    assert not triton_joint.is_available(torch.device("meta"))
-    assert "meta" in triton_joint.unavailable_reason(torch.device("meta"))
-
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    if triton_joint.interpreter_active():  # triton was imported with the flag set (tests/conftest.py).
-        assert triton_joint.is_available(cpu)
-        assert triton_joint.unavailable_reason(cpu) == ""
-    else:
-        assert not triton_joint.is_available(cpu)
-        assert "before the first import of triton" in triton_joint.unavailable_reason(cpu)
+    assert not triton_joint.is_available(cpu)
+    assert "before the first import of triton" in triton_joint.unavailable_reason(cpu)
+
+
+def test_mixed_import_modes_are_refused(monkeypatch):
+    """triton imported in one mode and the kernels wrapped in the other cannot launch anywhere."""
+    kernels_interpreted = triton_joint._interpreted(triton_joint._joint_band_kernel)
+    monkeypatch.setattr(triton_joint, "_language_interpreted", lambda: not kernels_interpreted)
+    for device in ("cpu", "cuda"):
+        assert "TRITON_INTERPRET changed between the import" in triton_joint.unavailable_reason(device)
 
 
 def test_split_reduction_plan(monkeypatch):
