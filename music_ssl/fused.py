@@ -2,7 +2,9 @@
 
 The joint-entropy kernel returns the input gradients together with the loss, so the forward pass also
 finishes the chain rule through the softmax and stores dL/dz; the backward pass only scales it. Extra
-memory is O(N * D): two gradients the size of the inputs.
+memory is O(N * D): besides the kernel's own, the probabilities and the agreement distribution of the
+invariance term (3 N x D, the log-probabilities are exponentiated in place), then two gradients the size
+of the inputs, finished in place in the buffers the kernel returned.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ class JointEntropies(Protocol):
     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]: ...
 
 
-def _softmax_backward(p: Tensor, grad_p: Tensor) -> Tensor:
-    return p * (grad_p - (p * grad_p).sum(dim=-1, keepdim=True))
+def _logits_gradient(p: Tensor, grad_p: Tensor, q: Tensor, inv_coef: float, temperature: float) -> Tensor:
+    """dL/dz, in place in grad_p, from dL/dp of the joint terms (through the softmax) and the invariance
+    term, whose gradient with respect to the logits is inv_coef * (p - q)."""
+    projection = (p * grad_p).sum(dim=-1, keepdim=True)
+    grad_p.sub_(projection).mul_(p)
+    return grad_p.add_(p, alpha=inv_coef).sub_(q, alpha=inv_coef).div_(temperature)
 
 
 def _music_fused(
@@ -56,9 +62,16 @@ def _music_fused(
 
     log_p_a = torch.log_softmax(z_a.to(dtype).reshape(shape) / temperature, dim=-1)
     log_p_b = torch.log_softmax(z_b.to(dtype).reshape(shape) / temperature, dim=-1)
-    agreement = log_p_a + log_p_b
-    invariance = -torch.logsumexp(agreement, dim=-1).mean()
-    p_a, p_b = log_p_a.exp(), log_p_b.exp()
+    # L_inv = -mean log sum_c p_a p_b. Its gradient needs q = softmax(log p_a + log p_b), the agreement
+    # distribution, made in place in the buffer of log p_a + log p_b.
+    agreement_q = log_p_a + log_p_b
+    log_agreement = torch.logsumexp(agreement_q, dim=-1, keepdim=True)
+    invariance = -log_agreement.mean()
+    if compute_grad:
+        agreement_q.sub_(log_agreement).exp_()
+    else:
+        del agreement_q
+    p_a, p_b = log_p_a.exp_(), log_p_b.exp_()
 
     if gather_distributed:
         global_a, rows = distributed.gather_rows(p_a.reshape(batch_size, dim), differentiable=False)
@@ -98,16 +111,11 @@ def _music_fused(
         return (*terms, None, None)
 
     assert grad_p_a is not None and grad_p_b is not None
-    # d(-logsumexp(la + lb))/dla = -q with q = softmax(la + lb); through log_softmax that becomes p - q.
+    # d(-logsumexp(la + lb))/dla = -q; through log_softmax that becomes p - q.
     inv_coef = inv_weight * inv_scale / (batch_size * num_segments)
-    agreement_q = torch.softmax(agreement, dim=-1)
-    grad_a = _softmax_backward(p_a, grad_p_a.reshape(shape)) + inv_coef * (p_a - agreement_q)
-    grad_b = _softmax_backward(p_b, grad_p_b.reshape(shape)) + inv_coef * (p_b - agreement_q)
-    return (
-        *terms,
-        grad_a.reshape(batch_size, dim) / temperature,
-        grad_b.reshape(batch_size, dim) / temperature,
-    )
+    grad_a = _logits_gradient(p_a, grad_p_a.reshape(shape), agreement_q, inv_coef, temperature)
+    grad_b = _logits_gradient(p_b, grad_p_b.reshape(shape), agreement_q, inv_coef, temperature)
+    return (*terms, grad_a.reshape(batch_size, dim), grad_b.reshape(batch_size, dim))
 
 
 class _FusedMUSIC(torch.autograd.Function):
