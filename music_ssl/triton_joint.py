@@ -49,6 +49,7 @@ Triton; only their epilogues differ.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 
 import torch
@@ -337,6 +338,29 @@ def interpreter_active() -> bool:
     return triton is not None and _interpreted(_joint_band_kernel) and _language_interpreted()
 
 
+def _release(version: str) -> tuple[int, ...]:
+    """(3, 6) from "3.6.0", "3.6.0+git1234" or "3.6"."""
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def interpreter_defect(triton_version: str, numpy_version: str) -> str:
+    """Why Triton's interpreter cannot run these kernels with these versions (empty when it can).
+
+    Before Triton 3.7 the interpreter turned loop bounds into ints with int() on one-element arrays, which
+    numpy 2.4 refuses: every kernel with a runtime loop bound fails (triton-lang/triton#9171, fixed in
+    3.7)."""
+    if _release(triton_version) < (3, 7) and _release(numpy_version) >= (2, 4):
+        return (
+            f"Triton {triton_version}'s interpreter cannot run kernels with loops under numpy "
+            f"{numpy_version} (triton-lang/triton#9171); install triton >= 3.7 or numpy < 2.4."
+        )
+    return ""
+
+
 def unavailable_reason(device: torch.device | str) -> str:
     """Why the Triton kernel cannot run on `device` (empty when it can)."""
     device = torch.device(device)
@@ -359,6 +383,10 @@ def unavailable_reason(device: torch.device | str) -> str:
             "tensors are on cpu; Triton needs a CUDA device (or TRITON_INTERPRET=1, set before triton is "
             "imported, to run the kernel in Triton's interpreter, for testing)."
         )
+    if interpreter_active():
+        import numpy
+
+        return interpreter_defect(triton.__version__, numpy.__version__)
     return ""
 
 

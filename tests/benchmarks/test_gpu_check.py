@@ -12,9 +12,9 @@ from benchmarks import gpu_check
 from music_ssl import triton_joint
 
 interpreter = pytest.mark.skipif(
-    not triton_joint.interpreter_active(),
-    reason="needs Triton's interpreter: set TRITON_INTERPRET=1 before triton is imported "
-    "(tests/conftest.py does so on machines without CUDA)",
+    not triton_joint.is_available("cpu"),
+    reason=f"needs Triton's interpreter on CPU tensors: {triton_joint.unavailable_reason('cpu')} "
+    "(tests/conftest.py sets TRITON_INTERPRET=1 on machines without CUDA)",
 )
 
 

@@ -24,9 +24,9 @@ pytestmark = pytest.mark.skipif(triton_joint.triton is None, reason="triton is n
 
 RTOL = 1e-4
 interpreter = pytest.mark.skipif(
-    not triton_joint.interpreter_active(),
-    reason="needs Triton's interpreter: set TRITON_INTERPRET=1 before triton is imported "
-    "(tests/conftest.py does so on machines without CUDA)",
+    not triton_joint.is_available("cpu"),
+    reason=f"needs Triton's interpreter on CPU tensors: {triton_joint.unavailable_reason('cpu')} "
+    "(tests/conftest.py sets TRITON_INTERPRET=1 on machines without CUDA)",
 )
 
 
@@ -239,6 +239,7 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
     assert "meta" in triton_joint.unavailable_reason(torch.device("meta"))
     if triton_joint.interpreter_active():
         monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+        monkeypatch.setattr(triton_joint, "interpreter_defect", lambda *versions: "")
         assert triton_joint.is_available(cpu)
         assert triton_joint.unavailable_reason(cpu) == ""
         assert resolve_implementation("auto", cpu) == "chunked"  # auto never picks the interpreter.
@@ -255,6 +256,24 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert not triton_joint.is_available(cpu)
     assert "before the first import of triton" in triton_joint.unavailable_reason(cpu)
+
+
+def test_interpreter_of_old_triton_under_new_numpy_is_refused(monkeypatch):
+    """Triton < 3.7's interpreter cannot run loops under numpy >= 2.4: a clear error, not a crash in it."""
+    assert "triton-lang/triton#9171" in triton_joint.interpreter_defect("3.6.0", "2.4.6")
+    assert triton_joint.interpreter_defect("3.6.0", "2.3.5") == ""
+    assert triton_joint.interpreter_defect("3.7.0", "2.5.0") == ""
+    assert triton_joint.interpreter_defect("3.8.0+git4a5b", "2.4.0") == ""
+    if not triton_joint.interpreter_active():
+        return
+    import numpy
+
+    monkeypatch.setattr(triton_joint.triton, "__version__", "3.6.0")
+    monkeypatch.setattr(numpy, "__version__", "2.4.6")
+    assert "install triton >= 3.7 or numpy < 2.4" in triton_joint.unavailable_reason("cpu")
+    z = torch.randn(4, 16)
+    with pytest.raises(ValueError, match=r"cannot run here: Triton 3\.6\.0's interpreter"):
+        music_loss(z, z, segment_dim=8, implementation="triton")
 
 
 def test_mixed_import_modes_are_refused(monkeypatch):
