@@ -82,6 +82,15 @@ def _interpreter_flag() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on", "y")
 
 
+def _release(version: str) -> tuple[int, ...]:
+    """(3, 6) from "3.6.0", "3.6.0+git1234" or "3.6"."""
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
 def _interpreted(function) -> bool:
     try:
         from triton.runtime.interpreter import InterpretedFunction
@@ -112,8 +121,8 @@ def _autotuned(**options):
     interpreter blocks at launch (`_launch`)."""
 
     def wrap(kernel):
-        if triton is None or _interpreted(kernel):
-            return kernel
+        if triton is None or _interpreted(kernel) or _release(triton.__version__) < (3, 0):
+            return kernel  # Interpreted, or a triton too old to run it (see unavailable_reason).
         configs = [
             triton.Config(
                 {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_warps=warps, num_stages=stages
@@ -338,15 +347,6 @@ def interpreter_active() -> bool:
     return triton is not None and _interpreted(_joint_band_kernel) and _language_interpreted()
 
 
-def _release(version: str) -> tuple[int, ...]:
-    """(3, 6) from "3.6.0", "3.6.0+git1234" or "3.6"."""
-    parts = []
-    for part in version.split(".")[:2]:
-        digits = "".join(itertools.takewhile(str.isdigit, part))
-        parts.append(int(digits or 0))
-    return tuple(parts)
-
-
 def interpreter_defect(triton_version: str, numpy_version: str) -> str:
     """Why Triton's interpreter cannot run these kernels with these versions (empty when it can).
 
@@ -368,6 +368,11 @@ def unavailable_reason(device: torch.device | str) -> str:
         return f"tensors are on {device.type}; the Triton kernel needs a CUDA device."
     if triton is None:
         return f"{_IMPORT_ERROR}; install triton (it ships with CUDA builds of torch)."
+    if _release(triton.__version__) < (3, 0):
+        return (
+            f"triton {triton.__version__} is too old: the kernel needs triton >= 3.0 (tl.dot's "
+            "input_precision; it ships with torch >= 2.4)."
+        )
     if _interpreted(_joint_band_kernel) != _language_interpreted():
         return (
             "TRITON_INTERPRET changed between the import of triton and of music_ssl.triton_joint; set it "

@@ -244,7 +244,8 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
         assert triton_joint.unavailable_reason(cpu) == ""
         assert resolve_implementation("auto", cpu) == "chunked"  # auto never picks the interpreter.
 
-    # As on a machine where triton was imported without the flag.
+    # As on a machine where a recent triton was imported without the flag.
+    monkeypatch.setattr(triton_joint.triton, "__version__", "3.8.0")
     monkeypatch.setattr(triton_joint, "_interpreted", lambda function: False)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert not triton_joint.is_available(cpu)
@@ -276,9 +277,19 @@ def test_interpreter_of_old_triton_under_new_numpy_is_refused(monkeypatch):
         music_loss(z, z, segment_dim=8, implementation="triton")
 
 
+def test_triton_older_than_3_is_refused(monkeypatch):
+    monkeypatch.setattr(triton_joint.triton, "__version__", "2.1.0")
+    for device in ("cpu", "cuda"):
+        assert "triton 2.1.0 is too old: the kernel needs triton >= 3.0" in triton_joint.unavailable_reason(
+            device
+        )
+    assert resolve_implementation("auto", torch.device("cuda")) == "chunked"
+
+
 def test_mixed_import_modes_are_refused(monkeypatch):
     """triton imported in one mode and the kernels wrapped in the other cannot launch anywhere."""
     kernels_interpreted = triton_joint._interpreted(triton_joint._joint_band_kernel)
+    monkeypatch.setattr(triton_joint.triton, "__version__", "3.8.0")
     monkeypatch.setattr(triton_joint, "_language_interpreted", lambda: not kernels_interpreted)
     for device in ("cpu", "cuda"):
         assert "TRITON_INTERPRET changed between the import" in triton_joint.unavailable_reason(device)
