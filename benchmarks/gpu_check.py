@@ -83,11 +83,6 @@ def _free() -> None:
         torch.cuda.empty_cache()
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def _inputs(
     n: int, d: int, dtype: torch.dtype, device: str = "cuda", seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
