@@ -74,6 +74,8 @@ CUDA_INPUT_PRECISION = "tf32"
 # Block sizes under the interpreter: tl.dot needs >= 16 per dimension, and small tiles keep tests fast.
 _INTERPRETER_BLOCK = 16
 _INTERPRETER_GROUP = 2
+# tl.dot's input_precision arrived in Triton 3.0 (torch >= 2.4); older releases cannot compile the kernels.
+_MIN_TRITON = (3, 0)
 # Pointer offsets are int32 in the kernels.
 _MAX_ELEMENTS = 2**31 - 1
 
@@ -121,7 +123,7 @@ def _autotuned(**options):
     interpreter blocks at launch (`_launch`)."""
 
     def wrap(kernel):
-        if triton is None or _interpreted(kernel) or _release(triton.__version__) < (3, 0):
+        if triton is None or _interpreted(kernel) or _release(triton.__version__) < _MIN_TRITON:
             return kernel  # Interpreted, or a triton too old to run it (see unavailable_reason).
         configs = [
             triton.Config(
@@ -368,7 +370,7 @@ def unavailable_reason(device: torch.device | str) -> str:
         return f"tensors are on {device.type}; the Triton kernel needs a CUDA device."
     if triton is None:
         return f"{_IMPORT_ERROR}; install triton (it ships with CUDA builds of torch)."
-    if _release(triton.__version__) < (3, 0):
+    if _release(triton.__version__) < _MIN_TRITON:
         return (
             f"triton {triton.__version__} is too old: the kernel needs triton >= 3.0 (tl.dot's "
             "input_precision; it ships with torch >= 2.4)."
