@@ -16,6 +16,7 @@ def music_loss_func(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
+    implementation: str = "auto",
     return_terms: bool = False,
 ) -> torch.Tensor | MUSICOutput:
     """Computes MUSIC's loss given projected features z1 from view 1 and z2 from view 2.
@@ -32,6 +33,8 @@ def music_loss_func(
         diag_weight (float, optional): weight of the agreement (diagonal) entropy term. Defaults to 1.0.
         off_weight (float, optional): weight of the inter-segment joint entropy term. Defaults to 1.0.
         inv_weight (float, optional): weight of the per-sample invariance term. Defaults to 1.0.
+        implementation (str, optional): "auto", "reference", "chunked" or "triton", as in
+            ``music_ssl.MUSICLoss``. Defaults to "auto".
         return_terms (bool, optional): return a ``MUSICOutput`` with the loss, its three terms and
             per-segment diagnostics instead of the loss alone. Defaults to False.
 
@@ -48,5 +51,6 @@ def music_loss_func(
         off_weight=off_weight,
         inv_weight=inv_weight,
         gather_distributed=dist.is_available() and dist.is_initialized(),
+        implementation=implementation,
         return_terms=return_terms,
     )

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import combinations
 from typing import Any
 
 import omegaconf
 import torch
-import torch.nn as nn
 from solo.methods.base import BaseMethod
-from solo.utils.misc import omegaconf_select
 
+from music_ssl import MUSICProjectionHead
 from music_ssl.integrations.solo_learn.losses import music_loss_func
+from music_ssl.integrations.solo_learn.method_kwargs import resolve_method_kwargs
+from music_ssl.integrations.solo_learn.view_pairs import combine_pair_logs, view_pairs
 
 
 class MUSIC(BaseMethod):
@@ -24,36 +24,46 @@ class MUSIC(BaseMethod):
                 proj_hidden_dim (int): number of neurons of the hidden layers of the projector.
                 proj_output_dim (int): number of dimensions of projected features, a multiple of
                     segment_dim (the projection holds proj_output_dim / segment_dim segments).
-                proj_num_hidden_layers (int): number of Linear+BatchNorm+ReLU blocks before the
-                    last Linear (which has no bias). Defaults to 2.
+                proj_num_layers (int): number of Linear layers of the projector, as
+                    ``music_ssl.MUSICProjectionHead(num_layers=...)`` counts them: all but the last
+                    are followed by BatchNorm and ReLU, the last has no bias. Defaults to 3.
                 segment_dim (int): number of attributes in each segment. Defaults to 32.
                 temperature (float): temperature of the per-segment softmax. Defaults to 1.0.
                 diag_weight (float): weight of the agreement (diagonal) entropy term. Defaults to 1.0.
                 off_weight (float): weight of the inter-segment joint entropy term. Defaults to 1.0.
                 inv_weight (float): weight of the per-sample invariance term. Defaults to 1.0.
+                implementation (str): "auto", "reference", "chunked" or "triton", as in
+                    ``music_ssl.MUSICLoss``. Defaults to "auto".
+
+        Every option is checked when the method is built, by music-ssl's own checks.
+
+        Multi-crop: the loss is the mean of MUSIC over every pair of large crops and every
+        (large crop, small crop) pair, each pair with the same weight; small crops are not paired
+        with each other (see ``view_pairs``). Two large crops and no small crop give one pair, the
+        setting of solo-learn's Barlow Twins and VICReg, whose losses take exactly the first two
+        projections (``z1, z2 = out["z"]``) and never see small crops. A configuration without any
+        pair of views is refused.
         """
 
         super().__init__(cfg)
 
-        self.segment_dim: int = cfg.method_kwargs.segment_dim
-        self.temperature: float = cfg.method_kwargs.temperature
-        self.diag_weight: float = cfg.method_kwargs.diag_weight
-        self.off_weight: float = cfg.method_kwargs.off_weight
-        self.inv_weight: float = cfg.method_kwargs.inv_weight
+        kwargs = cfg.method_kwargs
+        self.segment_dim: int = kwargs.segment_dim
+        self.temperature: float = kwargs.temperature
+        self.diag_weight: float = kwargs.diag_weight
+        self.off_weight: float = kwargs.off_weight
+        self.inv_weight: float = kwargs.inv_weight
+        self.implementation: str = kwargs.implementation
+        self.view_pairs = view_pairs(self.num_large_crops, self.num_small_crops)
 
-        proj_hidden_dim: int = cfg.method_kwargs.proj_hidden_dim
-        proj_output_dim: int = cfg.method_kwargs.proj_output_dim
-        proj_num_hidden_layers: int = cfg.method_kwargs.proj_num_hidden_layers
-
-        # projector: hidden Linear+BN+ReLU blocks, then a Linear without bias whose output is
-        # read as proj_output_dim / segment_dim segments of segment_dim attribute logits
-        layers: list[nn.Module] = []
-        in_dim = self.features_dim
-        for _ in range(proj_num_hidden_layers):
-            layers += [nn.Linear(in_dim, proj_hidden_dim), nn.BatchNorm1d(proj_hidden_dim), nn.ReLU()]
-            in_dim = proj_hidden_dim
-        layers.append(nn.Linear(in_dim, proj_output_dim, bias=False))
-        self.projector = nn.Sequential(*layers)
+        # projector: its output is read as proj_output_dim / segment_dim segments of attribute logits
+        self.projector = MUSICProjectionHead(
+            input_dim=self.features_dim,
+            hidden_dim=kwargs.proj_hidden_dim,
+            output_dim=kwargs.proj_output_dim,
+            num_layers=kwargs.proj_num_layers,
+            segment_dim=kwargs.segment_dim,
+        )
 
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
@@ -68,36 +78,10 @@ class MUSIC(BaseMethod):
 
         cfg = super(MUSIC, MUSIC).add_and_assert_specific_cfg(cfg)
 
-        # is_missing on the parent node: with a dotted key OmegaConf 2.3 reports "???" as present
-        for key in ("proj_hidden_dim", "proj_output_dim"):
-            assert key in cfg.method_kwargs and not omegaconf.OmegaConf.is_missing(cfg.method_kwargs, key), (
-                f"method_kwargs.{key} is required by method=music (the projector's dimensions)"
-            )
-
-        cfg.method_kwargs.proj_num_hidden_layers = omegaconf_select(
-            cfg, "method_kwargs.proj_num_hidden_layers", 2
-        )
-        cfg.method_kwargs.segment_dim = omegaconf_select(cfg, "method_kwargs.segment_dim", 32)
-        cfg.method_kwargs.temperature = omegaconf_select(cfg, "method_kwargs.temperature", 1.0)
-        cfg.method_kwargs.diag_weight = omegaconf_select(cfg, "method_kwargs.diag_weight", 1.0)
-        cfg.method_kwargs.off_weight = omegaconf_select(cfg, "method_kwargs.off_weight", 1.0)
-        cfg.method_kwargs.inv_weight = omegaconf_select(cfg, "method_kwargs.inv_weight", 1.0)
-
-        proj_output_dim = cfg.method_kwargs.proj_output_dim
-        segment_dim = cfg.method_kwargs.segment_dim
-        assert cfg.method_kwargs.proj_num_hidden_layers >= 0, (
-            "method_kwargs.proj_num_hidden_layers must be >= 0, "
-            f"got {cfg.method_kwargs.proj_num_hidden_layers}"
-        )
-        suggestion = segment_dim * max(1, proj_output_dim // max(segment_dim, 1))
-        assert segment_dim >= 2 and proj_output_dim % segment_dim == 0, (
-            f"method_kwargs.proj_output_dim={proj_output_dim} must be a multiple of "
-            f"method_kwargs.segment_dim={segment_dim} (>= 2): MUSIC splits the projection into segments "
-            f"of segment_dim attributes, e.g. proj_output_dim={suggestion}"
-        )
-        assert cfg.method_kwargs.temperature > 0, (
-            f"method_kwargs.temperature must be > 0, got {cfg.method_kwargs.temperature}"
-        )
+        node = cfg.method_kwargs
+        given = {key: node[key] for key in node if not omegaconf.OmegaConf.is_missing(node, key)}
+        for key, value in resolve_method_kwargs(given).items():
+            node[key] = value
 
         return cfg
 
@@ -145,8 +129,8 @@ class MUSIC(BaseMethod):
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """Training step for MUSIC reusing BaseMethod training step.
 
-        The loss is averaged over every pair of large crops and, when small crops are configured,
-        over every (large crop, small crop) pair.
+        Logs the weighted mean over view pairs of ``MUSICOutput.log_dict``'s scalars, except
+        ``train_music_attribute_entropy_min``, the minimum over pairs (see ``combine_pair_logs``).
 
         Args:
             batch (Sequence[Any]): a batch of data in the format of [img_indexes, [X], Y], where
@@ -159,28 +143,27 @@ class MUSIC(BaseMethod):
 
         out = super().training_step(batch, batch_idx)
         class_loss = out["loss"]
-        large_z = out["z"][: self.num_large_crops]
-        small_z = out["z"][self.num_large_crops :]
-        pairs = list(combinations(large_z, 2)) + [(za, zb) for za in large_z for zb in small_z]
+        z = out["z"]  # large crops, then small crops
 
         # ------- music loss -------
         music_loss = 0.0
-        metrics: dict[str, torch.Tensor] = {}
-        for z1, z2 in pairs:
+        logs = []
+        for pair in self.view_pairs:
             terms = music_loss_func(
-                z1,
-                z2,
+                z[pair.first],
+                z[pair.second],
                 segment_dim=self.segment_dim,
                 temperature=self.temperature,
                 diag_weight=self.diag_weight,
                 off_weight=self.off_weight,
                 inv_weight=self.inv_weight,
+                implementation=self.implementation,
                 return_terms=True,
             )
-            music_loss = music_loss + terms.loss / len(pairs)
-            for name, value in terms.log_dict(prefix="train_").items():
-                metrics[name] = metrics.get(name, 0.0) + value.detach() / len(pairs)
+            music_loss = music_loss + pair.weight * terms.loss
+            logs.append(terms.log_dict(prefix="train_"))
 
-        self.log_dict(metrics, on_epoch=True, sync_dist=True)
+        weights = [pair.weight for pair in self.view_pairs]
+        self.log_dict(combine_pair_logs(logs, weights), on_epoch=True, sync_dist=True)
 
         return music_loss + class_loss

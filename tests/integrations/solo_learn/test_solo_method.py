@@ -27,6 +27,7 @@ from solo.data.pretrain_dataloader import (  # noqa: E402
 )
 
 import music_ssl.integrations.solo_learn.music as music_module  # noqa: E402
+from music_ssl import MUSICLoss, MUSICProjectionHead  # noqa: E402
 from music_ssl.integrations.solo_learn import CONFIG_MODULE, MUSIC  # noqa: E402
 
 BATCH = 8
@@ -75,18 +76,11 @@ def make_cfg(folder, *overrides: str, small_crops: int = 0):
 
 def test_cfg_defaults_are_filled(fashion_mnist_folder):
     cfg = make_cfg(fashion_mnist_folder)
-    for key in (
-        "proj_num_hidden_layers",
-        "segment_dim",
-        "temperature",
-        "diag_weight",
-        "off_weight",
-        "inv_weight",
-    ):
+    for key in ("proj_num_layers", "segment_dim", "temperature", "diag_weight", "off_weight", "inv_weight"):
         del cfg.method_kwargs[key]
     cfg = MUSIC.add_and_assert_specific_cfg(cfg)
     kwargs = cfg.method_kwargs
-    assert kwargs.proj_num_hidden_layers == 2 and kwargs.segment_dim == 32
+    assert kwargs.proj_num_layers == 3 and kwargs.segment_dim == 32 and kwargs.implementation == "auto"
     weights = (kwargs.temperature, kwargs.diag_weight, kwargs.off_weight, kwargs.inv_weight)
     assert weights == (1.0, 1.0, 1.0, 1.0)
 
@@ -99,27 +93,52 @@ def test_cfg_requires_projector_dims(fashion_mnist_folder, key, how):
         cfg.method_kwargs[key] = "???"
     else:
         del cfg.method_kwargs[key]
-    with pytest.raises(AssertionError, match=f"method_kwargs.{key} is required"):
+    with pytest.raises(ValueError, match=f"method_kwargs.{key} is required"):
         MUSIC.add_and_assert_specific_cfg(cfg)
 
 
-def test_cfg_rejects_output_dim_not_multiple_of_segment_dim(fashion_mnist_folder):
-    cfg = make_cfg(fashion_mnist_folder, "method_kwargs.proj_output_dim=60")
-    with pytest.raises(
-        AssertionError, match="proj_output_dim=60 must be a multiple of method_kwargs.segment_dim=8"
-    ):
+@pytest.mark.parametrize(
+    ("override", "build"),
+    [
+        ("method_kwargs.diag_weight=-1.0", lambda: MUSICLoss(diag_weight=-1.0)),
+        ("method_kwargs.off_weight=abc", lambda: MUSICLoss(off_weight="abc")),
+        ("method_kwargs.inv_weight=-2", lambda: MUSICLoss(inv_weight=-2)),
+        ("method_kwargs.temperature=0", lambda: MUSICLoss(temperature=0)),
+        ("method_kwargs.implementation=cuda", lambda: MUSICLoss(implementation="cuda")),
+        ("method_kwargs.proj_output_dim=60", lambda: MUSICProjectionHead(1, 64, 60, segment_dim=8)),
+        (
+            "method_kwargs.proj_num_layers=0",
+            lambda: MUSICProjectionHead(1, 64, 64, num_layers=0, segment_dim=8),
+        ),
+    ],
+)
+def test_bad_option_fails_when_the_method_is_built_with_the_core_message(
+    fashion_mnist_folder, override, build
+):
+    with pytest.raises((TypeError, ValueError)) as core:
+        build()
+    cfg = make_cfg(fashion_mnist_folder, override)
+    with pytest.raises(type(core.value)) as error:
+        MUSIC(cfg)
+    assert str(core.value) in str(error.value)
+
+
+def test_one_large_crop_without_small_crops_is_refused(fashion_mnist_folder):
+    cfg = make_cfg(fashion_mnist_folder, "augmentations.0.num_crops=1")
+    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (1, 0)
+    with pytest.raises(ValueError, match="needs at least one pair of views"):
         MUSIC(cfg)
 
 
-@pytest.mark.parametrize("hidden_layers", [1, 2])
-def test_projector_and_learnable_params(fashion_mnist_folder, hidden_layers):
-    model = MUSIC(make_cfg(fashion_mnist_folder, f"method_kwargs.proj_num_hidden_layers={hidden_layers}"))
-    linears = [m for m in model.projector if isinstance(m, torch.nn.Linear)]
-    assert len(linears) == hidden_layers + 1
+@pytest.mark.parametrize("num_layers", [2, 3])
+def test_projector_is_the_music_head_and_learnable(fashion_mnist_folder, num_layers):
+    model = MUSIC(make_cfg(fashion_mnist_folder, f"method_kwargs.proj_num_layers={num_layers}"))
+    assert isinstance(model.projector, MUSICProjectionHead)
+    linears = [m for m in model.projector.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == num_layers
     assert linears[0].in_features == model.features_dim
-    assert all(m.bias is not None for m in linears[:-1]) and linears[-1].bias is None
-    assert linears[-1].out_features == 64
-    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model.projector) == hidden_layers
+    assert linears[-1].out_features == 64 and linears[-1].bias is None
+    assert model.projector.num_segments == 64 // 8
     names = [group["name"] for group in model.learnable_params]
     assert names == ["backbone", "classifier", "projector"]
 
@@ -138,16 +157,17 @@ def test_training_step_averages_over_large_and_small_crop_pairs(fashion_mnist_fo
     assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (2, 2)
     model = MUSIC(cfg)
 
-    pairs, losses = [], []
+    pairs, outputs, logged = [], [], {}
     original = music_module.music_loss_func
 
     def recording(z1, z2, **kwargs):
         out = original(z1, z2, **kwargs)
         pairs.append((z1, z2))
-        losses.append(out.loss)
+        outputs.append(out)
         return out
 
     monkeypatch.setattr(music_module, "music_loss_func", recording)
+    monkeypatch.setattr(model, "log_dict", lambda metrics, **kwargs: logged.update(metrics))
     # projections in crop order: large 1, large 2 (forward), small 1, small 2 (multicrop_forward)
     projections = []
     model.projector.register_forward_hook(lambda module, inputs, output: projections.append(output))
@@ -156,14 +176,19 @@ def test_training_step_averages_over_large_and_small_crop_pairs(fashion_mnist_fo
     batch = [torch.arange(BATCH), large + small, torch.randint(0, 5, (BATCH,))]
     loss = model.training_step(batch, 0)
 
-    # (large 1, large 2) then every (large, small) pair
+    # (large 1, large 2) then every (large, small) pair, each with weight 1/5
     crop = {id(z): i for i, z in enumerate(projections)}
     assert [(crop[id(z1)], crop[id(z2)]) for z1, z2 in pairs] == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)]
     assert loss.ndim == 0 and torch.isfinite(loss)
-    class_loss = loss - torch.stack(losses).mean()
+    music_loss = torch.stack([out.loss for out in outputs]).mean()
+    torch.testing.assert_close(logged["train_music_loss"], music_loss.detach())
+    class_loss = loss - music_loss
     assert 0 < class_loss.item() < 10 * math.log(5)
+    # the least used segment of any pair, not a mean of the pairs' minima
+    lowest = torch.stack([out.attribute_entropy.min() for out in outputs]).min()
+    torch.testing.assert_close(logged["train_music_attribute_entropy_min"], lowest)
     loss.backward()
-    assert model.projector[0].weight.grad is not None
+    assert model.projector.layers[0].weight.grad is not None
 
 
 def test_fast_dev_run_fit_on_fashion_mnist(fashion_mnist_folder):

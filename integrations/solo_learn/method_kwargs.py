@@ -1,0 +1,108 @@
+"""``method_kwargs`` of ``method=music``: defaults and validation, without solo-learn.
+
+The solo method calls `resolve_method_kwargs` from its config hook, so a bad option fails when the
+method is built, with the message of music-ssl's own checks, instead of at the first training step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from music_ssl import MUSICProjectionHead
+from music_ssl import _validation as check
+
+REQUIRED = ("proj_hidden_dim", "proj_output_dim")
+
+# proj_num_layers counts Linear layers, as MUSICProjectionHead's num_layers does: 3 is solo-learn's
+# Barlow Twins / VICReg projector shape (two Linear+BatchNorm+ReLU blocks, then the output Linear).
+DEFAULTS: dict[str, Any] = {
+    "proj_num_layers": 3,
+    "segment_dim": 32,
+    "temperature": 1.0,
+    "diag_weight": 1.0,
+    "off_weight": 1.0,
+    "inv_weight": 1.0,
+    "implementation": "auto",
+}
+
+ACCEPTED = (*REQUIRED, *DEFAULTS)
+
+
+def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Fills the defaults of ``method_kwargs`` and checks every option with music-ssl's own checks.
+
+    Args:
+        method_kwargs: the ``method_kwargs`` node of a solo-learn config, as a mapping. A key whose
+            value is OmegaConf's ``???`` must be left out by the caller (it counts as absent).
+
+    Returns:
+        dict[str, Any]: every key of `ACCEPTED`, the given values first, then the `DEFAULTS`, with
+        numbers normalised as the core normalises them (weights and temperature as floats); other
+        given keys are returned unchanged.
+
+    Warns:
+        UserWarning: for keys that are not options of method=music (another method's options, kept
+            when a solo-learn config of that method is run with ``method=music``, or a typo).
+
+    Raises:
+        ValueError: if a required key is absent or a value is out of range.
+        TypeError: if a value has the wrong type.
+    """
+
+    if "proj_num_hidden_layers" in method_kwargs:
+        hidden = method_kwargs["proj_num_hidden_layers"]
+        suggestion = hidden + 1 if isinstance(hidden, int) and not isinstance(hidden, bool) else "N"
+        raise ValueError(
+            f"method_kwargs.proj_num_hidden_layers={hidden!r} is not an option of method=music: the "
+            "projector's depth is method_kwargs.proj_num_layers, the number of Linear layers as in "
+            f"music_ssl.MUSICProjectionHead(num_layers=...); use proj_num_layers={suggestion}."
+        )
+    unknown = sorted(set(method_kwargs) - set(ACCEPTED))
+    if unknown:
+        # Not an error: another method's config run with method=music keeps that method's options.
+        warnings.warn(
+            f"method_kwargs {unknown} are not options of method=music and are ignored; "
+            f"its options are {list(ACCEPTED)}.",
+            stacklevel=2,
+        )
+    missing = [key for key in REQUIRED if key not in method_kwargs]
+    if missing:
+        raise ValueError(
+            f"method_kwargs.{missing[0]} is required by method=music (the projector's dimensions); "
+            f"set it in the config, e.g. method_kwargs.{missing[0]}=1024."
+        )
+
+    kwargs = {**DEFAULTS, **method_kwargs}
+    try:
+        kwargs["segment_dim"] = check.check_segment_dim(kwargs["segment_dim"])
+        kwargs["temperature"] = check.check_temperature(kwargs["temperature"])
+        for name in ("diag_weight", "off_weight", "inv_weight"):
+            kwargs[name] = check.check_weight(name, kwargs[name])
+        kwargs["implementation"] = check.check_implementation(kwargs["implementation"])
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"method_kwargs of method=music: {error}") from error
+    try:
+        # Built on the meta device: the head's own checks run, no weight is allocated. input_dim is
+        # the backbone's, known only when the method is built; any valid value checks the rest.
+        with torch.device("meta"):
+            head = MUSICProjectionHead(
+                input_dim=1,
+                hidden_dim=kwargs["proj_hidden_dim"],
+                output_dim=kwargs["proj_output_dim"],
+                num_layers=kwargs["proj_num_layers"],
+                segment_dim=kwargs["segment_dim"],
+            )
+    except (TypeError, ValueError) as error:
+        raise type(error)(
+            f"method_kwargs of method=music: {error} (proj_hidden_dim, proj_output_dim and "
+            "proj_num_layers are MUSICProjectionHead's hidden_dim, output_dim and num_layers)"
+        ) from error
+    try:
+        check.check_segments(head.num_segments, kwargs["off_weight"])
+    except ValueError as error:
+        raise ValueError(f"method_kwargs of method=music: {error}") from error
+    return kwargs
