@@ -9,13 +9,25 @@ Examples:
 
 The ImageNet ResNet-50 benchmark method lives in `music_ssl.integrations.lightly.imagenet_resnet50`;
 `register(METHODS)` adds it to lightly's benchmark runner and `python -m
-music_ssl.integrations.lightly.run_benchmark --lightly-repo PATH ...` runs that runner with it.
+music_ssl.integrations.lightly.run_benchmark --lightly-repo PATH ...` runs that runner with it. The
+recipe it follows is in `music_ssl.integrations.lightly.recipe`.
+
+Importing this package does not import lightly: the transforms are loaded on first access, so the
+recipe can be read (and tested) without lightly installed.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from music_ssl import MUSICLoss, MUSICOutput, MUSICProjectionHead
 
 from .registry import register
-from .transform import MUSICTransform, MUSICView1Transform, MUSICView2Transform
+
+if TYPE_CHECKING:
+    from .transform import MUSICTransform, MUSICView1Transform, MUSICView2Transform
+
+_TRANSFORMS = ("MUSICTransform", "MUSICView1Transform", "MUSICView2Transform")
 
 __all__ = [
     "MUSICLoss",
@@ -26,3 +38,11 @@ __all__ = [
     "MUSICView2Transform",
     "register",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRANSFORMS:
+        from . import transform
+
+        return getattr(transform, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,9 +3,9 @@
 Follows the contract of the runner's per-method modules: a module-level `transform` and a
 LightningModule built as `MUSIC(batch_size_per_device, num_classes)` whose `forward` returns backbone
 features and which trains an `online_classifier` on them. Settings are the MUSIC authors' ImageNet
-recipe: projector 2048-8192-8160 read as 102 segments of 80 attributes, temperature 1, LARS with base
-learning rate 0.6 x global batch / 256 and weight decay 1e-6, 10 warm-up epochs then cosine decay,
-VICReg's asymmetric augmentations.
+recipe, kept in `recipe.py`: projector 2048-8192-8160 read as 102 segments of 80 attributes,
+temperature 1, LARS with base learning rate 0.6 x global batch / 256 and weight decay 1e-6, 10 warm-up
+epochs then cosine decay, VICReg's asymmetric augmentations.
 """
 
 from __future__ import annotations
@@ -22,11 +22,8 @@ from torchvision.models import resnet50
 
 from music_ssl import MUSICLoss, MUSICOutput, MUSICProjectionHead
 
+from . import recipe
 from .transform import MUSICTransform
-
-BASE_LEARNING_RATE = 0.6
-WEIGHT_DECAY = 1e-6
-WARMUP_EPOCHS = 10
 
 
 class MUSIC(LightningModule):
@@ -61,10 +58,10 @@ class MUSIC(LightningModule):
         batch_size_per_device: int,
         num_classes: int,
         backbone: Module | None = None,
-        feature_dim: int = 2048,
-        hidden_dim: int = 8192,
-        output_dim: int = 8160,
-        segment_dim: int = 80,
+        feature_dim: int = recipe.FEATURE_DIM,
+        hidden_dim: int = recipe.HIDDEN_DIM,
+        output_dim: int = recipe.OUTPUT_DIM,
+        segment_dim: int = recipe.SEGMENT_DIM,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
@@ -79,10 +76,12 @@ class MUSIC(LightningModule):
             input_dim=feature_dim,
             hidden_dim=hidden_dim,
             output_dim=output_dim,
-            num_layers=2,
+            num_layers=recipe.NUM_LAYERS,
             segment_dim=segment_dim,
         )
-        self.criterion = MUSICLoss(segment_dim=segment_dim, gather_distributed=True)
+        self.criterion = MUSICLoss(
+            segment_dim=segment_dim, temperature=recipe.TEMPERATURE, gather_distributed=True
+        )
 
         self.online_classifier = OnlineLinearClassifier(feature_dim=feature_dim, num_classes=num_classes)
 
@@ -131,7 +130,6 @@ class MUSIC(LightningModule):
         return cls_loss
 
     def configure_optimizers(self):
-        global_batch_size = self.batch_size_per_device * self.trainer.world_size
         # As in VICReg's LARS: batch norm and bias parameters get neither weight decay nor the trust
         # ratio (lightly's LARS skips it for groups with weight_decay=0).
         params, params_no_weight_decay = get_weight_decay_parameters([self.backbone, self.projection_head])
@@ -145,28 +143,20 @@ class MUSIC(LightningModule):
                     "weight_decay": 0.0,
                 },
             ],
-            lr=BASE_LEARNING_RATE * global_batch_size / 256,
-            momentum=0.9,
-            weight_decay=WEIGHT_DECAY,
+            lr=recipe.learning_rate(self.batch_size_per_device, self.trainer.world_size),
+            momentum=recipe.MOMENTUM,
+            weight_decay=recipe.WEIGHT_DECAY,
         )
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = {
             "scheduler": CosineWarmupScheduler(
                 optimizer=optimizer,
-                warmup_epochs=_warmup_steps(total_steps, self.trainer.max_epochs),
+                warmup_epochs=recipe.warmup_steps(total_steps, self.trainer.max_epochs),
                 max_epochs=total_steps,
             ),
             "interval": "step",
         }
         return [optimizer], [scheduler]
-
-
-def _warmup_steps(total_steps: int, max_epochs: int | None) -> int:
-    """Steps of the 10 warm-up epochs; 10% of training when the trainer is bounded by steps only."""
-    if max_epochs is None or max_epochs <= 0:
-        return int(0.1 * total_steps)
-    # lightly's CosineWarmupScheduler rejects a warm-up longer than training, as in runs under 10 epochs.
-    return min(int(total_steps / max_epochs * WARMUP_EPOCHS), total_steps)
 
 
 # VICReg's asymmetric augmentations at 224 px, as the MUSIC authors used on ImageNet.

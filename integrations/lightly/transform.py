@@ -6,6 +6,8 @@ from lightly.transforms.multi_view_transform import MultiViewTransform
 from lightly.transforms.utils import IMAGENET_NORMALIZE
 from lightly.transforms.vicreg_transform import VICRegViewTransform
 
+from . import recipe
+
 
 class MUSICView1Transform(VICRegViewTransform):
     """First view for MUSIC: always blurred, never solarized.
@@ -15,39 +17,22 @@ class MUSICView1Transform(VICRegViewTransform):
     blur with p=1.0 and no solarization on the first view. lightly's `VICRegTransform` applies
     one symmetric view transform twice, so the two views are spelled out here.
 
-    All keyword arguments of `VICRegViewTransform` are accepted; only the defaults differ.
+    All keyword arguments of `VICRegViewTransform` are accepted; only the defaults differ (they are
+    `recipe.VIEW_1`).
 
     - [0]: VICReg, 2022, https://arxiv.org/abs/2105.04906
     """
 
-    def __init__(
-        self,
-        input_size: int = 224,
-        cj_strength: float = 0.5,
-        min_scale: float = 0.08,
-        gaussian_blur: float = 1.0,
-        solarize_prob: float = 0.0,
-        sigmas: tuple[float, float] = (0.1, 2.0),
-        normalize: dict[str, list[float]] | None = IMAGENET_NORMALIZE,
-        **kwargs,
-    ) -> None:
-        super().__init__(
-            input_size=input_size,
-            cj_strength=cj_strength,
-            min_scale=min_scale,
-            gaussian_blur=gaussian_blur,
-            solarize_prob=solarize_prob,
-            sigmas=sigmas,
-            normalize=normalize,
-            **kwargs,
-        )
+    defaults = recipe.VIEW_1
+
+    def __init__(self, normalize: dict[str, list[float]] | None = IMAGENET_NORMALIZE, **kwargs) -> None:
+        super().__init__(normalize=normalize, **{**self.defaults, **kwargs})
 
 
 class MUSICView2Transform(MUSICView1Transform):
     """Second view for MUSIC: rarely blurred (p=0.1), solarized with p=0.2."""
 
-    def __init__(self, gaussian_blur: float = 0.1, solarize_prob: float = 0.2, **kwargs) -> None:
-        super().__init__(gaussian_blur=gaussian_blur, solarize_prob=solarize_prob, **kwargs)
+    defaults = recipe.VIEW_2
 
 
 class MUSICTransform(MultiViewTransform):

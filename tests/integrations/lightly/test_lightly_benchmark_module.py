@@ -178,11 +178,3 @@ def test_trains_on_fashion_mnist_and_logs_finite_terms(image_folder: Path, tmp_p
         logits = model.online_classifier(model(images))
     assert logits.shape == (4, NUM_CLASSES)
     assert torch.isfinite(logits).all()
-
-
-@pytest.mark.parametrize(
-    ("total_steps", "max_epochs", "expected"),
-    [(1000, 100, 100), (20, 1, 20), (1000, -1, 100), (1000, None, 100)],
-)
-def test_warmup_is_ten_epochs_capped_at_training_length(total_steps, max_epochs, expected) -> None:
-    assert imagenet_resnet50._warmup_steps(total_steps, max_epochs) == expected

@@ -23,6 +23,7 @@ from music_ssl.integrations.lightly import (  # noqa: E402
     MUSICTransform,
     MUSICView1Transform,
     MUSICView2Transform,
+    recipe,
 )
 
 
@@ -66,3 +67,30 @@ def test_views_follow_vicreg_asymmetric_augmentations() -> None:
     view_1, view_2 = MUSICTransform().transforms
     assert (probability_of(view_1, GaussianBlur), probability_of(view_1, RandomSolarization)) == (1.0, 0.0)
     assert (probability_of(view_2, GaussianBlur), probability_of(view_2, RandomSolarization)) == (0.1, 0.2)
+
+
+def step_named(view: MUSICView1Transform, name: str):
+    """The view's step of a class name (torchvision's v1 or v2 transforms, as lightly picks them)."""
+    (step,) = [t for t in view.transform.transforms if type(t).__name__ == name]
+    return step
+
+
+def test_views_are_built_with_the_recipe_parameters() -> None:
+    view_1, view_2 = MUSICTransform().transforms
+    for view, expected in ((view_1, recipe.VIEW_1), (view_2, recipe.VIEW_2)):
+        crop = step_named(view, "RandomResizedCrop")
+        assert tuple(crop.size) == (expected["input_size"],) * 2 and crop.scale == (
+            expected["min_scale"],
+            1.0,
+        )
+        jitter = step_named(view, "RandomApply").transforms[0]
+        assert step_named(view, "RandomApply").p == expected["cj_prob"]
+        bright, contrast, sat, hue = (0.4, 0.4, 0.2, 0.1)
+        assert jitter.brightness == pytest.approx((1 - bright, 1 + bright))
+        assert jitter.contrast == pytest.approx((1 - contrast, 1 + contrast))
+        assert jitter.saturation == pytest.approx((1 - sat, 1 + sat))
+        assert jitter.hue == pytest.approx((-hue, hue))
+        assert step_named(view, "RandomGrayscale").p == expected["random_gray_scale"]
+        assert step_named(view, "RandomHorizontalFlip").p == expected["hf_prob"]
+        assert step_named(view, "GaussianBlur").prob == expected["gaussian_blur"]
+        assert step_named(view, "RandomSolarization").prob == expected["solarize_prob"]
