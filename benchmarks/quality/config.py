@@ -25,6 +25,7 @@ class Profile:
     augment: AugmentConfig
     monitor_bank: int  # per-epoch kNN monitor: train images in the bank ...
     monitor_queries: int  # ... and test images queried
+    monitor_every: int  # epochs between two monitor evaluations (the last epoch is always monitored)
     feature_batch_size: int
     mixed_precision: bool  # bf16 autocast on CUDA; the losses always run in float32
     # The tuning search: its schedule and the held-out validation split of the train set.
@@ -35,7 +36,7 @@ class Profile:
     probe_max_iter: int = 300
     knn_ks: tuple[int, ...] = (20, 200)
     knn_temperature: float = 0.07
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1)  # every method trains on each; two is the least that gives an interval
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +59,7 @@ CPU = Profile(
     augment=AugmentConfig(crop_scale=(0.25, 1.0)),
     monitor_bank=5000,
     monitor_queries=2000,
+    monitor_every=2,
     feature_batch_size=1000,
     mixed_precision=False,
     tune_epochs=2,
@@ -83,6 +85,7 @@ GPU = Profile(
     augment=AugmentConfig(crop_scale=(0.2, 1.0), saturation=0.4, blur_p=0.0, solarize_p=0.1),
     monitor_bank=10000,
     monitor_queries=10000,
+    monitor_every=5,
     feature_batch_size=2048,
     mixed_precision=True,
     tune_epochs=50,

@@ -25,6 +25,17 @@ def extract_features(
     return torch.cat(feats)
 
 
+def check_finite(**features: torch.Tensor) -> None:
+    """Refuse features holding NaN or infinity: a diverged backbone has no accuracy to measure."""
+    for name, x in features.items():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(
+                f"{name} holds {bad} non-finite values (NaN or infinity) out of {x.numel()}; "
+                "the probes accept finite features only (was the backbone trained to divergence?)"
+            )
+
+
 def linear_probe(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -39,6 +50,7 @@ def linear_probe(
     The same convex problem as scikit-learn's ``LogisticRegression(solver="lbfgs")`` on
     ``StandardScaler`` features, solved in torch so it runs on the GPU where there is one.
     """
+    check_finite(train_x=train_x, test_x=test_x)
     train_x, test_x = train_x.float(), test_x.float()
     mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
@@ -80,6 +92,7 @@ def knn_classify(
     chunk: int = 500,
 ) -> dict[int, float]:
     """Cosine-similarity kNN with similarity-weighted votes ``exp(sim / T)`` (Wu et al., 2018); top-1 in %."""
+    check_finite(train_x=train_x, test_x=test_x)
     train_x, test_x = F.normalize(train_x.float(), dim=1), F.normalize(test_x.float(), dim=1)
     train_y, test_y = train_y.to(train_x.device), test_y.to(test_x.device)
     kmax = min(max(ks), len(train_x))

@@ -20,15 +20,52 @@ def _fmt(value, digits: int = 2) -> str:
 def _acc(row: dict[str, Any], key: str) -> str:
     if key not in row:
         return "–"
+    if row[key] is None:
+        return "diverged"
     std = row.get(f"{key}_std")
     return _fmt(row[key]) + (f" ± {std:.2f}" if std is not None else "")
+
+
+def _seeds(row: dict[str, Any]) -> str:
+    seeds = row.get("seeds", [])
+    bad = [d["seed"] for d in row.get("diverged", [])]
+    return f"{len(seeds) - len(bad)}/{len(seeds)}" + (
+        f" (diverged: {', '.join(map(str, bad))})" if bad else ""
+    )
+
+
+def _interval(d: dict[str, Any]) -> str:
+    if d["mean"] is None:
+        return "–"
+    if d["ci95"] is None:
+        return f"{d['mean']:+.2f}"
+    return f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+
+
+def comparison_table(comparison: dict[str, Any]) -> str:
+    """MUSIC minus each peer, paired by seed: mean difference, 95 % t-interval, per-seed values, verdict."""
+    metric = comparison["metric"]
+    lines = [
+        f"| {NAMES.get(comparison['reference'], comparison['reference'])} minus | {metric} "
+        "(points) [95% interval] | per seed | kNN top-1 (points) [95% interval] | verdict |",
+        "|---|---:|---|---:|---|",
+    ]
+    for peer, entry in comparison["peers"].items():
+        d = entry[metric]
+        per_seed = ", ".join(f"{s}: {v:+.2f}" for s, v in zip(d["seeds"], d["differences"], strict=True))
+        knn = entry.get("knn_top1")
+        lines.append(
+            f"| {NAMES.get(peer, peer)} | {_interval(d)} | {per_seed or '–'} "
+            f"| {_interval(knn) if knn else '–'} | **{entry['verdict']}** |"
+        )
+    return "\n".join(lines) + "\n\n" + comparison["summary"] + "\n\nRule: " + comparison["rule"] + ".\n"
 
 
 def markdown_table(results: dict[str, Any]) -> str:
     ks = results.get("config", {}).get("profile", {}).get("knn_ks", [20, 200])
     header = (
-        f"| method | linear top-1 (%) | kNN top-1 k={ks[0]} (%) | kNN top-1 k={ks[-1]} (%) "
-        "| pretrain s | s / epoch | hyper-parameters |\n|---|---:|---:|---:|---:|---:|---|\n"
+        f"| method | seeds | linear top-1 (%) | kNN top-1 k={ks[0]} (%) | kNN top-1 k={ks[-1]} (%) "
+        "| pretrain s | s / epoch | hyper-parameters |\n|---|---|---:|---:|---:|---:|---:|---|\n"
     )
     lines = []
     for key, name in NAMES.items():
@@ -37,20 +74,14 @@ def markdown_table(results: dict[str, Any]) -> str:
             continue
         params = ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items())
         lines.append(
-            f"| {name} | {_acc(row, 'linear_top1')} | {_acc(row, 'knn_top1')} "
+            f"| {name} | {_seeds(row)} | {_acc(row, 'linear_top1')} | {_acc(row, 'knn_top1')} "
             f"| {_acc(row, f'knn_top1_k{ks[-1]}')} "
             f"| {_fmt(row.get('seconds'), 0) if key not in ('raw_pixels', 'random_init') else '–'} "
             f"| {_fmt(row.get('seconds_per_epoch'), 1)} | {params} |"
         )
     table = header + "\n".join(lines) + "\n"
-    t = results.get("targets")
-    if t:
-        table += (
-            f"\nTargets: MUSIC >= both peers: **{'yes' if t['music_ge_peers'] else 'no'}** "
-            f"(MUSIC - best peer = {t['music_minus_best_peer']:+.2f} points); MUSIC >= raw pixels + 3: "
-            f"**{'yes' if t['music_ge_raw_pixels_plus_3'] else 'no'}** "
-            f"(MUSIC - raw pixels = {t['music_minus_raw_pixels']:+.2f} points).\n"
-        )
+    if results.get("comparison"):
+        table += "\n" + comparison_table(results["comparison"])
     return table
 
 

@@ -16,6 +16,8 @@ from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import evaluate_features, extract_features
 from benchmarks.quality.methods import METHODS, loss_params
+from benchmarks.quality.report import NAMES
+from benchmarks.quality.stats import compare
 from benchmarks.quality.train import build_model, pretrain
 
 BASELINES = ("raw_pixels", "random_init")
@@ -88,16 +90,90 @@ def music_attributes(
     return torch.cat(probs)
 
 
-def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean over seeds of every numeric entry; ``*_std`` beside accuracies when there are several seeds."""
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean over the seeds that finished of every numeric entry; ``*_std`` beside accuracies.
+
+    A seed that diverged has ``None`` accuracies and is left out of the means; ``diverged`` lists it.
+    """
     out: dict[str, Any] = {}
-    for key, value in per_seed[0].items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            values = [r[key] for r in per_seed]
-            out[key] = round(statistics.fmean(values), 4)
-            if len(values) > 1 and (key.endswith("top1") or key.startswith("knn_top1_k")):
-                out[f"{key}_std"] = round(statistics.stdev(values), 4)
+    finished = [r for r in rows if not r.get("diverged")]
+    for key, value in (finished or rows)[0].items():
+        if key == "seed" or isinstance(value, bool) or not isinstance(value, int | float | None):
+            continue
+        values = [r[key] for r in finished if isinstance(r.get(key), int | float)]
+        if not values:
+            out[key] = None
+            continue
+        out[key] = round(statistics.fmean(values), 4)
+        if len(values) > 1 and (key.endswith("top1") or key.startswith("knn_top1_k")):
+            out[f"{key}_std"] = round(statistics.stdev(values), 4)
+    out["seeds"] = [r["seed"] for r in rows]
+    out["diverged"] = [r["diverged"] for r in rows if r.get("diverged")]
     return out
+
+
+def _diverged_row(seed: int, divergence: dict[str, Any], seconds: float) -> dict[str, Any]:
+    return {
+        "seed": seed,
+        **dict.fromkeys(("linear_top1", "knn_top1"), None),
+        "seconds": seconds,
+        "diverged": {"seed": seed, **divergence},
+    }
+
+
+def train_and_evaluate(
+    method: str,
+    params: dict[str, Any],
+    data: ImageData,
+    profile: Profile,
+    augment: BatchAugment,
+    seed: int,
+    device,
+    max_steps: int | None = None,
+    progress: bool = True,
+    monitor: bool = True,
+) -> tuple[dict[str, Any], Any]:
+    """One method on one seed: pretrain, then evaluate unless it diverged. Returns (row, TrainResult)."""
+    trained = pretrain(
+        method,
+        params,
+        data,
+        profile,
+        augment,
+        seed,
+        device,
+        max_steps=max_steps,
+        progress=progress,
+        monitor=monitor,
+    )
+    epochs_run = [h for h in trained.history if h["epoch"] > 0]
+    timing = {
+        "seconds": trained.seconds,
+        "seconds_per_epoch": trained.seconds / max(1, len(epochs_run)),
+    }
+    if trained.diverged:
+        return {**_diverged_row(seed, trained.divergence, trained.seconds), **timing}, trained
+    start = time.perf_counter()
+    train_f, test_f = _features(trained.model.backbone, data, augment, profile, device)
+    if not (torch.isfinite(train_f).all() and torch.isfinite(test_f).all()):
+        last = epochs_run[-1]["loss"] if epochs_run else None
+        event = {
+            "epoch": len(epochs_run),
+            "step": None,
+            "last_finite_loss": last,
+            "reason": "non-finite features",
+        }
+        trained.divergence = event
+        return {**_diverged_row(seed, event, trained.seconds), **timing}, trained
+    row = {
+        "seed": seed,
+        **_evaluate(train_f, test_f, data, profile),
+        **timing,
+        "eval_seconds": time.perf_counter() - start,
+        "final_loss": epochs_run[-1]["loss"] if epochs_run else None,
+        "diverged": None,
+    }
+    return row, trained
 
 
 def run_benchmark(
@@ -110,52 +186,57 @@ def run_benchmark(
     progress: bool = True,
     log=print,
 ) -> tuple[dict[str, Any], Artifacts]:
-    """Every method in ``methods`` and both baselines, for every seed in ``profile.seeds``."""
+    """Every method in ``methods`` and both baselines, for every seed in ``profile.seeds``.
+
+    Raw pixels do not depend on the seed and are evaluated once. A method that diverges on a seed is
+    recorded as such and the run goes on; ``results["comparison"]`` pairs the seeds (see stats.py).
+    """
     t0 = time.perf_counter()
     augment = BatchAugment(profile.augment, *data.channel_stats())
     artifacts = Artifacts(test_images=data.test_images)
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in (*methods, *BASELINES)}
     histories: dict[str, list] = {}
 
-    for seed in profile.seeds:
-        start = time.perf_counter()
-        raw_train = data.train_images.flatten(1).float().div(255).to(device)
-        raw_test = data.test_images.flatten(1).float().div(255).to(device)
-        per_seed["raw_pixels"].append(
-            {**_evaluate(raw_train, raw_test, data, profile), "seconds": time.perf_counter() - start}
-        )
-        del raw_train, raw_test
-        log(f"[seed {seed}] raw_pixels: {per_seed['raw_pixels'][-1]}")
+    start = time.perf_counter()
+    raw_train = data.train_images.flatten(1).float().div(255).to(device)
+    raw_test = data.test_images.flatten(1).float().div(255).to(device)
+    raw = _evaluate(raw_train, raw_test, data, profile)
+    del raw_train, raw_test
+    per_seed["raw_pixels"] = [
+        {"seed": seed, **raw, "seconds": time.perf_counter() - start, "diverged": None}
+        for seed in profile.seeds
+    ]
+    log(f"raw_pixels (every seed): {raw}")
 
+    for seed in profile.seeds:
         start = time.perf_counter()
         torch.manual_seed(seed)  # the very initial weights every method starts from
         model = build_model(profile, data.channels).to(device)
         result = _evaluate(*_features(model.backbone, data, augment, profile, device), data, profile)
-        per_seed["random_init"].append({**result, "seconds": time.perf_counter() - start})
+        per_seed["random_init"].append(
+            {"seed": seed, **result, "seconds": time.perf_counter() - start, "diverged": None}
+        )
         log(f"[seed {seed}] random_init: {per_seed['random_init'][-1]}")
 
         for method in methods:
             params = method_params[method]
-            trained = pretrain(
-                method, params, data, profile, augment, seed, device, max_steps=max_steps, progress=progress
+            # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
+            row, trained = train_and_evaluate(
+                method,
+                params,
+                data,
+                profile,
+                augment,
+                seed,
+                device,
+                max_steps,
+                progress,
+                monitor=seed == profile.seeds[0],
             )
-            start = time.perf_counter()
-            result = _evaluate(
-                *_features(trained.model.backbone, data, augment, profile, device), data, profile
-            )
-            epochs_run = [h for h in trained.history if h["epoch"] > 0]
-            entry = {
-                **result,
-                "seconds": trained.seconds,
-                "seconds_per_epoch": trained.seconds / max(1, len(epochs_run)),
-                "eval_seconds": time.perf_counter() - start,
-                "final_loss": epochs_run[-1]["loss"] if epochs_run else None,
-                "diverged": trained.diverged,
-            }
-            per_seed[method].append(entry)
+            per_seed[method].append(row)
             histories.setdefault(method, []).append(trained.history)
-            log(f"[seed {seed}] {method}: { {k: v for k, v in entry.items()} }")
-            if method == "music" and seed == profile.seeds[0]:
+            log(f"[seed {seed}] {method}: {row}")
+            if method == "music" and seed == profile.seeds[0] and not trained.diverged:
                 segment_dim = int(loss_params("music", params)["segment_dim"])
                 probs = music_attributes(trained.model, data, augment, profile, segment_dim, device)
                 artifacts.music_probabilities = probs
@@ -172,30 +253,14 @@ def run_benchmark(
                 **loss_params(name, method_params[name]),
             }
             summary["history"] = histories[name][0]
-            if len(rows) > 1:
-                summary["per_seed"] = rows
             if name == "music" and "music_attribute_entropy" in artifacts.extra:
                 summary["attribute_entropy_per_segment"] = [
                     round(v, 4) for v in artifacts.extra["music_attribute_entropy"]
                 ]
+        summary["per_seed"] = rows
         results["methods"][name] = summary
-    results["targets"] = check_targets(results["methods"], methods)
+    if "music" in methods:
+        peers = tuple(m for m in methods if m != "music") + BASELINES
+        results["comparison"] = compare(per_seed, "music", peers, METRICS, NAMES)
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     return results, artifacts
-
-
-def check_targets(res: dict[str, Any], methods: tuple[str, ...]) -> dict[str, Any]:
-    """Issue 6's targets: MUSIC's linear probe >= both peers' and >= raw pixels + 3 points."""
-    if "music" not in res:
-        return {}
-    music = res["music"]["linear_top1"]
-    peers = {m: res[m]["linear_top1"] for m in methods if m != "music"}
-    margin = music - res["raw_pixels"]["linear_top1"]
-    beats_peers = all(music >= v for v in peers.values())
-    return {
-        "music_ge_peers": beats_peers,
-        "music_minus_best_peer": round(music - max(peers.values()), 2) if peers else None,
-        "music_minus_raw_pixels": round(margin, 2),
-        "music_ge_raw_pixels_plus_3": margin >= 3.0,
-        "met": beats_peers and margin >= 3.0,
-    }

@@ -23,7 +23,17 @@ class TrainResult:
     model: SSLModel
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0  # pretraining wall time, monitor evaluations excluded
-    diverged: bool = False
+    # Where training stopped on a non-finite value: epoch, step (1-based, over the whole run), the last
+    # finite loss and the reason; None when it ran to the end.
+    divergence: dict[str, Any] | None = None
+
+    @property
+    def diverged(self) -> bool:
+        return self.divergence is not None
+
+
+def weights_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def build_model(profile: Profile, in_channels: int, segment_dim: int = 32) -> SSLModel:
@@ -126,6 +136,7 @@ def pretrain(
     order = torch.Generator().manual_seed(seed + 2)
     aug_gen = torch.Generator(device=device).manual_seed(seed + 3)
     bank, queries = monitor_split(data, profile, seed)
+    monitor_epochs = set(range(profile.monitor_every, epochs + 1, profile.monitor_every))
     result = TrainResult(model=model)
     if monitor:
         result.history.append(
@@ -138,6 +149,7 @@ def pretrain(
         )
     amp = profile.mixed_precision and device.type == "cuda"
     step = 0
+    last_finite: float | None = None
     for epoch in range(1, epochs + 1):
         model.train()
         start = time.perf_counter()
@@ -162,27 +174,35 @@ def pretrain(
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
                 z_a, z_b = model(x_a), model(x_b)
             loss = loss_fn(z_a.float(), z_b.float())
+            # One host sync per step; the step with a non-finite loss is never applied, so the model
+            # keeps its last finite weights.
+            if not torch.isfinite(loss):
+                result.divergence = _divergence(epoch, step + 1, last_finite, "non-finite loss")
+                break
+            last_finite = loss.item()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             step += 1
-            losses.append(loss.detach())
+            losses.append(last_finite)
             if i % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4g}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
+                bar.set_postfix(loss=f"{last_finite:.4g}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
         bar.close()
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         result.seconds += seconds
-        mean_loss = torch.stack(losses).mean().item() if losses else float("nan")
+        mean_loss = sum(losses) / len(losses) if losses else None
         entry: dict[str, Any] = {"epoch": epoch, "loss": mean_loss, "seconds": seconds}
-        if not math.isfinite(mean_loss):
-            result.diverged = True
+        if result.divergence is None and not weights_finite(model):
+            # A finite loss whose gradient overflowed: the weights are lost, the loss would follow.
+            result.divergence = _divergence(epoch, step, last_finite, "non-finite weights")
+        if result.divergence is not None:
             entry["knn_monitor"] = None
             result.history.append(entry)
             break
-        if monitor:
+        if monitor and (epoch in monitor_epochs or step >= total):
             entry["knn_monitor"] = monitor_knn(model, data, augment, bank, queries, profile, device)
         result.history.append(entry)
         if step >= total:
@@ -191,9 +211,8 @@ def pretrain(
     return result
 
 
-def set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)
+def _divergence(epoch: int, step: int, last_finite: float | None, reason: str) -> dict[str, Any]:
+    return {"epoch": epoch, "step": step, "last_finite_loss": last_finite, "reason": reason}
 
 
-__all__ = ["TrainResult", "build_model", "pretrain", "pretrain_indices", "set_threads"]
+__all__ = ["TrainResult", "build_model", "pretrain", "pretrain_indices"]

@@ -1,8 +1,11 @@
 """The tuning search: the same small grid for every method, scored on a validation split of the train set.
 
-``python -m benchmarks.quality.tune`` (or ``python -m benchmarks.quality --tune``). The official test split
-is never loaded into the search: ``validation_split`` carves ``profile.tune_val_size`` images out of the
-train split and the rest is the search's train set. Two stages per method, the same number of runs each:
+    python -m benchmarks.quality.tune --out results/tune        # writes benchmarks/quality/tuned.json
+
+The official test split is never loaded into the search: ``validation_split`` carves
+``profile.tune_val_size`` images out of the train split and the rest is the search's train set. Every
+candidate is trained on each of ``TUNE_SEEDS`` (the same seeds for every candidate) and scored by its mean
+validation linear-probe top-1; a candidate that diverged on any seed is never chosen. Per method:
 
 1. learning rate in ``LR_GRID`` with the paper's loss options; when the best learning rate is at an end
    of the grid, the grid is extended by one more factor of 3 in that direction (same rule for every
@@ -12,14 +15,15 @@ train split and the rest is the search's train set. Two stages per method, the s
    (``LOSS_FURTHER``), again for every method alike.
 
 With ``--reuse-trials``, trials already recorded in ``tuned.json`` under the same protocol are reused,
-not rerun (that is how the recorded search added the grid extension and stage 3 to its first pass).
-
-The winner by validation linear-probe top-1 is written to ``tuned.json``, which the main run reads.
+not rerun. The winner is written to ``tuned.json`` (see tuned.py), which the main run reads.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -27,13 +31,16 @@ from typing import Any
 import torch
 
 from benchmarks.quality.augment import BatchAugment
-from benchmarks.quality.config import Profile
+from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
+from benchmarks.quality.config import Profile, get_profile
 from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.evaluate import evaluate_features, extract_features
 from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, METHODS
+from benchmarks.quality.report import tuning_table
 from benchmarks.quality.train import pretrain
+from benchmarks.quality.tuned import TUNED_PATH, read_entry, tuned_key, write_entry
 
-TUNED_PATH = Path(__file__).with_name("tuned.json")
+TUNE_SEEDS = (0, 1)
 
 LR_GRID = (0.03, 0.1, 0.3)
 LOSS_ALTERNATIVES: dict[str, list[dict[str, Any]]] = {
@@ -57,18 +64,6 @@ LOSS_FURTHER: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def tuned_key(profile: Profile, dataset: str) -> str:
-    return f"{profile.name}/{dataset}"
-
-
-def load_tuned(profile: Profile, dataset: str, path: Path = TUNED_PATH) -> dict[str, dict[str, Any]] | None:
-    """The chosen ``{method: params}`` for this profile and dataset, or None if never searched."""
-    if not path.is_file():
-        return None
-    entry = json.loads(path.read_text()).get(tuned_key(profile, dataset))
-    return None if entry is None else entry["chosen"]
-
-
 def score_config(method, params, split: ImageData, profile: Profile, augment, seed, device, progress) -> dict:
     start = time.perf_counter()
     trained = pretrain(
@@ -84,7 +79,13 @@ def score_config(method, params, split: ImageData, profile: Profile, augment, se
         progress=progress,
     )
     if trained.diverged:
-        return {"linear_top1": 0.0, "knn_top1": 0.0, "diverged": True, "seconds": time.perf_counter() - start}
+        return {
+            "seed": seed,
+            "linear_top1": None,
+            "knn_top1": None,
+            "diverged": trained.divergence,
+            "seconds": round(time.perf_counter() - start, 1),
+        }
     n = profile.tune_probe_train or len(split.train_labels)
     g = torch.Generator().manual_seed(seed + 4)
     probe_idx = torch.randperm(len(split.train_labels), generator=g)[:n]
@@ -105,15 +106,41 @@ def score_config(method, params, split: ImageData, profile: Profile, augment, se
         profile.probe_max_iter,
     )
     return {
+        "seed": seed,
         **{k: round(v, 2) for k, v in scores.items()},
-        "diverged": False,
+        "diverged": None,
         "seconds": round(time.perf_counter() - start, 1),
     }
 
 
-def _protocol(profile: Profile, seed: int) -> dict[str, Any]:
+def score_candidate(method, params, split, profile, augment, seeds, device, progress) -> dict:
+    """``params`` on every seed: the mean scores, or ``diverged`` (and no score) if any seed diverged."""
+    per_seed = [score_config(method, params, split, profile, augment, s, device, progress) for s in seeds]
+    diverged = [r["diverged"] | {"seed": r["seed"]} for r in per_seed if r["diverged"]]
+    scores = {
+        key: None if diverged else round(statistics.fmean(r[key] for r in per_seed), 2)
+        for key in ("linear_top1", "knn_top1")
+    }
     return {
-        "validation": f"{profile.tune_val_size} images held out of the train split (seed {seed})",
+        **scores,
+        "diverged": diverged,
+        "per_seed": per_seed,
+        "seconds": round(sum(r["seconds"] for r in per_seed), 1),
+    }
+
+
+def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The candidate with the highest mean validation score among those that never diverged."""
+    stable = [r for r in rows if not r["diverged"] and r["linear_top1"] is not None]
+    return max(stable, key=lambda r: r["linear_top1"]) if stable else None
+
+
+def _protocol(profile: Profile, split_seed: int, seeds: tuple[int, ...]) -> dict[str, Any]:
+    return {
+        "validation": f"{profile.tune_val_size} images held out of the train split (seed {split_seed})",
+        "seeds": list(seeds),
+        "criterion": "mean validation linear-probe top-1 over the seeds; a candidate that diverged on any "
+        "seed is never chosen",
         "pretrain_epochs": profile.tune_epochs,
         "pretrain_subset": profile.pretrain_subset,
         "batch_size": profile.batch_size,
@@ -126,11 +153,11 @@ def _protocol(profile: Profile, seed: int) -> dict[str, Any]:
 
 
 def _previous_trials(
-    path: Path | None, key: str, protocol: dict[str, Any]
+    path: Path | None, key: tuple[Profile, str], protocol: dict[str, Any]
 ) -> dict[str, list[dict[str, Any]]]:
     if path is None or not path.is_file():
         return {}
-    entry = json.loads(path.read_text()).get(key)
+    entry = read_entry(*key, path)
     if entry is None:
         return {}
     old = entry.get("protocol", {})
@@ -140,7 +167,7 @@ def _previous_trials(
         "loss_further",
         "lr_grid",
     }
-    if not {"validation", "pretrain_epochs", "pretrain_subset"} <= shared or any(
+    if not {"validation", "seeds", "pretrain_epochs", "pretrain_subset"} <= shared or any(
         old[k] != protocol[k] for k in shared
     ):
         return {}
@@ -153,18 +180,22 @@ def tune(
     dataset: str,
     methods: tuple[str, ...] = METHODS,
     device="cpu",
-    seed: int = 0,
+    seeds: tuple[int, ...] = TUNE_SEEDS,
+    split_seed: int = 0,
     progress: bool = True,
     path: Path | None = TUNED_PATH,
     log=print,
     reuse: bool = False,
 ) -> dict[str, Any]:
+    """Run the search for ``methods``; write the winners to ``path`` (None: write nothing)."""
+    if len(seeds) < 2:
+        raise ValueError(f"seeds={seeds}; the search scores every candidate on at least two seeds")
     t0 = time.perf_counter()
-    split = validation_split(data, profile.tune_val_size, seed=seed)
+    split = validation_split(data, profile.tune_val_size, seed=split_seed)
     del data  # the official test split plays no part below
     augment = BatchAugment(profile.augment, *split.channel_stats())
-    protocol = _protocol(profile, seed)
-    previous = _previous_trials(path, tuned_key(profile, dataset), protocol) if reuse else {}
+    protocol = _protocol(profile, split_seed, tuple(seeds))
+    previous = _previous_trials(path, (profile, dataset), protocol) if reuse else {}
     trials: dict[str, list[dict[str, Any]]] = {}
     chosen: dict[str, dict[str, Any]] = {}
     for method in methods:
@@ -177,49 +208,88 @@ def tune(
                 rows.append({**old, "stage": stage})
                 log(f"[tune] {method} {params}: reused {old['linear_top1']}")
                 return
-            scores = score_config(method, params, split, profile, augment, seed, device, progress)
+            scores = score_candidate(method, params, split, profile, augment, seeds, device, progress)
             rows.append({"stage": stage, "params": params, **scores})
-            log(f"[tune] {method} {params}: {scores}")
+            log(f"[tune] {method} {params}: {scores['linear_top1']} (diverged: {scores['diverged']})")
+
+        def best_lr(rows=rows) -> float | None:
+            winner = best(rows)
+            return None if winner is None else winner["params"]["lr"]
 
         for lr in LR_GRID:
             run({"lr": lr, **DEFAULT_LOSS_PARAMS[method]}, stage=1)
-        best_lr = max(rows, key=lambda r: r["linear_top1"])["params"]["lr"]
-        if best_lr in (LR_GRID[0], LR_GRID[-1]):
-            best_lr = round(best_lr / 3 if best_lr == LR_GRID[0] else best_lr * 3, 6)
-            run({"lr": best_lr, **DEFAULT_LOSS_PARAMS[method]}, stage=1)
-            best_lr = max(rows, key=lambda r: r["linear_top1"])["params"]["lr"]
+        lr = best_lr()
+        if lr in (LR_GRID[0], LR_GRID[-1]):
+            run(
+                {"lr": round(lr / 3 if lr == LR_GRID[0] else lr * 3, 6), **DEFAULT_LOSS_PARAMS[method]},
+                stage=1,
+            )
+            lr = best_lr()
+        if lr is None:
+            log(f"[tune] {method}: every learning rate diverged; nothing chosen")
+            continue
         for alternative in LOSS_ALTERNATIVES[method]:
-            run({"lr": best_lr, **alternative}, stage=2)
-        best = max(rows, key=lambda r: r["linear_top1"])["params"]
+            run({"lr": lr, **alternative}, stage=2)
+        winner = best(rows)["params"]
         for alternative, further in zip(LOSS_ALTERNATIVES[method], LOSS_FURTHER[method], strict=True):
-            if best == {"lr": best_lr, **alternative}:
-                run({"lr": best_lr, **further}, stage=3)
-        chosen[method] = max(rows, key=lambda r: r["linear_top1"])["params"]
+            if winner == {"lr": lr, **alternative}:
+                run({"lr": lr, **further}, stage=3)
+        chosen[method] = best(rows)["params"]
     entry = {
         "chosen": chosen,
         "trials": trials,
-        "criterion": "validation linear-probe top-1 (%)",
+        "criterion": protocol["criterion"],
         "protocol": protocol,
         "seconds": round(time.perf_counter() - t0, 1),
     }
     if path is not None:
         # Merge per method, so a search over some methods keeps the others' recorded results.
-        all_entries = json.loads(path.read_text()) if path.is_file() else {}
-        kept = all_entries.get(tuned_key(profile, dataset))
-        if kept is not None and _previous_trials(path, tuned_key(profile, dataset), protocol):
+        kept = read_entry(profile, dataset, path)
+        if kept is not None and _previous_trials(path, (profile, dataset), protocol):
             for key in ("chosen", "trials"):
                 entry[key] = {**{m: v for m, v in kept[key].items() if m not in methods}, **entry[key]}
         entry["seconds"] = round(sum(r["seconds"] for rows in entry["trials"].values() for r in rows), 1)
-        all_entries[tuned_key(profile, dataset)] = entry
-        path.write_text(json.dumps(all_entries, indent=2) + "\n")
-        log(f"[tune] wrote {path}")
+        write_entry(profile, dataset, entry, path)
+        log(f"[tune] wrote {path} [{tuned_key(profile, dataset)}]")
     return entry
 
 
-def main(argv: list[str] | None = None) -> None:
-    from benchmarks.quality.__main__ import main as cli_main
-
-    cli_main(["--tune", *(argv or [])] if argv is not None else None, force_tune=True)
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality.tune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_arguments(p)
+    p.add_argument("--out", type=Path, default=Path("results/tune"), help="tuning.json and tuning.md go here")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--seeds", nargs="+", type=int, default=list(TUNE_SEEDS), help="at least two")
+    p.add_argument("--tuned", type=Path, default=TUNED_PATH, help="the tuned-values file to update")
+    p.add_argument(
+        "--reuse-trials", action="store_true", help="reuse trials recorded under the same protocol"
+    )
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    log = functools.partial(print, flush=True)
+    profile = get_profile(args.profile)
+    data, _ = load_data(args, log)
+    entry = tune(
+        data,
+        profile,
+        args.dataset,
+        tuple(args.methods),
+        args.device,
+        seeds=tuple(args.seeds),
+        progress=not args.no_progress,
+        path=args.tuned,
+        log=log,
+        reuse=args.reuse_trials,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tuning.json").write_text(json.dumps(entry, indent=2) + "\n")
+    (args.out / "tuning.md").write_text(tuning_table(entry))
+    log(tuning_table(entry))
+    return entry
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""The tuned-values file, ``benchmarks/quality/tuned.json``: one entry per profile and dataset.
+
+The search (``benchmarks/quality/tune.py``) writes it, the main run and the studies read it. An entry
+holds the chosen ``{method: params}``, every trial with its per-seed scores, and the search's protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.quality.config import Profile
+from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, METHODS
+
+TUNED_PATH = Path(__file__).with_name("tuned.json")
+
+
+def tuned_key(profile: Profile, dataset: str) -> str:
+    return f"{profile.name}/{dataset}"
+
+
+def read_entry(profile: Profile, dataset: str, path: Path = TUNED_PATH) -> dict[str, Any] | None:
+    """The whole recorded entry (chosen values, trials, protocol), or None if never searched."""
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get(tuned_key(profile, dataset))
+
+
+def load_tuned(profile: Profile, dataset: str, path: Path = TUNED_PATH) -> dict[str, dict[str, Any]] | None:
+    """The chosen ``{method: params}`` for this profile and dataset, or None if never searched."""
+    entry = read_entry(profile, dataset, path)
+    return None if entry is None else entry["chosen"]
+
+
+def write_entry(profile: Profile, dataset: str, entry: dict[str, Any], path: Path = TUNED_PATH) -> None:
+    """Store ``entry`` under its key, keeping the other profiles' and datasets' entries."""
+    entries = json.loads(path.read_text()) if path.is_file() else {}
+    entries[tuned_key(profile, dataset)] = entry
+    path.write_text(json.dumps(entries, indent=2) + "\n")
+
+
+def method_params(
+    profile: Profile, dataset: str, path: Path | None = TUNED_PATH, untuned: bool = False
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """Every method's ``lr`` and loss options for a run, and a line saying where they came from.
+
+    Paper defaults at the profile's learning rate when ``untuned`` or when nothing was searched.
+    """
+    defaults = {m: {"lr": profile.lr, **DEFAULT_LOSS_PARAMS[m]} for m in METHODS}
+    if untuned:
+        return defaults, "paper defaults (--untuned)"
+    path = TUNED_PATH if path is None else path
+    tuned = load_tuned(profile, dataset, path)
+    if tuned is None:
+        return defaults, f"paper defaults, lr {profile.lr} (no search recorded in {path})"
+    return {m: tuned.get(m, defaults[m]) for m in METHODS}, f"{path.name} [{tuned_key(profile, dataset)}]"

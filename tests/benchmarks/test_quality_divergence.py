@@ -1,0 +1,133 @@
+"""A method whose loss turns non-finite is recorded as diverged; the others finish and the run reports."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+import benchmarks.quality.train as train_module
+from benchmarks.quality.__main__ import main
+from benchmarks.quality.augment import BatchAugment
+from benchmarks.quality.config import get_profile
+from benchmarks.quality.data import DEBIAN_FASHION_MNIST, ImageData, load_dataset
+from benchmarks.quality.evaluate import knn_classify, linear_probe
+from benchmarks.quality.train import pretrain
+
+needs_fmnist = pytest.mark.skipif(
+    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist",
+)
+
+
+class NonFiniteAfter(nn.Module):
+    """The wrapped loss, until ``after`` calls have been made; NaN from then on."""
+
+    def __init__(self, inner: nn.Module, after: int):
+        super().__init__()
+        self.inner, self.after, self.calls = inner, after, 0
+
+    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        loss = self.inner(z_a, z_b)
+        return loss * float("nan") if self.calls > self.after else loss
+
+
+def inject_nan(monkeypatch, method: str, after: int) -> None:
+    build = train_module.build_loss
+
+    def build_loss(name, params):
+        loss = build(name, params)
+        return NonFiniteAfter(loss, after) if name == method else loss
+
+    monkeypatch.setattr(train_module, "build_loss", build_loss)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ImageData:
+    full = load_dataset("fashion_mnist", DEBIAN_FASHION_MNIST)
+    return ImageData(
+        "tiny",
+        full.train_images[:256],
+        full.train_labels[:256],
+        full.test_images[:64],
+        full.test_labels[:64],
+        10,
+        full.class_names,
+    )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_probes_refuse_non_finite_features(bad):
+    x = torch.randn(40, 8)
+    y = torch.arange(40) % 4
+    poisoned = x.clone()
+    poisoned[3, 5] = bad
+    with pytest.raises(ValueError, match="train_x.*non-finite"):
+        linear_probe(poisoned[:30], y[:30], x[30:], y[30:], 4)
+    with pytest.raises(ValueError, match="test_x.*non-finite"):
+        linear_probe(x[:30], y[:30], poisoned[:10], y[:10], 4)
+    with pytest.raises(ValueError, match="train_x.*non-finite"):
+        knn_classify(poisoned[:30], y[:30], x[30:], y[30:], 4, ks=(5,))
+
+
+@needs_fmnist
+def test_pretrain_stops_at_the_first_non_finite_loss(monkeypatch, tiny):
+    profile = replace(get_profile("cpu"), epochs=2, batch_size=64, pretrain_subset=256, monitor_bank=64)
+    inject_nan(monkeypatch, "vicreg", after=5)  # 4 steps per epoch: the 6th step is epoch 2's 2nd
+    augment = BatchAugment(profile.augment, *tiny.channel_stats())
+    result = pretrain("vicreg", {"lr": 0.01}, tiny, profile, augment, monitor=False, progress=False)
+    assert result.diverged
+    assert result.divergence["epoch"] == 2 and result.divergence["step"] == 6
+    assert math.isfinite(result.divergence["last_finite_loss"])
+    assert result.divergence["reason"] == "non-finite loss"
+    # The step with the NaN loss was not applied: the weights are still finite.
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+
+
+@needs_fmnist
+def test_main_run_survives_a_diverging_method(monkeypatch, tmp_path):
+    inject_nan(monkeypatch, "vicreg", after=1)
+    out = tmp_path / "out"
+    main(
+        [
+            "--out",
+            str(out),
+            "--batch-size",
+            "32",
+            "--subset",
+            "64",
+            "--epochs",
+            "1",
+            "--seeds",
+            "0",
+            "1",
+            "--no-progress",
+            "--untuned",
+            "--data-limit",
+            "200",
+            "100",
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    vicreg = results["methods"]["vicreg"]
+    assert [d["seed"] for d in vicreg["diverged"]] == [0, 1]
+    assert all(
+        d["epoch"] == 1 and d["step"] == 2 and math.isfinite(d["last_finite_loss"])
+        for d in vicreg["diverged"]
+    )
+    assert vicreg["linear_top1"] is None
+    for method in ("music", "barlow_twins", "raw_pixels", "random_init"):
+        assert 0 <= results["methods"][method]["linear_top1"] <= 100, method
+    comparison = results["comparison"]
+    assert comparison["diverged"] == ["vicreg"]
+    assert comparison["peers"]["vicreg"]["verdict"] == "diverged"
+    assert comparison["peers"]["barlow_twins"]["verdict"] in ("win", "tie", "loss")
+    assert "VICReg" in comparison["summary"] and "diverged" in comparison["summary"]
+    table = (out / "table.md").read_text()
+    assert "diverged" in table
+    assert (out / "accuracy_over_epochs.png").stat().st_size > 1000
