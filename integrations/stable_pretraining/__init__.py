@@ -1,0 +1,31 @@
+"""MUSIC for stable-pretraining users: a forward function for ``spt.Module``, next to its own.
+
+Examples:
+    >>> import stable_pretraining as spt
+    >>> from music_ssl.integrations.stable_pretraining import MUSICLoss, MUSICProjectionHead, music_forward
+    >>> # Where a Barlow Twins module has forward.barlow_twins and barlow_loss=spt.losses.BarlowTwinsLoss():
+    >>> module = spt.Module(
+    ...     backbone=backbone,
+    ...     projector=MUSICProjectionHead(512, 1024, 1024, num_layers=3, segment_dim=32),
+    ...     forward=music_forward,
+    ...     music_loss=MUSICLoss(segment_dim=32),
+    ...     optim={"optimizer": {"type": "SGD", "lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4}},
+    ... )
+
+The forward function imports nothing from stable-pretraining. The CIFAR-10 ResNet-18 benchmark, in the shape
+of stable-pretraining's own ``benchmarks/cifar10/*-resnet18.py`` scripts, is
+``python -m music_ssl.integrations.stable_pretraining.cifar10_resnet18``.
+"""
+
+from music_ssl import MUSICLoss, MUSICOutput, MUSICProjectionHead
+
+from .forward import music_forward, music_log_dict, training_views
+
+__all__ = [
+    "MUSICLoss",
+    "MUSICOutput",
+    "MUSICProjectionHead",
+    "music_forward",
+    "music_log_dict",
+    "training_views",
+]

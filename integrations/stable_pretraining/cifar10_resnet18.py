@@ -1,0 +1,286 @@
+"""MUSIC on CIFAR-10 with a ResNet-18, in the shape of stable-pretraining's ``benchmarks/cifar10`` scripts.
+
+The MUSIC authors' CIFAR-10 recipe (docs/math.md): ResNet-18 with the CIFAR stem, projector
+512-1024-1024-1024, segment_dim 32, SGD lr 0.1 x batch / 256 (0.2 at batch 512), momentum 0.9, weight decay
+5e-4, 10 warm-up epochs then cosine, 800 epochs; the same augmentations for both views (crop scale 0.2-1,
+flip, color jitter 0.4, 0.4, 0.4, 0.1 with p 0.8, grayscale p 0.2, no blur, no solarization). An online
+linear probe and a kNN classifier report accuracy on the validation split after every epoch. spt.Manager
+writes the metrics to a CSV file under ``--out`` (no account needed); ``--logger wandb`` also sends them to
+Weights & Biases.
+
+Usage:
+    python -m music_ssl.integrations.stable_pretraining.cifar10_resnet18 --data-dir data/cifar10
+    # Fashion-MNIST from its idx files, a small backbone, 300 steps:
+    python -m music_ssl.integrations.stable_pretraining.cifar10_resnet18 --dataset fashion-mnist \\
+        --data-dir /usr/share/datasets/fashion-mnist --backbone small --batch-size 256 --max-steps 300
+    # Any image folder with train/ and val/ subfolders, one folder per class:
+    python -m music_ssl.integrations.stable_pretraining.cifar10_resnet18 --dataset folder --data-dir PATH
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+from pathlib import Path
+
+import lightning as pl
+import numpy as np
+import stable_pretraining as spt
+import torch
+import torchmetrics
+import torchvision
+from lightning.pytorch.loggers import WandbLogger
+from PIL import Image
+from stable_pretraining.data import transforms
+from torch import nn
+
+from music_ssl import MUSICLoss, MUSICProjectionHead
+from music_ssl.integrations.stable_pretraining import music_forward
+
+DATASETS = ("cifar10", "fashion-mnist", "folder")
+BACKBONES = ("resnet18", "small")
+NORMALIZE = {
+    # The recipe's CIFAR-10 statistics; Fashion-MNIST's grey level repeated over RGB; ImageNet's for folders.
+    "cifar10": {"mean": (0.4914, 0.4822, 0.4465), "std": (0.2023, 0.1994, 0.2010)},
+    "fashion-mnist": {"mean": (0.2860,) * 3, "std": (0.3530,) * 3},
+    "folder": {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
+}
+# Metrics read back after training; the probes log them under these names.
+REPORTED = ("eval/linear_probe_top1", "eval/knn_probe_accuracy", "fit/loss_epoch")
+
+
+class IdxImages(torch.utils.data.Dataset):
+    """Images and labels of an MNIST-style idx split (``{split}-images-idx3-ubyte.gz``), as PIL images."""
+
+    def __init__(self, root: str | Path, split: str) -> None:
+        root = Path(root)
+        images_path = root / f"{split}-images-idx3-ubyte.gz"
+        labels_path = root / f"{split}-labels-idx1-ubyte.gz"
+        for path in (images_path, labels_path):
+            if not path.is_file():
+                raise ValueError(
+                    f"data_dir={str(root)!r} has no {path.name}: expected the idx files of {split}."
+                )
+        with gzip.open(images_path) as f:
+            raw = f.read()
+        count, rows, cols = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
+        self.images = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(count, rows, cols)
+        with gzip.open(labels_path) as f:
+            self.labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[index]), int(self.labels[index])
+
+
+def load_splits(dataset: str, data_dir: str | Path, download: bool = False):
+    """(train, val, num_classes) of (PIL image, label) datasets."""
+    if dataset == "cifar10":
+        train = torchvision.datasets.CIFAR10(root=str(data_dir), train=True, download=download)
+        val = torchvision.datasets.CIFAR10(root=str(data_dir), train=False, download=download)
+        return train, val, 10
+    if dataset == "fashion-mnist":
+        return IdxImages(data_dir, "train"), IdxImages(data_dir, "t10k"), 10
+    if dataset == "folder":
+        train = torchvision.datasets.ImageFolder(Path(data_dir) / "train")
+        val = torchvision.datasets.ImageFolder(Path(data_dir) / "val")
+        return train, val, len(train.classes)
+    raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}.")
+
+
+def view_transform(size: int, normalize: dict) -> transforms.Compose:
+    """One view of the recipe's symmetric augmentations."""
+    return transforms.Compose(
+        transforms.RGB(),
+        transforms.RandomResizedCrop((size, size), scale=(0.2, 1.0)),
+        transforms.RandomHorizontalFlip(p=0.5),
+        transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8),
+        transforms.RandomGrayscale(p=0.2),
+        transforms.ToImage(**normalize),
+    )
+
+
+def small_backbone(width: int = 32) -> nn.Module:
+    """Four Conv-BN-ReLU stages, each halving the resolution: a (N, 4 * width) feature for quick runs."""
+    layers: list[nn.Module] = []
+    in_channels = 3
+    for out_channels in (width, 2 * width, 4 * width, 4 * width):
+        layers += [
+            nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
+        in_channels = out_channels
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def build_backbone(name: str) -> tuple[nn.Module, int]:
+    """(backbone, feature dimension)."""
+    if name == "resnet18":
+        backbone = spt.backbone.from_torchvision("resnet18", low_resolution=True)
+        backbone.fc = nn.Identity()
+        return backbone, 512
+    if name == "small":
+        return small_backbone(32), 128
+    raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}.")
+
+
+def schedule_steps(
+    epochs: int, warmup_epochs: int, steps_per_epoch: int, max_steps: int | None
+) -> tuple[int, int]:
+    """(total, warm-up) optimizer steps: a --max-steps budget keeps the recipe's warm-up share of training."""
+    total = epochs * steps_per_epoch
+    if max_steps is not None:
+        total = min(total, max_steps)
+    warmup = max(1, round(total * warmup_epochs / epochs))
+    return total, min(warmup, total - 1)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    parser.add_argument("--data-dir", default="data/cifar10")
+    parser.add_argument("--no-download", dest="download", action="store_false", help="CIFAR-10 only")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--backbone", choices=BACKBONES, default="resnet18")
+    parser.add_argument("--segment-dim", type=int, default=32)
+    parser.add_argument("--proj-dim", type=int, default=1024, help="hidden and output width of the projector")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--base-lr", type=float, default=0.1, help="learning rate per 256 images")
+    parser.add_argument("--epochs", type=int, default=800)
+    parser.add_argument("--warmup-epochs", type=int, default=10)
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="stop early; the schedule fits this budget"
+    )
+    parser.add_argument("--train-size", type=int, default=None, help="use the first N training images")
+    parser.add_argument("--val-size", type=int, default=None, help="use the first N validation images")
+    parser.add_argument("--num-workers", type=int, default=min(8, os.cpu_count() or 1))
+    parser.add_argument("--precision", default=None, help="Lightning precision; 16-mixed on GPU by default")
+    parser.add_argument(
+        "--logger", choices=("csv", "wandb"), default="csv", help="csv: only the run's metrics.csv"
+    )
+    parser.add_argument("--out", default="results/stable_pretraining")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = parse_args(argv)
+    normalize = NORMALIZE[args.dataset]
+    train_images, val_images, num_classes = load_splits(args.dataset, args.data_dir, args.download)
+    if args.train_size is not None:
+        train_images = torch.utils.data.Subset(train_images, range(min(args.train_size, len(train_images))))
+    if args.val_size is not None:
+        val_images = torch.utils.data.Subset(val_images, range(min(args.val_size, len(val_images))))
+
+    view = view_transform(args.image_size, normalize)
+    train_dataset = spt.data.FromTorchDataset(
+        train_images, names=["image", "label"], transform=transforms.MultiViewTransform([view, view])
+    )
+    val_dataset = spt.data.FromTorchDataset(
+        val_images,
+        names=["image", "label"],
+        transform=transforms.Compose(
+            transforms.RGB(),
+            transforms.Resize((args.image_size, args.image_size)),
+            transforms.ToImage(**normalize),
+        ),
+    )
+    loader = dict(
+        batch_size=args.batch_size, num_workers=args.num_workers, persistent_workers=args.num_workers > 0
+    )
+    train_dataloader = torch.utils.data.DataLoader(train_dataset, shuffle=True, drop_last=True, **loader)
+    val_dataloader = torch.utils.data.DataLoader(val_dataset, **loader)
+    data = spt.data.DataModule(train=train_dataloader, val=val_dataloader)
+
+    backbone, feature_dim = build_backbone(args.backbone)
+    total_steps, warmup_steps = schedule_steps(
+        args.epochs, args.warmup_epochs, len(train_dataloader), args.max_steps
+    )
+    module = spt.Module(
+        backbone=backbone,
+        projector=MUSICProjectionHead(
+            feature_dim, args.proj_dim, args.proj_dim, num_layers=3, segment_dim=args.segment_dim
+        ),
+        forward=music_forward,
+        music_loss=MUSICLoss(segment_dim=args.segment_dim),
+        optim={
+            "optimizer": {
+                "type": "SGD",
+                "lr": args.base_lr * args.batch_size / 256,
+                "momentum": 0.9,
+                "weight_decay": 5e-4,
+            },
+            "scheduler": {
+                "type": "LinearWarmupCosineAnnealing",
+                "total_steps": total_steps,
+                "peak_step": warmup_steps,
+            },
+            "interval": "step",
+        },
+        hparams=vars(args),
+    )
+    linear_probe = spt.callbacks.OnlineProbe(
+        module,
+        name="linear_probe",
+        input="embedding",
+        target="label",
+        probe=nn.Linear(feature_dim, num_classes),
+        loss=nn.CrossEntropyLoss(),
+        metrics={
+            "top1": torchmetrics.classification.MulticlassAccuracy(num_classes),
+            "top5": torchmetrics.classification.MulticlassAccuracy(num_classes, top_k=min(5, num_classes)),
+        },
+    )
+    knn_probe = spt.callbacks.OnlineKNN(
+        name="knn_probe",
+        input="embedding",
+        target="label",
+        queue_length=min(20000, 2 * len(train_dataset)),
+        metrics={"accuracy": torchmetrics.classification.MulticlassAccuracy(num_classes)},
+        input_dim=feature_dim,
+        k=10,
+    )
+    out = Path(args.out).resolve()
+    # spt.Manager keeps every run (metrics.csv, hparams, last.ckpt) in {cache_dir}/runs/DATE/TIME/ID/ and
+    # adds its CSV logger there whatever the Trainer holds; a cache_dir must be absolute (0.1.x).
+    spt.set(cache_dir=str(out))
+    if args.logger == "wandb":
+        logger = WandbLogger(project=f"music-{args.dataset}", name=f"music-{args.backbone}", log_model=False)
+    else:
+        logger = False
+    trainer = pl.Trainer(
+        max_epochs=args.epochs,
+        max_steps=total_steps,
+        num_sanity_val_steps=0,
+        callbacks=[linear_probe, knn_probe],
+        precision=args.precision or ("16-mixed" if torch.cuda.is_available() else "32-true"),
+        logger=logger,
+        enable_checkpointing=False,
+    )
+    manager = spt.Manager(trainer=trainer, module=module, data=data, seed=args.seed)
+    manager()
+
+    results = {
+        name: float(trainer.callback_metrics[name]) for name in REPORTED if name in trainer.callback_metrics
+    }
+    results["steps"] = trainer.global_step
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"music-{args.dataset}-{args.backbone}.json").write_text(
+        json.dumps({"args": vars(args), **results}, indent=2)
+    )
+    print(json.dumps(results, indent=2))
+    if not all(math.isfinite(value) for value in results.values()):
+        raise SystemExit(f"non-finite result: {results}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

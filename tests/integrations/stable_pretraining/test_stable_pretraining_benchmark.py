@@ -1,0 +1,83 @@
+"""The CIFAR-10 ResNet-18 benchmark script: its parts, and a short spt.Manager run on Fashion-MNIST."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+if importlib.util.find_spec("stable_pretraining") is None:
+    pytest.skip(
+        "stable-pretraining is not installed: pip install music-ssl[stable-pretraining]",
+        allow_module_level=True,
+    )
+
+import stable_pretraining as spt
+
+from music_ssl.integrations.stable_pretraining import cifar10_resnet18 as benchmark
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+RELEASE = f"stable-pretraining {spt.__version__}"
+
+
+@pytest.fixture
+def fashion_mnist_dir() -> Path:
+    if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST idx files not found under {FASHION_MNIST} (make data)")
+    return FASHION_MNIST
+
+
+def test_recipe_schedule_warms_up_for_10_of_800_epochs():
+    assert benchmark.schedule_steps(800, 10, 97, None) == (800 * 97, 970)
+
+
+def test_a_step_budget_keeps_the_warm_up_share():
+    assert benchmark.schedule_steps(800, 10, 97, max_steps=800) == (800, 10)
+    assert benchmark.schedule_steps(2, 10, 5, max_steps=None) == (10, 9)  # never the whole run
+
+
+def test_idx_images_reads_fashion_mnist(fashion_mnist_dir):
+    train = benchmark.IdxImages(fashion_mnist_dir, "train")
+    image, label = train[0]
+    assert len(train) == 60000 and image.size == (28, 28) and image.mode == "L"
+    assert label == 9  # the first training image is an ankle boot
+    assert len(benchmark.IdxImages(fashion_mnist_dir, "t10k")) == 10000
+
+
+def test_missing_idx_files_are_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"has no train-images-idx3-ubyte.gz"):
+        benchmark.IdxImages(tmp_path, "train")
+
+
+@pytest.mark.parametrize(("call", "argument"), [("load_splits", "dataset"), ("build_backbone", "backbone")])
+def test_unknown_choices_are_clear_errors(call, argument):
+    with pytest.raises(ValueError, match=rf"{argument} must be one of .*, got 'imagenet'"):
+        getattr(benchmark, call)("imagenet", *(["."] if call == "load_splits" else []))
+
+
+@pytest.mark.parametrize(("name", "features"), [("small", 128), ("resnet18", 512)])
+def test_backbones_give_the_announced_features(name, features):
+    backbone, dim = benchmark.build_backbone(name)
+    assert dim == features
+    assert backbone.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, features)
+
+
+def test_a_short_run_through_the_manager_reports_probe_and_knn_accuracies(fashion_mnist_dir, tmp_path):
+    argv = ["--dataset", "fashion-mnist", "--data-dir", str(fashion_mnist_dir), "--backbone", "small"]
+    argv += ["--batch-size", "64", "--train-size", "256", "--val-size", "128", "--epochs", "1"]
+    argv += ["--warmup-epochs", "0", "--num-workers", "0", "--out", str(tmp_path)]
+    try:
+        results = benchmark.main(argv)
+    except Exception as error:
+        pytest.fail(f"{RELEASE}: the benchmark script failed: {type(error).__name__}: {error}")
+
+    assert results["steps"] == 4, f"{RELEASE}: {results}"
+    for name in benchmark.REPORTED:
+        assert name in results and math.isfinite(results[name]), f"{RELEASE}: {name} missing from {results}"
+    saved = json.loads((tmp_path / "music-fashion-mnist-small.json").read_text())
+    assert saved["eval/knn_probe_accuracy"] == results["eval/knn_probe_accuracy"]
+    assert list(tmp_path.glob("runs/*/*/*/metrics.csv")), f"{RELEASE}: spt.Manager wrote no metrics.csv"
