@@ -41,3 +41,20 @@ def test_uses_global_batch_when_distributed(monkeypatch, initialized):
     monkeypatch.setattr(dist, "is_initialized", lambda: initialized)
     music_loss_func(torch.randn(4, 16), torch.randn(4, 16), segment_dim=8)
     assert seen["gather_distributed"] is initialized
+
+
+def test_passes_the_implementation_on(monkeypatch):
+    seen = {}
+
+    def fake_music_loss(z1, z2, **kwargs):
+        seen.update(kwargs)
+        return torch.zeros(())
+
+    monkeypatch.setattr(losses, "music_loss", fake_music_loss)
+    music_loss_func(torch.randn(4, 16), torch.randn(4, 16), segment_dim=8, implementation="reference")
+    assert seen["implementation"] == "reference"
+
+
+def test_refuses_an_unknown_implementation():
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        music_loss_func(torch.randn(4, 16), torch.randn(4, 16), segment_dim=8, implementation="cuda")
