@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The device run of issue 3 (see benchmarks/gpu_check.py), from the repository root:
-#   device run: command "bash benchmarks/gpu_check.sh", carry [".venv/lib/python3.11/site-packages/lightly"],
-#   timeout_s 480. Results land in $OUT (the device tool's folder) or results/gpu_check; PYTHON picks
-#   the interpreter (default python3, the one holding torch on the device image).
-# The device image has torch and triton but not lightly: its pure-Python package travels from this
-# checkout's venv (2.7 MB) and is copied onto PYTHONPATH only where python3 cannot import lightly itself.
+# The GPU check, to run from the repository root on a machine with a CUDA GPU (see benchmarks/gpu_check.py).
+# It checks the Triton kernel against the float64 reference at full size, then measures forward + backward
+# time and peak memory of every loss in benchmarks/methods.py at (N, D) up to (4096, 16384), float32 and
+# bfloat16, and profiles the Triton path. Designed to finish in under 7 minutes on an H100: no new
+# configuration starts after 400 s (--budget-s), and the run is cut off after 450 s.
+#
+#   bash benchmarks/gpu_check.sh [extra gpu_check arguments]
+#
+# Writes gpu_check.md (tables and the verdict on the kernel's targets), gpu_check.json (every row, saved as
+# it is measured) and log.txt (nvidia-smi and the full output) to $OUT if set, else results/gpu_check.
+# Needs torch with CUDA and triton (it ships with CUDA builds of torch); lightly for the Barlow Twins and
+# VICReg rows, which report "lightly not importable" without it. PYTHON picks the interpreter (default
+# python3). When that interpreter cannot import lightly but this checkout's .venv holds it (a pure-Python
+# package), a copy of it is put on PYTHONPATH.
 set -o pipefail
 out_dir="${OUT:-results/gpu_check}"
 mkdir -p "$out_dir"

@@ -3,7 +3,9 @@
 Every (method, N, D) runs in a fresh subprocess, so peak memory is measured without interference:
 on CUDA with torch.cuda.max_memory_allocated, on the CPU as the rise of the process' peak resident set
 (VmHWM, reset through /proc/self/clear_refs) over its size before the first call. Time is the median of
-forward + backward over several repeats after a warm-up, all methods of a table in one run.
+forward + backward over several repeats after a warm-up, all methods of a table in one run. The methods
+are those of `benchmarks.methods`; by default the three matrix products alone (the floor), the plain
+formulation, the reference and chunked implementations, and lightly's Barlow Twins and VICReg losses.
 
     python -m benchmarks.loss_benchmark --device cpu --out results/loss_benchmark
 """
@@ -22,42 +24,10 @@ from pathlib import Path
 
 import torch
 
-METHODS = ("matmul_floor", "plain", "reference", "chunked", "triton", "barlow_twins", "vicreg")
+from benchmarks.methods import METHODS, build_step, check_method, matmul_precision
+
+DEFAULT_METHODS = ("matmul_floor", "plain", "reference", "chunked", "barlow_twins", "vicreg")
 DEFAULT_SHAPES = ("256x1024", "256x8192", "2048x8192")
-
-
-def _build(method: str, segment_dim: int):
-    """Returns fn(z_a, z_b) -> scalar loss for a method."""
-    if method == "plain":
-        from benchmarks.plain_music import plain_music_loss
-
-        return lambda a, b: plain_music_loss(a, b, segment_dim)
-    if method in ("reference", "chunked", "triton"):
-        from music_ssl import MUSICLoss
-
-        return MUSICLoss(segment_dim=segment_dim, implementation=method)
-    if method == "barlow_twins":
-        from lightly.loss import BarlowTwinsLoss
-
-        return BarlowTwinsLoss()
-    if method == "vicreg":
-        from lightly.loss import VICRegLoss
-
-        return VICRegLoss()
-    raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-
-
-def _matmul_floor(z_a: torch.Tensor, z_b: torch.Tensor):
-    """The three N x D x D products any exact implementation pays: P, and the two input gradients."""
-    n, d = z_a.shape
-    grad_joint = torch.randn(d, d, device=z_a.device, dtype=torch.float32)
-    a, b = z_a.detach().float(), z_b.detach().float()
-
-    def run():
-        joint = a.T @ b
-        return joint, b @ grad_joint.T, a @ grad_joint
-
-    return run
 
 
 def _rss_kib(field: str) -> int:
@@ -82,20 +52,20 @@ def measure(
     repeats: int,
     what: tuple[str, ...] = ("time", "memory"),
 ) -> dict:
-    """Times one method and/or measures its peak extra memory in this process (a subprocess of its own)."""
+    """Times one method of `benchmarks.methods.METHODS` and/or measures its peak extra memory in this
+    process (a subprocess of its own)."""
+    check_method(method)
     dev = torch.device(device)
     torch.manual_seed(0)
     z_a = torch.randn(n, d, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
     z_b = torch.randn(n, d, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
-    if method == "matmul_floor":
-        step = _matmul_floor(z_a, z_b)
-    else:
-        loss_fn = _build(method, segment_dim)
+    with matmul_precision(METHODS[method].matmul_precision):
+        # The floor in float32, the precision every MUSIC implementation computes in.
+        step = build_step(method, z_a, z_b, segment_dim, floor_dtype=torch.float32)
+        return _measure_step(step, method, n, d, dev, repeats, what)
 
-        def step():
-            z_a.grad = z_b.grad = None
-            loss_fn(z_a, z_b).backward()
 
+def _measure_step(step, method: str, n: int, d: int, dev: torch.device, repeats: int, what) -> dict:
     row: dict = {"method": method, "n": n, "d": d}
     step()  # warm-up: one-time allocations (kernels, thread pools) are not the method's memory
     _sync(dev)
@@ -182,7 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES), help="comma-separated NxD")
-    parser.add_argument("--methods", default="matmul_floor,plain,reference,chunked,barlow_twins,vicreg")
+    parser.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated, from benchmarks.methods: {','.join(METHODS)}",
+    )
     parser.add_argument("--segment-dim", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=1800)

@@ -1,0 +1,108 @@
+"""The GPU check's report: its tables in Markdown and the verdict on the Triton kernel's targets.
+
+The targets, at N = 2048, D = 8192: forward + backward at least 3x faster than the plain formulation, at
+most 2x the time of the three matrix products alone (the floor), and peak extra memory O(N * D).
+"""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks.methods import DTYPES
+from benchmarks.triton_accuracy import BF16_GRAD_TOLERANCE, TERMS, TOLERANCE
+
+TARGET_SHAPE = (2048, 8192)
+
+
+def check_table(rows: list[dict]) -> str:
+    keys = (*TERMS, "grad_z_a", "grad_z_b")
+    lines = [
+        "| N | D | C | dtype | products | " + " | ".join(keys) + " | within tolerance |",
+        "|---" * (len(keys) + 6) + "|",
+    ]
+    for r in rows:
+        head = f"| {r['n']} | {r['d']} | {r['segment_dim']} | {r['dtype']} | {r['precision']} | "
+        if "error" in r:
+            lines.append(head + r["error"] + " |" * len(keys) + " |")
+        else:
+            lines.append(
+                head + " | ".join(f"{r[k]:.1e}" for k in keys) + f" | {'yes' if r['ok'] else 'NO'} |"
+            )
+    return "\n".join(lines)
+
+
+def bench_table(rows: list[dict]) -> str:
+    lines = [
+        "| N | D | dtype | method | time (ms) | vs triton | vs matmul floor | peak extra (MiB) | "
+        "peak / (N*D*4 B) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        head = f"| {r['n']} | {r['d']} | {r['dtype']} | {r['method']} | "
+        if "error" in r:
+            lines.append(head + r["error"] + " | | | | |")
+            continue
+        same = {x["method"]: x for x in rows if (x["n"], x["d"], x["dtype"]) == (r["n"], r["d"], r["dtype"])}
+        triton = same.get("triton", {}).get("seconds")
+        floor = same.get("matmul_floor", {}).get("seconds")
+        ms = 1e3 * r["seconds"]
+        vs_triton = f"{r['seconds'] / triton:.2f}x" if triton else ""
+        vs_floor = f"{r['seconds'] / floor:.2f}x" if floor else ""
+        if r["peak_extra_bytes"] is None:
+            memory = "n/a | n/a"
+        else:
+            memory = (
+                f"{r['peak_extra_bytes'] / 2**20:.0f} | {r['peak_extra_bytes'] / (r['n'] * r['d'] * 4):.1f}"
+            )
+        lines.append(head + f"{ms:.2f} | {vs_triton} | {vs_floor} | {memory} |")
+    return "\n".join(lines)
+
+
+def targets(rows: list[dict]) -> list[str]:
+    """One line per dtype and Triton variant (exact and TF32 products): its time at the target shape and
+    each target met or MISSED. Plain runs at torch's default precision, the floor on TF32 tensor cores."""
+    n, d = TARGET_SHAPE
+    lines = []
+    for dtype_name in DTYPES:
+        same = {r["method"]: r for r in rows if (r["n"], r["d"], r["dtype"]) == (n, d, dtype_name)}
+        plain, floor = same.get("plain", {}), same.get("matmul_floor", {})
+        for variant in ("triton", "triton+tf32"):
+            triton = same.get(variant, {})
+            if "seconds" not in triton:
+                lines.append(f"- {dtype_name}, {variant}: not measured ({triton.get('error', 'not run')})")
+                continue
+            parts = [f"- {dtype_name}, {variant}: {1e3 * triton['seconds']:.2f} ms"]
+            if "seconds" in plain:
+                speedup = plain["seconds"] / triton["seconds"]
+                verdict = "met" if speedup >= 3 else "MISSED"
+                parts.append(f"{speedup:.1f}x faster than plain (target >= 3x: {verdict})")
+            if "seconds" in floor:
+                ratio = triton["seconds"] / floor["seconds"]
+                verdict = "met" if ratio <= 2 else "MISSED"
+                parts.append(f"{ratio:.2f}x the {dtype_name} matmul floor (target <= 2x: {verdict})")
+            if triton["peak_extra_bytes"] is not None:
+                per_input = triton["peak_extra_bytes"] / (n * d * 4)
+                parts.append(f"peak extra memory {per_input:.1f} x N*D*4 bytes")
+            lines.append(", ".join(parts))
+    return lines
+
+
+def render(meta: dict, checks: list[dict], bench: list[dict], profile_text: str, segment_dim: int) -> str:
+    """gpu_check.md: the run's metadata, the accuracy table, the benchmark, the targets and the profile."""
+    report = [f"# GPU check: {meta['device_name']}", "", "```", json.dumps(meta, indent=2), "```", ""]
+    if checks:
+        report += ["## Triton vs float64 reference (relative error)", "", check_table(checks), ""]
+        tolerances = ", ".join(f"{p} {kind} <= {t:g}" for (p, kind), t in TOLERANCE.items())
+        report += [f"Tolerances: {tolerances}; bfloat16 gradients <= {BF16_GRAD_TOLERANCE:g}.", ""]
+    if bench:
+        report += [f"## Forward + backward (segment_dim {segment_dim})", "", bench_table(bench), ""]
+        report += [f"## Targets at N={TARGET_SHAPE[0]}, D={TARGET_SHAPE[1]}", "", *targets(bench), ""]
+    if profile_text:
+        report += [
+            f"## Triton path, CUDA time per kernel (N={TARGET_SHAPE[0]}, D={TARGET_SHAPE[1]}, float32, TF32)",
+            "",
+            "```",
+            profile_text,
+            "```",
+        ]
+    return "\n".join(report)

@@ -1,0 +1,161 @@
+"""The loss functions the benchmarks compare, and one forward + backward of each.
+
+`METHODS` is the one table of methods for the loss benchmark (`benchmarks/loss_benchmark.py`) and the GPU
+check (`benchmarks/gpu_check.py`); `build_step` turns a name from it into a function that runs one
+forward + backward pass on given projections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Method:
+    description: str
+    # torch.set_float32_matmul_precision for the method's float32 products ("high": TF32 tensor cores,
+    # for torch's matmuls and the Triton kernel alike); None keeps the current setting.
+    matmul_precision: str | None = None
+    # The package the method needs beyond music_ssl and torch, if any.
+    requires: str | None = None
+
+
+METHODS: dict[str, Method] = {
+    "matmul_floor": Method("the three N x D x D products (P, two input gradients) every exact method pays"),
+    "plain": Method("MUSIC as research code writes it: eager PyTorch, D x D joint and masks (plain_music)"),
+    "plain+tf32": Method("plain with float32 matmuls on TF32 tensor cores", matmul_precision="high"),
+    "reference": Method('MUSICLoss(implementation="reference")'),
+    "chunked": Method('MUSICLoss(implementation="chunked")'),
+    "chunked+tf32": Method("chunked with float32 matmuls on TF32 tensor cores", matmul_precision="high"),
+    "triton": Method('MUSICLoss(implementation="triton")'),
+    "triton+tf32": Method("triton with its products on TF32 tensor cores", matmul_precision="high"),
+    "triton_joint_only": Method("the Triton joint kernels alone on ready probabilities, input gradients too"),
+    "triton_joint_nograd": Method("the Triton joint kernel alone on ready probabilities, the P pass only"),
+    "barlow_twins": Method("lightly's BarlowTwinsLoss", requires="lightly"),
+    "vicreg": Method("lightly's VICRegLoss", requires="lightly"),
+}
+# Inputs of the GPU check, by name.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+PLAIN_BASELINE = "benchmarks.plain_music"
+
+
+def check_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; expected one of {tuple(METHODS)}")
+    return METHODS[name]
+
+
+def missing_requirement(name: str) -> str:
+    """Why `name` cannot run here (a package it needs does not import), or "" when it can."""
+    package = check_method(name).requires
+    if package is None:
+        return ""
+    try:
+        __import__(package)
+    except ImportError as error:
+        return f"{package} not importable ({error})"
+    return ""
+
+
+def loss_function(name: str, segment_dim: int) -> Callable[[Tensor, Tensor], Tensor]:
+    """fn(z_a, z_b) -> scalar loss for a method that is a loss (every one but the floor and the kernels
+    alone)."""
+    check_method(name)
+    base = name.removesuffix("+tf32")
+    if base == "plain":
+        from benchmarks.plain_music import plain_music_loss
+
+        return lambda z_a, z_b: plain_music_loss(z_a, z_b, segment_dim)
+    if base in ("reference", "chunked", "triton"):
+        from music_ssl import MUSICLoss
+
+        return MUSICLoss(segment_dim=segment_dim, implementation=base)
+    if base == "barlow_twins":
+        from lightly.loss import BarlowTwinsLoss
+
+        return BarlowTwinsLoss()
+    if base == "vicreg":
+        from lightly.loss import VICRegLoss
+
+        return VICRegLoss()
+    raise ValueError(f"method {name!r} is not a loss function; build_step runs it")
+
+
+def _matmul_floor(z_a: Tensor, z_b: Tensor, dtype: torch.dtype) -> Callable[[], object]:
+    """The three N x D x D products any exact implementation pays: P and the two input gradients."""
+    d = z_a.shape[1]
+    a, b = z_a.detach().to(dtype), z_b.detach().to(dtype)
+    grad_joint = torch.randn(d, d, device=a.device, dtype=dtype)
+
+    def floor():
+        return a.T @ b, b @ grad_joint.T, a @ grad_joint
+
+    return floor
+
+
+def _joint_kernels(z_a: Tensor, z_b: Tensor, segment_dim: int, compute_grad: bool) -> Callable[[], object]:
+    """The Triton joint kernels alone, on ready float32 probabilities (no softmax, no autograd)."""
+    from music_ssl.triton_kernel import triton_joint_entropies
+
+    shape = (z_a.shape[0], -1, segment_dim)
+    p_a = torch.softmax(z_a.detach().float().view(shape), -1).view_as(z_a).contiguous()
+    p_b = torch.softmax(z_b.detach().float().view(shape), -1).view_as(z_b).contiguous()
+    rows = (0, z_a.shape[0])
+    return lambda: triton_joint_entropies(p_a, p_b, rows, segment_dim, 1.0, 1.0, 1.0, compute_grad)
+
+
+def build_step(
+    name: str, z_a: Tensor, z_b: Tensor, segment_dim: int, floor_dtype: torch.dtype | None = None
+) -> Callable[[], object]:
+    """fn() running one forward + backward of method `name` on z_a, z_b (which require grad).
+
+    The floor's products run in `floor_dtype`, by default the inputs' dtype. The caller sets the method's
+    float32 matmul precision (`matmul_precision`) around both the build and the calls.
+    """
+    check_method(name)
+    if name == "matmul_floor":
+        return _matmul_floor(z_a, z_b, floor_dtype or z_a.dtype)
+    if name in ("triton_joint_only", "triton_joint_nograd"):
+        return _joint_kernels(z_a, z_b, segment_dim, compute_grad=name == "triton_joint_only")
+    loss_fn = loss_function(name, segment_dim)
+
+    def step():
+        z_a.grad = z_b.grad = None
+        loss_fn(z_a, z_b).backward()
+
+    return step
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str | None) -> Iterator[None]:
+    """torch.set_float32_matmul_precision(precision) inside the block, unless None; restored after."""
+    saved = torch.get_float32_matmul_precision()
+    if precision is not None:
+        torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved)
+
+
+def make_views(
+    n: int, d: int, dtype: torch.dtype, device: str = "cuda", seed: int = 0
+) -> tuple[Tensor, Tensor]:
+    """Two correlated (N, D) projections in `dtype`: z_b is z_a plus as much independent noise."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    z_a = torch.randn(n, d, device=device, generator=generator).to(dtype)
+    z_b = (z_a.float() + torch.randn(n, d, device=device, generator=generator)).to(dtype)
+    return z_a, z_b
+
+
+def release_memory() -> None:
+    """Frees what the last method left behind, so that the next one's peak memory is its own."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()

@@ -1,0 +1,97 @@
+"""The Triton path against the float64 reference at full size: relative error of the loss, its three terms
+and both input gradients, under each precision of the kernel's float32 products.
+
+The kernel follows torch's float32 matmul precision: "tf32" runs `music_loss(..., implementation="triton")`
+under torch.set_float32_matmul_precision("high") (TF32 tensor cores on NVIDIA GPUs from Ampere on),
+"ieee" under "highest" (exact float32 products, torch's default). Under Triton's interpreter products are
+exact either way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+
+import torch
+
+from benchmarks.methods import DTYPES, make_views, matmul_precision, release_memory
+
+# torch's float32 matmul precision for each precision checked.
+PRECISIONS = {"tf32": "high", "ieee": "highest"}
+# Stated tolerances (relative error vs the float64 reference). TF32 operands carry 10 mantissa bits.
+# Emulating TF32 rounding on CPU gave about 1e-6 on the terms and 5e-4 on the gradients.
+TOLERANCE = {
+    ("tf32", "terms"): 1e-4,
+    ("tf32", "grads"): 2e-3,
+    ("ieee", "terms"): 1e-4,
+    ("ieee", "grads"): 1e-4,
+}
+# bfloat16 gradients are rounded to bfloat16 on the way out (8 mantissa bits).
+BF16_GRAD_TOLERANCE = 1e-2
+TERMS = ("loss", "invariance", "diag", "off")
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """Max absolute error over the max absolute value of `want`, in float64."""
+    got, want = got.detach().double(), want.detach().double()
+    return ((got - want).abs().max() / want.abs().max().clamp_min(1e-300)).item()
+
+
+def check_one(n: int, d: int, c: int, dtype_name: str, precision: str, device: str = "cuda") -> dict:
+    """One row: the errors of the Triton path at (N, D, C) in one dtype and precision, and whether all are
+    within `TOLERANCE`."""
+    from music_ssl import music_loss
+
+    z_a, z_b = make_views(n, d, DTYPES[dtype_name], device)
+    z = [x.clone().requires_grad_() for x in (z_a, z_b)]
+    with matmul_precision(PRECISIONS[precision]):
+        out = music_loss(*z, segment_dim=c, implementation="triton", return_terms=True)
+        grads = torch.autograd.grad(out.loss, z)
+    terms = {name: getattr(out, name).detach() for name in TERMS}
+    del out
+    z64 = [x.double().requires_grad_() for x in (z_a, z_b)]
+    expected = music_loss(*z64, segment_dim=c, implementation="reference", return_terms=True)
+    expected_grads = torch.autograd.grad(expected.loss, z64)
+    errors = {name: relative_error(value, getattr(expected, name)) for name, value in terms.items()}
+    errors["grad_z_a"] = relative_error(grads[0], expected_grads[0])
+    errors["grad_z_b"] = relative_error(grads[1], expected_grads[1])
+    grad_tolerance = TOLERANCE[(precision, "grads")]
+    if dtype_name == "bfloat16":
+        grad_tolerance = max(grad_tolerance, BF16_GRAD_TOLERANCE)
+    ok = all(errors[k] <= TOLERANCE[(precision, "terms")] for k in terms) and all(
+        errors[k] <= grad_tolerance for k in ("grad_z_a", "grad_z_b")
+    )
+    return {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision, "ok": ok, **errors}
+
+
+def run_checks(
+    shapes: list[tuple[int, int, int]],
+    device: str,
+    deadline: float,
+    rows: list[dict],
+    save: Callable[[], None],
+) -> list[dict]:
+    """Appends a row per case to `rows` and calls save() after each: every shape with TF32 products in
+    both dtypes, then exact float32 products on the first shape in both dtypes. A case that would start
+    after `deadline` (time.perf_counter()) is skipped."""
+    cases = [(n, d, c, dt, "tf32") for n, d, c in shapes for dt in DTYPES]
+    cases += [(*shapes[0], dt, "ieee") for dt in DTYPES]
+    for n, d, c, dtype_name, precision in cases:
+        base = {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision}
+        if time.perf_counter() > deadline:
+            rows.append({**base, "ok": None, "error": "skipped (time budget)"})
+            continue
+        try:
+            row = check_one(n, d, c, dtype_name, precision, device)
+        except torch.cuda.OutOfMemoryError:
+            row = {**base, "ok": None, "error": "OOM"}
+        except Exception as error:  # Report and go on: one broken case must not lose the benchmark.
+            traceback.print_exc()
+            row = {**base, "ok": False, "error": f"{type(error).__name__}: {error}"[:300]}
+        release_memory()
+        rows.append(row)
+        save()
+        print("check", json.dumps(row), flush=True)
+    return rows

@@ -1,0 +1,104 @@
+"""Compiles the Triton kernels for a GPU architecture without a GPU, and reads what they lowered to.
+
+For every kernel variant and every configuration of `music_ssl.triton_kernel.configs.GPU_CONFIGS`: the
+instruction `tl.dot` became (wgmma, mma or fma), shared memory, registers and stack bytes (register
+spills). Uses Triton's compiler API and the cuobjdump bundled with Triton's NVIDIA backend; the kernels'
+argument names and constexprs must match `music_ssl.triton_kernel.kernels`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+
+
+def compile_offline(arch: int = 90) -> list[dict]:
+    """One row per (operands, config, kernel variant): its lowering, or the error compiling it."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from music_ssl.triton_kernel import interpreter_active
+    from music_ssl.triton_kernel.configs import GPU_CONFIGS, GPU_GROUP_M
+    from music_ssl.triton_kernel.kernels import joint_band_kernel, scaled_matmul_kernel
+
+    cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    if interpreter_active():
+        raise RuntimeError("--compile-only compiles for the GPU: unset TRITON_INTERPRET.")
+    # The autotuned kernels wrap the jitted functions that triton.compile takes.
+    band_kernel = joint_band_kernel.fn
+    matmul_kernel = scaled_matmul_kernel.fn
+    aligned = [["tt.divisibility", 16]]
+
+    def source(kernel, types: dict, constants: dict, unit_strides: list[str]) -> ASTSource:
+        # As a launch specializes them: unit strides are constants, other ints and pointers 16-aligned.
+        constants = {**constants, **dict.fromkeys(unit_strides, 1)}
+        signature = {
+            name: ("constexpr" if name in constants else types.get(name, "i32")) for name in kernel.arg_names
+        }
+        attrs = {
+            (kernel.arg_names.index(name),): aligned
+            for name, kind in signature.items()
+            if kind != "constexpr" and not kind.startswith("fp32") and name not in ("row_start", "row_stop")
+        }
+        return ASTSource(kernel, signature, constants, attrs)
+
+    rows = []
+    # The kernels take float32 operands (the probabilities and dL/dP).
+    for operand in ("fp32",):
+        for m, n, k, warps, stages in GPU_CONFIGS:
+            blocks = {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": GPU_GROUP_M, "UPCAST": False}
+            blocks["INPUT_PRECISION"] = "tf32"
+            scalars = {
+                "inv_n": "fp32",
+                "tiny": "fp32",
+                "diag_coef": "fp32",
+                "off_coef": "fp32",
+                "alpha": "fp32",
+            }
+            pointers = {"a_ptr": f"*{operand}", "b_ptr": f"*{operand}", "grad_ptr": f"*{operand}"}
+            pointers.update(partial_ptr="*fp32", c_ptr="*fp32")
+            types = {**scalars, **pointers}
+            variants = {
+                "band+grad": (band_kernel, {"WRITE_GRAD": True}, ["stride_an", "stride_bn", "stride_gd"]),
+                "band": (band_kernel, {"WRITE_GRAD": False}, ["stride_an", "stride_bn", "stride_gd"]),
+                "grad_a": (matmul_kernel, {"ACCUMULATE": False}, ["stride_ak", "stride_bk", "stride_cn"]),
+                "grad_b": (matmul_kernel, {"ACCUMULATE": True}, ["stride_ak", "stride_bn", "stride_cn"]),
+            }
+            for name, (kernel, flags, unit) in variants.items():
+                row = {"operands": operand, "config": [m, n, k, warps, stages], "kernel": name}
+                try:
+                    compiled = triton.compile(
+                        source(kernel, types, {**blocks, **flags}, unit),
+                        target=GPUTarget("cuda", arch, 32),
+                        options={"num_warps": warps, "num_stages": stages},
+                    )
+                except Exception as error:
+                    rows.append({**row, "error": f"{type(error).__name__}: {error}"[:300]})
+                    print("compile", json.dumps(rows[-1]), flush=True)
+                    continue
+                ttgir = compiled.asm["ttgir"]
+                row["dot"] = (
+                    "wgmma" if "warp_group_dot" in ttgir else ("mma" if "nvidia_mma" in ttgir else "fma")
+                )
+                row["shared_bytes"] = compiled.metadata.shared
+                with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+                    cubin.write(compiled.asm["cubin"])
+                    cubin.flush()
+                    usage = subprocess.run(
+                        [cuobjdump, "-res-usage", cubin.name], capture_output=True, text=True
+                    )
+                found = re.search(r"REG:(\d+).*?STACK:(\d+)", usage.stdout)
+                if found:
+                    row["registers"], row["stack_bytes"] = int(found.group(1)), int(found.group(2))
+                rows.append(row)
+                print("compile", json.dumps(row), flush=True)
+    return rows
+
+
+def lowering_defects(rows: list[dict]) -> list[dict]:
+    """The rows that failed to compile, did not lower tl.dot to wgmma, or spilled registers to the stack."""
+    return [r for r in rows if "error" in r or r.get("dot") != "wgmma" or r.get("stack_bytes", 0) > 0]

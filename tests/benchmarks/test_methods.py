@@ -1,0 +1,92 @@
+"""The one table of methods that the loss benchmark and the GPU check compare (benchmarks/methods.py)."""
+
+import pytest
+import torch
+
+from benchmarks import gpu_check, loss_benchmark, methods
+from benchmarks.methods import METHODS, Method, build_step, loss_function, matmul_precision
+from benchmarks.triton_compile import lowering_defects
+from music_ssl import music_loss, triton_kernel
+
+LOSSES = ("plain", "plain+tf32", "reference", "chunked", "chunked+tf32", "triton", "triton+tf32")
+
+
+def _runnable(name: str) -> bool:
+    if METHODS[name].requires and methods.missing_requirement(name):
+        return False
+    return not name.startswith("triton") or triton_kernel.is_available("cpu")
+
+
+def test_both_benchmarks_draw_on_the_one_table():
+    assert set(gpu_check.DEFAULT_METHODS) == set(METHODS)
+    assert set(loss_benchmark.DEFAULT_METHODS) <= set(METHODS)
+    tf32 = [name for name, method in METHODS.items() if method.matmul_precision == "high"]
+    assert tf32 == ["plain+tf32", "chunked+tf32", "triton+tf32"]
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_every_music_method_computes_music(name):
+    if not _runnable(name):
+        pytest.skip(f"{name} needs Triton's interpreter: {triton_kernel.unavailable_reason('cpu')}")
+    z_a, z_b = methods.make_views(20, 48, torch.float32, device="cpu")
+    want = music_loss(z_a.double(), z_b.double(), segment_dim=16, implementation="reference")
+    with matmul_precision(METHODS[name].matmul_precision):
+        got = loss_function(name, 16)(z_a, z_b)
+    assert got.item() == pytest.approx(want.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_step_runs_forward_and_backward(name):
+    if not _runnable(name):
+        pytest.skip(f"{name} cannot run here: {methods.missing_requirement(name) or 'no Triton interpreter'}")
+    z_a, z_b = (x.requires_grad_() for x in methods.make_views(20, 48, torch.float32, device="cpu"))
+    with matmul_precision(METHODS[name].matmul_precision):
+        build_step(name, z_a, z_b, segment_dim=16)()
+    produces_input_gradients = name not in ("matmul_floor", "triton_joint_only", "triton_joint_nograd")
+    assert (z_a.grad is not None and z_b.grad is not None) == produces_input_gradients
+    if produces_input_gradients:
+        assert torch.isfinite(z_a.grad).all() and z_a.grad.abs().sum() > 0
+
+
+def test_the_floor_runs_its_products_in_the_dtype_asked_for():
+    z_a, z_b = methods.make_views(8, 32, torch.bfloat16, device="cpu")
+    assert {x.dtype for x in build_step("matmul_floor", z_a, z_b, 16)()} == {torch.bfloat16}
+    floor = build_step("matmul_floor", z_a, z_b, 16, floor_dtype=torch.float32)
+    assert {x.dtype for x in floor()} == {torch.float32}
+
+
+def test_unknown_methods_are_refused_with_the_accepted_names():
+    z = torch.zeros(4, 32, requires_grad=True)
+    with pytest.raises(ValueError, match=r"unknown method 'simclr'; expected one of \('matmul_floor'"):
+        build_step("simclr", z, z, 16)
+    with pytest.raises(ValueError, match="unknown method 'simclr'"):
+        loss_benchmark.measure("simclr", 4, 32, 16, "cpu", "float32", 1)
+    with pytest.raises(ValueError, match="'matmul_floor' is not a loss function"):
+        loss_function("matmul_floor", 16)
+
+
+def test_a_missing_package_is_named(monkeypatch):
+    monkeypatch.setitem(METHODS, "imaginary", Method("needs a package", requires="no_such_package_here"))
+    assert methods.missing_requirement("imaginary").startswith("no_such_package_here not importable (")
+    assert methods.missing_requirement("chunked") == ""
+
+
+def test_matmul_precision_is_restored_even_after_an_error():
+    before = torch.get_float32_matmul_precision()
+    with matmul_precision(None):
+        assert torch.get_float32_matmul_precision() == before
+    with pytest.raises(RuntimeError), matmul_precision("high"):
+        assert torch.get_float32_matmul_precision() == "high"
+        raise RuntimeError("a failing method")
+    assert torch.get_float32_matmul_precision() == before
+
+
+def test_loss_benchmark_measures_a_tf32_variant():
+    row = loss_benchmark.measure("chunked+tf32", 16, 64, 16, "cpu", "float32", 1)
+    assert row["method"] == "chunked+tf32" and row["seconds"] > 0
+
+
+def test_compiled_kernels_are_judged_on_wgmma_and_spills():
+    good = {"kernel": "band", "dot": "wgmma", "stack_bytes": 0}
+    rows = [good, {**good, "dot": "mma"}, {**good, "stack_bytes": 8}, {"kernel": "grad_a", "error": "boom"}]
+    assert lowering_defects(rows) == rows[1:]
