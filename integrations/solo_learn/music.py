@@ -39,10 +39,10 @@ class MUSIC(BaseMethod):
 
         Multi-crop: the loss is the mean of MUSIC over every pair of large crops and every
         (large crop, small crop) pair, each pair with the same weight; small crops are not paired
-        with each other (see ``view_pairs``). Two large crops and no small crop give one pair, the
-        setting of solo-learn's Barlow Twins and VICReg, whose losses take exactly the first two
-        projections (``z1, z2 = out["z"]``) and never see small crops. A configuration without any
-        pair of views is refused.
+        with each other (see ``view_pairs``). Two large crops and no small crop give one pair: the
+        setting of solo-learn's Barlow Twins and VICReg, whose training_step unpacks exactly two
+        projections (``z1, z2 = out["z"]``), so they need exactly two large crops and small crops
+        never reach their loss. A configuration without any pair of views is refused.
         """
 
         super().__init__(cfg)
