@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data test lint benchmark loss-benchmark tune
+.PHONY: install data test lint benchmark loss-benchmark tune study
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ benchmark: install data
 
 tune: install data
 	$(BIN)/python -m benchmarks.quality.tune --out results/tune
+
+# One study of the paper's claims, resumable: make study STUDY=projector_dim (see docs/quality.md).
+study: install data
+	$(BIN)/python -m benchmarks.quality.study $(STUDY)
 
 loss-benchmark: install
 	$(BIN)/python -m benchmarks.loss_benchmark --out results/loss_benchmark

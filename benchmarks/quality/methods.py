@@ -12,6 +12,10 @@ from torch import nn
 
 METHODS = ("music", "barlow_twins", "vicreg")
 
+# MUSIC's term weights (all 1 in the paper); searched by the music_options study, left out of results when
+# they keep their default.
+MUSIC_WEIGHTS = ("inv_weight", "diag_weight", "off_weight")
+
 # Paper defaults: MUSIC's CIFAR configuration, Barlow Twins' lambda, VICReg's (lambda, mu, nu).
 DEFAULT_LOSS_PARAMS: dict[str, dict[str, Any]] = {
     "music": {"segment_dim": 32, "temperature": 1.0},
@@ -25,7 +29,11 @@ def build_loss(method: str, params: dict[str, Any]) -> nn.Module:
     if method == "music":
         from music_ssl import MUSICLoss
 
-        return MUSICLoss(segment_dim=int(params["segment_dim"]), temperature=float(params["temperature"]))
+        return MUSICLoss(
+            segment_dim=int(params["segment_dim"]),
+            temperature=float(params["temperature"]),
+            **{k: float(params[k]) for k in MUSIC_WEIGHTS if k in params},
+        )
     if method == "barlow_twins":
         from lightly.loss import BarlowTwinsLoss
 
@@ -43,4 +51,7 @@ def build_loss(method: str, params: dict[str, Any]) -> nn.Module:
 
 def loss_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """The loss options in ``params``, with the paper defaults for missing ones."""
-    return {k: params.get(k, v) for k, v in DEFAULT_LOSS_PARAMS[method].items()}
+    out = {k: params.get(k, v) for k, v in DEFAULT_LOSS_PARAMS[method].items()}
+    if method == "music":
+        out.update({k: params[k] for k in MUSIC_WEIGHTS if k in params})
+    return out

@@ -107,11 +107,14 @@ def pretrain(
     monitor: bool = True,
     max_steps: int | None = None,
     progress: bool = True,
+    stop_epoch: int | None = None,
 ) -> TrainResult:
     """Pretrain ``profile.backbone`` with ``method``'s loss; ``params`` holds ``lr`` and the loss options.
 
     The seed fixes the weight initialization, the pretraining subset, the batch order and the
     augmentations, so every method sees the same images in the same order from the same initial weights.
+    ``stop_epoch`` ends training after that epoch on the schedule of the full ``epochs`` (a screening run
+    for divergence, whose early steps are exactly those of a full run).
     """
     device = torch.device(device)
     epochs = profile.epochs if epochs is None else epochs
@@ -150,7 +153,7 @@ def pretrain(
     amp = profile.mixed_precision and device.type == "cuda"
     step = 0
     last_finite: float | None = None
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, min(epochs, stop_epoch or epochs) + 1):
         model.train()
         start = time.perf_counter()
         perm = torch.randperm(len(images), generator=order).to(device)

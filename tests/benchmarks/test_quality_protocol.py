@@ -218,3 +218,20 @@ def test_cli_writes_results_json_table_and_plots(tmp_path):
     assert "| MUSIC (music-ssl) |" in (out / "table.md").read_text()
     for name in ("accuracy_over_epochs", "time_per_epoch", "music_attribute_usage", "music_attribute_grid"):
         assert (out / f"{name}.png").stat().st_size > 1000
+
+
+@needs_fmnist
+def test_every_method_starts_from_the_same_weights_and_images(tiny, profile):
+    # Paired seeds: on one seed every method starts from the same backbone and projector weights and
+    # sees the same augmented batches; on another seed both differ.
+    aug = BatchAugment(profile.augment, *tiny.channel_stats())
+
+    def start(method, seed):
+        model = pretrain(method, {"lr": 0.1}, tiny, profile, aug, seed, max_steps=0, monitor=False).model
+        return [p.detach().clone() for p in model.parameters()]
+
+    music, vicreg, other_seed = start("music", 3), start("vicreg", 3), start("music", 4)
+    assert all(torch.equal(a, b) for a, b in zip(music, vicreg, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(music, other_seed, strict=True))
+    batches = [aug(tiny.train_images[:8], torch.Generator().manual_seed(3 + 3)) for _ in range(2)]
+    assert torch.equal(batches[0], batches[1])

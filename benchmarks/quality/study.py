@@ -1,0 +1,427 @@
+"""Studies of the paper's claims, run in resumable pieces: one JSON file per finished run.
+
+    python -m benchmarks.quality.study seeds              # 5 seeds of the main run's settings
+    python -m benchmarks.quality.study long               # 3x the epochs on the full 60k split, 3 seeds
+    python -m benchmarks.quality.study projector_dim      # output dim 128 ... 4096, 2 seeds, all methods
+    python -m benchmarks.quality.study projector_depth    # 0, 1 and 2 hidden layers, 2 seeds
+    python -m benchmarks.quality.study music_options      # MUSIC's segment size and term weights per dim
+    python -m benchmarks.quality.study stability          # main-run settings, seeds 0-4, 1 and 2 threads
+
+Every run is written to ``OUT/<study>/runs/<name>.json`` when it finishes and skipped when that file
+exists, so a study can be stopped at any time (``--max-runs`` stops it after that many new runs) and
+continued later, on another day or machine; a run file made with other settings is refused, never mixed
+in. After every run the study's ``table.md``, ``summary.json`` and plot are rewritten from all run files,
+so they always say how many seeds each number rests on.
+
+Three kinds of run: ``test`` studies train and evaluate on the test split exactly as the main run does
+(fixed hyper-parameters from tuned.json: they measure, they choose nothing); ``music_options`` is a search,
+so it scores on the tuning search's validation split and never sees the test split; ``stability`` only
+pretrains and records whether and where a method diverged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.quality.augment import BatchAugment
+from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
+from benchmarks.quality.config import Profile, get_profile
+from benchmarks.quality.data import ImageData, validation_split
+from benchmarks.quality.methods import METHODS
+from benchmarks.quality.report import NAMES
+from benchmarks.quality.stats import compare
+from benchmarks.quality.train import pretrain
+from benchmarks.quality.tuned import method_params
+
+DEFAULT_OUT = Path(__file__).with_name("results") / "studies"
+DIMS = (128, 256, 512, 1024, 2048, 4096)
+MUSIC_SEGMENT_DIMS = (8, 16, 32, 64)
+MUSIC_WEIGHT_ALTERNATIVES = ({"inv_weight": 2.0}, {"diag_weight": 2.0}, {"off_weight": 2.0})
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    kind: str  # "test", "validation" or "pretrain"
+    variable: str
+    values: tuple[Any, ...]
+    seeds: tuple[int, ...]
+    methods: tuple[str, ...] = METHODS
+
+
+def music_option_grid(dims: tuple[int, ...] = DIMS) -> tuple[dict[str, Any], ...]:
+    """Per projection size: every segment size that gives at least two segments, then the three term
+    weights doubled one at a time at the tuned segment size. Seven candidates per size, as many as the
+    peers' search gave each of them."""
+    grid = []
+    for dim in dims:
+        grid += [{"dim": dim, "segment_dim": c} for c in MUSIC_SEGMENT_DIMS if dim % c == 0 and dim // c >= 2]
+        grid += [{"dim": dim, **w} for w in MUSIC_WEIGHT_ALTERNATIVES]
+    return tuple(grid)
+
+
+STUDIES = {
+    s.name: s
+    for s in (
+        Study("seeds", "test", "settings", ("main run",), (0, 1, 2, 3, 4)),
+        Study("long", "test", "settings", ("3x epochs, full train split",), (0, 1, 2)),
+        Study("projector_dim", "test", "projector_output_dim", DIMS, (0, 1)),
+        Study("projector_depth", "test", "hidden_layers", (0, 1, 2), (0, 1)),
+        Study("music_options", "validation", "music_options", music_option_grid(), (0, 1), ("music",)),
+        Study("stability", "pretrain", "threads", (1, 2), (0, 1, 2, 3, 4)),
+    )
+}
+
+
+def configure(study: Study, value: Any, profile: Profile, params: dict[str, Any]):
+    """The profile, the method's params and the thread count of one run of ``study`` at ``value``."""
+    threads = None
+    if study.name == "long":
+        profile = replace(profile, epochs=3 * profile.epochs, pretrain_subset=None)
+    elif study.name == "projector_dim":
+        profile = replace(profile, projector_output_dim=int(value))
+    elif study.name == "projector_depth":
+        profile = replace(profile, projector_num_layers=int(value) + 1)
+    elif study.name == "music_options":
+        profile = replace(profile, projector_output_dim=int(value["dim"]))
+        params = {**params, **{k: v for k, v in value.items() if k != "dim"}}
+    elif study.name == "stability":
+        threads = int(value)
+    return profile, params, threads
+
+
+def value_label(value: Any) -> str:
+    if isinstance(value, dict):
+        return "_".join(f"{k}{v}" for k, v in value.items())
+    return str(value).replace(" ", "").replace(",", "_")
+
+
+def run_path(out: Path, study: Study, method: str, value: Any, seed: int) -> Path:
+    return out / study.name / "runs" / f"{method}__{value_label(value)}__seed{seed}.json"
+
+
+def _settings(profile: Profile, params: dict[str, Any], threads, args) -> dict[str, Any]:
+    """What a run file must match to be reused."""
+    return {
+        "profile": json.loads(json.dumps(profile.to_dict())),
+        "params": params,
+        "threads": threads,
+        "dataset": args.dataset,
+        "data_limit": args.data_limit,
+        "max_steps": args.max_steps,
+        "stop_epoch": args.stop_epoch,
+    }
+
+
+def one_run(
+    study, method, value, seed, profile, params, threads, data, split, device, args
+) -> dict[str, Any]:
+    from benchmarks.quality.run import train_and_evaluate
+    from benchmarks.quality.tune import score_config
+
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    start = time.perf_counter()
+    try:
+        if study.kind == "test":
+            augment = BatchAugment(profile.augment, *data.channel_stats())
+            row, _ = train_and_evaluate(
+                method, params, data, profile, augment, seed, device, args.max_steps, False, monitor=False
+            )
+        elif study.kind == "validation":
+            augment = BatchAugment(profile.augment, *split.channel_stats())
+            row = score_config(method, params, split, profile, augment, seed, device, False)
+        else:
+            augment = BatchAugment(profile.augment, *data.channel_stats())
+            trained = pretrain(
+                method,
+                params,
+                data,
+                profile,
+                augment,
+                seed,
+                device,
+                monitor=False,
+                max_steps=args.max_steps,
+                progress=False,
+                stop_epoch=args.stop_epoch,
+            )
+            losses = [h["loss"] for h in trained.history if h["epoch"] > 0]
+            row = {
+                "seed": seed,
+                "diverged": None if not trained.diverged else {"seed": seed, **trained.divergence},
+                "epochs_run": len(losses),
+                "final_loss": losses[-1] if losses else None,
+                "seconds": trained.seconds,
+            }
+    finally:
+        torch.set_num_threads(previous_threads)
+    return {**row, "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def run_study(
+    study: Study,
+    data: ImageData,
+    base: Profile,
+    params: dict[str, dict[str, Any]],
+    out: Path,
+    args,
+    log=print,
+) -> dict[str, Any]:
+    """Run what is missing of ``study`` (at most ``args.max_runs`` new runs), then rewrite its report."""
+    split = validation_split(data, base.tune_val_size, seed=0) if study.kind == "validation" else None
+    seeds = tuple(args.seeds or study.seeds)
+    new = 0
+    for seed in seeds:  # seed-major, so a study cut short has whole seeds for every value
+        for value in study.values:
+            for method in args.methods or study.methods:
+                profile, run_params, threads = configure(study, value, base, params[method])
+                path = run_path(out, study, method, value, seed)
+                settings = _settings(profile, run_params, threads, args)
+                if path.is_file():
+                    stored = json.loads(path.read_text())
+                    if stored["settings"] != settings:
+                        raise ValueError(
+                            f"{path} was made with other settings than this run's; choose another --out "
+                            "or remove the file to rerun it"
+                        )
+                    continue
+                if args.max_runs is not None and new >= args.max_runs:
+                    log(f"[{study.name}] stopped after {new} new runs (--max-runs)")
+                    return write_report(study, out, seeds)
+                log(f"[{study.name}] {method} {value_label(value)} seed {seed} ...")
+                row = one_run(
+                    study, method, value, seed, profile, run_params, threads, data, split, args.device, args
+                )
+                path.parent.mkdir(parents=True, exist_ok=True)
+                record = {"study": study.name, "method": method, "value": value, "seed": seed, "row": row}
+                path.write_text(json.dumps({**record, "settings": settings}, indent=2) + "\n")
+                log(f"[{study.name}] {method} {value_label(value)} seed {seed}: {_short(row)}")
+                new += 1
+                write_report(study, out, seeds, with_plot=False)
+    return write_report(study, out, seeds)
+
+
+def _short(row: dict[str, Any]) -> str:
+    if row.get("diverged"):
+        return f"diverged {row['diverged']}"
+    keys = ("linear_top1", "knn_top1", "final_loss", "wall_seconds")
+    return ", ".join(f"{k} {row[k]:.4g}" for k in keys if isinstance(row.get(k), int | float))
+
+
+def load_runs(out: Path, study: Study) -> list[dict[str, Any]]:
+    folder = out / study.name / "runs"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per value: per method mean, std and number of seeds, diverged seeds, and MUSIC's paired verdicts."""
+    summary: dict[str, Any] = {
+        "study": study.name,
+        "kind": study.kind,
+        "variable": study.variable,
+        "values": [],
+    }
+    for value in study.values:
+        rows_by_method: dict[str, list[dict[str, Any]]] = {}
+        for r in runs:
+            if r["value"] == value:
+                rows_by_method.setdefault(r["method"], []).append(r["row"])
+        if not rows_by_method:
+            continue
+        entry: dict[str, Any] = {"value": value, "methods": {}}
+        for method, rows in rows_by_method.items():
+            rows.sort(key=lambda r: r["seed"])
+            finished = [r for r in rows if not r.get("diverged")]
+            stats: dict[str, Any] = {
+                "seeds": [r["seed"] for r in rows],
+                "diverged": [r["diverged"] for r in rows if r.get("diverged")],
+                "wall_seconds": round(sum(r.get("wall_seconds", 0.0) for r in rows), 1),
+            }
+            for key in ("linear_top1", "knn_top1", "final_loss", "epochs_run"):
+                values = [r[key] for r in finished if isinstance(r.get(key), int | float)]
+                if values:
+                    stats[key] = round(statistics.fmean(values), 4)
+                    stats[f"{key}_std"] = round(statistics.stdev(values), 4) if len(values) > 1 else None
+            entry["methods"][method] = stats
+        peers = tuple(m for m in METHODS if m != "music" and m in rows_by_method)
+        if study.kind == "test" and "music" in rows_by_method and peers:
+            entry["comparison"] = compare(rows_by_method, "music", peers, names=NAMES)
+        summary["values"].append(entry)
+    return summary
+
+
+def _cell(stats: dict[str, Any] | None, key: str) -> str:
+    if stats is None:
+        return "–"
+    n_done = len(stats["seeds"]) - len(stats["diverged"])
+    bad = f", {len(stats['diverged'])} diverged" if stats["diverged"] else ""
+    if key not in stats:
+        return f"– (n={n_done}{bad})"
+    std = stats.get(f"{key}_std")
+    return f"{stats[key]:.2f}" + (f" ± {std:.2f}" if std is not None else "") + f" (n={n_done}{bad})"
+
+
+def markdown(summary: dict[str, Any], study: Study) -> str:
+    key = "final_loss" if study.kind == "pretrain" else "linear_top1"
+    what = {
+        "test": "test linear top-1 (%)",
+        "validation": "validation linear top-1 (%)",
+        "pretrain": "final loss",
+    }
+    methods = [m for m in METHODS if m in study.methods]
+    lines = [
+        f"Study `{study.name}`: {what[study.kind]}, mean ± std over seeds (n = seeds that finished).",
+        "",
+        f"| {study.variable} | "
+        + " | ".join(NAMES[m] for m in methods)
+        + " |"
+        + (" MUSIC minus peers (verdict) |" if study.kind == "test" else ""),
+        "|---|" + "---:|" * len(methods) + ("---|" if study.kind == "test" else ""),
+    ]
+    for entry in summary["values"]:
+        cells = [_cell(entry["methods"].get(m), key) for m in methods]
+        line = f"| {value_label(entry['value'])} | " + " | ".join(cells) + " |"
+        if study.kind == "test":
+            verdicts = []
+            for peer, c in entry.get("comparison", {}).get("peers", {}).items():
+                d = c["linear_top1"]
+                ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+                mean = "–" if d["mean"] is None else f"{d['mean']:+.2f}"
+                verdicts.append(f"{NAMES[peer].split(' (')[0]}: {mean}{ci} ({c['verdict']})")
+            line += " " + "; ".join(verdicts) + " |"
+        lines.append(line)
+    diverged = [
+        f"{NAMES[m]} at {value_label(e['value'])}: "
+        + ", ".join(
+            f"seed {d['seed']} (epoch {d['epoch']}, step {d['step']}, {d['reason']})" for d in s["diverged"]
+        )
+        for e in summary["values"]
+        for m, s in e["methods"].items()
+        if s["diverged"]
+    ]
+    if diverged:
+        lines += ["", "Diverged: " + "; ".join(diverged) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
+    if study.name not in ("projector_dim", "projector_depth"):
+        return False
+    from benchmarks.quality.plots import COLORS, LABELS, plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for method in study.methods:
+        points = [
+            (
+                e["value"],
+                e["methods"][method]["linear_top1"],
+                e["methods"][method].get("linear_top1_std") or 0.0,
+            )
+            for e in summary["values"]
+            if "linear_top1" in e["methods"].get(method, {})
+        ]
+        if points:
+            x, y, err = zip(*points, strict=True)
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=LABELS[method], color=COLORS[method])
+    if study.name == "projector_dim":
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(DIMS), [str(d) for d in DIMS])
+        ax.set_xlabel("projector output dimension")
+    else:
+        ax.set_xticks([0, 1, 2])
+        ax.set_xlabel("projector hidden layers")
+    ax.set_ylabel("test linear top-1 (%)")
+    ax.set_title("mean ± std over seeds", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_report(study: Study, out: Path, seeds: tuple[int, ...], with_plot: bool = True) -> dict[str, Any]:
+    summary = summarize_runs(study, load_runs(out, study))
+    folder = out / study.name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (folder / "table.md").write_text(markdown(summary, study))
+    if with_plot:
+        plot(summary, study, folder / f"{study.name}.png")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality.study",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("study", choices=sorted(STUDIES))
+    add_common_arguments(p)
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="default: benchmarks/quality/results/studies"
+    )
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=None)
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the study's seeds")
+    p.add_argument("--values", nargs="+", type=int, default=None, help="only these values of the variable")
+    p.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
+    p.add_argument("--report-only", action="store_true", help="rewrite table and plot from the run files")
+    p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick checks)")
+    p.add_argument("--subset", type=int, default=None, help="override the pretraining subset (quick checks)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument(
+        "--stop-epoch",
+        type=int,
+        default=None,
+        help="stability: stop each run after this epoch of the full schedule; runs go to OUT/firstNepochs/",
+    )
+    p.add_argument("--tune-val-size", type=int, default=None, help="music_options: validation images")
+    p.add_argument("--tuned", type=Path, default=None)
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    log = functools.partial(print, flush=True)
+    study = STUDIES[args.study]
+    profile = get_profile(
+        args.profile,
+        epochs=args.epochs,
+        pretrain_subset=args.subset,
+        batch_size=args.batch_size,
+        tune_val_size=args.tune_val_size,
+    )
+    if study.kind == "validation" and args.epochs is not None:
+        profile = replace(profile, tune_epochs=args.epochs)
+    if args.stop_epoch is not None and study.kind != "pretrain":
+        raise ValueError(f"--stop-epoch={args.stop_epoch} applies to the stability study only")
+    if args.values is not None:
+        if not all(isinstance(v, int) for v in study.values):
+            raise ValueError(
+                f"--values applies to studies over whole numbers; {study.name} has {study.values}"
+            )
+        study = replace(study, values=tuple(args.values))
+    out = args.out if args.stop_epoch is None else args.out / f"first{args.stop_epoch}epochs"
+    if args.report_only:
+        summary = write_report(study, out, tuple(args.seeds or study.seeds))
+    else:
+        data, _ = load_data(args, log)
+        params, source = method_params(profile, args.dataset, args.tuned)
+        log(f"[{study.name}] hyper-parameters: {source}")
+        summary = run_study(study, data, profile, params, out, args, log)
+    log((out / study.name / "table.md").read_text())
+    return summary
+
+
+if __name__ == "__main__":
+    main()
