@@ -1,37 +1,14 @@
-"""`music_loss`: the functional form of MUSICLoss, and the choice of implementation."""
+"""`music_loss`: the functional form of MUSICLoss."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from music_ssl import _validation as check
-from music_ssl.chunked import chunked_joint_entropies
+from music_ssl.dispatch import resolve_implementation
 from music_ssl.fused import music_loss_fused
 from music_ssl.output import MUSICOutput
 from music_ssl.reference import music_loss_reference
-
-
-def triton_available(device: torch.device) -> bool:
-    """Whether the Triton kernel can run on `device` (a CUDA device with triton importable)."""
-    from music_ssl import triton_joint
-
-    return triton_joint.is_available(device)
-
-
-def resolve_implementation(implementation: str, device: torch.device) -> str:
-    """Maps "auto" to the fastest implementation for `device`; rejects "triton" where it cannot run."""
-    if implementation == "auto":
-        # Only on CUDA: on the CPU, Triton could only run in its (slow) interpreter.
-        return "triton" if device.type == "cuda" and triton_available(device) else "chunked"
-    if implementation == "triton" and not triton_available(device):
-        from music_ssl import triton_joint
-
-        raise ValueError(
-            f"implementation='triton' cannot run here: {triton_joint.unavailable_reason(device)} "
-            "Use implementation='chunked' (any device) or 'auto'."
-        )
-    return implementation
 
 
 def music_loss(
@@ -64,13 +41,6 @@ def music_loss(
         check.check_batch_size(z_a.shape[0])
 
     args = (z_a, z_b, segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed)
-    chosen = resolve_implementation(implementation, z_a.device)
-    if chosen == "reference":
-        output = music_loss_reference(*args)
-    elif chosen == "chunked":
-        output = music_loss_fused(*args, joint_entropies=chunked_joint_entropies)
-    else:
-        from music_ssl.triton_joint import triton_joint_entropies
-
-        output = music_loss_fused(*args, joint_entropies=triton_joint_entropies)
+    chosen = resolve_implementation(implementation, z_a.device, z_a.dtype)
+    output = music_loss_reference(*args) if chosen == "reference" else music_loss_fused(*args, kernel=chosen)
     return output if return_terms else output.loss

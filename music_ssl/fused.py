@@ -1,10 +1,18 @@
-"""The autograd wrapper shared by the fused implementations (chunked PyTorch and Triton).
+"""The operator shared by the fused implementations (chunked PyTorch and Triton).
 
 The joint-entropy kernel returns the input gradients together with the loss, so the forward pass also
-finishes the chain rule through the softmax and stores dL/dz; the backward pass only scales it. Extra
-memory is O(N * D): besides the kernel's own, the probabilities and the agreement distribution of the
-invariance term (3 N x D, the log-probabilities are exponentiated in place), then two gradients the size
-of the inputs, finished in place in the buffers the kernel returned.
+finishes the chain rule through the softmax and returns dL/dz; the backward pass only multiplies it by
+the incoming gradient. Extra memory is O(N * D): besides the kernel's own, the probabilities and the
+agreement distribution of the invariance term (3 N x D, the log-probabilities are exponentiated in
+place), then two float32 gradients the size of the inputs, finished in place in the kernel's buffers.
+
+The whole computation is one custom operator, `music_ssl::fused_music`, with a shape-only ("fake")
+implementation and its backward registered, so that torch.compile sees one node (no graph break) and
+autocast leaves it alone. Numerics follow what flows in: the math is float32 (float64 for float64
+inputs) whatever the input dtype, and dL/dz stays float32 until it meets the incoming gradient (a loss
+scale of 2**16 for float16 training), then is cast once to the input's dtype, as autograd does for the
+reference. The backward is not itself differentiable: a double backward (a gradient penalty) is refused
+with an error that points to the reference implementation.
 """
 
 from __future__ import annotations
@@ -14,9 +22,17 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from music_ssl import distributed
+from music_ssl import dispatch, distributed
 from music_ssl._validation import check_batch_size, compute_dtype
+from music_ssl.chunked import chunked_joint_entropies
 from music_ssl.output import MUSICOutput, segment_diagnostics
+
+DOUBLE_BACKWARD_MESSAGE = (
+    "The fused MUSIC implementations ('chunked', 'triton', and 'auto', which picks one of them) do not "
+    "support double backward (differentiating a gradient, e.g. a gradient penalty or "
+    "backward(create_graph=True)). Use MUSICLoss(implementation='reference'), whose backward is "
+    "differentiable."
+)
 
 
 class JointEntropies(Protocol):
@@ -33,6 +49,35 @@ class JointEntropies(Protocol):
         grad_scale: float,
         compute_grad: bool,
     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]: ...
+
+
+def _triton(*args):
+    from music_ssl.triton_kernel import triton_joint_entropies
+
+    try:
+        return triton_joint_entropies(*args)
+    except Exception as error:
+        raise RuntimeError(
+            f"The Triton MUSIC kernel failed on this device ({type(error).__name__}: {error}). "
+            "Use implementation='chunked', or 'auto', which falls back to it."
+        ) from error
+
+
+def _triton_or_chunked(*args):
+    from music_ssl.triton_kernel import triton_joint_entropies
+
+    try:
+        return triton_joint_entropies(*args)
+    except Exception as error:
+        dispatch.record_triton_failure(error)
+        return chunked_joint_entropies(*args)
+
+
+_KERNELS: dict[str, JointEntropies] = {
+    "chunked": chunked_joint_entropies,
+    "triton": _triton,
+    "triton_or_chunked": _triton_or_chunked,
+}
 
 
 def _logits_gradient(p: Tensor, grad_p: Tensor, q: Tensor, inv_coef: float, temperature: float) -> Tensor:
@@ -66,7 +111,9 @@ def _music_fused(
     # distribution, made in place in the buffer of log p_a + log p_b.
     agreement_q = log_p_a + log_p_b
     log_agreement = torch.logsumexp(agreement_q, dim=-1, keepdim=True)
-    invariance = -log_agreement.mean()
+    # A rank may hold no sample (an uneven last batch): its mean is 0, not 0/0.
+    local_count = max(batch_size, 1)
+    invariance = -log_agreement.sum() / (local_count * num_segments)
     if compute_grad:
         agreement_q.sub_(log_agreement).exp_()
     else:
@@ -112,25 +159,77 @@ def _music_fused(
 
     assert grad_p_a is not None and grad_p_b is not None
     # d(-logsumexp(la + lb))/dla = -q; through log_softmax that becomes p - q.
-    inv_coef = inv_weight * inv_scale / (batch_size * num_segments)
+    inv_coef = inv_weight * inv_scale / (local_count * num_segments)
     grad_a = _logits_gradient(p_a, grad_p_a.reshape(shape), agreement_q, inv_coef, temperature)
     grad_b = _logits_gradient(p_b, grad_p_b.reshape(shape), agreement_q, inv_coef, temperature)
     return (*terms, grad_a.reshape(batch_size, dim), grad_b.reshape(batch_size, dim))
 
 
-class _FusedMUSIC(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z_a: Tensor, z_b: Tensor, options: dict) -> tuple[Tensor, ...]:  # type: ignore[override]
-        *terms, grad_a, grad_b = _music_fused(z_a, z_b, compute_grad=True, **options)
-        ctx.save_for_backward(grad_a.to(z_a.dtype), grad_b.to(z_b.dtype))
-        ctx.mark_non_differentiable(*terms[1:])
-        return tuple(terms)
+@torch.library.custom_op("music_ssl::fused_music", mutates_args=())
+def fused_music(
+    z_a: Tensor,
+    z_b: Tensor,
+    segment_dim: int,
+    temperature: float,
+    diag_weight: float,
+    off_weight: float,
+    inv_weight: float,
+    gather_distributed: bool,
+    kernel: str,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(loss, invariance, diag, off, attribute entropy, confidence, dL/dz_a, dL/dz_b); the gradients are
+    float32 (float64 for float64 inputs), or empty without compute_grad. `kernel` is a name that
+    `music_ssl.dispatch.resolve_implementation` returns for a fused path."""
+    # Inside the operator every product is the math dtype, whatever autocast region it was called from.
+    with torch.autocast(device_type=z_a.device.type, enabled=False):
+        *terms, grad_a, grad_b = _music_fused(
+            z_a,
+            z_b,
+            segment_dim,
+            temperature,
+            diag_weight,
+            off_weight,
+            inv_weight,
+            gather_distributed,
+            _KERNELS[kernel],
+            compute_grad,
+        )
+    if grad_a is None or grad_b is None:
+        grad_a, grad_b = (terms[0].new_empty((0,)) for _ in range(2))
+    # Contiguous, as the shapes function declares (the chunked kernel builds dL/dz_a transposed).
+    return (*terms, grad_a.contiguous(), grad_b.contiguous())
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss: Tensor, *unused: Tensor) -> tuple[Tensor, Tensor, None]:  # type: ignore[override]
-        grad_a, grad_b = ctx.saved_tensors
-        return grad_a * grad_loss.to(grad_a.dtype), grad_b * grad_loss.to(grad_b.dtype), None
+
+@fused_music.register_fake
+def _fused_music_shapes(
+    z_a, z_b, segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed, kernel,
+    compute_grad,
+):  # fmt: skip
+    dtype = compute_dtype(z_a.dtype)
+    num_segments = z_a.shape[1] // segment_dim
+    scalars = [z_a.new_empty((), dtype=dtype) for _ in range(4)]
+    per_segment = [z_a.new_empty((num_segments,), dtype=dtype) for _ in range(2)]
+    grad_shape = tuple(z_a.shape) if compute_grad else (0,)
+    grads = [z_a.new_empty(grad_shape, dtype=dtype) for _ in range(2)]
+    return (*scalars, *per_segment, *grads)
+
+
+def _save_gradients(ctx, inputs, output) -> None:
+    ctx.save_for_backward(output[6], output[7])
+    ctx.input_dtypes = (inputs[0].dtype, inputs[1].dtype)
+
+
+def _backward(ctx, grad_loss: Tensor, *unused: Tensor) -> tuple[Tensor | None, ...]:
+    if torch.is_grad_enabled():
+        raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
+    grad_a, grad_b = ctx.saved_tensors
+    dtype_a, dtype_b = ctx.input_dtypes
+    incoming = grad_loss.to(grad_a.dtype)
+    return (grad_a * incoming).to(dtype_a), (grad_b * incoming).to(dtype_b), *([None] * 8)
+
+
+fused_music.register_autograd(_backward, setup_context=_save_gradients)
 
 
 def music_loss_fused(
@@ -142,23 +241,20 @@ def music_loss_fused(
     off_weight: float,
     inv_weight: float,
     gather_distributed: bool,
-    joint_entropies: JointEntropies,
+    kernel: str,
 ) -> MUSICOutput:
-    """MUSIC with a fused joint kernel. Arguments are assumed validated."""
-    options = dict(
-        segment_dim=segment_dim,
-        temperature=temperature,
-        diag_weight=diag_weight,
-        off_weight=off_weight,
-        inv_weight=inv_weight,
-        gather_distributed=gather_distributed,
-        joint_entropies=joint_entropies,
+    """MUSIC through the fused operator with the named kernel. Arguments are assumed validated."""
+    compute_grad = torch.is_grad_enabled() and (z_a.requires_grad or z_b.requires_grad)
+    loss, *parts, _, _ = fused_music(
+        z_a,
+        z_b,
+        segment_dim,
+        temperature,
+        diag_weight,
+        off_weight,
+        inv_weight,
+        gather_distributed,
+        kernel,
+        compute_grad,
     )
-    needs_grad = torch.is_grad_enabled() and (z_a.requires_grad or z_b.requires_grad)
-    with torch.autocast(device_type=z_a.device.type, enabled=False):
-        if needs_grad:
-            terms = _FusedMUSIC.apply(z_a, z_b, options)
-        else:
-            with torch.no_grad():
-                *terms, _, _ = _music_fused(z_a, z_b, compute_grad=False, **options)
-    return MUSICOutput(*terms)
+    return MUSICOutput(loss, *(part.detach() for part in parts))

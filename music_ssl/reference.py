@@ -43,8 +43,10 @@ def music_loss_reference(
         log_p_a = torch.log_softmax(logits_a, dim=-1)
         log_p_b = torch.log_softmax(logits_b, dim=-1)
 
-        # L_inv = -log sum_i p_a p_b, in log space so that saturated, disagreeing codes stay finite.
-        invariance = -torch.logsumexp(log_p_a + log_p_b, dim=-1).mean()
+        # L_inv = -log sum_i p_a p_b, in log space so that saturated, disagreeing codes stay finite. The
+        # mean over this rank's samples; a rank that holds none (an uneven last batch) contributes 0.
+        agreement = torch.logsumexp(log_p_a + log_p_b, dim=-1)
+        invariance = -agreement.sum() / (max(batch_size, 1) * num_segments)
 
         p_a, p_b = log_p_a.exp(), log_p_b.exp()
         if gather_distributed:

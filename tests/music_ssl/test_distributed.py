@@ -1,7 +1,7 @@
 """gather_distributed under real DistributedDataParallel: two gloo processes on the CPU.
 
 With DDP's gradient averaging, every parameter gradient must equal that of one process that sees the
-concatenated batch, for equal and for unequal per-rank batch sizes.
+concatenated batch, for equal and for unequal per-rank batch sizes, also with an empty rank.
 """
 
 import os
@@ -45,7 +45,8 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir):
         out.loss.backward()
         grads = [p.grad.detach().clone() for p in model.parameters()]
         torch.save(
-            {"grads": grads, "diag": out.diag, "off": out.off}, os.path.join(out_dir, f"rank{rank}.pt")
+            {"grads": grads, "loss": out.loss.detach(), "diag": out.diag, "off": out.off},
+            os.path.join(out_dir, f"rank{rank}.pt"),
         )
         # Neither rank tears down gloo (or rank 0's store) while the other still uses it.
         dist.barrier()
@@ -60,10 +61,18 @@ def _free_port() -> int:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("sizes", [(6, 6), (7, 3)], ids=["equal", "unequal"])
+@pytest.mark.parametrize("sizes", [(6, 6), (7, 3), (5, 0, 4)], ids=["equal", "unequal", "one-empty"])
 @pytest.mark.parametrize("implementation", ["reference", "chunked"])
 def test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, sizes, implementation):
-    mp.spawn(_worker, args=(2, _free_port(), sizes, implementation, str(tmp_path)), nprocs=2, join=True)
+    """Also with a rank that holds no sample (the uneven last batch of drop_last=False): its loss is
+    finite, and the mean loss over ranks is the loss of the concatenated batch."""
+    world_size = len(sizes)
+    mp.spawn(
+        _worker,
+        args=(world_size, _free_port(), sizes, implementation, str(tmp_path)),
+        nprocs=world_size,
+        join=True,
+    )
 
     model = _model()
     x_a, x_b = _data(sum(sizes))
@@ -71,8 +80,11 @@ def test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, size
     expected = loss_fn(model(x_a), model(x_b), return_terms=True)
     expected.loss.backward()
 
-    for rank in range(2):
-        result = torch.load(tmp_path / f"rank{rank}.pt")
+    results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(world_size)]
+    losses = torch.stack([result["loss"] for result in results])
+    assert torch.isfinite(losses).all()
+    torch.testing.assert_close(losses.mean(), expected.loss.detach(), rtol=1e-5, atol=1e-6)
+    for result in results:
         torch.testing.assert_close(result["diag"], expected.diag, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(result["off"], expected.off, rtol=1e-5, atol=1e-6)
         for got, param in zip(result["grads"], model.parameters(), strict=True):

@@ -67,10 +67,11 @@ def test_single_segment_needs_off_weight_zero():
 
 
 def test_triton_requested_where_it_cannot_run_is_a_clear_error(monkeypatch):
-    from music_ssl import triton_joint
+    from music_ssl.triton_kernel import availability
 
     # As on a CPU machine where triton was imported without TRITON_INTERPRET=1.
-    monkeypatch.setattr(triton_joint, "_interpreted", lambda function: False)
+    monkeypatch.setattr(availability, "interpreted", lambda function: False)
+    monkeypatch.setattr(availability, "kernels_interpreted", lambda: False)
     with pytest.raises(ValueError, match="implementation='triton' cannot run here.*'chunked'"):
         music_loss(_z(), _z(), implementation="triton")
 

@@ -15,17 +15,17 @@ import functools
 import pytest
 import torch
 
-from music_ssl import music_loss, triton_joint
-from music_ssl.functional import resolve_implementation
-from music_ssl.fused import music_loss_fused
+from music_ssl import fused, music_loss, triton_kernel
+from music_ssl.dispatch import resolve_implementation
 from music_ssl.reference import xlogx
+from music_ssl.triton_kernel import availability, joint, planning
 
-pytestmark = pytest.mark.skipif(triton_joint.triton is None, reason="triton is not installed")
+pytestmark = pytest.mark.skipif(triton_kernel.triton is None, reason="triton is not installed")
 
 RTOL = 1e-4
 interpreter = pytest.mark.skipif(
-    not triton_joint.is_available("cpu"),
-    reason=f"needs Triton's interpreter on CPU tensors: {triton_joint.unavailable_reason('cpu')} "
+    not triton_kernel.is_available("cpu"),
+    reason=f"needs Triton's interpreter on CPU tensors: {triton_kernel.unavailable_reason('cpu')} "
     "(tests/conftest.py sets TRITON_INTERPRET=1 on machines without CUDA)",
 )
 
@@ -44,13 +44,15 @@ def _inputs(n, d, scale=2.0, seed=0):
 def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
     """music_loss through the Triton kernel on z (float32 or lower) vs the reference on z in float64."""
     z32 = [z.clone().requires_grad_() for z in (z_a, z_b)]
-    joint = functools.partial(triton_joint.triton_joint_entropies, band_rows=band_rows)
     defaults = dict(
         temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0, gather_distributed=False
     )
     defaults.update(options)
-    out = music_loss_fused(*z32, segment_dim, **defaults, joint_entropies=joint)
-    grads = torch.autograd.grad(out.loss, z32)
+    with pytest.MonkeyPatch.context() as patch:
+        bands = functools.partial(joint.triton_joint_entropies, band_rows=band_rows)
+        patch.setitem(fused._KERNELS, "triton", bands)
+        out = fused.music_loss_fused(*z32, segment_dim, **defaults, kernel="triton")
+        grads = torch.autograd.grad(out.loss, z32)
     z64 = [z.detach().double().requires_grad_() for z in (z_a, z_b)]
     expected = music_loss(
         *z64, segment_dim=segment_dim, implementation="reference", return_terms=True, **options
@@ -146,7 +148,7 @@ def _probabilities(n, d, c, seed=0):
 def test_local_rows_and_grad_scale(rows, band_rows):
     """A rank's slice of the global batch (also an empty one), with the world-size gradient factor."""
     p_a, p_b = _probabilities(37, 96, 8)
-    got = triton_joint.triton_joint_entropies(p_a, p_b, rows, 8, 0.3, 0.02, 2.0, True, band_rows=band_rows)
+    got = joint.triton_joint_entropies(p_a, p_b, rows, 8, 0.3, 0.02, 2.0, True, band_rows=band_rows)
     want = _joint_reference(p_a, p_b, rows, 8, 0.3, 0.02, 2.0)
     assert _rel_err(got[0], want[0]) <= RTOL
     assert _rel_err(got[1], want[1]) <= RTOL
@@ -157,27 +159,9 @@ def test_local_rows_and_grad_scale(rows, band_rows):
 
 
 @interpreter
-@pytest.mark.parametrize(
-    "dtype,terms_tol,grads_tol", [(torch.bfloat16, 5e-4, 2e-2), (torch.float16, 1e-4, 2e-3)]
-)
-def test_16bit_operands(dtype, terms_tol, grads_tol):
-    """operand_dtype: p and dL/dP rounded to 16 bits for the products, float32 accumulation."""
-    p_a, p_b = _probabilities(37, 96, 8)
-    got = triton_joint.triton_joint_entropies(
-        p_a, p_b, (5, 20), 8, 0.3, 0.02, 2.0, True, band_rows=40, operand_dtype=dtype
-    )
-    want = _joint_reference(p_a, p_b, (5, 20), 8, 0.3, 0.02, 2.0)
-    assert _rel_err(got[0], want[0]) <= terms_tol
-    assert _rel_err(got[1], want[1]) <= terms_tol
-    for grad, expected in zip(got[2:], want[2:], strict=True):
-        assert grad.dtype == torch.float32
-        assert _rel_err(grad, expected) <= grads_tol
-
-
-@interpreter
 def test_without_gradients():
     p_a, p_b = _probabilities(23, 60, 12)
-    diag_sum, off_sum, grad_a, grad_b = triton_joint.triton_joint_entropies(
+    diag_sum, off_sum, grad_a, grad_b = joint.triton_joint_entropies(
         p_a, p_b, (0, 23), 12, 1.0, 1.0, 1.0, False
     )
     want = _joint_reference(p_a, p_b, (0, 23), 12, 1.0, 1.0, 1.0)
@@ -221,89 +205,96 @@ def test_ddp_gradients_equal_single_process(tmp_path):
     test_distributed.test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, (7, 3), "triton")
 
 
-@interpreter
 def test_float64_inputs_use_the_chunked_path():
+    """float64 is a verification dtype: implementation='triton' computes it with the chunked kernel in
+    float64, and the Triton driver itself refuses anything but float32 probabilities."""
+    cpu = torch.device("cpu")
+    assert resolve_implementation("triton", cpu, torch.float64) == "chunked"
+    assert resolve_implementation("auto", torch.device("cuda"), torch.float64) == "chunked"
+    z_a, z_b = (z.double() for z in _inputs(9, 24))
+    got = music_loss(z_a, z_b, segment_dim=6, implementation="triton")
+    want = music_loss(z_a, z_b, segment_dim=6, implementation="reference")
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     p_a, p_b = (p.double() for p in _probabilities(9, 24, 6))
-    got = triton_joint.triton_joint_entropies(p_a, p_b, (0, 9), 6, 1.0, 1.0, 1.0, True)
-    want = _joint_reference(p_a, p_b, (0, 9), 6, 1.0, 1.0, 1.0)
-    for value, expected in zip(got, want, strict=True):
-        assert value.dtype == torch.float64
-        torch.testing.assert_close(value, expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(TypeError, match="must be float32 probabilities, got torch.float64"):
+        joint.triton_joint_entropies(p_a, p_b, (0, 9), 6, 1.0, 1.0, 1.0, True)
 
 
 def test_availability_follows_the_mode_of_import(monkeypatch):
     """The kernels run interpreted exactly when TRITON_INTERPRET=1 was set at import (tests/conftest.py
     sets it on machines without CUDA); setting it later does not switch modes, and the message says so."""
     cpu = torch.device("cpu")
-    assert not triton_joint.is_available(torch.device("meta"))
-    assert "meta" in triton_joint.unavailable_reason(torch.device("meta"))
-    if triton_joint.interpreter_active():
+    assert not triton_kernel.is_available(torch.device("meta"))
+    assert "meta" in triton_kernel.unavailable_reason(torch.device("meta"))
+    if triton_kernel.interpreter_active():
         monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-        monkeypatch.setattr(triton_joint, "interpreter_defect", lambda *versions: "")
-        assert triton_joint.is_available(cpu)
-        assert triton_joint.unavailable_reason(cpu) == ""
-        assert resolve_implementation("auto", cpu) == "chunked"  # auto never picks the interpreter.
+        monkeypatch.setattr(availability, "interpreter_defect", lambda *versions: "")
+        assert triton_kernel.is_available(cpu)
+        assert triton_kernel.unavailable_reason(cpu) == ""
+        # auto never picks the interpreter.
+        assert resolve_implementation("auto", cpu, torch.float32) == "chunked"
 
     # As on a machine where a recent triton was imported without the flag.
-    monkeypatch.setattr(triton_joint.triton, "__version__", "3.8.0")
-    monkeypatch.setattr(triton_joint, "_interpreted", lambda function: False)
+    monkeypatch.setattr(availability.triton, "__version__", "3.8.0")
+    monkeypatch.setattr(availability, "interpreted", lambda function: False)
+    monkeypatch.setattr(availability, "kernels_interpreted", lambda: False)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    assert not triton_joint.is_available(cpu)
-    assert "TRITON_INTERPRET=1" in triton_joint.unavailable_reason(cpu)
-    assert resolve_implementation("auto", cpu) == "chunked"
+    assert not triton_kernel.is_available(cpu)
+    assert "TRITON_INTERPRET=1" in triton_kernel.unavailable_reason(cpu)
+    assert resolve_implementation("auto", cpu, torch.float32) == "chunked"
     z = torch.randn(4, 16)
     with pytest.raises(ValueError, match="implementation='triton' cannot run here: tensors are on cpu"):
         music_loss(z, z, segment_dim=8, implementation="triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert not triton_joint.is_available(cpu)
-    assert "before the first import of triton" in triton_joint.unavailable_reason(cpu)
+    assert not triton_kernel.is_available(cpu)
+    assert "before the first import of triton" in triton_kernel.unavailable_reason(cpu)
 
 
 def test_interpreter_of_old_triton_under_new_numpy_is_refused(monkeypatch):
     """Triton < 3.7's interpreter cannot run loops under numpy >= 2.4: a clear error, not a crash in it."""
-    assert "triton-lang/triton#9171" in triton_joint.interpreter_defect("3.6.0", "2.4.6")
-    assert triton_joint.interpreter_defect("3.6.0", "2.3.5") == ""
-    assert triton_joint.interpreter_defect("3.7.0", "2.5.0") == ""
-    assert triton_joint.interpreter_defect("3.8.0+git4a5b", "2.4.0") == ""
-    if not triton_joint.interpreter_active():
+    assert "triton-lang/triton#9171" in availability.interpreter_defect("3.6.0", "2.4.6")
+    assert availability.interpreter_defect("3.6.0", "2.3.5") == ""
+    assert availability.interpreter_defect("3.7.0", "2.5.0") == ""
+    assert availability.interpreter_defect("3.8.0+git4a5b", "2.4.0") == ""
+    if not triton_kernel.interpreter_active():
         return
     import numpy
 
-    monkeypatch.setattr(triton_joint.triton, "__version__", "3.6.0")
+    monkeypatch.setattr(availability.triton, "__version__", "3.6.0")
     monkeypatch.setattr(numpy, "__version__", "2.4.6")
-    assert "install triton >= 3.7 or numpy < 2.4" in triton_joint.unavailable_reason("cpu")
+    assert "install triton >= 3.7 or numpy < 2.4" in triton_kernel.unavailable_reason("cpu")
     z = torch.randn(4, 16)
     with pytest.raises(ValueError, match=r"cannot run here: Triton 3\.6\.0's interpreter"):
         music_loss(z, z, segment_dim=8, implementation="triton")
 
 
 def test_triton_older_than_3_is_refused(monkeypatch):
-    monkeypatch.setattr(triton_joint.triton, "__version__", "2.1.0")
+    monkeypatch.setattr(availability.triton, "__version__", "2.1.0")
     for device in ("cpu", "cuda"):
-        assert "triton 2.1.0 is too old: the kernel needs triton >= 3.0" in triton_joint.unavailable_reason(
-            device
-        )
-    assert resolve_implementation("auto", torch.device("cuda")) == "chunked"
+        reason = triton_kernel.unavailable_reason(device)
+        assert "triton 2.1.0 is too old: the kernel needs triton >= 3.0" in reason
+    assert resolve_implementation("auto", torch.device("cuda"), torch.float32) == "chunked"
 
 
 def test_mixed_import_modes_are_refused(monkeypatch):
     """triton imported in one mode and the kernels wrapped in the other cannot launch anywhere."""
-    kernels_interpreted = triton_joint._interpreted(triton_joint._joint_band_kernel)
-    monkeypatch.setattr(triton_joint.triton, "__version__", "3.8.0")
-    monkeypatch.setattr(triton_joint, "_language_interpreted", lambda: not kernels_interpreted)
+    kernels_interpreted = availability.kernels_interpreted()
+    monkeypatch.setattr(availability.triton, "__version__", "3.8.0")
+    monkeypatch.setattr(availability, "language_interpreted", lambda: not kernels_interpreted)
     for device in ("cpu", "cuda"):
-        assert "TRITON_INTERPRET changed between the import" in triton_joint.unavailable_reason(device)
+        assert "TRITON_INTERPRET changed between the import" in triton_kernel.unavailable_reason(device)
 
 
 def test_split_reduction_plan(monkeypatch):
     """GPU plan: split the reduction only where the output has fewer tiles than the GPU has SMs."""
-    monkeypatch.setattr(triton_joint, "_multiprocessors", lambda device: 132)
+    monkeypatch.setattr(planning, "multiprocessors", lambda device: 132)
     cuda = torch.device("cuda")
     # dL/dp_a of a 512-row band at N = 256, D = 8192: 8 output tiles, 16 chunks of 512.
-    assert triton_joint._k_splits(256, 512, 8192, False, cuda) == (16, 512)
+    assert planning.k_splits(256, 512, 8192, False, cuda) == (16, 512)
     # N = 2048: 256 tiles fill the GPU already.
-    assert triton_joint._k_splits(2048, 2048, 8192, False, cuda) == (1, 8192)
-    assert triton_joint._k_splits(256, 8192, 512, False, cuda) == (1, 512)
+    assert planning.k_splits(2048, 2048, 8192, False, cuda) == (1, 8192)
+    assert planning.k_splits(256, 8192, 512, False, cuda) == (1, 512)
     for n, d in [(256, 8192), (2048, 8192), (4096, 16384), (8, 96)]:
-        rows = triton_joint._default_band_rows(n, d)
+        rows = planning.default_band_rows(n, d)
         assert rows == d or (rows % 256 == 0 and 512 <= rows <= 4096)

@@ -1,0 +1,17 @@
+"""The joint-entropy terms of MUSIC as Triton kernels: the chunked path's bands, fused on the GPU.
+
+- `availability`: whether triton is there, recent enough, and in which mode (GPU or interpreter);
+- `configs`: tile shapes (autotuned on the GPU, fixed in the interpreter);
+- `kernels`: the two jitted kernels;
+- `planning`: band sizes and split reductions;
+- `joint`: the host driver, `triton_joint_entropies`, and the choice of product precision.
+
+Availability: CUDA tensors with triton importable, or CPU tensors under Triton's interpreter
+(`TRITON_INTERPRET=1`, set before triton is first imported; `music_ssl` imports this package only when
+the Triton path is first asked for).
+"""
+
+from music_ssl.triton_kernel.availability import interpreter_active, is_available, triton, unavailable_reason
+from music_ssl.triton_kernel.joint import triton_joint_entropies
+
+__all__ = ["interpreter_active", "is_available", "triton", "triton_joint_entropies", "unavailable_reason"]

@@ -1,0 +1,42 @@
+"""Tile shapes of the kernels: the autotuned GPU configurations and the fixed interpreter blocks."""
+
+from __future__ import annotations
+
+from music_ssl.triton_kernel.availability import interpreted, too_old, triton
+
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Compiled offline for sm_90 (python -m
+# benchmarks.gpu_check --compile-only): every kernel lowers to wgmma without register spills; float32
+# operands use up to 192 KiB of shared memory (128 x 128 x 64, 3 stages). 4-warp 128 x 128 and
+# 128 x 256 tiles spilled in the epilogue and were left out.
+GPU_CONFIGS = (
+    (128, 128, 32, 8, 3),
+    (128, 128, 64, 8, 3),
+    (64, 256, 32, 8, 3),
+    (128, 64, 32, 4, 4),
+)
+# Tiles of programs launched together along M share strips of both operands in L2.
+GPU_GROUP_M = 8
+
+# Under the interpreter: tl.dot needs >= 16 per dimension, and small tiles keep tests fast.
+INTERPRETER_BLOCK = 16
+INTERPRETER_GROUP_M = 2
+
+
+def autotuned(**options):
+    """triton.autotune over GPU_CONFIGS for compiled kernels; interpreted kernels get the fixed
+    interpreter blocks at launch (`music_ssl.triton_kernel.joint`)."""
+
+    def wrap(kernel):
+        if triton is None or interpreted(kernel) or too_old():
+            return kernel  # Interpreted, or a triton too old to run it (see unavailable_reason).
+        configs = [
+            triton.Config(
+                {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": GPU_GROUP_M},
+                num_warps=warps,
+                num_stages=stages,
+            )
+            for m, n, k, warps, stages in GPU_CONFIGS
+        ]
+        return triton.autotune(configs, **options)(kernel)
+
+    return wrap

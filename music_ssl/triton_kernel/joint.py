@@ -1,0 +1,204 @@
+"""The host side of the Triton path: bands of P launched as kernels, the gradient products, precision.
+
+Same contract as `music_ssl.chunked.chunked_joint_entropies`. P = p_a^T p_b / N is produced a band of
+rows at a time; three launches per band:
+
+1. `joint_band_kernel`: every program computes one tile of the band of P with `tl.dot` over all N
+   samples, then applies the epilogue in registers: x*log(x) with log(max(x, tiny)), the weights by
+   position (diagonal entries of diagonal blocks -> diag sum, off-diagonal blocks -> off sum, the rest of
+   a diagonal block -> nothing; block membership from global indices, i // C == j // C, so bands and
+   tiles need not line up with segments), and dL/dP = coef * (log P + 1). Its two partial sums go to a
+   per-program slot of a small buffer, summed on the host afterwards (deterministic, no atomics); dL/dP
+   is written for this band only.
+2. `scaled_matmul_kernel` twice: dL/dp_a[:, band] = p_b dL/dP_band^T / N and
+   dL/dp_b += p_a[:, band] dL/dP_band / N, for the local rows only. When the output has fewer tiles
+   than the GPU has SMs (dL/dp_a at small N) the reduction is split and the partial products summed
+   (`music_ssl.triton_kernel.planning`).
+
+Why bands rather than recomputing P in the backward pass: an entry of P needs the full reduction over N
+before its logarithm, so a recompute scheme pays a fourth N*D^2 product; the band keeps the cost at the
+three products of the objective. Without gradients the whole of P is one band and only the partial sums
+are written.
+
+Memory, never D x D: the inputs copied once transposed, (D, N), so that both operands of the P tiles
+are contiguous along the reduction (K-major, what tensor cores need): 2 N D. The dL/dP band:
+band_rows x D with band_rows ~ N (512 to 4096). The gradients, the size of the local inputs: 2 N D;
+split reductions, at most N D. In all 5 to 7 N D floats.
+
+Precision follows PyTorch's switch for float32 matrix products, `torch.get_float32_matmul_precision()`:
+"highest" gives IEEE float32 products; "high" and "medium" allow TF32 tensor cores (operands rounded to
+10 mantissa bits) on GPUs that have them, as for torch's own matmuls. Accumulation is float32 either
+way. Emulating TF32 rounding on CPU (N=2048, D=1024, C=32 and D=960, C=80) gives relative errors of about
+1e-6 on the loss terms and 5e-4 on the input gradients against float64. Under Triton's interpreter
+(CPU tensors, used by the tests) products are IEEE.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from music_ssl.triton_kernel import availability
+from music_ssl.triton_kernel.configs import GPU_CONFIGS, INTERPRETER_BLOCK, INTERPRETER_GROUP_M
+from music_ssl.triton_kernel.kernels import joint_band_kernel, scaled_matmul_kernel
+from music_ssl.triton_kernel.planning import default_band_rows, k_splits
+
+# Pointer offsets are int32 in the kernels.
+_MAX_ELEMENTS = 2**31 - 1
+
+
+def has_tf32(device: torch.device) -> bool:
+    return (
+        device.type == "cuda" and not torch.version.hip and torch.cuda.get_device_capability(device)[0] >= 8
+    )
+
+
+def input_precision(tf32_hardware: bool, matmul_precision: str) -> str:
+    """tl.dot's operand precision for float32 inputs, as torch chooses for its own float32 matmuls."""
+    if tf32_hardware and matmul_precision in ("high", "medium"):
+        return "tf32"
+    return "ieee"
+
+
+def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
+    """grid(config) -> grid tuple; under the interpreter the config is the fixed small one."""
+    if interpret:
+        block = {"BLOCK_M": INTERPRETER_BLOCK, "BLOCK_N": INTERPRETER_BLOCK, "BLOCK_K": INTERPRETER_BLOCK}
+        kernel[grid(block)](*args, **meta, **block, GROUP_M=INTERPRETER_GROUP_M)
+    else:
+        kernel[grid](*args, **meta)
+
+
+def _matmul(interpret: bool, a: Tensor, b: Tensor, c: Tensor, alpha: float, accumulate: bool, **meta):
+    """c = alpha * a @ b (c += with accumulate), with the reduction split when c has few tiles."""
+    (m, k), n = a.shape, b.shape[1]
+    splits, chunk = k_splits(m, n, k, interpret, a.device)
+    out = c if splits == 1 else c.new_empty((splits, m, n))
+    out_strides = (0, *c.stride()) if splits == 1 else out.stride()
+    _launch(
+        scaled_matmul_kernel,
+        interpret,
+        lambda config: (-(-m // config["BLOCK_M"]) * -(-n // config["BLOCK_N"]), splits),
+        a,
+        b,
+        out,
+        m,
+        n,
+        k,
+        chunk,
+        *a.stride(),
+        *b.stride(),
+        *out_strides,
+        alpha,
+        ACCUMULATE=accumulate and splits == 1,
+        **meta,
+    )
+    if splits > 1 and accumulate:
+        c.add_(out.sum(dim=0))
+    elif splits > 1:
+        c.copy_(out.sum(dim=0))
+
+
+def triton_joint_entropies(
+    p_a: Tensor,
+    p_b: Tensor,
+    local_rows: tuple[int, int],
+    segment_dim: int,
+    diag_coef: float,
+    off_coef: float,
+    grad_scale: float,
+    compute_grad: bool,
+    band_rows: int | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Sums of P log P over the diagonal entries of diagonal blocks and over off-diagonal blocks.
+
+    Same arguments and returns as `music_ssl.chunked.chunked_joint_entropies`, for float32
+    probabilities; `band_rows` (rows of P per band when gradients are computed, default about N) may be
+    any positive int: bands need not align with segments or tiles.
+    """
+    if p_a.dtype != torch.float32 or p_b.dtype != torch.float32:
+        raise TypeError(
+            f"p_a and p_b must be float32 probabilities, got {p_a.dtype} and {p_b.dtype}; "
+            "float64 inputs are computed by implementation='chunked'."
+        )
+    reason = availability.unavailable_reason(p_a.device)
+    if reason:
+        raise RuntimeError(f"The Triton joint kernel cannot run here: {reason}")
+    batch_size, dim = p_a.shape
+    start, stop = local_rows
+    local_count = stop - start
+    if p_a.numel() > _MAX_ELEMENTS:
+        raise ValueError(
+            f"p_a has {p_a.numel()} elements; the Triton kernel indexes with int32 (< 2**31). "
+            "Use implementation='chunked'."
+        )
+
+    interpret = availability.interpreter_active()
+    precision = input_precision(not interpret and has_tf32(p_a.device), torch.get_float32_matmul_precision())
+    meta = {"INPUT_PRECISION": precision, "UPCAST": interpret}
+
+    # (D, N) copies: the P tiles reduce over samples, which must be the contiguous axis of both operands.
+    a_t = p_a.T.contiguous()
+    b_t = p_b.T.contiguous()
+    if compute_grad:
+        rows_per_band = band_rows if band_rows is not None else default_band_rows(batch_size, dim)
+        rows_per_band = max(1, min(rows_per_band, dim))
+    else:
+        rows_per_band = dim
+    if rows_per_band * dim > _MAX_ELEMENTS:
+        rows_per_band = max(1, _MAX_ELEMENTS // dim)
+    num_bands = -(-dim // rows_per_band)
+    # One slot per program of the largest grid any config launches.
+    min_m = INTERPRETER_BLOCK if interpret else min(config[0] for config in GPU_CONFIGS)
+    min_n = INTERPRETER_BLOCK if interpret else min(config[1] for config in GPU_CONFIGS)
+    slots = -(-rows_per_band // min_m) * -(-dim // min_n)
+    partials = p_a.new_zeros((num_bands, slots, 2))
+
+    grad_a = grad_b = None
+    grad_band = partials  # Placeholder pointer when no gradient is written.
+    if compute_grad:
+        grad_a = p_a.new_empty((local_count, dim))
+        grad_b = p_b.new_empty((local_count, dim))
+        grad_band = p_a.new_empty((rows_per_band, dim))
+        local_a, local_b = p_a[start:stop], p_b[start:stop]
+        scale = float(grad_scale) / batch_size
+
+    for band_index, first in enumerate(range(0, dim, rows_per_band)):
+        last = min(first + rows_per_band, dim)
+        rows = last - first
+        _launch(
+            joint_band_kernel,
+            interpret,
+            lambda config, rows=rows: (-(-rows // config["BLOCK_M"]) * -(-dim // config["BLOCK_N"]),),
+            a_t,
+            b_t,
+            grad_band,
+            partials[band_index],
+            batch_size,
+            dim,
+            first,
+            last,
+            segment_dim,
+            a_t.stride(0),
+            a_t.stride(1),
+            b_t.stride(0),
+            b_t.stride(1),
+            grad_band.stride(0),
+            grad_band.stride(1),
+            1.0 / batch_size,
+            torch.finfo(torch.float32).tiny,
+            float(diag_coef),
+            float(off_coef),
+            WRITE_GRAD=compute_grad,
+            **meta,
+        )
+        if not compute_grad or local_count == 0:
+            continue
+        band = grad_band[:rows]
+        # dL/dp_a[:, band] = p_b dL/dP_band^T / N: a reduction over all columns of P.
+        _matmul(interpret, local_b, band.T, grad_a[:, first:last], scale, False, **meta)
+        # dL/dp_b += p_a[:, band] dL/dP_band / N: a reduction over the band's rows.
+        _matmul(interpret, local_a[:, first:last], band, grad_b, scale, band_index > 0, **meta)
+
+    sums = partials.sum(dim=(0, 1), dtype=torch.float64).to(p_a.dtype)
+    return sums[0], sums[1], grad_a, grad_b

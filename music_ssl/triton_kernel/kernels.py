@@ -1,0 +1,211 @@
+"""The Triton kernels: one band of P with its x log x epilogue, and a scaled matrix product.
+
+Both share their tile product (`_tile_product`) and tile order (`_grouped_tile`), inlined by Triton; only
+their epilogues differ. The host side that launches them is `music_ssl.triton_kernel.joint`.
+"""
+
+from __future__ import annotations
+
+from music_ssl.triton_kernel.availability import jit, tl
+from music_ssl.triton_kernel.configs import autotuned
+
+
+@jit
+def _grouped_tile(num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
+    """(pid_m, pid_n) of this program: grouped order, so programs running together share strips of both
+    operands in L2."""
+    pid = tl.program_id(0)
+    pids_per_group = GROUP_M * num_pid_n
+    first_pid_m = (pid // pids_per_group) * GROUP_M
+    group_rows = tl.minimum(num_pid_m - first_pid_m, GROUP_M)
+    return first_pid_m + (pid % pids_per_group) % group_rows, (pid % pids_per_group) // group_rows
+
+
+@jit
+def _tile_product(
+    a_ptr,
+    b_ptr,
+    rows,
+    cols,
+    k_start,
+    k_stop,
+    k_span,
+    stride_am,
+    stride_ak,
+    stride_bk,
+    stride_bn,
+    row_ok,
+    col_ok,
+    INPUT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """sum over k in [k_start, k_stop) of a[rows, k] b[k, cols], in float32; k_span >= k_stop - k_start
+    is the loop length (a multiple of BLOCK_K keeps split reductions from overlapping)."""
+    inner = tl.arange(0, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k in range(0, k_span, BLOCK_K):
+        kk = k_start + k + inner
+        k_ok = kk < k_stop
+        a = tl.load(
+            a_ptr + rows[:, None] * stride_am + kk[None, :] * stride_ak,
+            mask=row_ok[:, None] & k_ok[None, :],
+            other=0.0,
+        )
+        b = tl.load(
+            b_ptr + kk[:, None] * stride_bk + cols[None, :] * stride_bn,
+            mask=k_ok[:, None] & col_ok[None, :],
+            other=0.0,
+        )
+        if UPCAST:
+            a, b = a.to(tl.float32), b.to(tl.float32)
+        acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
+    return acc
+
+
+# Autotuning reruns a launch: the partial sums must start from zero again.
+@autotuned(key=["n_rows", "dim", "WRITE_GRAD"], reset_to_zero=["partial_ptr"])
+@jit
+def joint_band_kernel(
+    a_ptr,
+    b_ptr,
+    grad_ptr,
+    partial_ptr,
+    n_rows,
+    dim,
+    row_start,
+    row_stop,
+    segment_dim,
+    stride_ad,
+    stride_an,
+    stride_bd,
+    stride_bn,
+    stride_gm,
+    stride_gd,
+    inv_n,
+    tiny,
+    diag_coef,
+    off_coef,
+    WRITE_GRAD: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+):
+    """One tile of rows [row_start, row_stop) of P = a b^T / N, a and b given as (D, N) with strides."""
+    pid_m, pid_n = _grouped_tile(tl.cdiv(row_stop - row_start, BLOCK_M), tl.cdiv(dim, BLOCK_N), GROUP_M)
+    rows = row_start + pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < row_stop
+    col_ok = cols < dim
+    acc = _tile_product(
+        a_ptr,
+        b_ptr,
+        rows,
+        cols,
+        0,
+        n_rows,
+        n_rows,
+        stride_ad,
+        stride_an,
+        stride_bn,
+        stride_bd,
+        row_ok,
+        col_ok,
+        INPUT_PRECISION,
+        UPCAST,
+        BLOCK_M,
+        BLOCK_N,
+        BLOCK_K,
+    )
+
+    joint = acc * inv_n
+    log_joint = tl.log(tl.maximum(joint, tiny))
+    xlogx = joint * log_joint
+    valid = row_ok[:, None] & col_ok[None, :]
+    same_segment = (rows[:, None] // segment_dim) == (cols[None, :] // segment_dim)
+    on_diagonal = rows[:, None] == cols[None, :]
+    diag_part = tl.sum(tl.sum(tl.where(valid & on_diagonal, xlogx, 0.0), axis=1), axis=0)
+    off_part = tl.sum(tl.sum(tl.where(valid & (~same_segment), xlogx, 0.0), axis=1), axis=0)
+    pid = tl.program_id(0)
+    tl.store(partial_ptr + 2 * pid, diag_part)
+    tl.store(partial_ptr + 2 * pid + 1, off_part)
+
+    if WRITE_GRAD:
+        coef = tl.where(on_diagonal, diag_coef, tl.where(same_segment, 0.0, off_coef))
+        grad = coef * (log_joint + 1.0)
+        band_rows = rows - row_start
+        tl.store(
+            grad_ptr + band_rows[:, None] * stride_gm + cols[None, :] * stride_gd,
+            grad.to(grad_ptr.dtype.element_ty),
+            mask=valid,
+        )
+
+
+# Autotuning reruns a launch: the accumulated gradient must be restored.
+@autotuned(key=["M", "N", "K", "ACCUMULATE"], restore_value=["c_ptr"])
+@jit
+def scaled_matmul_kernel(
+    a_ptr,
+    b_ptr,
+    c_ptr,
+    M,
+    N,
+    K,
+    k_chunk,
+    stride_am,
+    stride_ak,
+    stride_bk,
+    stride_bn,
+    stride_cs,
+    stride_cm,
+    stride_cn,
+    alpha,
+    ACCUMULATE: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+):
+    """c (M x N) = alpha * a @ b, or c += alpha * a @ b with ACCUMULATE; any strides (transposes: views).
+
+    Split K: program (pid, s) reduces over k in [s * k_chunk, (s + 1) * k_chunk) into c + s * stride_cs."""
+    pid_m, pid_n = _grouped_tile(tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N), GROUP_M)
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < M
+    col_ok = cols < N
+    k_start = tl.program_id(1) * k_chunk
+    acc = _tile_product(
+        a_ptr,
+        b_ptr,
+        rows,
+        cols,
+        k_start,
+        tl.minimum(K, k_start + k_chunk),
+        k_chunk,
+        stride_am,
+        stride_ak,
+        stride_bk,
+        stride_bn,
+        row_ok,
+        col_ok,
+        INPUT_PRECISION,
+        UPCAST,
+        BLOCK_M,
+        BLOCK_N,
+        BLOCK_K,
+    )
+
+    out = acc * alpha
+    c_ptrs = c_ptr + tl.program_id(1) * stride_cs + rows[:, None] * stride_cm + cols[None, :] * stride_cn
+    mask = row_ok[:, None] & col_ok[None, :]
+    if ACCUMULATE:
+        out += tl.load(c_ptrs, mask=mask, other=0.0)
+    tl.store(c_ptrs, out, mask=mask)
