@@ -40,7 +40,26 @@ def check_weight(name: str, weight: object) -> float:
     return float(weight)
 
 
+def check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r} of type {type(value).__name__}.")
+    return value
+
+
+def check_dim(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}.")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}.")
+    return value
+
+
 def check_implementation(implementation: object) -> str:
+    if not isinstance(implementation, str):
+        raise TypeError(
+            f"implementation must be a str, one of {IMPLEMENTATIONS}, got {implementation!r} of type "
+            f"{type(implementation).__name__}."
+        )
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}.")
     return implementation  # type: ignore[return-value]

@@ -6,6 +6,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from music_ssl._validation import check_batch_size
+
 
 def world_size() -> int:
     if dist.is_available() and dist.is_initialized():
@@ -68,3 +70,20 @@ def gather_rows(x: Tensor, differentiable: bool = True) -> tuple[Tensor, tuple[i
         return _GatherRows.apply(x.contiguous(), counts, rows), rows
     with torch.no_grad():
         return _all_gather_rows(x.contiguous(), counts), rows
+
+
+def global_views(
+    p_a: Tensor, p_b: Tensor, gather: bool, differentiable: bool = True
+) -> tuple[Tensor, Tensor, tuple[int, int], int]:
+    """Both views' rows of the global batch, this rank's slice of them and the world size.
+
+    The one place where the batch that the joint distribution is estimated on is checked: it must hold
+    at least two samples over all ranks (a single rank may hold none)."""
+    if gather:
+        global_a, rows = gather_rows(p_a, differentiable)
+        global_b, _ = gather_rows(p_b, differentiable)
+        size = world_size()
+    else:
+        global_a, global_b, rows, size = p_a, p_b, (0, p_a.shape[0]), 1
+    check_batch_size(global_a.shape[0])
+    return global_a, global_b, rows, size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 from torch import Tensor
 
 from music_ssl import _validation as check
@@ -9,6 +11,52 @@ from music_ssl.dispatch import resolve_implementation
 from music_ssl.fused import music_loss_fused
 from music_ssl.output import MUSICOutput
 from music_ssl.reference import music_loss_reference
+
+
+@overload
+def music_loss(
+    z_a: Tensor,
+    z_b: Tensor,
+    segment_dim: int = 32,
+    temperature: float = 1.0,
+    diag_weight: float = 1.0,
+    off_weight: float = 1.0,
+    inv_weight: float = 1.0,
+    gather_distributed: bool = False,
+    implementation: str = "auto",
+    return_terms: Literal[False] = False,
+) -> Tensor: ...
+
+
+@overload
+def music_loss(
+    z_a: Tensor,
+    z_b: Tensor,
+    segment_dim: int = 32,
+    temperature: float = 1.0,
+    diag_weight: float = 1.0,
+    off_weight: float = 1.0,
+    inv_weight: float = 1.0,
+    gather_distributed: bool = False,
+    implementation: str = "auto",
+    *,
+    return_terms: Literal[True],
+) -> MUSICOutput: ...
+
+
+@overload
+def music_loss(
+    z_a: Tensor,
+    z_b: Tensor,
+    segment_dim: int = 32,
+    temperature: float = 1.0,
+    diag_weight: float = 1.0,
+    off_weight: float = 1.0,
+    inv_weight: float = 1.0,
+    gather_distributed: bool = False,
+    implementation: str = "auto",
+    return_terms: bool = False,
+) -> Tensor | MUSICOutput: ...
 
 
 def music_loss(
@@ -35,10 +83,10 @@ def music_loss(
     off_weight = check.check_weight("off_weight", off_weight)
     inv_weight = check.check_weight("inv_weight", inv_weight)
     implementation = check.check_implementation(implementation)
+    gather_distributed = check.check_flag("gather_distributed", gather_distributed)
+    return_terms = check.check_flag("return_terms", return_terms)
     check.check_projections(z_a, z_b, segment_dim)
     check.check_segments(z_a.shape[1] // segment_dim, off_weight)
-    if not gather_distributed:
-        check.check_batch_size(z_a.shape[0])
 
     args = (z_a, z_b, segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed)
     chosen = resolve_implementation(implementation, z_a.device, z_a.dtype)

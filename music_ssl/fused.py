@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from music_ssl import dispatch, distributed
-from music_ssl._validation import check_batch_size, compute_dtype
+from music_ssl._validation import compute_dtype
 from music_ssl.chunked import chunked_joint_entropies
 from music_ssl.output import MUSICOutput, segment_diagnostics
 
@@ -120,15 +120,10 @@ def _music_fused(
         del agreement_q
     p_a, p_b = log_p_a.exp_(), log_p_b.exp_()
 
-    if gather_distributed:
-        global_a, rows = distributed.gather_rows(p_a.reshape(batch_size, dim), differentiable=False)
-        global_b, _ = distributed.gather_rows(p_b.reshape(batch_size, dim), differentiable=False)
-        world_size = distributed.world_size()
-    else:
-        global_a, global_b = p_a.reshape(batch_size, dim), p_b.reshape(batch_size, dim)
-        rows, world_size = (0, batch_size), 1
+    global_a, global_b, rows, world_size = distributed.global_views(
+        p_a.reshape(batch_size, dim), p_b.reshape(batch_size, dim), gather_distributed, differentiable=False
+    )
     global_batch_size = global_a.shape[0]
-    check_batch_size(global_batch_size)
 
     diag_coef = diag_weight / num_segments
     off_coef = off_weight / (num_segments * (num_segments - 1)) if num_segments > 1 else 0.0

@@ -9,7 +9,8 @@ from music_ssl.segments import segment_codes, segment_probabilities
 
 
 class ProjectionHead(nn.Module):
-    """A stack of blocks ``(in_dim, out_dim, batch_norm, activation)``, as lightly builds its heads.
+    """A stack of blocks ``(in_dim, out_dim, batch_norm, activation)``, as lightly builds its heads; the
+    base of `MUSICProjectionHead` (not exported at the top level: lightly has its own).
 
     A block is Linear (without bias when BatchNorm follows), then BatchNorm1d and the activation if given.
     """
@@ -62,10 +63,15 @@ class MUSICProjectionHead(ProjectionHead):
     ) -> None:
         check.check_segment_dim(segment_dim)
         for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("output_dim", output_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers!r}.")
+            check.check_dim(name, value)
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int):
+            raise TypeError(
+                f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers!r} of type "
+                f"{type(num_layers).__name__}."
+            )
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers}.")
+        check.check_flag("batch_norm", batch_norm)
         check.check_output_dim(output_dim, segment_dim)
         dims = [input_dim] + [hidden_dim] * (num_layers - 1)
         super().__init__(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch.distributed as dist
 from torch import Tensor, nn
 
@@ -62,12 +64,22 @@ class MUSICLoss(nn.Module):
         self.off_weight = check.check_weight("off_weight", off_weight)
         self.inv_weight = check.check_weight("inv_weight", inv_weight)
         self.implementation = check.check_implementation(implementation)
+        gather_distributed = check.check_flag("gather_distributed", gather_distributed)
         if gather_distributed and not dist.is_available():
             raise ValueError(
                 "gather_distributed is True but torch.distributed is not available. "
                 "Please set gather_distributed=False or install a torch version with distributed support."
             )
         self.gather_distributed = gather_distributed
+
+    @overload
+    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: Literal[False] = False) -> Tensor: ...
+
+    @overload
+    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: Literal[True]) -> MUSICOutput: ...
+
+    @overload
+    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: bool = False) -> Tensor | MUSICOutput: ...
 
     def forward(self, z_a: Tensor, z_b: Tensor, return_terms: bool = False) -> Tensor | MUSICOutput:
         """Computes the loss of two views' projections, each of shape (N, D).

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from music_ssl import distributed
-from music_ssl._validation import check_batch_size, compute_dtype
+from music_ssl._validation import compute_dtype
 from music_ssl.output import MUSICOutput, segment_diagnostics
 
 
@@ -48,12 +48,8 @@ def music_loss_reference(
         agreement = torch.logsumexp(log_p_a + log_p_b, dim=-1)
         invariance = -agreement.sum() / (max(batch_size, 1) * num_segments)
 
-        p_a, p_b = log_p_a.exp(), log_p_b.exp()
-        if gather_distributed:
-            p_a, _ = distributed.gather_rows(p_a)
-            p_b, _ = distributed.gather_rows(p_b)
+        p_a, p_b, _, world_size = distributed.global_views(log_p_a.exp(), log_p_b.exp(), gather_distributed)
         global_batch_size = p_a.shape[0]
-        check_batch_size(global_batch_size)
 
         joint = p_a.reshape(global_batch_size, dim).T @ p_b.reshape(global_batch_size, dim)
         joint = joint / global_batch_size
@@ -69,7 +65,7 @@ def music_loss_reference(
 
         # For unequal per-rank batches, weight the local mean so that DDP's average over ranks is the
         # global mean; with equal batches the factor is 1.
-        inv_scale = distributed.world_size() * batch_size / global_batch_size if gather_distributed else 1.0
+        inv_scale = world_size * batch_size / global_batch_size
         loss = diag_weight * diag + off_weight * off + inv_weight * inv_scale * invariance
 
     entropy, confidence = segment_diagnostics(p_a, p_b)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss
+from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss, segment_codes, segment_probabilities
 
 
 def _z(n=8, d=64, dtype=torch.float32):
@@ -90,3 +90,61 @@ def test_gather_distributed_without_process_group_is_local():
     local = MUSICLoss()(z_a, z_b)
     gathered = MUSICLoss(gather_distributed=True)(z_a, z_b)
     torch.testing.assert_close(local, gathered)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"input_dim": 16.0}, "input_dim must be a positive int, got 16.0 of type float"),
+        ({"hidden_dim": "32"}, "hidden_dim must be a positive int, got '32'"),
+        ({"num_layers": 2.5}, "num_layers must be an int >= 1 .* got 2.5 of type float"),
+        ({"batch_norm": "yes"}, "batch_norm must be a bool, got 'yes'"),
+        ({"segment_dim": 4.0}, "segment_dim must be an int >= 2"),
+    ],
+)
+def test_head_wrong_types_are_type_errors(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        MUSICProjectionHead(**kwargs)
+    with pytest.raises(ValueError, match="output_dim must be a positive int, got 0"):
+        MUSICProjectionHead(output_dim=0)
+
+
+def test_segment_functions_wrong_types_are_type_errors():
+    with pytest.raises(TypeError, match="z must be a torch.Tensor of shape \\(batch, dim\\), got list"):
+        segment_probabilities([[0.0, 1.0]], segment_dim=2)
+    with pytest.raises(TypeError, match="z must be a torch.Tensor"):
+        segment_codes(None, segment_dim=2)
+    with pytest.raises(ValueError, match=r"z must be a 2-D tensor \(batch, dim\), got shape \(4,\)"):
+        segment_codes(torch.zeros(4), segment_dim=2)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"gather_distributed": 1}, "gather_distributed must be a bool, got 1 of type int"),
+        ({"implementation": None}, "implementation must be a str, one of .* got None"),
+    ],
+)
+def test_flag_and_choice_types(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        MUSICLoss(**kwargs)
+    with pytest.raises(TypeError, match=match):
+        music_loss(_z(), _z(), **kwargs)
+
+
+def test_return_terms_must_be_a_bool():
+    with pytest.raises(TypeError, match="return_terms must be a bool, got 'yes'"):
+        music_loss(_z(), _z(), return_terms="yes")
+
+
+def test_public_api():
+    """Editors see Tensor or MUSICOutput from return_terms; the generic head stays internal."""
+    import typing
+
+    import music_ssl
+
+    assert not hasattr(music_ssl, "ProjectionHead") and "ProjectionHead" not in music_ssl.__all__
+    returns = [typing.get_type_hints(f)["return"] for f in typing.get_overloads(music_loss)]
+    assert returns[:2] == [torch.Tensor, music_ssl.MUSICOutput]
+    returns = [typing.get_type_hints(f)["return"] for f in typing.get_overloads(MUSICLoss.forward)]
+    assert returns[:2] == [torch.Tensor, music_ssl.MUSICOutput]
