@@ -1,4 +1,4 @@
-"""The MUSIC loss written as the spec reads: plain PyTorch, autograd, the D x D joint in memory.
+"""The MUSIC loss written as docs/math.md reads: plain PyTorch, autograd, the D x D joint in memory.
 
 This is the source of truth for the math. The fused implementations are tested against it.
 """
@@ -32,7 +32,7 @@ def music_loss_reference(
     inv_weight: float,
     gather_distributed: bool,
 ) -> MUSICOutput:
-    """Computes MUSIC from the spec's definitions. Arguments are assumed validated."""
+    """Computes MUSIC from the definitions of docs/math.md. Arguments are assumed validated."""
     dtype = compute_dtype(z_a.dtype)
     batch_size, dim = z_a.shape
     num_segments = dim // segment_dim

@@ -1,7 +1,7 @@
-"""The spec's definitions spelled out with loops over segment pairs, in float64.
+"""The definitions of docs/math.md spelled out with loops over segment pairs, in float64.
 
 Deliberately independent of music_ssl.reference (no block views, no shared helpers), so that the
-reference implementation itself is checked against the text of MUSIC_SPEC.md.
+reference implementation itself is checked against the text of docs/math.md.
 """
 
 import torch

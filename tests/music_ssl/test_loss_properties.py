@@ -1,4 +1,4 @@
-"""The properties MUSIC_SPEC.md requires of every implementation."""
+"""The properties docs/math.md requires of every implementation."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""The packaged solo-learn configs: self-contained, composable by Hydra, carrying the spec's recipes.
+"""The packaged solo-learn configs: self-contained, composable by Hydra, carrying the authors' recipes.
 
 These tests need omegaconf/hydra only, not solo-learn.
 """
