@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--lightly-repo", type=Path, default=os.environ.get("LIGHTLY_REPO"))
     args, runner_argv = parser.parse_known_args(argv)
+    if args.lightly_repo is None and {"-h", "--help"} & set(runner_argv):
+        parser.print_help()
+        parser.exit(0, "\nWith --lightly-repo given, --help lists the runner's own arguments.\n")
     if args.lightly_repo is None:
         parser.error("--lightly-repo PATH (or the LIGHTLY_REPO environment variable) is required")
 

@@ -91,3 +91,14 @@ def test_run_benchmark_reads_lightly_repo_from_the_environment(tmp_path: Path, m
 def test_run_benchmark_explains_a_wrong_repository_path(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="contains no benchmarks/imagenet/resnet50/main.py"):
         run_benchmark.find_runner(tmp_path)
+
+
+def test_run_benchmark_help_without_a_repository(monkeypatch, capsys) -> None:
+    """--help works before a lightly checkout is named, and says where the runner's arguments are."""
+    monkeypatch.delenv("LIGHTLY_REPO", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        run_benchmark.main(["--help"])
+    assert exit_info.value.code == 0
+    output = capsys.readouterr()
+    assert "--lightly-repo" in output.out
+    assert "lists the runner's own arguments" in output.err
