@@ -85,7 +85,10 @@ def train_music(fashion_mnist) -> tuple[pl.Trainer, list[float]]:
         projector=MUSICProjectionHead(32, 64, 64, num_layers=2, segment_dim=8),
         forward=music_forward,
         music_loss=MUSICLoss(segment_dim=8),
-        optim={"optimizer": {"type": "SGD", "lr": 0.05, "momentum": 0.9}, "scheduler": "ConstantLR"},
+        optim={
+            "optimizer": {"type": "SGD", "lr": 0.05, "momentum": 0.9},
+            "scheduler": {"type": "ConstantLR", "factor": 1.0},
+        },
     )
     probe = spt.callbacks.OnlineProbe(
         module,
@@ -147,10 +150,10 @@ def test_online_probe_and_knn_report_accuracies(trained):
     for name in ("eval/linear_probe_top1", "eval/knn_probe_accuracy"):
         assert name in metrics, f"{RELEASE}: {name} was not reported; reported: {sorted(metrics)}"
         assert 0.0 <= float(metrics[name]) <= 1.0, f"{RELEASE}: {name} = {float(metrics[name])}"
-    # Chance is 0.1 (+-0.02 on 256 images); seeds 0-3 give 0.25-0.48 after these 24 steps. Labels that
-    # drift out of line with the forward's embeddings bring it down to chance.
+    # Chance is 0.1 (+-0.02 on 256 images); seeds 0-3 give 0.19-0.47 after these 24 steps (seed 0: 0.41).
+    # Labels out of line with the forward's embeddings bring it down to chance.
     knn = float(metrics["eval/knn_probe_accuracy"])
-    assert knn > 0.17, f"{RELEASE}: kNN accuracy {knn:.3f} on music_forward's embeddings is at chance"
+    assert knn > 0.15, f"{RELEASE}: kNN accuracy {knn:.3f} on music_forward's embeddings is at chance"
 
 
 def test_loss_terms_and_segment_diagnostics_are_logged_per_step_and_epoch(trained):
