@@ -66,6 +66,16 @@ def test_backbones_give_the_announced_features(name, features):
     assert backbone.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, features)
 
 
+@pytest.fixture
+def restore_spt_cache_dir():
+    """The benchmark moves spt's global cache_dir to its --out folder; later tests get the old one back."""
+    config = spt.get_config()
+    previous = config.cache_dir
+    yield
+    config.cache_dir = previous
+
+
+@pytest.mark.usefixtures("restore_spt_cache_dir")
 def test_a_short_run_through_the_manager_reports_probe_and_knn_accuracies(fashion_mnist_dir, tmp_path):
     argv = ["--dataset", "fashion-mnist", "--data-dir", str(fashion_mnist_dir), "--backbone", "small"]
     argv += ["--batch-size", "64", "--train-size", "256", "--val-size", "128", "--epochs", "1"]

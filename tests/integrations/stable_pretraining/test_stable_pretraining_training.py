@@ -129,9 +129,17 @@ def train_music(fashion_mnist) -> tuple[pl.Trainer, list[float]]:
 
 
 @pytest.fixture(scope="module")
-def trained(fashion_mnist) -> tuple[pl.Trainer, list[float]]:
+def trained(fashion_mnist, tmp_path_factory) -> tuple[pl.Trainer, list[float]]:
+    # Installing stable-pretraining adds its default callbacks to every Lightning Trainer; one of them dumps
+    # the environment into spt's cache_dir (~/.cache/stable-pretraining unless moved).
+    config = spt.get_config()
+    previous_cache_dir = config.cache_dir
+    spt.set(cache_dir=str(tmp_path_factory.mktemp("spt_cache")))
     torch.manual_seed(0)
-    return train_music(fashion_mnist)
+    try:
+        return train_music(fashion_mnist)
+    finally:
+        config.cache_dir = previous_cache_dir
 
 
 def test_loss_is_finite_and_falls(trained):
