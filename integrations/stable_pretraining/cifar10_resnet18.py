@@ -89,6 +89,12 @@ def load_splits(dataset: str, data_dir: str | Path, download: bool = False):
     if dataset == "folder":
         train = torchvision.datasets.ImageFolder(Path(data_dir) / "train")
         val = torchvision.datasets.ImageFolder(Path(data_dir) / "val")
+        if val.classes != train.classes:
+            # ImageFolder numbers the classes of each folder on its own: labels would not match.
+            raise ValueError(
+                f"data_dir={str(data_dir)!r}: val/ holds the classes {val.classes} and train/ "
+                f"{train.classes}; both need the same class folders."
+            )
         return train, val, len(train.classes)
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}.")
 

@@ -53,6 +53,36 @@ def test_missing_idx_files_are_a_clear_error(tmp_path):
         benchmark.IdxImages(tmp_path, "train")
 
 
+def write_image_folder(root: Path, images, per_class: dict[str, dict[int, int]]) -> None:
+    """Writes PNGs into root/split/class_k/: per_class[split][k] images of class k."""
+    for split, counts in per_class.items():
+        for label, count in counts.items():
+            folder = root / split / f"class_{label}"
+            folder.mkdir(parents=True)
+            indices = [i for i in range(200) if images[i][1] == label][:count]
+            for index in indices:
+                images[index][0].convert("RGB").save(folder / f"{index}.png")
+
+
+def test_an_image_folder_gives_train_and_val_splits_with_its_classes(fashion_mnist_dir, tmp_path):
+    images = benchmark.IdxImages(fashion_mnist_dir, "t10k")
+    write_image_folder(tmp_path, images, {"train": {0: 3, 7: 2}, "val": {0: 1, 7: 2}})
+
+    train, val, num_classes = benchmark.load_splits("folder", tmp_path)
+    assert (len(train), len(val), num_classes) == (5, 3, 2)
+    assert sorted(label for _, label in train) == [0, 0, 0, 1, 1]
+    view = benchmark.view_transform(32, benchmark.NORMALIZE["folder"])
+    sample = view({"image": train[0][0], "label": train[0][1]})
+    assert sample["image"].shape == (3, 32, 32) and sample["image"].dtype == torch.float32
+
+
+def test_an_image_folder_whose_splits_differ_in_classes_is_a_clear_error(fashion_mnist_dir, tmp_path):
+    images = benchmark.IdxImages(fashion_mnist_dir, "t10k")
+    write_image_folder(tmp_path, images, {"train": {0: 1, 7: 1}, "val": {7: 1}})
+    with pytest.raises(ValueError, match=r"val/ holds the classes \['class_7'\] and train/"):
+        benchmark.load_splits("folder", tmp_path)
+
+
 @pytest.mark.parametrize(("call", "argument"), [("load_splits", "dataset"), ("build_backbone", "backbone")])
 def test_unknown_choices_are_clear_errors(call, argument):
     with pytest.raises(ValueError, match=rf"{argument} must be one of .*, got 'imagenet'"):
