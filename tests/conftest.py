@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import pytest
 import torch
@@ -7,6 +8,11 @@ import torch
 # be set before triton is first imported (triton.language wraps its helpers at import time).
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# stable-pretraining, once installed, adds its callbacks to every Lightning Trainer; a Trainer without a
+# folder of its own then writes an environment dump under ~/.cache/stable-pretraining. Keep the suite's
+# runs out of the user's home.
+os.environ.setdefault("SPT_CACHE_DIR", tempfile.mkdtemp(prefix="music-ssl-tests-spt-"))
 
 
 @pytest.fixture(autouse=True)
