@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--max-steps", type=int, default=None, help="stop each pretraining after this many steps")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes running seeds side by side (default: on CPU one per seed up to the thread count)",
+    )
+    p.add_argument(
         "--tuned", type=Path, default=None, help="tuned values (default benchmarks/quality/tuned.json)"
     )
     p.add_argument("--untuned", action="store_true", help="ignore tuned.json: paper defaults, profile lr")
@@ -79,7 +85,15 @@ def main(argv: list[str] | None = None) -> dict:
     params, tuned_from = method_params(profile, args.dataset, args.tuned, args.untuned)
     log(f"hyper-parameters: {tuned_from}")
     results, artifacts = run_benchmark(
-        data, profile, params, methods, args.device, args.max_steps, progress=not args.no_progress, log=log
+        data,
+        profile,
+        params,
+        methods,
+        args.device,
+        args.max_steps,
+        progress=not args.no_progress,
+        log=log,
+        workers=args.workers,
     )
     results["config"] = {
         "profile": profile.to_dict(),
@@ -89,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
         "test_images": len(data.test_labels),
         "device": args.device,
         "threads": torch.get_num_threads(),
+        "seed_workers": results.pop("seed_workers"),
         "max_steps": args.max_steps,
         "data_limit": args.data_limit,
         "hyper_parameters_from": tuned_from,

@@ -104,4 +104,9 @@ def tuning_table(entry: dict[str, Any]) -> str:
                 f"| {mark}{method}{mark} | {r['stage']} | {r['params']['lr']} | {opts} "
                 f"| {mark}{score}{mark} | {knn} | {r['seconds']:.0f} |"
             )
+    for method, override in entry.get("safety_overrides", {}).items():
+        lines.append(
+            f"\n{method}: the main run uses {override['chosen']} instead of the searched "
+            f"{override['searched']}: {override['why']}"
+        )
     return "\n".join(lines) + "\n"

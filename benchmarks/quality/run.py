@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import os
 import platform
 import statistics
@@ -176,6 +178,70 @@ def train_and_evaluate(
     return row, trained
 
 
+def one_seed(
+    data: ImageData,
+    profile: Profile,
+    method_params: dict[str, dict[str, Any]],
+    methods: tuple[str, ...],
+    device,
+    max_steps: int | None,
+    progress: bool,
+    seed: int,
+    first: bool,
+    log=print,
+) -> dict[str, Any]:
+    """The random-init baseline and every method on one seed.
+
+    Returns ``rows`` (one per method and ``random_init``), ``histories`` and, on the first seed, MUSIC's
+    test-set attribute probabilities (``music_probabilities``, or None if it diverged).
+    """
+    augment = BatchAugment(profile.augment, *data.channel_stats())
+    out: dict[str, Any] = {"rows": {}, "histories": {}, "music_probabilities": None}
+    start = time.perf_counter()
+    torch.manual_seed(seed)  # the very initial weights every method starts from
+    model = build_model(profile, data.channels).to(device)
+    result = _evaluate(*_features(model.backbone, data, augment, profile, device), data, profile)
+    out["rows"]["random_init"] = {
+        "seed": seed,
+        **result,
+        "seconds": time.perf_counter() - start,
+        "diverged": None,
+    }
+    log(f"[seed {seed}] random_init: {out['rows']['random_init']}")
+    for method in methods:
+        params = method_params[method]
+        # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
+        row, trained = train_and_evaluate(
+            method, params, data, profile, augment, seed, device, max_steps, progress, monitor=first
+        )
+        out["rows"][method] = row
+        out["histories"][method] = trained.history
+        log(f"[seed {seed}] {method}: {row}")
+        if method == "music" and first and not trained.diverged:
+            segment_dim = int(loss_params("music", params)["segment_dim"])
+            out["music_probabilities"] = music_attributes(
+                trained.model, data, augment, profile, segment_dim, device
+            )
+    return out
+
+
+def _one_seed_in_worker(threads: int, *args) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    return one_seed(*args, log=functools.partial(print, flush=True))
+
+
+def seed_workers(num_seeds: int, device, workers: int | None) -> int:
+    """Seeds run side by side on CPU, one process each: small convolutions use two 1-thread processes
+    better than one 2-thread process. One process on a GPU."""
+    if workers is not None:
+        if workers < 1:
+            raise ValueError(f"workers={workers}; expected a positive number of processes")
+        return min(workers, num_seeds)
+    if torch.device(device).type != "cpu":
+        return 1
+    return max(1, min(num_seeds, torch.get_num_threads()))
+
+
 def run_benchmark(
     data: ImageData,
     profile: Profile,
@@ -185,17 +251,18 @@ def run_benchmark(
     max_steps: int | None = None,
     progress: bool = True,
     log=print,
+    workers: int | None = None,
 ) -> tuple[dict[str, Any], Artifacts]:
     """Every method in ``methods`` and both baselines, for every seed in ``profile.seeds``.
 
     Raw pixels do not depend on the seed and are evaluated once. A method that diverges on a seed is
     recorded as such and the run goes on; ``results["comparison"]`` pairs the seeds (see stats.py).
+    With ``workers`` > 1 the seeds run in that many processes at once, sharing torch's threads between
+    them; every method of one seed runs in the same process, so the pairs stay exact.
     """
     t0 = time.perf_counter()
-    augment = BatchAugment(profile.augment, *data.channel_stats())
     artifacts = Artifacts(test_images=data.test_images)
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in (*methods, *BASELINES)}
-    histories: dict[str, list] = {}
 
     start = time.perf_counter()
     raw_train = data.train_images.flatten(1).float().div(255).to(device)
@@ -208,41 +275,28 @@ def run_benchmark(
     ]
     log(f"raw_pixels (every seed): {raw}")
 
-    for seed in profile.seeds:
-        start = time.perf_counter()
-        torch.manual_seed(seed)  # the very initial weights every method starts from
-        model = build_model(profile, data.channels).to(device)
-        result = _evaluate(*_features(model.backbone, data, augment, profile, device), data, profile)
-        per_seed["random_init"].append(
-            {"seed": seed, **result, "seconds": time.perf_counter() - start, "diverged": None}
-        )
-        log(f"[seed {seed}] random_init: {per_seed['random_init'][-1]}")
-
-        for method in methods:
-            params = method_params[method]
-            # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
-            row, trained = train_and_evaluate(
-                method,
-                params,
-                data,
-                profile,
-                augment,
-                seed,
-                device,
-                max_steps,
-                progress,
-                monitor=seed == profile.seeds[0],
-            )
-            per_seed[method].append(row)
-            histories.setdefault(method, []).append(trained.history)
-            log(f"[seed {seed}] {method}: {row}")
-            if method == "music" and seed == profile.seeds[0] and not trained.diverged:
-                segment_dim = int(loss_params("music", params)["segment_dim"])
-                probs = music_attributes(trained.model, data, augment, profile, segment_dim, device)
-                artifacts.music_probabilities = probs
-                usage = (probs.argmax(-1).unsqueeze(-1) == torch.arange(probs.shape[-1])).float().mean(0)
-                entropy = -torch.special.xlogy(usage, usage).sum(-1)
-                artifacts.extra["music_attribute_entropy"] = entropy.tolist()  # of the argmax codes, nats
+    workers = seed_workers(len(profile.seeds), device, workers)
+    jobs = [
+        (data, profile, method_params, methods, device, max_steps, progress and workers == 1, seed, i == 0)
+        for i, seed in enumerate(profile.seeds)
+    ]
+    if workers == 1:
+        outs = [one_seed(*job, log=log) for job in jobs]
+    else:
+        threads = max(1, torch.get_num_threads() // workers)
+        log(f"{len(jobs)} seeds in {workers} processes of {threads} threads")
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            outs = pool.starmap(_one_seed_in_worker, [(threads, *job) for job in jobs])
+    for out in outs:
+        for name, row in out["rows"].items():
+            per_seed[name].append(row)
+    histories = {m: outs[0]["histories"][m] for m in methods}
+    probs = outs[0]["music_probabilities"]
+    if probs is not None:
+        artifacts.music_probabilities = probs
+        usage = (probs.argmax(-1).unsqueeze(-1) == torch.arange(probs.shape[-1])).float().mean(0)
+        entropy = -torch.special.xlogy(usage, usage).sum(-1)
+        artifacts.extra["music_attribute_entropy"] = entropy.tolist()  # of the argmax codes, nats
 
     results: dict[str, Any] = {"methods": {}}
     for name, rows in per_seed.items():
@@ -252,7 +306,7 @@ def run_benchmark(
                 "lr": method_params[name].get("lr", profile.lr),
                 **loss_params(name, method_params[name]),
             }
-            summary["history"] = histories[name][0]
+            summary["history"] = histories[name]
             if name == "music" and "music_attribute_entropy" in artifacts.extra:
                 summary["attribute_entropy_per_segment"] = [
                     round(v, 4) for v in artifacts.extra["music_attribute_entropy"]
@@ -262,5 +316,6 @@ def run_benchmark(
     if "music" in methods:
         peers = tuple(m for m in methods if m != "music") + BASELINES
         results["comparison"] = compare(per_seed, "music", peers, METRICS, NAMES)
+    results["seed_workers"] = workers
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     return results, artifacts

@@ -107,6 +107,8 @@ def test_main_run_survives_a_diverging_method(monkeypatch, tmp_path):
             "0",
             "1",
             "--no-progress",
+            "--workers",
+            "1",  # the injected loss lives in this process
             "--untuned",
             "--data-limit",
             "200",

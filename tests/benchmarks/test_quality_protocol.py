@@ -117,6 +117,38 @@ def test_run_benchmark_reports_every_method_and_baseline(tiny, profile):
 
 
 @needs_fmnist
+def test_seeds_side_by_side_give_the_same_numbers_as_one_after_another(tiny, profile):
+    params = {m: {"lr": 0.1} for m in METHODS}
+    two_seeds = replace(profile, seeds=(0, 1), probe_max_iter=10)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread in both cases: the same arithmetic, so the same bits
+    try:
+        runs = [
+            run_benchmark(
+                tiny,
+                two_seeds,
+                params,
+                ("music",),
+                max_steps=2,
+                progress=False,
+                log=lambda *_: None,
+                workers=w,
+            )[0]
+            for w in (1, 2)
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["seed_workers"] for r in runs] == [1, 2]
+    for name in ("music", "random_init"):
+        one_by_one, side_by_side = (r["methods"][name]["per_seed"] for r in runs)
+        assert [r["seed"] for r in side_by_side] == [0, 1]
+        for a, b in zip(one_by_one, side_by_side, strict=True):
+            assert (a["linear_top1"], a["knn_top1"]) == (b["linear_top1"], b["knn_top1"]), name
+    curves = [[(h["loss"], h["knn_monitor"]) for h in r["methods"]["music"]["history"]] for r in runs]
+    assert curves[0] == curves[1]
+
+
+@needs_fmnist
 def test_tune_chooses_on_validation_only(tiny, profile):
     # One method keeps this test short; the search loop is the same for every method.
     entry = tune(tiny, profile, "tiny", ("vicreg",), progress=False, path=None, log=lambda *_: None)
