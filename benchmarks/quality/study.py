@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.quality.augment import BatchAugment
+from benchmarks.quality.augment import AugmentConfig, BatchAugment
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import Profile, get_profile
 from benchmarks.quality.data import ImageData, validation_split
@@ -111,8 +111,9 @@ def run_path(out: Path, study: Study, method: str, value: Any, seed: int) -> Pat
 
 def _settings(profile: Profile, params: dict[str, Any], threads, args) -> dict[str, Any]:
     """What a run file must match to be reused."""
+    # A run is one seed: the profile's list of seeds is no setting of it.
     return {
-        "profile": json.loads(json.dumps(profile.to_dict())),
+        "profile": {k: v for k, v in json.loads(json.dumps(profile.to_dict())).items() if k != "seeds"},
         "params": params,
         "threads": threads,
         "dataset": args.dataset,
@@ -167,6 +168,58 @@ def one_run(
     finally:
         torch.set_num_threads(previous_threads)
     return {**row, "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def import_main_run(study: Study, results_path: Path, out: Path, args, log=print) -> int:
+    """Write the runs of a main run's results.json that this study would make itself as its run files.
+
+    Only for ``seeds`` (the main run's settings, test split) and ``stability`` (the main run's thread
+    count, seeds one after another, full schedule); the settings are checked as for any other run file.
+    """
+    if study.name not in ("seeds", "stability"):
+        raise ValueError(f"--from-results applies to the seeds and stability studies, not {study.name!r}")
+    results = json.loads(results_path.read_text())
+    config = results["config"]
+    if config.get("seed_workers", 1) != 1:
+        raise ValueError(
+            f"{results_path}: seeds ran side by side; only a --workers 1 run has one thread count"
+        )
+    profile = Profile(**{**config["profile"], "augment": AugmentConfig(**config["profile"]["augment"])})
+    threads = config["threads"] if study.name == "stability" else None
+    if study.name == "stability" and threads not in study.values:
+        raise ValueError(f"{results_path}: {threads} threads is not one of the study's {study.values}")
+    value = threads if study.name == "stability" else study.values[0]
+    run_args = argparse.Namespace(
+        dataset=config["dataset"],
+        data_limit=config.get("data_limit"),
+        max_steps=config["max_steps"],
+        stop_epoch=None,
+    )
+    written = 0
+    for method in study.methods:
+        row_params = results["methods"][method]["params"]
+        for row in results["methods"][method]["per_seed"]:
+            path = run_path(out, study, method, value, row["seed"])
+            settings = _settings(profile, row_params, threads, run_args)
+            if study.kind == "pretrain":
+                row = {
+                    "seed": row["seed"],
+                    "diverged": row["diverged"],
+                    "epochs_run": round(row["seconds"] / row["seconds_per_epoch"]),
+                    "final_loss": row.get("final_loss"),
+                    "seconds": row["seconds"],
+                }
+            if path.is_file():
+                if json.loads(path.read_text())["settings"] != settings:
+                    raise ValueError(f"{path} was made with other settings than {results_path}")
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record = {"study": study.name, "method": method, "value": value, "seed": row["seed"], "row": row}
+            record["from"] = str(config["command"])
+            path.write_text(json.dumps({**record, "settings": settings}, indent=2) + "\n")
+            written += 1
+    log(f"[{study.name}] {written} runs taken from {results_path}")
+    return written
 
 
 def run_study(
@@ -378,6 +431,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--values", nargs="+", type=int, default=None, help="only these values of the variable")
     p.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
     p.add_argument("--report-only", action="store_true", help="rewrite table and plot from the run files")
+    p.add_argument(
+        "--from-results",
+        type=Path,
+        default=None,
+        help="seeds, stability: first take the matching runs of a main run's results.json",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick checks)")
     p.add_argument("--subset", type=int, default=None, help="override the pretraining subset (quick checks)")
     p.add_argument("--batch-size", type=int, default=None)
@@ -390,6 +449,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--tune-val-size", type=int, default=None, help="music_options: validation images")
     p.add_argument("--tuned", type=Path, default=None)
+    p.add_argument("--untuned", action="store_true", help="paper defaults at the profile's lr")
     args = p.parse_args(argv)
     set_threads(args.threads)
     log = functools.partial(print, flush=True)
@@ -412,11 +472,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         study = replace(study, values=tuple(args.values))
     out = args.out if args.stop_epoch is None else args.out / f"first{args.stop_epoch}epochs"
+    if args.from_results is not None:
+        import_main_run(study, args.from_results, out, args, log)
     if args.report_only:
         summary = write_report(study, out, tuple(args.seeds or study.seeds))
     else:
         data, _ = load_data(args, log)
-        params, source = method_params(profile, args.dataset, args.tuned)
+        params, source = method_params(profile, args.dataset, args.tuned, args.untuned)
         log(f"[{study.name}] hyper-parameters: {source}")
         summary = run_study(study, data, profile, params, out, args, log)
     log((out / study.name / "table.md").read_text())

@@ -90,7 +90,7 @@ def test_pretrain_stops_at_the_first_non_finite_loss(monkeypatch, tiny):
 
 
 @needs_fmnist
-def test_main_run_survives_a_diverging_method(monkeypatch, tmp_path):
+def test_main_run_survives_a_diverging_method(monkeypatch, tmp_path, capsys):
     inject_nan(monkeypatch, "vicreg", after=1)
     out = tmp_path / "out"
     main(
@@ -133,3 +133,32 @@ def test_main_run_survives_a_diverging_method(monkeypatch, tmp_path):
     table = (out / "table.md").read_text()
     assert "diverged" in table
     assert (out / "accuracy_over_epochs.png").stat().st_size > 1000
+
+    # The main run's seeds count towards the seeds study: taken as run files, then skipped by the study.
+    from benchmarks.quality.study import main as study
+
+    studies = tmp_path / "studies"
+    tiny = [
+        "--data-limit",
+        "200",
+        "100",
+        "--subset",
+        "64",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+        "--untuned",
+    ]
+    summary = study(
+        ["seeds", "--out", str(studies), "--from-results", str(out / "results.json"), "--report-only"]
+    )
+    methods = summary["values"][0]["methods"]
+    assert methods["music"]["seeds"] == [0, 1] and "linear_top1" in methods["music"]
+    assert [d["seed"] for d in methods["vicreg"]["diverged"]] == [0, 1]
+    before = sorted(p.name for p in (studies / "seeds" / "runs").glob("*.json"))
+    assert len(before) == 6
+    capsys.readouterr()
+    study(["seeds", "--out", str(studies), "--seeds", "0", "1", "--max-runs", "0", "--no-progress", *tiny])
+    assert "stopped after 0 new runs" not in capsys.readouterr().out  # nothing was left to run
+    assert sorted(p.name for p in (studies / "seeds" / "runs").glob("*.json")) == before
