@@ -122,8 +122,6 @@ def main(argv: list[str] | None = None) -> dict:
     (args.out / "table.md").write_text(table)
     plots = write_plots(results, artifacts, args.out)
     log(table)
-    if "comparison" in results:
-        log(results["comparison"]["summary"])
     log(
         f"wrote {args.out / 'results.json'}, {args.out / 'table.md'} and {len(plots)} plots "
         f"in {results['total_seconds']:.0f} s"

@@ -287,6 +287,8 @@ def run_benchmark(
         log(f"{len(jobs)} seeds in {workers} processes of {threads} threads")
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             outs = pool.starmap(_one_seed_in_worker, [(threads, *job) for job in jobs])
+            pool.close()
+            pool.join()
     for out in outs:
         for name, row in out["rows"].items():
             per_seed[name].append(row)
