@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from benchmarks.quality.config import Profile
+    from benchmarks.quality.data import ImageData
 
 
 @torch.no_grad()
@@ -135,3 +141,18 @@ def evaluate_features(
     for k in ks:
         result[f"knn_top1_k{k}"] = knn[k]
     return result
+
+
+def evaluate_profile(train_f: torch.Tensor, test_f: torch.Tensor, data: ImageData, profile: Profile):
+    """`evaluate_features` on a dataset's labels with a profile's probe and kNN settings."""
+    return evaluate_features(
+        train_f,
+        data.train_labels,
+        test_f,
+        data.test_labels,
+        data.num_classes,
+        profile.knn_ks,
+        profile.knn_temperature,
+        profile.probe_weight_decay,
+        profile.probe_max_iter,
+    )

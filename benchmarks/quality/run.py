@@ -16,7 +16,7 @@ import torch
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
-from benchmarks.quality.evaluate import evaluate_features, extract_features
+from benchmarks.quality.evaluate import evaluate_profile, extract_features
 from benchmarks.quality.methods import METHODS, loss_params
 from benchmarks.quality.report import NAMES
 from benchmarks.quality.stats import compare
@@ -61,20 +61,6 @@ def _features(backbone, data: ImageData, augment: BatchAugment, profile: Profile
     return (
         extract_features(backbone, data.train_images, augment.plain, fb, device),
         extract_features(backbone, data.test_images, augment.plain, fb, device),
-    )
-
-
-def _evaluate(train_f, test_f, data: ImageData, profile: Profile) -> dict[str, float]:
-    return evaluate_features(
-        train_f,
-        data.train_labels,
-        test_f,
-        data.test_labels,
-        data.num_classes,
-        profile.knn_ks,
-        profile.knn_temperature,
-        profile.probe_weight_decay,
-        profile.probe_max_iter,
     )
 
 
@@ -123,7 +109,7 @@ def _diverged_row(seed: int, divergence: dict[str, Any], seconds: float) -> dict
     }
 
 
-def train_and_evaluate(
+def train_andevaluate_profile(
     method: str,
     params: dict[str, Any],
     data: ImageData,
@@ -169,7 +155,7 @@ def train_and_evaluate(
         return {**_diverged_row(seed, event, trained.seconds), **timing}, trained
     row = {
         "seed": seed,
-        **_evaluate(train_f, test_f, data, profile),
+        **evaluate_profile(train_f, test_f, data, profile),
         **timing,
         "eval_seconds": time.perf_counter() - start,
         "final_loss": epochs_run[-1]["loss"] if epochs_run else None,
@@ -200,7 +186,7 @@ def one_seed(
     start = time.perf_counter()
     torch.manual_seed(seed)  # the very initial weights every method starts from
     model = build_model(profile, data.channels).to(device)
-    result = _evaluate(*_features(model.backbone, data, augment, profile, device), data, profile)
+    result = evaluate_profile(*_features(model.backbone, data, augment, profile, device), data, profile)
     out["rows"]["random_init"] = {
         "seed": seed,
         **result,
@@ -211,7 +197,7 @@ def one_seed(
     for method in methods:
         params = method_params[method]
         # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
-        row, trained = train_and_evaluate(
+        row, trained = train_andevaluate_profile(
             method, params, data, profile, augment, seed, device, max_steps, progress, monitor=first
         )
         out["rows"][method] = row
@@ -267,7 +253,7 @@ def run_benchmark(
     start = time.perf_counter()
     raw_train = data.train_images.flatten(1).float().div(255).to(device)
     raw_test = data.test_images.flatten(1).float().div(255).to(device)
-    raw = _evaluate(raw_train, raw_test, data, profile)
+    raw = evaluate_profile(raw_train, raw_test, data, profile)
     del raw_train, raw_test
     per_seed["raw_pixels"] = [
         {"seed": seed, **raw, "seconds": time.perf_counter() - start, "diverged": None}

@@ -20,7 +20,7 @@ import torch
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import get_profile
 from benchmarks.quality.data import default_data_root, load_dataset
-from benchmarks.quality.evaluate import evaluate_features, extract_features
+from benchmarks.quality.evaluate import evaluate_profile, extract_features
 from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, METHODS, build_loss
 from benchmarks.quality.train import build_model, monitor_knn, monitor_split
 
@@ -85,19 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
                 extract_features(model.backbone, data.test_images, augment.plain, fb),
             )
         )
-        t_eval, _ = _clock(
-            lambda: evaluate_features(
-                train_f,
-                data.train_labels,
-                test_f,
-                data.test_labels,
-                data.num_classes,
-                profile.knn_ks,
-                profile.knn_temperature,
-                profile.probe_weight_decay,
-                profile.probe_max_iter,
-            )
-        )
+        t_eval, _ = _clock(lambda: evaluate_profile(train_f, test_f, data, profile))
         out["evaluation"] = {"features": round(t_feat, 2), "probe_and_knn": round(t_eval, 2)}
         print("evaluation", out["evaluation"], flush=True)
     steps_per_epoch = (profile.pretrain_subset or len(data.train_labels)) // profile.batch_size
