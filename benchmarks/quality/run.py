@@ -109,7 +109,7 @@ def _diverged_row(seed: int, divergence: dict[str, Any], seconds: float) -> dict
     }
 
 
-def train_andevaluate_profile(
+def train_and_evaluate(
     method: str,
     params: dict[str, Any],
     data: ImageData,
@@ -197,7 +197,7 @@ def one_seed(
     for method in methods:
         params = method_params[method]
         # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
-        row, trained = train_andevaluate_profile(
+        row, trained = train_and_evaluate(
             method, params, data, profile, augment, seed, device, max_steps, progress, monitor=first
         )
         out["rows"][method] = row
