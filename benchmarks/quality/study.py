@@ -11,7 +11,11 @@ Every run is written to ``OUT/<study>/runs/<name>.json`` when it finishes and sk
 exists, so a study can be stopped at any time (``--max-runs`` stops it after that many new runs) and
 continued later, on another day or machine; a run file made with other settings is refused, never mixed
 in. After every run the study's ``table.md``, ``summary.json`` and plot are rewritten from all run files,
-so they always say how many seeds each number rests on.
+so they always say how many seeds each number rests on. Several processes can share one study: each
+trains the runs that no other holds (``<run>.lock``), so two one-thread workers use two cores. A run that
+another study already made with equal settings is copied, not retrained (the main run's settings are the
+1024-dimension point of ``projector_dim``; a ``seeds`` run trained at one thread is the one-thread
+``stability`` run of that seed); the copy names its source under ``from``.
 
 Three kinds of run: ``test`` studies train and evaluate on the test split exactly as the main run does
 (fixed hyper-parameters from tuned.json: they measure, they choose nothing); ``music_options`` is a search,
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -165,9 +170,10 @@ def one_run(
                 "final_loss": losses[-1] if losses else None,
                 "seconds": trained.seconds,
             }
+        used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(previous_threads)
-    return {**row, "wall_seconds": round(time.perf_counter() - start, 1)}
+    return {**row, "threads": used_threads, "wall_seconds": round(time.perf_counter() - start, 1)}
 
 
 def import_main_run(study: Study, results_path: Path, out: Path, args, log=print) -> int:
@@ -202,13 +208,7 @@ def import_main_run(study: Study, results_path: Path, out: Path, args, log=print
             path = run_path(out, study, method, value, row["seed"])
             settings = _settings(profile, row_params, threads, run_args)
             if study.kind == "pretrain":
-                row = {
-                    "seed": row["seed"],
-                    "diverged": row["diverged"],
-                    "epochs_run": round(row["seconds"] / row["seconds_per_epoch"]),
-                    "final_loss": row.get("final_loss"),
-                    "seconds": row["seconds"],
-                }
+                row = _pretrain_row(row)
             if path.is_file():
                 if json.loads(path.read_text())["settings"] != settings:
                     raise ValueError(f"{path} was made with other settings than {results_path}")
@@ -249,20 +249,139 @@ def run_study(
                             "or remove the file to rerun it"
                         )
                     continue
+                label = f"[{study.name}] {method} {value_label(value)} seed {seed}"
+                record = {"study": study.name, "method": method, "value": value, "seed": seed}
+                same = equivalent_run(out, study, method, seed, settings)
+                if same is not None:
+                    source, row = same
+                    _write_run(path, {**record, "row": row, "from": source, "settings": settings})
+                    log(f"{label}: the same run as {source}")
+                    continue
                 if args.max_runs is not None and new >= args.max_runs:
                     log(f"[{study.name}] stopped after {new} new runs (--max-runs)")
                     return write_report(study, out, seeds)
-                log(f"[{study.name}] {method} {value_label(value)} seed {seed} ...")
-                row = one_run(
-                    study, method, value, seed, profile, run_params, threads, data, split, args.device, args
-                )
-                path.parent.mkdir(parents=True, exist_ok=True)
-                record = {"study": study.name, "method": method, "value": value, "seed": seed, "row": row}
-                path.write_text(json.dumps({**record, "settings": settings}, indent=2) + "\n")
-                log(f"[{study.name}] {method} {value_label(value)} seed {seed}: {_short(row)}")
+                with RunLock(path) as lock:
+                    if not lock.held or path.is_file():  # another process holds it, or just finished it
+                        log(f"{label}: skipped, {lock.reason or 'finished by another process'}")
+                        continue
+                    log(f"{label} ...")
+                    row = one_run(
+                        study,
+                        method,
+                        value,
+                        seed,
+                        profile,
+                        run_params,
+                        threads,
+                        data,
+                        split,
+                        args.device,
+                        args,
+                    )
+                    _write_run(path, {**record, "row": row, "settings": settings})
+                log(f"{label}: {_short(row)}")
                 new += 1
                 write_report(study, out, seeds, with_plot=False)
     return write_report(study, out, seeds)
+
+
+def _write_run(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n")
+    partial.replace(path)  # a reader never sees half a file
+
+
+class RunLock:
+    """``<run>.lock`` next to a run file while a process trains it, so that several processes can share
+    one study (each takes the runs nobody holds). A lock whose process has ended is taken over."""
+
+    def __init__(self, path: Path):
+        self.path = path.with_suffix(".lock")
+        self.held = False
+        self.reason = ""
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = _lock_holder(self.path)
+                if holder is not None and _alive(holder):
+                    self.reason = f"process {holder} is running it"
+                    return self
+                self.path.unlink(missing_ok=True)  # left by a process that ended
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            self.held = True
+            return self
+        self.reason = f"could not take {self.path}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+
+
+def _lock_holder(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def equivalent_run(
+    out: Path, study: Study, method: str, seed: int, settings: dict[str, Any]
+) -> tuple[str, dict[str, Any]] | None:
+    """A finished run of another study that is this very run, as ``(its path under out, row)``.
+
+    A ``test`` run is reused by another ``test`` study when every setting is equal (the main run's
+    settings are one value of the projector studies). A ``stability`` run at N threads is read off a
+    ``test`` run with the same settings that recorded training at N threads: it trained the same schedule
+    and recorded whether it diverged.
+    """
+    if study.kind not in ("test", "pretrain"):
+        return None
+    for other in STUDIES.values():
+        if other.name == study.name or other.kind != "test":
+            continue
+        for path in sorted((out / other.name / "runs").glob(f"{method}__*__seed{seed}.json")):
+            record = json.loads(path.read_text())
+            row, theirs = record["row"], record["settings"]
+            if study.kind == "test" and theirs == settings:
+                return f"{other.name}/runs/{path.name}", row
+            if (
+                study.kind == "pretrain"
+                and settings["stop_epoch"] is None
+                and {**theirs, "threads": settings["threads"], "stop_epoch": None} == settings
+                and row.get("threads") == settings["threads"]
+            ):
+                return f"{other.name}/runs/{path.name}", _pretrain_row(row)
+    return None
+
+
+def _pretrain_row(row: dict[str, Any]) -> dict[str, Any]:
+    """What a stability run records, taken from a full run's row."""
+    return {
+        "seed": row["seed"],
+        "diverged": row["diverged"],
+        "epochs_run": round(row["seconds"] / row["seconds_per_epoch"]),
+        "final_loss": row.get("final_loss"),
+        "seconds": row["seconds"],
+        **({"threads": row["threads"]} if "threads" in row else {}),
+    }
 
 
 def _short(row: dict[str, Any]) -> str:

@@ -15,7 +15,9 @@ validation linear-probe top-1; a candidate that diverged on any seed is never ch
    (``LOSS_FURTHER``), again for every method alike.
 
 With ``--reuse-trials``, trials already recorded in ``tuned.json`` under the same protocol are reused,
-not rerun. The winner is written to ``tuned.json`` (see tuned.py), which the main run reads.
+not rerun. The winner is written to ``tuned.json`` (see tuned.py), which the main run reads. A recorded
+safety override (a searched value that later diverged in a full-length run, replaced by a safer one) is
+kept while the search still chooses the value it replaced, and dropped when it chooses another.
 """
 
 from __future__ import annotations
@@ -135,6 +137,38 @@ def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(stable, key=lambda r: r["linear_top1"]) if stable else None
 
 
+def apply_safety_overrides(
+    chosen: dict[str, dict[str, Any]],
+    overrides: dict[str, dict[str, Any]],
+    searched: tuple[str, ...],
+    log=print,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The chosen values after the recorded safety overrides, and the overrides that still apply.
+
+    A safety override (``{"searched", "chosen", "why"}`` in ``tuned.json``) replaces a searched value
+    that later diverged in a full-length run. It outlives a new search only while that search still
+    chooses the value it replaced; a method not searched this time keeps its override as it is.
+    """
+    chosen, kept = dict(chosen), {}
+    for method, override in overrides.items():
+        if method not in searched:
+            if method in chosen:
+                kept[method] = override
+        elif chosen.get(method) == override["searched"]:
+            chosen[method] = override["chosen"]
+            kept[method] = override
+            log(
+                f"[tune] {method}: the search chose {override['searched']} again; the main run keeps the "
+                f"safety override {override['chosen']}"
+            )
+        else:
+            log(
+                f"[tune] {method}: the search now chooses {chosen.get(method)}; the safety override of "
+                f"{override['searched']} no longer applies"
+            )
+    return chosen, kept
+
+
 def _protocol(profile: Profile, split_seed: int, seeds: tuple[int, ...]) -> dict[str, Any]:
     return {
         "validation": f"{profile.tune_val_size} images held out of the train split (seed {split_seed})",
@@ -248,6 +282,11 @@ def tune(
         if kept is not None and _previous_trials(path, (profile, dataset), protocol):
             for key in ("chosen", "trials"):
                 entry[key] = {**{m: v for m, v in kept[key].items() if m not in methods}, **entry[key]}
+        entry["chosen"], overrides = apply_safety_overrides(
+            entry["chosen"], (kept or {}).get("safety_overrides", {}), methods, log
+        )
+        if overrides:
+            entry["safety_overrides"] = overrides
         entry["seconds"] = round(sum(r["seconds"] for rows in entry["trials"].values() for r in rows), 1)
         write_entry(profile, dataset, entry, path)
         log(f"[tune] wrote {path} [{tuned_key(profile, dataset)}]")

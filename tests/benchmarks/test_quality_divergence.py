@@ -8,43 +8,19 @@ from dataclasses import replace
 
 import pytest
 import torch
-from torch import nn
 
-import benchmarks.quality.train as train_module
 from benchmarks.quality.__main__ import main
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import get_profile
 from benchmarks.quality.data import DEBIAN_FASHION_MNIST, ImageData, load_dataset
 from benchmarks.quality.evaluate import knn_classify, linear_probe
 from benchmarks.quality.train import pretrain
+from tests.benchmarks.nan_injection import inject_nan
 
 needs_fmnist = pytest.mark.skipif(
     not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
     reason="Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist",
 )
-
-
-class NonFiniteAfter(nn.Module):
-    """The wrapped loss, until ``after`` calls have been made; NaN from then on."""
-
-    def __init__(self, inner: nn.Module, after: int):
-        super().__init__()
-        self.inner, self.after, self.calls = inner, after, 0
-
-    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        loss = self.inner(z_a, z_b)
-        return loss * float("nan") if self.calls > self.after else loss
-
-
-def inject_nan(monkeypatch, method: str, after: int) -> None:
-    build = train_module.build_loss
-
-    def build_loss(name, params):
-        loss = build(name, params)
-        return NonFiniteAfter(loss, after) if name == method else loss
-
-    monkeypatch.setattr(train_module, "build_loss", build_loss)
 
 
 @pytest.fixture(scope="module")

@@ -203,6 +203,50 @@ def test_tune_never_chooses_a_candidate_that_diverged_on_any_seed(monkeypatch):
         tune(data, get_profile("cpu"), "fake", ("vicreg",), seeds=(0,), path=None, log=lambda *_: None)
 
 
+def test_a_safety_override_outlives_a_search_only_while_it_still_chooses_the_replaced_value(
+    monkeypatch, tmp_path
+):
+    import benchmarks.quality.tune as tune_module
+
+    best_lr = {"value": 0.03}
+
+    def fake_score(method, params, split, profile, augment, seed, device, progress):
+        acc = 90.0 - 10 * abs(params["lr"] - best_lr["value"]) - (params.get("lambda_param", 25.0) != 25.0)
+        return {"seed": seed, "linear_top1": acc, "knn_top1": acc, "diverged": None, "seconds": 0.0}
+
+    monkeypatch.setattr(tune_module, "score_config", fake_score)
+    monkeypatch.setattr(tune_module, "validation_split", lambda data, n, seed: data)
+    data = ImageData(
+        "fake",
+        torch.zeros(8, 1, 4, 4, dtype=torch.uint8),
+        torch.zeros(8, dtype=torch.long),
+        torch.zeros(2, 1, 4, 4, dtype=torch.uint8),
+        torch.zeros(2, dtype=torch.long),
+        10,
+        [],
+    )
+    profile = get_profile("cpu")
+    searched = {"lr": 0.03, "lambda_param": 25.0, "mu_param": 25.0, "nu_param": 1.0}
+    safer = {**searched, "lr": 0.01}
+    override = {"searched": searched, "chosen": safer, "why": "diverged in a full-length run"}
+    path = tmp_path / "tuned.json"
+    path.write_text(
+        json.dumps({"cpu/fake": {"chosen": {"vicreg": safer}, "safety_overrides": {"vicreg": override}}})
+    )
+
+    def search():
+        tune(data, profile, "fake", ("vicreg",), path=path, progress=False, log=lambda *_: None)
+        return json.loads(path.read_text())["cpu/fake"]
+
+    entry = search()  # the search picks lr 0.03 again: the main run keeps lr 0.01
+    assert entry["trials"]["vicreg"][0]["params"]["lr"] == 0.03
+    assert entry["chosen"]["vicreg"] == safer and entry["safety_overrides"] == {"vicreg": override}
+
+    best_lr["value"] = 0.1  # now the search picks another value: the override no longer applies
+    entry = search()
+    assert entry["chosen"]["vicreg"] == {**searched, "lr": 0.1} and "safety_overrides" not in entry
+
+
 @needs_fmnist
 def test_cli_writes_results_json_table_and_plots(tmp_path):
     # The end-to-end command on a tiny image folder (the imagefolder reader, the CLI, the JSON, the plots).

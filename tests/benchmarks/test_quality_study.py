@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from benchmarks.quality.data import DEBIAN_FASHION_MNIST
-from benchmarks.quality.study import STUDIES, main, music_option_grid
-from tests.benchmarks.test_quality_divergence import inject_nan
+from benchmarks.quality.study import STUDIES, RunLock, main, music_option_grid
+from tests.benchmarks.nan_injection import inject_nan
 
 needs_fmnist = pytest.mark.skipif(
     not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
@@ -72,3 +75,53 @@ def test_stability_study_records_divergence(monkeypatch, tmp_path):
         "Diverged: VICReg (lightly) at 1: seed 0 (epoch 1, step 2"
         in (tmp_path / "stability" / "table.md").read_text()
     )
+
+
+def test_a_run_lock_keeps_a_second_process_off_and_a_dead_holder_is_taken_over(tmp_path):
+    path = tmp_path / "runs" / "music__128__seed0.json"
+    with RunLock(path) as first:
+        assert first.held and path.with_suffix(".lock").read_text().strip() == str(os.getpid())
+        with RunLock(path) as second:
+            assert not second.held and str(os.getpid()) in second.reason
+    assert not path.with_suffix(".lock").exists()
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    path.with_suffix(".lock").write_text(ended.stdout.decode())
+    with RunLock(path) as lock:
+        assert lock.held
+    assert not path.with_suffix(".lock").exists()
+
+
+@needs_fmnist
+def test_a_study_skips_a_run_another_process_holds(tmp_path):
+    args = ["projector_dim", "--out", str(tmp_path), "--values", "128", "256", "--seeds", "0", *TINY]
+    held = tmp_path / "projector_dim" / "runs" / "music__128__seed0.lock"
+    held.parent.mkdir(parents=True)
+    held.write_text(f"{os.getpid()}\n")  # this test's own process: alive
+    main([*args, "--methods", "music"])
+    assert sorted(p.name for p in held.parent.glob("*.json")) == ["music__256__seed0.json"]
+    assert held.is_file()  # someone else's lock is left alone
+
+
+@needs_fmnist
+def test_runs_equal_to_another_studys_are_copied_not_retrained(tmp_path):
+    common = ["--out", str(tmp_path), "--seeds", "0", "--methods", "music", "--threads", "1", *TINY]
+    main(["seeds", *common])
+    seeds_run = json.loads((tmp_path / "seeds" / "runs" / "music__mainrun__seed0.json").read_text())
+    assert seeds_run["row"]["threads"] == 1
+
+    # The main run's projector size is one point of the projector_dim study: the same run, copied.
+    main(["projector_dim", "--values", "1024", *common])
+    copied = json.loads((tmp_path / "projector_dim" / "runs" / "music__1024__seed0.json").read_text())
+    assert copied["from"] == "seeds/runs/music__mainrun__seed0.json"
+    assert copied["row"] == seeds_run["row"] and copied["value"] == 1024
+
+    # A seeds run trained at one thread is the one-thread stability run; at two threads it is not.
+    summary = main(["stability", *common])
+    runs = tmp_path / "stability" / "runs"
+    one = json.loads((runs / "music__1__seed0.json").read_text())
+    two = json.loads((runs / "music__2__seed0.json").read_text())
+    assert one["from"] == "seeds/runs/music__mainrun__seed0.json" and one["settings"]["threads"] == 1
+    assert one["row"]["final_loss"] == seeds_run["row"]["final_loss"] and one["row"]["diverged"] is None
+    assert "from" not in two and two["row"]["threads"] == 2
+    assert [e["methods"]["music"]["seeds"] for e in summary["values"]] == [[0], [0]]
