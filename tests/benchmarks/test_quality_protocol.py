@@ -163,6 +163,19 @@ def test_tune_chooses_on_validation_only(tiny, profile):
             assert r["diverged"] or 0 <= r["linear_top1"] <= 100
 
 
+def fake_data() -> ImageData:
+    """Eight blank images: for searches whose scores are faked."""
+    return ImageData(
+        "fake",
+        torch.zeros(8, 1, 4, 4, dtype=torch.uint8),
+        torch.zeros(8, dtype=torch.long),
+        torch.zeros(2, 1, 4, 4, dtype=torch.uint8),
+        torch.zeros(2, dtype=torch.long),
+        10,
+        [],
+    )
+
+
 def test_tune_never_chooses_a_candidate_that_diverged_on_any_seed(monkeypatch):
     import benchmarks.quality.tune as tune_module
 
@@ -183,15 +196,7 @@ def test_tune_never_chooses_a_candidate_that_diverged_on_any_seed(monkeypatch):
 
     monkeypatch.setattr(tune_module, "score_config", fake_score)
     monkeypatch.setattr(tune_module, "validation_split", lambda data, n, seed: data)
-    data = ImageData(
-        "fake",
-        torch.zeros(8, 1, 4, 4, dtype=torch.uint8),
-        torch.zeros(8, dtype=torch.long),
-        torch.zeros(2, 1, 4, 4, dtype=torch.uint8),
-        torch.zeros(2, dtype=torch.long),
-        10,
-        [],
-    )
+    data = fake_data()
     entry = tune(
         data, get_profile("cpu"), "fake", ("vicreg",), path=None, progress=False, log=lambda *_: None
     )
@@ -216,15 +221,7 @@ def test_a_safety_override_outlives_a_search_only_while_it_still_chooses_the_rep
 
     monkeypatch.setattr(tune_module, "score_config", fake_score)
     monkeypatch.setattr(tune_module, "validation_split", lambda data, n, seed: data)
-    data = ImageData(
-        "fake",
-        torch.zeros(8, 1, 4, 4, dtype=torch.uint8),
-        torch.zeros(8, dtype=torch.long),
-        torch.zeros(2, 1, 4, 4, dtype=torch.uint8),
-        torch.zeros(2, dtype=torch.long),
-        10,
-        [],
-    )
+    data = fake_data()
     profile = get_profile("cpu")
     searched = {"lr": 0.03, "lambda_param": 25.0, "mu_param": 25.0, "nu_param": 1.0}
     safer = {**searched, "lr": 0.01}
