@@ -524,6 +524,8 @@ def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
 
 
 def write_report(study: Study, out: Path, seeds: tuple[int, ...], with_plot: bool = True) -> dict[str, Any]:
+    """Summary, table and plot of every run file of the study, whichever ``--values`` made them."""
+    study = replace(study, values=STUDIES[study.name].values) if study.name in STUDIES else study
     summary = summarize_runs(study, load_runs(out, study))
     folder = out / study.name
     folder.mkdir(parents=True, exist_ok=True)

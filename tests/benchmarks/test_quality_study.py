@@ -125,3 +125,13 @@ def test_runs_equal_to_another_studys_are_copied_not_retrained(tmp_path):
     assert one["row"]["final_loss"] == seeds_run["row"]["final_loss"] and one["row"]["diverged"] is None
     assert "from" not in two and two["row"]["threads"] == 2
     assert [e["methods"]["music"]["seeds"] for e in summary["values"]] == [[0], [0]]
+
+
+@needs_fmnist
+def test_the_report_covers_every_value_whichever_values_a_command_ran(tmp_path):
+    args = ["projector_dim", "--out", str(tmp_path), "--seeds", "0", "--methods", "music", *TINY]
+    main([*args, "--values", "128"])
+    summary = main([*args, "--values", "256"])
+    assert [e["value"] for e in summary["values"]] == [128, 256]
+    table = (tmp_path / "projector_dim" / "table.md").read_text()
+    assert "| 128 |" in table and "| 256 |" in table
