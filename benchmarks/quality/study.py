@@ -294,7 +294,8 @@ def _write_run(path: Path, record: dict[str, Any]) -> None:
 
 class RunLock:
     """``<run>.lock`` next to a run file while a process trains it, so that several processes can share
-    one study (each takes the runs nobody holds). A lock whose process has ended is taken over."""
+    one study (each takes the runs nobody holds). A lock whose process has ended is taken over; the
+    holder is a process id, so the processes must share one machine."""
 
     def __init__(self, path: Path):
         self.path = path.with_suffix(".lock")
@@ -310,6 +311,9 @@ class RunLock:
                 holder = _lock_holder(self.path)
                 if holder is not None and _alive(holder):
                     self.reason = f"process {holder} is running it"
+                    return self
+                if holder is None and _age(self.path) < 60:
+                    self.reason = "another process is taking it"  # created, its pid not yet written
                     return self
                 self.path.unlink(missing_ok=True)  # left by a process that ended
                 continue
@@ -330,6 +334,13 @@ def _lock_holder(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def _alive(pid: int) -> bool:

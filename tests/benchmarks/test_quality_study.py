@@ -91,6 +91,14 @@ def test_a_run_lock_keeps_a_second_process_off_and_a_dead_holder_is_taken_over(t
         assert lock.held
     assert not path.with_suffix(".lock").exists()
 
+    # A lock just created, before its holder wrote its process id, is held; an old empty one is not.
+    path.with_suffix(".lock").write_text("")
+    with RunLock(path) as lock:
+        assert not lock.held and "taking" in lock.reason
+    os.utime(path.with_suffix(".lock"), (0, 0))
+    with RunLock(path) as lock:
+        assert lock.held
+
 
 @needs_fmnist
 def test_a_study_skips_a_run_another_process_holds(tmp_path):
