@@ -6,6 +6,7 @@
     python -m benchmarks.quality.study projector_depth    # 0, 1 and 2 hidden layers, 2 seeds
     python -m benchmarks.quality.study music_options      # MUSIC's segment size and term weights per dim
     python -m benchmarks.quality.study stability          # main-run settings, seeds 0-4, 1 and 2 threads
+    python -m benchmarks.quality.study optimizer          # LARS at four learning rates against tuned SGD
 
 Every run is written to ``OUT/<study>/runs/<name>.json`` when it finishes and skipped when that file
 exists, so a study can be stopped at any time (``--max-runs`` stops it after that many new runs) and
@@ -18,9 +19,9 @@ another study already made with equal settings is copied, not retrained (the mai
 ``stability`` run of that seed); the copy names its source under ``from``.
 
 Three kinds of run: ``test`` studies train and evaluate on the test split exactly as the main run does
-(fixed hyper-parameters from tuned.json: they measure, they choose nothing); ``music_options`` is a search,
-so it scores on the tuning search's validation split and never sees the test split; ``stability`` only
-pretrains and records whether and where a method diverged.
+(fixed hyper-parameters from tuned.json: they measure, they choose nothing); ``music_options`` and
+``optimizer`` are searches, so they score on the tuning search's validation split, with its short schedule,
+and never see the test split; ``stability`` only pretrains and records whether and where a method diverged.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ DEFAULT_OUT = Path(__file__).with_name("results") / "studies"
 DIMS = (128, 256, 512, 1024, 2048, 4096)
 MUSIC_SEGMENT_DIMS = (8, 16, 32, 64)
 MUSIC_WEIGHT_ALTERNATIVES = ({"inv_weight": 2.0}, {"diag_weight": 2.0}, {"off_weight": 2.0})
+# LARS learning rates per 256 images around the papers' 0.2, against SGD at each method's tuned rate.
+LARS_LRS = (0.1, 0.3, 1.0, 3.0)
+OPTIMIZER_GRID = ({"optimizer": "sgd"}, *({"optimizer": "lars", "lr": lr} for lr in LARS_LRS))
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ STUDIES = {
         Study("projector_depth", "test", "hidden_layers", (0, 1, 2), (0, 1)),
         Study("music_options", "validation", "music_options", music_option_grid(), (0, 1), ("music",)),
         Study("stability", "pretrain", "threads", (1, 2), (0, 1, 2, 3, 4)),
+        Study("optimizer", "validation", "optimizer", OPTIMIZER_GRID, (0, 1)),
     )
 }
 
@@ -99,6 +104,8 @@ def configure(study: Study, value: Any, profile: Profile, params: dict[str, Any]
     elif study.name == "music_options":
         profile = replace(profile, projector_output_dim=int(value["dim"]))
         params = {**params, **{k: v for k, v in value.items() if k != "dim"}}
+    elif study.name == "optimizer":
+        params = {**params, **value}
     elif study.name == "stability":
         threads = int(value)
     return profile, params, threads
@@ -230,13 +237,15 @@ def run_study(
     out: Path,
     args,
     log=print,
+    values: tuple[Any, ...] | None = None,
 ) -> dict[str, Any]:
-    """Run what is missing of ``study`` (at most ``args.max_runs`` new runs), then rewrite its report."""
+    """Run what is missing of ``study`` at ``values`` (default: all of the study's; at most
+    ``args.max_runs`` new runs), then rewrite its report, which covers every value with run files."""
     split = validation_split(data, base.tune_val_size, seed=0) if study.kind == "validation" else None
     seeds = tuple(args.seeds or study.seeds)
     new = 0
     for seed in seeds:  # seed-major, so a study cut short has whole seeds for every value
-        for value in study.values:
+        for value in study.values if values is None else values:
             for method in args.methods or study.methods:
                 profile, run_params, threads = configure(study, value, base, params[method])
                 path = run_path(out, study, method, value, seed)
@@ -536,7 +545,6 @@ def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
 
 def write_report(study: Study, out: Path, seeds: tuple[int, ...], with_plot: bool = True) -> dict[str, Any]:
     """Summary, table and plot of every run file of the study, whichever ``--values`` made them."""
-    study = replace(study, values=STUDIES[study.name].values) if study.name in STUDIES else study
     summary = summarize_runs(study, load_runs(out, study))
     folder = out / study.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -597,12 +605,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         profile = replace(profile, tune_epochs=args.epochs)
     if args.stop_epoch is not None and study.kind != "pretrain":
         raise ValueError(f"--stop-epoch={args.stop_epoch} applies to the stability study only")
+    values = None
     if args.values is not None:
-        if not all(isinstance(v, int) for v in study.values):
+        values = tuple(args.values)
+        unknown = [v for v in values if v not in study.values]
+        if unknown:
             raise ValueError(
-                f"--values applies to studies over whole numbers; {study.name} has {study.values}"
+                f"--values={list(values)}: {unknown} not among the {study.name} study's values {study.values}"
             )
-        study = replace(study, values=tuple(args.values))
     out = args.out if args.stop_epoch is None else args.out / f"first{args.stop_epoch}epochs"
     if args.from_results is not None:
         import_main_run(study, args.from_results, out, args, log)
@@ -612,7 +622,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data, _ = load_data(args, log)
         params, source = method_params(profile, args.dataset, args.tuned, args.untuned)
         log(f"[{study.name}] hyper-parameters: {source}")
-        summary = run_study(study, data, profile, params, out, args, log)
+        summary = run_study(study, data, profile, params, out, args, log, values)
     log((out / study.name / "table.md").read_text())
     return summary
 

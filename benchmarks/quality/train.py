@@ -54,6 +54,40 @@ def build_model(profile: Profile, in_channels: int, segment_dim: int = 32) -> SS
     return SSLModel(backbone, projector)
 
 
+OPTIMIZERS = ("sgd", "lars")
+# LARS as the Barlow Twins and VICReg papers train with it: weight decay of that order, biases and
+# normalization parameters left out of both the decay and the layer-wise scaling.
+LARS_WEIGHT_DECAY = 1e-6
+
+
+def build_optimizer(
+    model: torch.nn.Module, params: dict[str, Any], profile: Profile
+) -> torch.optim.Optimizer:
+    """SGD with momentum (the default) or LARS, from ``params``' training keys.
+
+    ``params["lr"]`` is the learning rate per 256 images (scaled linearly with the batch size);
+    ``params["optimizer"]`` is ``"sgd"`` or ``"lars"``; ``params["weight_decay"]`` overrides the
+    profile's (SGD) or ``LARS_WEIGHT_DECAY`` (LARS).
+    """
+    name = params.get("optimizer", "sgd")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer={name!r}; expected one of {OPTIMIZERS}")
+    lr = float(params.get("lr", profile.lr)) * profile.batch_size / 256
+    if name == "sgd":
+        weight_decay = float(params.get("weight_decay", profile.weight_decay))
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=profile.momentum, weight_decay=weight_decay
+        )
+    from lightly.utils.lars import LARS
+
+    weight_decay = float(params.get("weight_decay", LARS_WEIGHT_DECAY))
+    matrices = [p for p in model.parameters() if p.ndim > 1]
+    vectors = [p for p in model.parameters() if p.ndim <= 1]
+    # A group with no weight decay is also left out of LARS' layer-wise scaling.
+    groups = [{"params": matrices, "weight_decay": weight_decay}, {"params": vectors, "weight_decay": 0.0}]
+    return LARS(groups, lr=lr, momentum=profile.momentum)
+
+
 def warmup_cosine(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -109,7 +143,8 @@ def pretrain(
     progress: bool = True,
     stop_epoch: int | None = None,
 ) -> TrainResult:
-    """Pretrain ``profile.backbone`` with ``method``'s loss; ``params`` holds ``lr`` and the loss options.
+    """Pretrain ``profile.backbone`` with ``method``'s loss; ``params`` holds ``lr`` and the loss options
+    (and, optionally, ``optimizer`` and ``weight_decay``: see ``build_optimizer``).
 
     The seed fixes the weight initialization, the pretraining subset, the batch order and the
     augmentations, so every method sees the same images in the same order from the same initial weights.
@@ -124,10 +159,7 @@ def pretrain(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(method, lparams).to(device)
-    lr = float(params.get("lr", profile.lr)) * profile.batch_size / 256
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=profile.momentum, weight_decay=profile.weight_decay
-    )
+    optimizer = build_optimizer(model, params, profile)
     images = data.train_images[pretrain_indices(len(data.train_labels), profile.pretrain_subset, seed)]
     images = images.to(device)
     steps_per_epoch = len(images) // profile.batch_size
@@ -218,4 +250,4 @@ def _divergence(epoch: int, step: int, last_finite: float | None, reason: str) -
     return {"epoch": epoch, "step": step, "last_finite_loss": last_finite, "reason": reason}
 
 
-__all__ = ["TrainResult", "build_model", "pretrain", "pretrain_indices"]
+__all__ = ["OPTIMIZERS", "TrainResult", "build_model", "build_optimizer", "pretrain", "pretrain_indices"]

@@ -100,6 +100,40 @@ def test_every_method_trains_a_few_steps(method, tiny, profile):
     assert 0 <= result.history[0]["knn_monitor"] <= 100
 
 
+def test_lars_scales_each_weight_matrix_by_its_own_norm_and_leaves_vectors_to_plain_sgd(profile):
+    from benchmarks.quality.train import LARS_WEIGHT_DECAY, build_model, build_optimizer
+
+    torch.manual_seed(0)
+    model = build_model(profile, 1)
+    opt = build_optimizer(model, {"optimizer": "lars", "lr": 0.3}, profile)
+    decay = {g["weight_decay"] for g in opt.param_groups for _ in g["params"]}
+    assert decay == {LARS_WEIGHT_DECAY, 0.0}
+    before = [p.detach().clone() for p in model.parameters()]
+    model(torch.randn(8, 1, 28, 28)).square().mean().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    opt.step()
+    lr = 0.3 * profile.batch_size / 256
+    for b, g, p in zip(before, grads, model.parameters(), strict=True):
+        if g.norm() == 0:
+            continue
+        step = float((b - p.detach()).norm())
+        if p.ndim > 1:  # the step is trust_coefficient * lr of the weight's own norm, whatever the gradient
+            assert step / float(b.norm()) == pytest.approx(1e-3 * lr, rel=1e-2)
+        else:  # biases and normalization parameters: a plain SGD step
+            assert step == pytest.approx(lr * float(g.norm()), rel=1e-4)
+
+
+def test_sgd_is_the_default_and_an_unknown_optimizer_is_refused(profile):
+    from benchmarks.quality.train import build_model, build_optimizer
+
+    model = build_model(profile, 1)
+    sgd = build_optimizer(model, {"lr": 0.1}, profile)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["weight_decay"] == profile.weight_decay
+    assert sgd.param_groups[0]["lr"] == pytest.approx(0.1 * profile.batch_size / 256)
+    with pytest.raises(ValueError, match="optimizer='adam'.*'sgd', 'lars'"):
+        build_optimizer(model, {"optimizer": "adam"}, profile)
+
+
 @needs_fmnist
 def test_run_benchmark_reports_every_method_and_baseline(tiny, profile):
     params = {m: {"lr": 0.1} for m in METHODS}

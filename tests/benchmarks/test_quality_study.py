@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from benchmarks.quality.data import DEBIAN_FASHION_MNIST
-from benchmarks.quality.study import STUDIES, RunLock, main, music_option_grid
+from benchmarks.quality.study import LARS_LRS, STUDIES, RunLock, main, music_option_grid
 from tests.benchmarks.nan_injection import inject_nan
 
 needs_fmnist = pytest.mark.skipif(
@@ -143,3 +143,26 @@ def test_the_report_covers_every_value_whichever_values_a_command_ran(tmp_path):
     assert [e["value"] for e in summary["values"]] == [128, 256]
     table = (tmp_path / "projector_dim" / "table.md").read_text()
     assert "| 128 |" in table and "| 256 |" in table
+
+
+def test_values_outside_the_study_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"--values=\[300\].*not among the projector_dim study's values"):
+        main(["projector_dim", "--out", str(tmp_path), "--values", "300", *TINY])
+    with pytest.raises(ValueError, match="not among the music_options study's values"):
+        main(["music_options", "--out", str(tmp_path), "--values", "128", *TINY])
+
+
+@needs_fmnist
+def test_optimizer_study_scores_lars_against_sgd_on_validation(tmp_path):
+    args = ["optimizer", "--out", str(tmp_path), "--seeds", "0", "--methods", "vicreg", *TINY]
+    summary = main([*args, "--tune-val-size", "64"])
+    assert [e["value"] for e in summary["values"]] == list(STUDIES["optimizer"].values)
+    assert all("comparison" not in e for e in summary["values"])  # a search: no test-split verdict
+    runs = {
+        json.loads(p.read_text())["value"]["lr"]: json.loads(p.read_text())
+        for p in (tmp_path / "optimizer" / "runs").glob("vicreg__optimizerlars_*.json")
+    }
+    assert sorted(runs) == sorted(LARS_LRS)
+    assert runs[0.3]["settings"]["params"]["optimizer"] == "lars"
+    assert runs[0.3]["settings"]["params"]["lambda_param"] == 10.0  # the tuned loss options, unchanged
+    assert "optimizerlars_lr0.3" in (tmp_path / "optimizer" / "table.md").read_text()
