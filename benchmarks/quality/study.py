@@ -371,6 +371,9 @@ def equivalent_run(
     settings are one value of the projector studies). A ``stability`` run at N threads is read off a
     ``test`` run with the same settings that recorded training at N threads: it trained the same schedule
     and recorded whether it diverged.
+
+    The run files are read afresh for every run, not indexed once: another process sharing the studies
+    may have finished the run a moment ago (a few small JSON files against minutes of training).
     """
     if study.kind not in ("test", "pretrain"):
         return None
