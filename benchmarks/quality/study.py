@@ -5,6 +5,7 @@
     python -m benchmarks.quality.study projector_dim      # output dim 128 ... 4096, 2 seeds, all methods
     python -m benchmarks.quality.study projector_depth    # 0, 1 and 2 hidden layers, 2 seeds
     python -m benchmarks.quality.study music_options      # MUSIC's segment size and term weights per dim
+    python -m benchmarks.quality.study projector_dim_tuned  # projector_dim, MUSIC at music_options' choice
     python -m benchmarks.quality.study stability          # main-run settings, seeds 0-4, 1 and 2 threads
     python -m benchmarks.quality.study optimizer          # LARS at five learning rates against tuned SGD
 
@@ -88,6 +89,9 @@ STUDIES = {
         Study("projector_dim", "test", "projector_output_dim", DIMS, (0, 1)),
         Study("projector_depth", "test", "hidden_layers", (0, 1, 2), (0, 1)),
         Study("music_options", "validation", "music_options", music_option_grid(), (0, 1), ("music",)),
+        # projector_dim again, with MUSIC at the options music_options chose for each width (the peers'
+        # runs are projector_dim's, copied).
+        Study("projector_dim_tuned", "test", "projector_output_dim", DIMS, (0, 1)),
         Study("stability", "pretrain", "threads", (1, 2), (0, 1, 2, 3, 4)),
         Study("optimizer", "validation", "optimizer", OPTIMIZER_GRID, (0, 1)),
     )
@@ -99,7 +103,7 @@ def configure(study: Study, value: Any, profile: Profile, params: dict[str, Any]
     threads = None
     if study.name == "long":
         profile = replace(profile, epochs=3 * profile.epochs, pretrain_subset=None)
-    elif study.name == "projector_dim":
+    elif study.name in ("projector_dim", "projector_dim_tuned"):
         profile = replace(profile, projector_output_dim=int(value))
     elif study.name == "projector_depth":
         profile = replace(profile, projector_num_layers=int(value) + 1)
@@ -111,6 +115,27 @@ def configure(study: Study, value: Any, profile: Profile, params: dict[str, Any]
     elif study.name == "stability":
         threads = int(value)
     return profile, params, threads
+
+
+def music_choices(out: Path) -> dict[int, dict[str, Any]]:
+    """Per projection size, the MUSIC options that ``music_options`` scored best (mean validation linear
+    top-1), among candidates that finished on every seed of the study; sizes with no such candidate are
+    left out."""
+    path = out / "music_options" / "summary.json"
+    if not path.is_file():
+        raise ValueError(
+            f"{path} not found: run `python -m benchmarks.quality.study music_options` (same --out) first"
+        )
+    seeds = len(STUDIES["music_options"].seeds)
+    best: dict[int, tuple[float, dict[str, Any]]] = {}
+    for entry in json.loads(path.read_text())["values"]:
+        stats = entry["methods"].get("music", {})
+        if len(stats.get("seeds", ())) < seeds or stats["diverged"] or "linear_top1" not in stats:
+            continue
+        dim = int(entry["value"]["dim"])
+        if dim not in best or stats["linear_top1"] > best[dim][0]:
+            best[dim] = (stats["linear_top1"], {k: v for k, v in entry["value"].items() if k != "dim"})
+    return {dim: options for dim, (_, options) in best.items()}
 
 
 def value_label(value: Any) -> str:
@@ -245,11 +270,24 @@ def run_study(
     ``args.max_runs`` new runs), then rewrite its report, which covers every value with run files."""
     split = validation_split(data, base.tune_val_size, seed=0) if study.kind == "validation" else None
     seeds = tuple(args.seeds or study.seeds)
+    values = study.values if values is None else values
+    methods = args.methods or study.methods
+    tuned_music = study.name == "projector_dim_tuned" and "music" in methods
+    choices = music_choices(out) if tuned_music else {}
+    missing = [v for v in values if tuned_music and v not in choices]
+    if missing:
+        raise ValueError(
+            f"music_options has no candidate finished on all its seeds at projection size {missing}: "
+            "run `python -m benchmarks.quality.study music_options` to the end first"
+        )
     new = 0
     for seed in seeds:  # seed-major, so a study cut short has whole seeds for every value
-        for value in study.values if values is None else values:
-            for method in args.methods or study.methods:
-                profile, run_params, threads = configure(study, value, base, params[method])
+        for value in values:
+            for method in methods:
+                method_params = params[method]
+                if method == "music" and tuned_music:
+                    method_params = {**method_params, **choices[value]}
+                profile, run_params, threads = configure(study, value, base, method_params)
                 path = run_path(out, study, method, value, seed)
                 settings = _settings(profile, run_params, threads, args)
                 if path.is_file():
@@ -431,12 +469,17 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
     for value in study.values:
         rows_by_method: dict[str, list[dict[str, Any]]] = {}
+        music_params: list[dict[str, Any]] = []
         for r in runs:
             if r["value"] == value:
                 rows_by_method.setdefault(r["method"], []).append(r["row"])
+                if r["method"] == "music" and r["settings"]["params"] not in music_params:
+                    music_params.append(r["settings"]["params"])
         if not rows_by_method:
             continue
         entry: dict[str, Any] = {"value": value, "methods": {}}
+        if study.name == "projector_dim_tuned":
+            entry["music_params"] = music_params
         for method, rows in rows_by_method.items():
             rows.sort(key=lambda r: r["seed"])
             finished = [r for r in rows if not r.get("diverged")]
@@ -469,6 +512,10 @@ def _cell(stats: dict[str, Any] | None, key: str) -> str:
     return f"{stats[key]:.2f}" + (f" ± {std:.2f}" if std is not None else "") + f" (n={n_done}{bad})"
 
 
+def _music_options(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in params.items() if k != "lr")
+
+
 def markdown(summary: dict[str, Any], study: Study) -> str:
     key = "final_loss" if study.kind == "pretrain" else "linear_top1"
     what = {
@@ -477,18 +524,26 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
         "pretrain": "final loss",
     }
     methods = [m for m in METHODS if m in study.methods]
+    options = study.name == "projector_dim_tuned"
     lines = [
         f"Study `{study.name}`: {what[study.kind]}, mean ± std over seeds (n = seeds that finished).",
         "",
         f"| {study.variable} | "
+        + ("MUSIC's options | " if options else "")
         + " | ".join(NAMES[m] for m in methods)
         + " |"
         + (" MUSIC minus peers (verdict) |" if study.kind == "test" else ""),
-        "|---|" + "---:|" * len(methods) + ("---|" if study.kind == "test" else ""),
+        "|---|"
+        + ("---|" if options else "")
+        + "---:|" * len(methods)
+        + ("---|" if study.kind == "test" else ""),
     ]
     for entry in summary["values"]:
         cells = [_cell(entry["methods"].get(m), key) for m in methods]
-        line = f"| {value_label(entry['value'])} | " + " | ".join(cells) + " |"
+        line = f"| {value_label(entry['value'])} | "
+        if options:
+            line += "; ".join(_music_options(p) for p in entry["music_params"]) + " | "
+        line += " | ".join(cells) + " |"
         if study.kind == "test":
             verdicts = []
             for peer, c in entry.get("comparison", {}).get("peers", {}).items():
@@ -513,7 +568,7 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
 
 
 def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
-    if study.name not in ("projector_dim", "projector_depth"):
+    if study.name not in ("projector_dim", "projector_dim_tuned", "projector_depth"):
         return False
     from benchmarks.quality.plots import COLORS, LABELS, plt
 
@@ -531,7 +586,7 @@ def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
         if points:
             x, y, err = zip(*points, strict=True)
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=LABELS[method], color=COLORS[method])
-    if study.name == "projector_dim":
+    if study.name != "projector_depth":
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(DIMS), [str(d) for d in DIMS])
         ax.set_xlabel("projector output dimension")
@@ -539,7 +594,12 @@ def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
         ax.set_xticks([0, 1, 2])
         ax.set_xlabel("projector hidden layers")
     ax.set_ylabel("test linear top-1 (%)")
-    ax.set_title("mean ± std over seeds", fontsize=9)
+    ax.set_title(
+        "MUSIC at music_options' choice per width; mean ± std over seeds"
+        if study.name == "projector_dim_tuned"
+        else "mean ± std over seeds",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

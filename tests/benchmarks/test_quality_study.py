@@ -166,3 +166,41 @@ def test_optimizer_study_scores_lars_against_sgd_on_validation(tmp_path):
     assert runs[0.3]["settings"]["params"]["optimizer"] == "lars"
     assert runs[0.3]["settings"]["params"]["lambda_param"] == 10.0  # the tuned loss options, unchanged
     assert "optimizerlars_lr0.3" in (tmp_path / "optimizer" / "table.md").read_text()
+
+
+def _music_options_summary(folder, candidates):
+    """A music_options summary.json: (options with dim, seeds, mean validation top-1) per candidate."""
+    values = [
+        {"value": value, "methods": {"music": {"seeds": seeds, "diverged": [], "linear_top1": top1}}}
+        for value, seeds, top1 in candidates
+    ]
+    (folder / "music_options").mkdir(parents=True)
+    (folder / "music_options" / "summary.json").write_text(json.dumps({"values": values}))
+
+
+@needs_fmnist
+def test_projector_dim_tuned_trains_music_at_its_chosen_options_and_copies_the_peers(tmp_path):
+    common = ["--out", str(tmp_path), "--seeds", "0", *TINY]
+    tuned = ["projector_dim_tuned", "--values", "128", "--methods", "music", "vicreg", *common]
+    with pytest.raises(ValueError, match="music_options.*first"):
+        main(tuned)
+    main(["projector_dim", "--values", "128", "--methods", "vicreg", *common])
+    _music_options_summary(
+        tmp_path,
+        [
+            ({"dim": 128, "segment_dim": 8}, [0, 1], 80.0),
+            ({"dim": 128, "segment_dim": 32}, [0, 1], 79.0),
+            ({"dim": 128, "inv_weight": 2.0}, [0], 90.0),  # one seed of two: not eligible
+            ({"dim": 256, "segment_dim": 16}, [1], 85.0),
+        ],
+    )
+    main(tuned)
+    runs = tmp_path / "projector_dim_tuned" / "runs"
+    music = json.loads((runs / "music__128__seed0.json").read_text())
+    assert music["settings"]["params"]["segment_dim"] == 8 and "inv_weight" not in music["settings"]["params"]
+    assert "from" not in music  # trained, not copied
+    vicreg = json.loads((runs / "vicreg__128__seed0.json").read_text())
+    assert vicreg["from"] == "projector_dim/runs/vicreg__128__seed0.json"
+    assert "segment_dim 8" in (tmp_path / "projector_dim_tuned" / "table.md").read_text()
+    with pytest.raises(ValueError, match=r"projection size \[256\]"):
+        main(["projector_dim_tuned", "--values", "256", *common])
