@@ -28,6 +28,9 @@ def test_studies_cover_the_claims_with_enough_seeds():
     assert STUDIES["projector_depth"].values == (0, 1, 2)
     assert all(len(STUDIES[s].seeds) >= 2 for s in ("projector_dim", "projector_depth", "music_options"))
     assert STUDIES["stability"].values == (1, 2) and STUDIES["stability"].seeds == (0, 1, 2, 3, 4)
+    assert STUDIES["projector_dim_tuned"].values == STUDIES["projector_dim"].values
+    assert STUDIES["optimizer"].values[0] == {"optimizer": "sgd"}  # the tuned SGD run to beat
+    assert len(LARS_LRS) >= 3 and all(v["optimizer"] == "lars" for v in STUDIES["optimizer"].values[1:])
     grid = music_option_grid((128, 4096))
     assert {g["segment_dim"] for g in grid if g["dim"] == 128 and "segment_dim" in g} == {8, 16, 32, 64}
     # Same effort as each peer's search: seven candidates per projection size.
