@@ -118,24 +118,27 @@ def configure(study: Study, value: Any, profile: Profile, params: dict[str, Any]
 
 
 def music_choices(out: Path) -> dict[int, dict[str, Any]]:
-    """Per projection size, the MUSIC options that ``music_options`` scored best (mean validation linear
-    top-1), among candidates that finished on every seed of the study; sizes with no such candidate are
-    left out."""
+    """Per projection size, the MUSIC options that ``music_options`` scored best, by the tuning search's
+    rule (``tune.best``), among candidates run on every seed of the study; sizes with no such candidate
+    are left out."""
+    from benchmarks.quality.tune import best
+
     path = out / "music_options" / "summary.json"
     if not path.is_file():
         raise ValueError(
             f"{path} not found: run `python -m benchmarks.quality.study music_options` (same --out) first"
         )
     seeds = len(STUDIES["music_options"].seeds)
-    best: dict[int, tuple[float, dict[str, Any]]] = {}
+    candidates: dict[int, list[dict[str, Any]]] = {}
     for entry in json.loads(path.read_text())["values"]:
         stats = entry["methods"].get("music", {})
-        if len(stats.get("seeds", ())) < seeds or stats["diverged"] or "linear_top1" not in stats:
+        if len(stats.get("seeds", ())) < seeds:
             continue
-        dim = int(entry["value"]["dim"])
-        if dim not in best or stats["linear_top1"] > best[dim][0]:
-            best[dim] = (stats["linear_top1"], {k: v for k, v in entry["value"].items() if k != "dim"})
-    return {dim: options for dim, (_, options) in best.items()}
+        options = {k: v for k, v in entry["value"].items() if k != "dim"}
+        row = {"params": options, "diverged": stats["diverged"], "linear_top1": stats.get("linear_top1")}
+        candidates.setdefault(int(entry["value"]["dim"]), []).append(row)
+    winners = {dim: best(rows) for dim, rows in candidates.items()}
+    return {dim: winner["params"] for dim, winner in winners.items() if winner is not None}
 
 
 def value_label(value: Any) -> str:
