@@ -68,6 +68,8 @@ class Study:
     values: tuple[Any, ...]
     seeds: tuple[int, ...]
     methods: tuple[str, ...] = METHODS
+    # MUSIC at the options ``music_options`` chose for each projection size instead of the tuned ones.
+    music_at_chosen_options: bool = False
 
 
 def music_option_grid(dims: tuple[int, ...] = DIMS) -> tuple[dict[str, Any], ...]:
@@ -91,7 +93,9 @@ STUDIES = {
         Study("music_options", "validation", "music_options", music_option_grid(), (0, 1), ("music",)),
         # projector_dim again, with MUSIC at the options music_options chose for each width (the peers'
         # runs are projector_dim's, copied).
-        Study("projector_dim_tuned", "test", "projector_output_dim", DIMS, (0, 1)),
+        Study(
+            "projector_dim_tuned", "test", "projector_output_dim", DIMS, (0, 1), music_at_chosen_options=True
+        ),
         Study("stability", "pretrain", "threads", (1, 2), (0, 1, 2, 3, 4)),
         Study("optimizer", "validation", "optimizer", OPTIMIZER_GRID, (0, 1)),
     )
@@ -103,7 +107,7 @@ def configure(study: Study, value: Any, profile: Profile, params: dict[str, Any]
     threads = None
     if study.name == "long":
         profile = replace(profile, epochs=3 * profile.epochs, pretrain_subset=None)
-    elif study.name in ("projector_dim", "projector_dim_tuned"):
+    elif study.variable == "projector_output_dim":
         profile = replace(profile, projector_output_dim=int(value))
     elif study.name == "projector_depth":
         profile = replace(profile, projector_num_layers=int(value) + 1)
@@ -275,7 +279,7 @@ def run_study(
     seeds = tuple(args.seeds or study.seeds)
     values = study.values if values is None else values
     methods = args.methods or study.methods
-    tuned_music = study.name == "projector_dim_tuned" and "music" in methods
+    tuned_music = study.music_at_chosen_options and "music" in methods
     choices = music_choices(out) if tuned_music else {}
     missing = [v for v in values if tuned_music and v not in choices]
     if missing:
@@ -481,7 +485,7 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
         if not rows_by_method:
             continue
         entry: dict[str, Any] = {"value": value, "methods": {}}
-        if study.name == "projector_dim_tuned":
+        if study.music_at_chosen_options:
             entry["music_params"] = music_params
         for method, rows in rows_by_method.items():
             rows.sort(key=lambda r: r["seed"])
@@ -527,7 +531,7 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
         "pretrain": "final loss",
     }
     methods = [m for m in METHODS if m in study.methods]
-    options = study.name == "projector_dim_tuned"
+    options = study.music_at_chosen_options
     lines = [
         f"Study `{study.name}`: {what[study.kind]}, mean ± std over seeds (n = seeds that finished).",
         "",
@@ -571,7 +575,7 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
 
 
 def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
-    if study.name not in ("projector_dim", "projector_dim_tuned", "projector_depth"):
+    if study.variable not in ("projector_output_dim", "hidden_layers"):
         return False
     from benchmarks.quality.plots import COLORS, LABELS, plt
 
@@ -589,7 +593,7 @@ def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
         if points:
             x, y, err = zip(*points, strict=True)
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=LABELS[method], color=COLORS[method])
-    if study.name != "projector_depth":
+    if study.variable == "projector_output_dim":
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(DIMS), [str(d) for d in DIMS])
         ax.set_xlabel("projector output dimension")
@@ -599,7 +603,7 @@ def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
     ax.set_ylabel("test linear top-1 (%)")
     ax.set_title(
         "MUSIC at music_options' choice per width; mean ± std over seeds"
-        if study.name == "projector_dim_tuned"
+        if study.music_at_chosen_options
         else "mean ± std over seeds",
         fontsize=9,
     )
