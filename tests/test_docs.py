@@ -181,3 +181,39 @@ def test_shell_snippets_are_checked_and_hold():
             [sys.executable, *run, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300
         )
         assert result.returncode == 0, f"python {' '.join(run)} --help failed:\n{result.stderr[-2000:]}"
+
+
+def _markdown_files() -> list[Path]:
+    """Every Markdown file of the repository (hidden folders, such as the virtual environment, left out)."""
+    return sorted(
+        p for p in ROOT.rglob("*.md") if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    )
+
+
+def _anchors(page: Path) -> set[str]:
+    """The fragment names a Markdown renderer gives the page's headings: lower case, punctuation other
+    than '-' and '_' dropped, spaces as '-', and '-1', '-2', ... on repeats."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.DOTALL | re.MULTILINE)
+    seen: dict[str, int] = {}
+    anchors = set()
+    for heading in re.findall(r"^#+\s+(.+?)\s*$", text, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchors.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+        seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def test_relative_links_and_their_anchors_exist():
+    broken = []
+    for page in _markdown_files():
+        text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.DOTALL | re.MULTILINE)
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z][a-z0-9+.-]*:", link):  # https:, mailto: ...
+                continue
+            path, _, fragment = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists():
+                broken.append(f"{_name(page)}: {link} (no such file)")
+            elif fragment and target.suffix == ".md" and fragment not in _anchors(target):
+                broken.append(f"{_name(page)}: {link} (no heading with that anchor)")
+    assert not broken, "broken links:\n" + "\n".join(broken)
