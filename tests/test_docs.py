@@ -4,7 +4,8 @@ Python blocks are executed as written (the pages that need stand-ins for a reade
 their adapters' own tests, named below). Shell blocks are checked command by command against what the
 repository provides: make targets exist, our modules and scripts answer --help, pip extras exist,
 solo-learn config names are packaged, shell scripts parse. A command of a kind this file does not know
-fails the test, so a new snippet gets a check with it.
+fails the test, so a new snippet gets a check with it. Every relative link of every Markdown file
+reaches a file that exists and, with a fragment, a heading of that page.
 """
 
 from __future__ import annotations
