@@ -5,7 +5,8 @@ their order and their augmentations, so the runs of two methods on one seed form
 rule (stated in docs/quality.md):
 
 - **win** when the whole 95 % interval of the mean paired difference is above 0, **loss** when it is
-  below 0, **tie** otherwise;
+  below 0, **tie** otherwise; the interval is built from a spread of at least one step of the accuracy
+  (``MIN_SPREAD``), so seeds that agree to the image do not give an interval of width 0;
 - **undecided** when fewer than two seeds give a pair (no interval from one difference);
 - **diverged** when either method diverged on any seed: that method is named, its finished seeds are
   still paired and shown, but a method that is not stable at its settings gets no verdict.
@@ -18,6 +19,11 @@ import statistics
 from typing import Any
 
 CONFIDENCE = 0.95
+# The accuracies compared are percentages of about 10,000 evaluation images (the test splits of
+# Fashion-MNIST and CIFAR, the tuning search's validation split), so a paired difference moves in steps
+# of 0.01 points and two seeds can agree exactly. Such seeds measure no spread, not a spread of zero:
+# the interval is built from a standard deviation of at least one step.
+MIN_SPREAD = 0.01
 
 
 def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
@@ -27,14 +33,17 @@ def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
     return float(t.ppf(0.5 + confidence / 2, df))
 
 
-def mean_interval(values: list[float], confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Mean, sample standard deviation and the t-interval of the mean (None below two values)."""
+def mean_interval(
+    values: list[float], confidence: float = CONFIDENCE, min_std: float = 0.0
+) -> dict[str, Any]:
+    """Mean, sample standard deviation and the t-interval of the mean (None below two values), the
+    interval built from the larger of the sample standard deviation and ``min_std``."""
     n = len(values)
     out: dict[str, Any] = {"n": n, "mean": statistics.fmean(values) if values else None}
     if n < 2:
         return {**out, "std": None, "ci95": None}
     std = statistics.stdev(values)
-    half = t_quantile(n - 1, confidence) * std / math.sqrt(n)
+    half = t_quantile(n - 1, confidence) * max(std, min_std) / math.sqrt(n)
     return {**out, "std": std, "ci95": [out["mean"] - half, out["mean"] + half]}
 
 
@@ -56,7 +65,7 @@ def paired_difference(
         if a is not None and b is not None:
             seeds.append(r["seed"])
             diffs.append(a - b)
-    summary = mean_interval(diffs)
+    summary = mean_interval(diffs, min_std=MIN_SPREAD)
     return {"seeds": seeds, "differences": [round(d, 4) for d in diffs], **_rounded(summary)}
 
 
@@ -86,7 +95,8 @@ def compare(
         "confidence": CONFIDENCE,
         "rule": (
             f"{metrics[0]} of {reference} minus the peer, paired by seed; win if the whole "
-            f"{CONFIDENCE:.0%} t-interval of the mean difference is above 0, loss if below, tie otherwise; "
+            f"{CONFIDENCE:.0%} t-interval of the mean difference is above 0, loss if below, tie otherwise "
+            f"(its standard deviation at least {MIN_SPREAD} points, one evaluation image in 10,000); "
             "undecided with fewer than 2 paired seeds; diverged if either method diverged on any seed"
         ),
         "diverged": diverged,
