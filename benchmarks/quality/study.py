@@ -574,7 +574,44 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
+def plot_seeds(runs: list[dict[str, Any]], study: Study, path: Path) -> bool:
+    """Every seed's test accuracy per method, linear probe and kNN side by side; a grey line joins the
+    methods' runs of one seed (a pair), a bar marks each method's mean."""
+    finished = [r for r in runs if not r["row"].get("diverged") and r["row"].get("linear_top1") is not None]
+    if not finished:
+        return False
+    from benchmarks.quality.plots import COLORS, LABELS, plt
+
+    methods = [m for m in study.methods if any(r["method"] == m for r in finished)]
+    seeds = sorted({r["seed"] for r in finished})
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6))
+    for ax, key, probe in zip(axes, ("linear_top1", "knn_top1"), ("linear", "kNN (k = 20)"), strict=True):
+        by = {(r["method"], r["seed"]): r["row"][key] for r in finished}
+        for seed in seeds:
+            pairs = [(x, by[m, seed]) for x, m in enumerate(methods) if (m, seed) in by]
+            ax.plot(*zip(*pairs, strict=True), color="0.75", lw=1, zorder=1)
+        for x, method in enumerate(methods):
+            values = [by[method, seed] for seed in seeds if (method, seed) in by]
+            ax.scatter([x] * len(values), values, color=COLORS[method], zorder=2, s=18)
+            mean = sum(values) / len(values)
+            ax.hlines(mean, x - 0.25, x + 0.25, color=COLORS[method], lw=2, zorder=3)
+        ax.set_xticks(range(len(methods)), [LABELS[m] for m in methods])
+        ax.set_xlim(-0.5, len(methods) - 0.5)
+        ax.set_ylabel(f"test {probe} top-1 (%)")
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(
+        f"{study.name}: {study.values[0]}; seeds {', '.join(map(str, seeds))} (grey lines join a seed)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot(summary: dict[str, Any], study: Study, path: Path, runs: list[dict[str, Any]] = ()) -> bool:
+    if study.variable == "settings":
+        return plot_seeds(list(runs), study, path)
     if study.variable not in ("projector_output_dim", "hidden_layers"):
         return False
     from benchmarks.quality.plots import COLORS, LABELS, plt
@@ -617,13 +654,14 @@ def plot(summary: dict[str, Any], study: Study, path: Path) -> bool:
 
 def write_report(study: Study, out: Path, seeds: tuple[int, ...], with_plot: bool = True) -> dict[str, Any]:
     """Summary, table and plot of every run file of the study, whichever ``--values`` made them."""
-    summary = summarize_runs(study, load_runs(out, study))
+    runs = load_runs(out, study)
+    summary = summarize_runs(study, runs)
     folder = out / study.name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (folder / "table.md").write_text(markdown(summary, study))
     if with_plot:
-        plot(summary, study, folder / f"{study.name}.png")
+        plot(summary, study, folder / f"{study.name}.png", runs)
     return summary
 
 

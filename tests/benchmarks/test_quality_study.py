@@ -207,3 +207,30 @@ def test_projector_dim_tuned_trains_music_at_its_chosen_options_and_copies_the_p
     assert "segment_dim 8" in (tmp_path / "projector_dim_tuned" / "table.md").read_text()
     with pytest.raises(ValueError, match=r"projection size \[256\]"):
         main(["projector_dim_tuned", "--values", "256", *common])
+
+
+def test_seed_studies_plot_every_seed_of_every_method(tmp_path):
+    from benchmarks.quality.study import write_report
+
+    study = STUDIES["long"]
+    runs = tmp_path / "long" / "runs"
+    runs.mkdir(parents=True)
+    for m, method in enumerate(("music", "barlow_twins", "vicreg")):
+        for seed in (0, 1, 2):
+            diverged = {
+                "seed": 2,
+                "epoch": 3,
+                "step": 9,
+                "last_finite_loss": 1.0,
+                "reason": "non-finite loss",
+            }
+            top1 = None if (method, seed) == ("vicreg", 2) else 88.0 + m * 0.1 + seed * 0.2
+            row = {"seed": seed, "linear_top1": top1, "knn_top1": top1, "final_loss": 1.0}
+            row["diverged"] = diverged if top1 is None else None
+            run = {"study": "long", "method": method, "value": study.values[0], "seed": seed, "row": row}
+            (runs / f"{method}__x__seed{seed}.json").write_text(
+                json.dumps({**run, "settings": {"params": {}}})
+            )
+    summary = write_report(study, tmp_path, study.seeds)
+    assert (tmp_path / "long" / "long.png").stat().st_size > 5000
+    assert summary["values"][0]["methods"]["vicreg"]["diverged"][0]["seed"] == 2
