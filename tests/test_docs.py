@@ -191,13 +191,17 @@ def _markdown_files() -> list[Path]:
     )
 
 
+def _prose(page: Path) -> str:
+    """The page without its fenced code blocks."""
+    return re.sub(r"^```.*?^```", "", page.read_text(), flags=re.DOTALL | re.MULTILINE)
+
+
 def _anchors(page: Path) -> set[str]:
     """The fragment names a Markdown renderer gives the page's headings: lower case, punctuation other
     than '-' and '_' dropped, spaces as '-', and '-1', '-2', ... on repeats."""
-    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.DOTALL | re.MULTILINE)
     seen: dict[str, int] = {}
     anchors = set()
-    for heading in re.findall(r"^#+\s+(.+?)\s*$", text, flags=re.MULTILINE):
+    for heading in re.findall(r"^#+\s+(.+?)\s*$", _prose(page), flags=re.MULTILINE):
         slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
         anchors.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
         seen[slug] = seen.get(slug, 0) + 1
@@ -207,8 +211,7 @@ def _anchors(page: Path) -> set[str]:
 def test_relative_links_and_their_anchors_exist():
     broken = []
     for page in _markdown_files():
-        text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.DOTALL | re.MULTILINE)
-        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+        for link in re.findall(r"\]\(([^)\s]+)\)", _prose(page)):
             if re.match(r"[a-z][a-z0-9+.-]*:", link):  # https:, mailto: ...
                 continue
             path, _, fragment = link.partition("#")

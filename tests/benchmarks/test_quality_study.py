@@ -215,15 +215,9 @@ def test_seed_studies_plot_every_seed_of_every_method(tmp_path):
     study = STUDIES["long"]
     runs = tmp_path / "long" / "runs"
     runs.mkdir(parents=True)
+    diverged = {"seed": 2, "epoch": 3, "step": 9, "last_finite_loss": 1.0, "reason": "non-finite loss"}
     for m, method in enumerate(("music", "barlow_twins", "vicreg")):
         for seed in (0, 1, 2):
-            diverged = {
-                "seed": 2,
-                "epoch": 3,
-                "step": 9,
-                "last_finite_loss": 1.0,
-                "reason": "non-finite loss",
-            }
             top1 = None if (method, seed) == ("vicreg", 2) else 88.0 + m * 0.1 + seed * 0.2
             row = {"seed": seed, "linear_top1": top1, "knn_top1": top1, "final_loss": 1.0}
             row["diverged"] = diverged if top1 is None else None
