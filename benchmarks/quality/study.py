@@ -1,7 +1,7 @@
 """Studies of the paper's claims, run in resumable pieces: one JSON file per finished run.
 
     python -m benchmarks.quality.study seeds              # 5 seeds of the main run's settings
-    python -m benchmarks.quality.study long               # 3x the epochs on the full 60k split, 3 seeds
+    python -m benchmarks.quality.study long               # 3x the epochs on the full 60k split, 5 seeds
     python -m benchmarks.quality.study projector_dim      # output dim 128 ... 4096, 2 seeds, all methods
     python -m benchmarks.quality.study projector_depth    # 0, 1 and 2 hidden layers, 2 seeds
     python -m benchmarks.quality.study music_options      # MUSIC's segment size and term weights per dim
@@ -87,7 +87,7 @@ STUDIES = {
     s.name: s
     for s in (
         Study("seeds", "test", "settings", ("main run",), (0, 1, 2, 3, 4)),
-        Study("long", "test", "settings", ("3x epochs, full train split",), (0, 1, 2)),
+        Study("long", "test", "settings", ("3x epochs, full train split",), (0, 1, 2, 3, 4)),
         Study("projector_dim", "test", "projector_output_dim", DIMS, (0, 1)),
         Study("projector_depth", "test", "hidden_layers", (0, 1, 2), (0, 1)),
         Study("music_options", "validation", "music_options", music_option_grid(), (0, 1), ("music",)),
@@ -182,9 +182,11 @@ def one_run(
     try:
         if study.kind == "test":
             augment = BatchAugment(profile.augment, *data.channel_stats())
-            row, _ = train_and_evaluate(
+            row, trained = train_and_evaluate(
                 method, params, data, profile, augment, seed, device, args.max_steps, False, monitor=False
             )
+            if getattr(args, "save_models", None) is not None and not trained.diverged:
+                save_model(trained.model, args.save_models / study.name / f"{method}__seed{seed}.pt")
         elif study.kind == "validation":
             augment = BatchAugment(profile.augment, *split.channel_stats())
             row = score_config(method, params, split, profile, augment, seed, device, False)
@@ -215,6 +217,14 @@ def one_run(
     finally:
         torch.set_num_threads(previous_threads)
     return {**row, "threads": used_threads, "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+def save_model(model: torch.nn.Module, path: Path) -> None:
+    """The trained backbone and projector (state dict, on the CPU), for studies of the representation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, path.with_suffix(".partial"))
+    path.with_suffix(".partial").replace(path)
 
 
 def import_main_run(study: Study, results_path: Path, out: Path, args, log=print) -> int:
@@ -696,6 +706,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         type=int,
         default=None,
         help="stability: stop each run after this epoch of the full schedule; runs go to OUT/firstNepochs/",
+    )
+    p.add_argument(
+        "--save-models",
+        type=Path,
+        default=None,
+        help="test studies: also save each trained model as DIR/<study>/<method>__seed<N>.pt",
     )
     p.add_argument("--tune-val-size", type=int, default=None, help="music_options: validation images")
     p.add_argument("--tuned", type=Path, default=None)
