@@ -106,12 +106,14 @@ def _epilogue(
     """
     k = joint.shape[0] // segment_dim
     log_joint = torch.clamp_min(joint, torch.finfo(joint.dtype).tiny, out=grad).log_()
-    total = torch.dot(joint.view(-1), log_joint.view(-1))
     block_p = _diagonal_blocks(joint, first, k, segment_dim)
     block_log = _diagonal_blocks(log_joint, first, k, segment_dim)
     diag_log = block_log.diagonal(dim1=-2, dim2=-1).clone()
     diag_part = (block_p.diagonal(dim1=-2, dim2=-1) * diag_log).sum()
-    off_part = total - (block_p * block_log).sum()
+    block_part = (block_p * block_log).sum()
+    # P log P in place of P (P is not needed again), then torch's sum, whose pairwise reduction keeps the
+    # error of a float32 band sum from growing with the band's size (one running dot product did).
+    off_part = joint.mul_(log_joint).sum() - block_part
     if not compute_grad:
         return diag_part, off_part
 
