@@ -1,12 +1,22 @@
 # Two entry points for a fresh machine: `make benchmark` (the main job) and `make test` (the suite).
 # Both create .venv, install what they need and fetch the data themselves.
 PYTHON ?= python3
+# The developer's environment: this checkout installed editable, the benchmarks' packages.
 VENV := .venv
 BIN := $(VENV)/bin
+# The suite's: the built wheel with every extra, in a clean environment; nothing from the checkout.
+WHEEL_VENV := .venv-wheel
+# The oldest torch and lightly that pyproject.toml allows (.ci/oldest.txt), for the core and lightly tests.
+OLDEST_VENV := .venv-oldest
+DIST := dist
+# The tests and benchmarks/ come from the checkout, appended after site-packages (not prepended, as
+# pytest's default would), so `import music_ssl` finds the installed wheel. The venv's own pytest
+# script, not `python -m pytest`, which would put the working directory first on sys.path.
+PYTEST := pytest -q -ra -o pythonpath= --import-mode=append
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data test lint benchmark loss-benchmark tune study
+.PHONY: install data dist test test-wheel test-oldest lint benchmark loss-benchmark tune study
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +40,41 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install data lint
-	$(BIN)/python -m pytest -q -ra
+# The whole suite on the built wheel, then the core's and the lightly adapter's tests on the oldest
+# releases allowed.
+test: lint test-wheel test-oldest
+
+# The sdist, the wheel built from it, and a second wheel straight from the tree (the suite checks that the
+# two wheels hold the same files), with the standard build front end; then their metadata.
+dist: install
+	rm -rf $(DIST) build
+	$(BIN)/python -m build --outdir $(DIST) .
+	$(BIN)/python -m build --wheel --outdir $(DIST)/from-tree .
+	$(BIN)/twine check --strict $(DIST)/*.tar.gz $(DIST)/*.whl
+
+$(WHEEL_VENV)/.torch:
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install --upgrade pip
+	$(WHEEL_VENV)/bin/pip install torch torchvision
+	touch $@
+
+test-wheel: dist data $(WHEEL_VENV)/.torch
+	$(WHEEL_VENV)/bin/pip install "$$(ls $(DIST)/*.whl)[dev]"
+	$(WHEEL_VENV)/bin/pip install --force-reinstall --no-deps $(DIST)/*.whl
+	MUSIC_SSL_DIST=$(DIST) $(WHEEL_VENV)/bin/$(PYTEST)
+
+$(OLDEST_VENV)/.installed: .ci/oldest.txt
+	rm -rf $(OLDEST_VENV)
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install --upgrade pip
+	$(OLDEST_VENV)/bin/pip install -c .ci/oldest.txt torch torchvision lightly pytorch-lightning
+	touch $@
+
+test-oldest: dist $(OLDEST_VENV)/.installed
+	$(OLDEST_VENV)/bin/pip install -c .ci/oldest.txt "$$(ls $(DIST)/*.whl)[lightly,test]"
+	$(OLDEST_VENV)/bin/pip install --force-reinstall --no-deps $(DIST)/*.whl
+	MUSIC_SSL_DIST=$(DIST) $(OLDEST_VENV)/bin/$(PYTEST) tests/music_ssl tests/integrations/lightly tests/test_packaging.py
 
 benchmark: install data
 	$(BIN)/python -m benchmarks.quality --out results/quality

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lightly_fashion_mnist import write_fashion_mnist_root, write_image_folder
+
+from tests.integrations.lightly.lightly_fashion_mnist import write_fashion_mnist_root, write_image_folder
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from lightly_fashion_mnist import write_image_folder
+
+from tests.integrations.lightly.lightly_fashion_mnist import write_image_folder
 
 LIGHTLY_REPO = os.environ.get("LIGHTLY_REPO")
 
