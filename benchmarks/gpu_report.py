@@ -87,9 +87,44 @@ def targets(rows: list[dict]) -> list[str]:
     return lines
 
 
+def default_verdict(meta: dict, checks: list[dict], bench: list[dict]) -> str:
+    """Whether this run clears the Triton kernel to become the default of implementation="auto" on CUDA.
+
+    It does when the run was on a CUDA device, every accuracy check ran and passed, and every Triton row
+    of the benchmark ran. Speed targets do not decide it: a slower kernel is a performance issue, not a
+    wrong one."""
+    triton_rows = [r for r in bench if r["method"].startswith("triton")]
+    failed = [c for c in checks if c.get("ok") is not True]
+    skipped = [r for r in triton_rows if r.get("error") == "skipped (time budget)"]
+    broken = [r for r in triton_rows if r.get("error") not in (None, "OOM", "skipped (time budget)")]
+    on_gpu = not meta.get("device_name", "cpu").startswith("cpu")
+    if on_gpu and checks and not failed and triton_rows and not broken and not skipped:
+        where = f"{meta['device_name']} with Triton {meta['triton']} (torch {meta['torch']})"
+        return (
+            f"Every check passed on {where}: to make implementation='auto' run the Triton kernel on CUDA, "
+            "set `AUTO_USES_TRITON = True` in music_ssl/dispatch.py, noting this GPU and Triton "
+            f"{meta['triton']} beside it."
+        )
+    why = []
+    if not on_gpu:
+        why.append("not run on a CUDA device")
+    if not checks:
+        why.append("no accuracy check ran")
+    if failed:
+        why.append(f"{len(failed)} accuracy check(s) failed or did not run")
+    if not triton_rows:
+        why.append("the Triton kernel was not benchmarked")
+    if broken:
+        why.append(f"{len(broken)} Triton benchmark row(s) failed")
+    if skipped:
+        why.append(f"{len(skipped)} Triton benchmark row(s) skipped by the time budget")
+    return f"Not every check passed ({'; '.join(why)}): implementation='auto' stays on 'chunked'."
+
+
 def render(meta: dict, checks: list[dict], bench: list[dict], profile_text: str, segment_dim: int) -> str:
     """gpu_check.md: the run's metadata, the accuracy table, the benchmark, the targets and the profile."""
     report = [f"# GPU check: {meta['device_name']}", "", "```", json.dumps(meta, indent=2), "```", ""]
+    report += ["## The default implementation", "", default_verdict(meta, checks, bench), ""]
     if checks:
         report += ["## Triton vs float64 reference (relative error)", "", check_table(checks), ""]
         tolerances = ", ".join(f"{p} {kind} <= {t:g}" for (p, kind), t in TOLERANCE.items())

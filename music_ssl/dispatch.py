@@ -1,22 +1,38 @@
-"""Which implementation computes the loss: the one place where the choice is made.
+"""Which implementation computes the loss, and what it falls back to: the one place where both are decided.
 
 - "reference": plain PyTorch with autograd, the D x D joint in memory; the source of truth.
-- "chunked": the fused PyTorch path, any device and dtype.
+- "chunked": the fused PyTorch path, any device and dtype; the joint is never held whole.
 - "triton": the fused GPU kernel, float16/bfloat16/float32 inputs; float64 inputs (a verification dtype)
-  go to "chunked", which computes in float64.
-- "auto": "triton" on a CUDA device where it is available, "chunked" everywhere else. If the Triton
-  kernel fails to compile or launch (a GPU or a Triton release it was never run on), "auto" warns once
-  with the reason and uses "chunked" from then on; an explicit "triton" raises that error instead.
+  go to "chunked", which computes in float64. Tested in Triton's interpreter; not yet run on a GPU.
+- "auto" (the default): "chunked" everywhere, until the Triton kernel has passed the GPU check
+  (`benchmarks/gpu_check.sh`) on real hardware; then `AUTO_USES_TRITON` is switched on and "auto" picks
+  "triton" on CUDA devices where it can run.
+
+With "auto" picking Triton, a kernel that fails to compile or launch (a GPU or a Triton release it was
+never run on) makes "auto" warn once with the reason and use "chunked" from then on. Any other error
+(out of memory, bad input) propagates as from any torch operation and changes no later choice; an
+explicit "triton" raises every error.
 """
 
 from __future__ import annotations
 
+import subprocess
 import warnings
 
 import torch
 
-# The first failure of the Triton kernel under "auto" in this process, as "Type: message".
+from music_ssl.chunked import chunked_joint_entropies
+
+# Whether "auto" runs the Triton kernel on CUDA devices. Off: the kernel has not yet run on a GPU. The GPU
+# check's report says, once everything it measures passes, that this is the line to switch (and on which
+# GPU and Triton release it passed).
+AUTO_USES_TRITON = False
+
+# The first compile or launch failure of the Triton kernel under "auto" in this process, as "Type: message".
 _triton_failure = ""
+
+# Words of the errors that Triton and the CUDA driver raise when a kernel cannot be built or started.
+_COMPILE_OR_LAUNCH_WORDS = ("triton", "ptx", "cubin", "compil", "launch", "out of resource")
 
 
 def _triton_unavailable_reason(device: torch.device) -> str:
@@ -27,7 +43,12 @@ def _triton_unavailable_reason(device: torch.device) -> str:
 
 def _auto_picks_triton(device: torch.device) -> bool:
     # Only on CUDA: on the CPU, Triton could only run in its (slow) interpreter.
-    return device.type == "cuda" and not _triton_failure and not _triton_unavailable_reason(device)
+    return (
+        AUTO_USES_TRITON
+        and device.type == "cuda"
+        and not _triton_failure
+        and not _triton_unavailable_reason(device)
+    )
 
 
 def resolve_implementation(implementation: str, device: torch.device, dtype: torch.dtype) -> str:
@@ -48,8 +69,22 @@ def resolve_implementation(implementation: str, device: torch.device, dtype: tor
     return "triton"
 
 
+def is_compile_or_launch_failure(error: BaseException) -> bool:
+    """Whether ``error`` says the Triton kernel could not be built or started on this device, the only
+    failures that "auto" falls back from. Out of memory and bad input are not among them."""
+    if isinstance(error, torch.OutOfMemoryError | ValueError | TypeError):
+        return False
+    if type(error).__module__.partition(".")[0] == "triton":  # CompilationError, OutOfResources, ...
+        return True
+    # ptxas run as a subprocess, the driver's "Triton Error [CUDA]: ..." and similar.
+    if isinstance(error, RuntimeError | NotImplementedError | subprocess.CalledProcessError):
+        message = str(error).lower()
+        return any(word in message for word in _COMPILE_OR_LAUNCH_WORDS)
+    return False
+
+
 def record_triton_failure(error: Exception) -> None:
-    """Remembers that the Triton kernel failed under "auto" and warns, once per process."""
+    """Remembers that the Triton kernel failed to compile or launch under "auto" and warns, once."""
     global _triton_failure
     if _triton_failure:
         return
@@ -60,3 +95,38 @@ def record_triton_failure(error: Exception) -> None:
         RuntimeWarning,
         stacklevel=2,
     )
+
+
+def _triton(*args):
+    from music_ssl.triton_kernel import triton_joint_entropies
+
+    try:
+        return triton_joint_entropies(*args)
+    except Exception as error:
+        if not is_compile_or_launch_failure(error):
+            raise
+        raise RuntimeError(
+            f"The Triton MUSIC kernel failed on this device ({type(error).__name__}: {error}). "
+            "Use implementation='chunked' (the same results) instead."
+        ) from error
+
+
+def _triton_or_chunked(*args):
+    from music_ssl.triton_kernel import triton_joint_entropies
+
+    try:
+        return triton_joint_entropies(*args)
+    except Exception as error:
+        if not is_compile_or_launch_failure(error):
+            raise
+        record_triton_failure(error)
+        return chunked_joint_entropies(*args)
+
+
+# The joint kernel behind each fused name that `resolve_implementation` returns; see
+# `music_ssl.chunked.chunked_joint_entropies` for the signature they share.
+JOINT_KERNELS = {
+    "chunked": chunked_joint_entropies,
+    "triton": _triton,
+    "triton_or_chunked": _triton_or_chunked,
+}

@@ -15,8 +15,6 @@ reference. The backward is not itself differentiable: a double backward (a gradi
 with an error that points to the reference implementation.
 """
 
-from __future__ import annotations
-
 from typing import Protocol
 
 import torch
@@ -24,7 +22,6 @@ from torch import Tensor
 
 from music_ssl import dispatch, distributed
 from music_ssl._validation import compute_dtype
-from music_ssl.chunked import chunked_joint_entropies
 from music_ssl.output import MUSICOutput, segment_diagnostics
 
 DOUBLE_BACKWARD_MESSAGE = (
@@ -33,6 +30,24 @@ DOUBLE_BACKWARD_MESSAGE = (
     "backward(create_graph=True)). Use MUSICLoss(implementation='reference'), whose backward is "
     "differentiable."
 )
+
+TRANSFORM_MESSAGE = (
+    "Forward-mode AD and torch.func transforms (jvp, jacfwd, grad, vmap, ...) do not reach through the "
+    "fused MUSIC implementations ('chunked', 'triton', and 'auto', which picks one of them): their "
+    "gradients come from a custom operator that only reverse-mode autograd calls. Use "
+    "MUSICLoss(implementation='reference'), whose derivatives are plain autograd's."
+)
+
+
+def _check_plain_autograd(z_a: Tensor, z_b: Tensor) -> None:
+    """Refuses dual tensors (torch.autograd.forward_ad) and tensors wrapped by a torch.func transform,
+    which would otherwise get a zero tangent or fail inside torch."""
+    if torch.compiler.is_compiling():
+        return  # torch.compile traces plain tensors; a transform around it wraps the compiled call
+    for z in (z_a, z_b):
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(z)
+        if wrapped or torch.autograd.forward_ad.unpack_dual(z).tangent is not None:
+            raise RuntimeError(TRANSFORM_MESSAGE)
 
 
 class JointEntropies(Protocol):
@@ -49,35 +64,6 @@ class JointEntropies(Protocol):
         grad_scale: float,
         compute_grad: bool,
     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]: ...
-
-
-def _triton(*args):
-    from music_ssl.triton_kernel import triton_joint_entropies
-
-    try:
-        return triton_joint_entropies(*args)
-    except Exception as error:
-        raise RuntimeError(
-            f"The Triton MUSIC kernel failed on this device ({type(error).__name__}: {error}). "
-            "Use implementation='chunked', or 'auto', which falls back to it."
-        ) from error
-
-
-def _triton_or_chunked(*args):
-    from music_ssl.triton_kernel import triton_joint_entropies
-
-    try:
-        return triton_joint_entropies(*args)
-    except Exception as error:
-        dispatch.record_triton_failure(error)
-        return chunked_joint_entropies(*args)
-
-
-_KERNELS: dict[str, JointEntropies] = {
-    "chunked": chunked_joint_entropies,
-    "triton": _triton,
-    "triton_or_chunked": _triton_or_chunked,
-}
 
 
 def _logits_gradient(p: Tensor, grad_p: Tensor, q: Tensor, inv_coef: float, temperature: float) -> Tensor:
@@ -187,7 +173,7 @@ def fused_music(
             off_weight,
             inv_weight,
             gather_distributed,
-            _KERNELS[kernel],
+            dispatch.JOINT_KERNELS[kernel],
             compute_grad,
         )
     if grad_a is None or grad_b is None:
@@ -239,6 +225,7 @@ def music_loss_fused(
     kernel: str,
 ) -> MUSICOutput:
     """MUSIC through the fused operator with the named kernel. Arguments are assumed validated."""
+    _check_plain_autograd(z_a, z_b)
     compute_grad = torch.is_grad_enabled() and (z_a.requires_grad or z_b.requires_grad)
     loss, *parts, _, _ = fused_music(
         z_a,

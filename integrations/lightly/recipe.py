@@ -72,5 +72,6 @@ def warmup_steps(total_steps: int, max_epochs: int | None) -> int:
 
     if max_epochs is None or max_epochs <= 0:
         return int(0.1 * total_steps)
-    # lightly's CosineWarmupScheduler rejects a warm-up longer than training, as in runs under 10 epochs.
-    return min(int(total_steps / max_epochs * WARMUP_EPOCHS), total_steps)
+    # lightly's CosineWarmupScheduler rejects a warm-up longer than training, as in runs under 10 epochs,
+    # and lightly 1.5.0 also a cosine phase of no step (its scheduler steps once more after the last batch).
+    return min(int(total_steps / max_epochs * WARMUP_EPOCHS), max(total_steps - 1, 0))

@@ -85,7 +85,13 @@ def interpreter_defect(triton_version: str, numpy_version: str) -> str:
 
     Before Triton 3.7 the interpreter turned loop bounds into ints with int() on one-element arrays, which
     numpy 2.4 refuses: every kernel with a runtime loop bound fails (triton-lang/triton#9171, fixed in
-    3.7)."""
+    3.7). Triton 3.0's interpreter (torch 2.4's) does not pass constexpr arguments to tl.arange as
+    constexpr ("arange's arguments must be of type tl.constexpr")."""
+    if release(triton_version) < (3, 1):
+        return (
+            f"Triton {triton_version}'s interpreter cannot run these kernels (it does not pass constexpr "
+            "arguments as constexpr to tl.arange); install a newer triton to run them in the interpreter."
+        )
     if release(triton_version) < (3, 7) and release(numpy_version) >= (2, 4):
         return (
             f"Triton {triton_version}'s interpreter cannot run kernels with loops under numpy "

@@ -37,6 +37,40 @@ def test_rehearsal_runs_every_check_and_method(tmp_path):
     assert "| 20 | 90 | 15 | bfloat16 | ieee |" in report
     assert "| 24 | 48 | float32 | triton | " in report
     assert "- float32, triton: not measured (not run)" in report  # The targets are for N=2048, D=8192.
+    # A rehearsal in the interpreter never clears the kernel to become auto's default.
+    assert "Not every check passed (not run on a CUDA device)" in report
+
+
+GPU_META = {"device_name": "NVIDIA H200", "triton": "3.6.0", "torch": "2.14.1"}
+
+
+def test_the_report_says_how_to_switch_auto_only_when_every_check_passed():
+    checks = [{"ok": True}, {"ok": True}]
+    bench = [_row("chunked", 20.0), _row("triton", 10.0), _row("triton+tf32", 8.0)]
+    line = gpu_report.default_verdict(GPU_META, checks, bench)
+    assert line.startswith("Every check passed on NVIDIA H200 with Triton 3.6.0 (torch 2.14.1)")
+    assert "set `AUTO_USES_TRITON = True` in music_ssl/dispatch.py" in line
+    # Out of memory at the largest shape is a limit of the card, not a failure of the kernel.
+    oom = [*bench, {**_row("triton", 0.0, n=4096, d=16384), "error": "OOM"}]
+    assert gpu_report.default_verdict(GPU_META, checks, oom).startswith("Every check passed")
+
+    cases = [
+        (GPU_META, [{"ok": True}, {"ok": False}], bench, "1 accuracy check(s) failed or did not run"),
+        (GPU_META, [], bench, "no accuracy check ran"),
+        (GPU_META, checks, [_row("chunked", 20.0)], "the Triton kernel was not benchmarked"),
+        (GPU_META, checks, [*bench, {**_row("triton", 0.0), "error": "CompilationError: x"}], "1 Triton"),
+        (
+            GPU_META,
+            checks,
+            [*bench, {**_row("triton", 0.0), "error": "skipped (time budget)"}],
+            "time budget",
+        ),
+        ({**GPU_META, "device_name": "cpu (Triton interpreter)"}, checks, bench, "not run on a CUDA device"),
+    ]
+    for meta, check_rows, bench_rows, reason in cases:
+        line = gpu_report.default_verdict(meta, check_rows, bench_rows)
+        assert line.startswith("Not every check passed (") and reason in line, line
+        assert line.endswith("implementation='auto' stays on 'chunked'.")
 
 
 @interpreter

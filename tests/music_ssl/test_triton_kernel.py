@@ -15,7 +15,7 @@ import functools
 import pytest
 import torch
 
-from music_ssl import fused, music_loss, triton_kernel
+from music_ssl import dispatch, fused, music_loss, triton_kernel
 from music_ssl.dispatch import resolve_implementation
 from music_ssl.reference import xlogx
 from music_ssl.triton_kernel import availability, joint, planning
@@ -50,7 +50,7 @@ def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
     defaults.update(options)
     with pytest.MonkeyPatch.context() as patch:
         bands = functools.partial(joint.triton_joint_entropies, band_rows=band_rows)
-        patch.setitem(fused._KERNELS, "triton", bands)
+        patch.setitem(dispatch.JOINT_KERNELS, "triton", bands)
         out = fused.music_loss_fused(*z32, segment_dim, **defaults, kernel="triton")
         grads = torch.autograd.grad(out.loss, z32)
     z64 = [z.detach().double().requires_grad_() for z in (z_a, z_b)]
@@ -255,6 +255,7 @@ def test_interpreter_of_old_triton_under_new_numpy_is_refused(monkeypatch):
     """Triton < 3.7's interpreter cannot run loops under numpy >= 2.4: a clear error, not a crash in it."""
     assert "triton-lang/triton#9171" in availability.interpreter_defect("3.6.0", "2.4.6")
     assert availability.interpreter_defect("3.6.0", "2.3.5") == ""
+    assert "cannot run these kernels" in availability.interpreter_defect("3.0.0", "1.26.4")
     assert availability.interpreter_defect("3.7.0", "2.5.0") == ""
     assert availability.interpreter_defect("3.8.0+git4a5b", "2.4.0") == ""
     if not triton_kernel.interpreter_active():

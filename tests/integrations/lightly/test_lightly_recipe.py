@@ -34,9 +34,9 @@ def test_learning_rate_refuses_bad_sizes(batch_size_per_device, world_size):
 
 @pytest.mark.parametrize(
     ("total_steps", "max_epochs", "expected"),
-    [(1000, 100, 100), (20, 1, 20), (1000, -1, 100), (1000, None, 100)],
+    [(1000, 100, 100), (20, 1, 19), (2, 1, 1), (1, 1, 0), (1000, -1, 100), (1000, None, 100)],
 )
-def test_warmup_is_ten_epochs_capped_at_training_length(total_steps, max_epochs, expected):
+def test_warmup_is_ten_epochs_capped_to_leave_one_cosine_step(total_steps, max_epochs, expected):
     assert recipe.warmup_steps(total_steps, max_epochs) == expected
 
 

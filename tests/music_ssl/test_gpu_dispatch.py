@@ -1,0 +1,206 @@
+"""The choice of implementation for CUDA tensors, exercised without a GPU.
+
+A user on a GPU reaches code that CPU runs never touch: `implementation="auto"` asks whether the Triton
+kernel can run, which imports `music_ssl.triton_kernel` and triton itself. These tests drive that choice
+for a CUDA device, with triton importable, absent, too old and failing to compile, through the package as
+installed (a missing module or an unguarded import fails here). CUDA tensors are fake ones
+(FakeTensorMode): shapes and devices propagate, nothing runs.
+"""
+
+import functools
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import music_ssl
+from music_ssl import dispatch, music_loss, triton_kernel
+
+CUDA = torch.device("cuda")
+
+
+@functools.cache
+def fake_cuda_runs() -> bool:
+    """Whether this torch runs autograd on fake CUDA tensors on a machine without a CUDA driver (torch 2.4
+    aborts in the CUDA runtime; recent releases do not)."""
+    probe = "import torch\nfrom torch._subclasses.fake_tensor import FakeTensorMode\n"
+    probe += (
+        "with FakeTensorMode():\n    torch.randn(2, 4, device='cuda', requires_grad=True).log_softmax(-1)"
+    )
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=300).returncode == 0
+
+
+def _loss_on_cuda(seen: dict) -> None:
+    """The loss of the child's MUSICLoss() on fake CUDA tensors is a CUDA scalar (where torch makes them)."""
+    if fake_cuda_runs():
+        assert seen["loss"] == ["cuda:0", []]
+    else:
+        assert "loss" not in seen
+
+
+def _in_fresh_process(tmp_path, scenario: str, env: dict[str, str] | None = None) -> dict:
+    """Runs the public API on fake CUDA tensors in a new interpreter after ``scenario`` (Python that sets
+    up triton), from an empty folder so that nothing is imported from the checkout; returns what it saw."""
+    script = textwrap.dedent(
+        """
+        import json, sys
+        {scenario}
+        import torch
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        import music_ssl
+        from music_ssl import MUSICLoss, dispatch
+
+        seen = {{"file": music_ssl.__file__}}
+        cuda = torch.device("cuda")
+        seen["auto"] = dispatch.resolve_implementation("auto", cuda, torch.float32)
+        try:
+            seen["triton"] = dispatch.resolve_implementation("triton", cuda, torch.float32)
+        except ValueError as error:
+            seen["triton"] = "ValueError: " + str(error)
+        dispatch.AUTO_USES_TRITON = True  # as after the GPU check has passed
+        seen["auto_once_verified"] = dispatch.resolve_implementation("auto", cuda, torch.float32)
+        if {fake_cuda}:
+            with FakeTensorMode():
+                z_a, z_b = (torch.randn(8, 64, device=cuda, requires_grad=True) for _ in range(2))
+                loss = MUSICLoss(segment_dim=16)(z_a, z_b)
+                seen["loss"] = [str(loss.device), list(loss.shape)]
+        print(json.dumps(seen))
+        """
+    ).format(scenario=textwrap.dedent(scenario), fake_cuda=fake_cuda_runs())
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "TRITON_INTERPRET": "0", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_auto_on_cuda_runs_chunked_until_the_kernel_has_passed_the_gpu_check(monkeypatch):
+    """The Triton kernel has only run in Triton's interpreter: auto does not make it the default on GPUs."""
+    monkeypatch.setattr(dispatch, "_triton_unavailable_reason", lambda device: "")
+    assert not dispatch.AUTO_USES_TRITON
+    assert dispatch.resolve_implementation("auto", CUDA, torch.float32) == "chunked"
+    assert dispatch.resolve_implementation("auto", CUDA, torch.bfloat16) == "chunked"
+    assert dispatch.resolve_implementation("triton", CUDA, torch.float32) == "triton"
+    monkeypatch.setattr(dispatch, "AUTO_USES_TRITON", True)
+    assert dispatch.resolve_implementation("auto", CUDA, torch.float32) == "triton_or_chunked"
+    assert dispatch.resolve_implementation("auto", torch.device("cpu"), torch.float32) == "chunked"
+
+
+def test_triton_importable(tmp_path):
+    seen = _in_fresh_process(tmp_path, "")
+    assert seen["file"] == music_ssl.__file__  # the child imports the package this suite tests
+    _loss_on_cuda(seen)
+    assert seen["auto"] == "chunked"
+    if triton_kernel.triton is None:
+        pytest.skip(f"the rest needs triton importable: {triton_kernel.unavailable_reason('cuda')}")
+    assert seen["triton"] == "triton"
+    assert seen["auto_once_verified"] == "triton_or_chunked"
+
+
+def test_triton_absent(tmp_path):
+    seen = _in_fresh_process(tmp_path, "sys.modules['triton'] = None  # import triton raises ImportError")
+    _loss_on_cuda(seen)
+    assert seen["auto"] == seen["auto_once_verified"] == "chunked"
+    assert seen["triton"].startswith("ValueError: implementation='triton' cannot run here: triton cannot be")
+    assert "install triton" in seen["triton"]
+
+
+def test_triton_too_old(tmp_path):
+    if triton_kernel.triton is None:
+        pytest.skip(f"needs triton importable: {triton_kernel.unavailable_reason('cuda')}")
+    # The real module with an old release number (torch itself imports triton, so it must be real).
+    old = "import triton; triton.__version__ = '2.3.1'"
+    seen = _in_fresh_process(tmp_path, old)
+    _loss_on_cuda(seen)
+    assert seen["auto"] == seen["auto_once_verified"] == "chunked"
+    assert "triton 2.3.1 is too old: the kernel needs triton >= 3.0" in seen["triton"]
+
+
+@pytest.fixture
+def verified_triton(monkeypatch):
+    """auto as on a GPU where the kernel has passed the GPU check; the kernel is replaced per test. CPU
+    tensors stand in for CUDA ones (the choice is forced, the kernel is a stub)."""
+    monkeypatch.setattr(dispatch, "AUTO_USES_TRITON", True)
+    monkeypatch.setattr(dispatch, "_triton_failure", "")
+    monkeypatch.setattr(dispatch, "_triton_unavailable_reason", lambda device: "")
+    monkeypatch.setattr(dispatch, "_auto_picks_triton", lambda device: not dispatch._triton_failure)
+
+    def use(kernel):
+        monkeypatch.setattr(triton_kernel, "triton_joint_entropies", kernel)
+
+    return use
+
+
+def _inputs():
+    generator = torch.Generator().manual_seed(0)
+    return [torch.randn(16, 64, generator=generator, requires_grad=True) for _ in range(2)]
+
+
+class CompilationError(Exception):
+    """Stands in for triton.compiler.errors.CompilationError."""
+
+
+CompilationError.__module__ = "triton.compiler.errors"
+
+
+def test_auto_falls_back_when_the_kernel_fails_to_compile(verified_triton):
+    def fail(*args):
+        raise CompilationError("at 12:4: unsupported layout for sm_120 (simulated)")
+
+    verified_triton(fail)
+    z_a, z_b = _inputs()
+    with pytest.warns(RuntimeWarning, match=r"CompilationError: at 12:4.*uses 'chunked' from now on"):
+        loss = music_loss(z_a, z_b, segment_dim=16)
+    torch.testing.assert_close(loss, music_loss(z_a, z_b, segment_dim=16, implementation="chunked"))
+    assert dispatch.resolve_implementation("auto", CUDA, torch.float32) == "chunked"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"),
+        ValueError("bad input (simulated)"),
+        TypeError("bad dtype (simulated)"),
+        RuntimeError("CUDA error: device-side assert triggered (simulated)"),
+    ],
+    ids=["out_of_memory", "value_error", "type_error", "other_runtime_error"],
+)
+@pytest.mark.parametrize("implementation", ["auto", "triton"])
+def test_other_errors_propagate_and_change_no_later_choice(verified_triton, error, implementation):
+    def fail(*args):
+        raise error
+
+    verified_triton(fail)
+    z_a, z_b = _inputs()
+    with pytest.raises(type(error)) as raised:
+        music_loss(z_a, z_b, segment_dim=16, implementation=implementation)
+    assert raised.value is error  # as raised, not wrapped
+    assert dispatch._triton_failure == ""
+    assert dispatch.resolve_implementation("auto", CUDA, torch.float32) == "triton_or_chunked"
+
+
+@pytest.mark.parametrize(
+    ("error", "falls_back"),
+    [
+        (CompilationError("x"), True),
+        (RuntimeError("Triton Error [CUDA]: invalid argument"), True),
+        (RuntimeError("PTX assembly failed for sm_120"), True),
+        (subprocess.CalledProcessError(255, ["ptxas", "kernel.ptx"]), True),
+        (torch.OutOfMemoryError("CUDA out of memory"), False),
+        (ValueError("triton kernel input"), False),
+        (TypeError("triton kernel input"), False),
+        (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
+        (KeyError("loss"), False),
+    ],
+)
+def test_what_counts_as_a_compile_or_launch_failure(error, falls_back):
+    assert dispatch.is_compile_or_launch_failure(error) is falls_back
