@@ -90,11 +90,32 @@ def check_projections(z_a: object, z_b: object, segment_dim: int) -> None:
         )
     if z_a.device != z_b.device:
         raise ValueError(f"z_a and z_b must be on the same device, got {z_a.device} and {z_b.device}.")
+    if z_a.dtype != z_b.dtype:
+        raise ValueError(
+            f"z_a and z_b must have the same dtype, got {z_a.dtype} and {z_b.dtype}; cast one to the other's "
+            "(e.g. z_b.to(z_a.dtype)), so that the loss is symmetric in the two views."
+        )
     dim = z_a.shape[1]
+    if dim == 0:
+        raise ValueError(
+            f"z_a and z_b have width 0 (shape {tuple(z_a.shape)}); MUSIC needs at least one segment of "
+            f"segment_dim ({segment_dim}) attributes."
+        )
     if dim % segment_dim != 0:
         raise ValueError(
             f"The projection dimension ({dim}) must be divisible by segment_dim ({segment_dim}); "
             f"choose a segment_dim that divides {dim} or change the projection head's output_dim."
+        )
+
+
+def check_temperature_fits(temperature: float, dtype: torch.dtype) -> None:
+    """The logits are divided by the temperature in the compute dtype: 1 / temperature must be finite."""
+    smallest = torch.finfo(compute_dtype(dtype)).tiny
+    if temperature < smallest:
+        raise ValueError(
+            f"temperature={temperature:g} is below the smallest normal {compute_dtype(dtype)} number "
+            f"({smallest:.3g}), so logits / temperature overflow for {dtype} inputs; use a temperature "
+            f">= {smallest:.3g} (in practice around 0.1 to 1)."
         )
 
 

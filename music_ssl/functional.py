@@ -86,6 +86,7 @@ def music_loss(
     gather_distributed = check.check_flag("gather_distributed", gather_distributed)
     return_terms = check.check_flag("return_terms", return_terms)
     check.check_projections(z_a, z_b, segment_dim)
+    check.check_temperature_fits(temperature, z_a.dtype)
     check.check_segments(z_a.shape[1] // segment_dim, off_weight)
 
     args = (z_a, z_b, segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed)

@@ -37,7 +37,13 @@ class MUSICLoss(nn.Module):
 
     Raises:
         ValueError: If an option is out of range, or gather_distributed is True while
-            torch.distributed is not available.
+            torch.distributed is not available; when called, if the views differ in shape, device or
+            dtype, or their width is 0 or not a multiple of segment_dim.
+        TypeError: If an option or a view has the wrong type (a float segment_dim, an integer tensor).
+        RuntimeError: When called under forward-mode AD or a torch.func transform with a fused
+            implementation, or differentiated twice through one; implementation="reference" supports both.
+
+    Non-finite logits give a NaN loss and NaN gradients, as in torch's own losses.
 
     Examples:
         >>> loss_fn = MUSICLoss()

@@ -5,6 +5,8 @@ This is the source of truth for the math. The fused implementations are tested a
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -37,7 +39,13 @@ def music_loss_reference(
     batch_size, dim = z_a.shape
     num_segments = dim // segment_dim
 
-    with torch.autocast(device_type=z_a.device.type, enabled=False):
+    # Autocast is a no-op where it does not exist (the meta device, which propagates shapes only).
+    no_autocast = (
+        torch.autocast(device_type=z_a.device.type, enabled=False)
+        if torch.amp.is_autocast_available(z_a.device.type)
+        else contextlib.nullcontext()
+    )
+    with no_autocast:
         logits_a = z_a.to(dtype).reshape(batch_size, num_segments, segment_dim) / temperature
         logits_b = z_b.to(dtype).reshape(batch_size, num_segments, segment_dim) / temperature
         log_p_a = torch.log_softmax(logits_a, dim=-1)

@@ -11,6 +11,10 @@ from music_ssl import _validation as check
 def _segments(z: Tensor, segment_dim: int) -> Tensor:
     if not isinstance(z, Tensor):
         raise TypeError(f"z must be a torch.Tensor of shape (batch, dim), got {type(z).__name__}.")
+    if not z.is_floating_point():
+        raise TypeError(
+            f"z must have a floating dtype (float16, bfloat16, float32 or float64), got {z.dtype}."
+        )
     if z.dim() != 2:
         raise ValueError(f"z must be a 2-D tensor (batch, dim), got shape {tuple(z.shape)}.")
     check.check_segment_dim(segment_dim)
@@ -19,9 +23,12 @@ def _segments(z: Tensor, segment_dim: int) -> Tensor:
 
 
 def segment_probabilities(z: Tensor, segment_dim: int = 32, temperature: float = 1.0) -> Tensor:
-    """Per-segment attribute distributions of a projection: (N, D) -> (N, S, C), rows sum to 1."""
+    """Per-segment attribute distributions of a projection: (N, D) -> (N, S, C), rows sum to 1; float32,
+    or float64 for float64 input, as the loss computes them."""
     temperature = check.check_temperature(temperature)
-    return torch.softmax(_segments(z, segment_dim).float() / temperature, dim=-1)
+    segments = _segments(z, segment_dim)
+    check.check_temperature_fits(temperature, z.dtype)
+    return torch.softmax(segments.to(check.compute_dtype(z.dtype)) / temperature, dim=-1)
 
 
 def segment_codes(z: Tensor, segment_dim: int = 32) -> Tensor:

@@ -22,9 +22,12 @@ def _z(n=8, d=64, dtype=torch.float32):
         ([[1.0, 2.0]], _z(), TypeError, "z_a must be a torch.Tensor, got list"),
         (_z(d=60), _z(d=60), ValueError, r"\(60\) must be divisible by segment_dim \(32\)"),
         (_z(n=1), _z(n=1), ValueError, r"batch of at least 2 samples .*, got 1"),
+        (_z(d=0), _z(d=0), ValueError, r"z_a and z_b have width 0 \(shape \(8, 0\)\)"),
+        (_z(), _z(dtype=torch.float64), ValueError, r"same dtype, got torch.float32 and torch.float64"),
+        (_z(dtype=torch.float64), _z(), ValueError, r"same dtype, got torch.float64 and torch.float32"),
     ],
 )
-@pytest.mark.parametrize("implementation", ["reference", "chunked"])
+@pytest.mark.parametrize("implementation", ["reference", "chunked", "auto"])
 def test_bad_projections(z_a, z_b, error, match, implementation):
     with pytest.raises(error, match=match):
         music_loss(z_a, z_b, implementation=implementation)
@@ -148,3 +151,58 @@ def test_public_api():
     assert returns[:2] == [torch.Tensor, music_ssl.MUSICOutput]
     returns = [typing.get_type_hints(f)["return"] for f in typing.get_overloads(MUSICLoss.forward)]
     assert returns[:2] == [torch.Tensor, music_ssl.MUSICOutput]
+
+
+@pytest.mark.parametrize("implementation", ["reference", "chunked", "auto"])
+@pytest.mark.parametrize(
+    ("dtype", "temperature", "match"),
+    [
+        (torch.float32, 1e-45, r"temperature=1e-45 is below the smallest normal torch.float32 number"),
+        (torch.bfloat16, 1e-40, r"overflow for torch.bfloat16 inputs"),
+        (torch.float64, 1e-310, r"below the smallest normal torch.float64 number"),
+    ],
+)
+def test_a_temperature_that_overflows_the_compute_dtype(implementation, dtype, temperature, match):
+    with pytest.raises(ValueError, match=match):
+        music_loss(_z(dtype=dtype), _z(dtype=dtype), temperature=temperature, implementation=implementation)
+    # The smallest accepted temperature for float32 inputs is fine for float64 ones.
+    music_loss(
+        _z(dtype=torch.float64), _z(dtype=torch.float64), temperature=1e-39, implementation=implementation
+    )
+
+
+def _with(value, where):
+    z = _z()
+    z[where] = value
+    return z
+
+
+@pytest.mark.parametrize("implementation", ["reference", "chunked", "auto"])
+@pytest.mark.parametrize(
+    "z_a",
+    [
+        _with(float("nan"), (0, 0)),
+        _with(float("inf"), (3, 5)),
+        _with(float("-inf"), (slice(None), slice(0, 32))),
+    ],
+    ids=["nan", "inf", "segment_of_minus_inf"],
+)
+def test_non_finite_logits_propagate_as_in_torch_losses(implementation, z_a):
+    """Documented policy: a non-finite logit makes the loss NaN (as in torch.nn.functional's losses), with
+    no device synchronisation to look for it; every implementation agrees, none raises."""
+    z_a = z_a.requires_grad_()
+    loss = music_loss(z_a, _z(), implementation=implementation)
+    assert loss.isnan()
+    loss.backward()
+    assert z_a.grad is not None and not z_a.grad.isfinite().all()
+
+
+def test_segment_helpers_keep_float64_and_refuse_integers():
+    z = torch.randn(4, 16, dtype=torch.float64)
+    probabilities = segment_probabilities(z, segment_dim=8)
+    assert probabilities.dtype == torch.float64
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(4, 2, dtype=torch.float64))
+    assert segment_probabilities(z.half(), segment_dim=8).dtype == torch.float32
+    for helper in (segment_probabilities, segment_codes):
+        with pytest.raises(TypeError, match="z must have a floating dtype.*got torch.int64"):
+            helper(torch.ones(4, 16, dtype=torch.long), segment_dim=8)
