@@ -106,8 +106,15 @@ def _music_fused(
         del agreement_q
     p_a, p_b = log_p_a.exp_(), log_p_b.exp_()
 
+    own_layout = distributed.layout(
+        dim, segment_dim, z_a.dtype, temperature, diag_weight, off_weight, inv_weight
+    )
     global_a, global_b, rows, world_size = distributed.global_views(
-        p_a.reshape(batch_size, dim), p_b.reshape(batch_size, dim), gather_distributed, differentiable=False
+        p_a.reshape(batch_size, dim),
+        p_b.reshape(batch_size, dim),
+        gather_distributed,
+        own_layout,
+        differentiable=False,
     )
     global_batch_size = global_a.shape[0]
 

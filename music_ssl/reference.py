@@ -56,7 +56,12 @@ def music_loss_reference(
         agreement = torch.logsumexp(log_p_a + log_p_b, dim=-1)
         invariance = -agreement.sum() / (max(batch_size, 1) * num_segments)
 
-        p_a, p_b, _, world_size = distributed.global_views(log_p_a.exp(), log_p_b.exp(), gather_distributed)
+        own_layout = distributed.layout(
+            dim, segment_dim, z_a.dtype, temperature, diag_weight, off_weight, inv_weight
+        )
+        p_a, p_b, _, world_size = distributed.global_views(
+            log_p_a.exp(), log_p_b.exp(), gather_distributed, own_layout
+        )
         global_batch_size = p_a.shape[0]
 
         joint = p_a.reshape(global_batch_size, dim).T @ p_b.reshape(global_batch_size, dim)

@@ -89,3 +89,55 @@ def test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, size
         torch.testing.assert_close(result["off"], expected.off, rtol=1e-5, atol=1e-6)
         for got, param in zip(result["grads"], model.parameters(), strict=True):
             torch.testing.assert_close(got, param.grad, rtol=1e-4, atol=1e-6)
+
+
+def _mismatched_worker(rank, world_size, port, per_rank, out_dir):
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        mine = per_rank[rank]
+        z_a, z_b = (torch.randn(4, mine["dim"], dtype=mine["dtype"]) for _ in range(2))
+        loss_fn = MUSICLoss(
+            segment_dim=mine["segment_dim"],
+            temperature=mine["temperature"],
+            gather_distributed=True,
+            implementation=mine["implementation"],
+        )
+        try:
+            loss_fn(z_a, z_b)
+            message = "no error"
+        except ValueError as error:
+            message = str(error)
+        with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
+            f.write(message)
+        dist.barrier()  # the ranks are still in step: nothing was left waiting in a collective
+    finally:
+        dist.destroy_process_group()
+
+
+SAME = {"dim": 32, "segment_dim": 8, "dtype": torch.float32, "temperature": 1.0, "implementation": "chunked"}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("rank1", "shown"),
+    [
+        ({"segment_dim": 16}, "rank 0: dim=32, segment_dim=8, dtype=torch.float32, temperature=1"),
+        ({"dim": 64}, "rank 1: dim=64, segment_dim=8"),
+        ({"dtype": torch.float64}, "rank 1: dim=32, segment_dim=8, dtype=torch.float64"),
+        ({"temperature": 0.5}, "rank 1: dim=32, segment_dim=8, dtype=torch.float32, temperature=0.5"),
+        ({"implementation": "reference", "segment_dim": 4}, "rank 1: dim=32, segment_dim=4"),
+    ],
+    ids=["segment_dim", "dim", "dtype", "temperature", "across_implementations"],
+)
+def test_ranks_that_disagree_get_the_same_clear_error(tmp_path, rank1, shown):
+    """Different segment_dim (same D) would silently average gradients of different joints, a different D
+    or dtype would abort inside gloo: every rank raises a ValueError that names each rank's values."""
+    per_rank = [SAME, {**SAME, **rank1}]
+    mp.spawn(_mismatched_worker, args=(2, _free_port(), per_rank, str(tmp_path)), nprocs=2, join=True)
+    for rank in range(2):
+        message = (tmp_path / f"rank{rank}.txt").read_text()
+        assert message.startswith("gather_distributed=True estimates one joint over every rank's batch")
+        assert shown in message, message
