@@ -9,6 +9,7 @@ from torch import Tensor
 from music_ssl import _validation as check
 from music_ssl.dispatch import resolve_implementation
 from music_ssl.fused import music_loss_fused
+from music_ssl.options import MUSICOptions
 from music_ssl.output import MUSICOutput
 from music_ssl.reference import music_loss_reference
 
@@ -77,19 +78,21 @@ def music_loss(
         The scalar loss (float32, or float64 for float64 inputs), or a `MUSICOutput` with the loss, its
         three terms and per-segment diagnostics when ``return_terms=True``.
     """
-    segment_dim = check.check_segment_dim(segment_dim)
-    temperature = check.check_temperature(temperature)
-    diag_weight = check.check_weight("diag_weight", diag_weight)
-    off_weight = check.check_weight("off_weight", off_weight)
-    inv_weight = check.check_weight("inv_weight", inv_weight)
-    implementation = check.check_implementation(implementation)
-    gather_distributed = check.check_flag("gather_distributed", gather_distributed)
-    return_terms = check.check_flag("return_terms", return_terms)
-    check.check_projections(z_a, z_b, segment_dim)
-    check.check_temperature_fits(temperature, z_a.dtype)
-    check.check_segments(z_a.shape[1] // segment_dim, off_weight)
+    options = MUSICOptions(
+        segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation
+    )
+    return music_loss_with(z_a, z_b, options, check.check_flag("return_terms", return_terms))
 
-    args = (z_a, z_b, segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed)
-    chosen = resolve_implementation(implementation, z_a.device, z_a.dtype)
+
+def music_loss_with(
+    z_a: Tensor, z_b: Tensor, options: MUSICOptions, return_terms: bool
+) -> Tensor | MUSICOutput:
+    """`music_loss` with options already validated (as `MUSICLoss` holds them): only the views are checked."""
+    check.check_projections(z_a, z_b, options.segment_dim)
+    check.check_temperature_fits(options.temperature, z_a.dtype)
+    check.check_segments(z_a.shape[1] // options.segment_dim, options.off_weight)
+
+    chosen = resolve_implementation(options.implementation, z_a.device, z_a.dtype)
+    args = (z_a, z_b, *options.math())
     output = music_loss_reference(*args) if chosen == "reference" else music_loss_fused(*args, kernel=chosen)
     return output if return_terms else output.loss

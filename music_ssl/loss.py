@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal, overload
 
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from music_ssl import _validation as check
-from music_ssl.functional import music_loss
+from music_ssl.functional import music_loss_with
+from music_ssl.options import MUSICOptions
 from music_ssl.output import MUSICOutput
 
 
@@ -64,19 +64,17 @@ class MUSICLoss(nn.Module):
         implementation: str = "auto",
     ) -> None:
         super().__init__()
-        self.segment_dim = check.check_segment_dim(segment_dim)
-        self.temperature = check.check_temperature(temperature)
-        self.diag_weight = check.check_weight("diag_weight", diag_weight)
-        self.off_weight = check.check_weight("off_weight", off_weight)
-        self.inv_weight = check.check_weight("inv_weight", inv_weight)
-        self.implementation = check.check_implementation(implementation)
-        gather_distributed = check.check_flag("gather_distributed", gather_distributed)
-        if gather_distributed and not dist.is_available():
-            raise ValueError(
-                "gather_distributed is True but torch.distributed is not available. "
-                "Please set gather_distributed=False or install a torch version with distributed support."
-            )
-        self.gather_distributed = gather_distributed
+        self.options = MUSICOptions(
+            segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation
+        )
+
+    segment_dim = property(lambda self: self.options.segment_dim)
+    temperature = property(lambda self: self.options.temperature)
+    diag_weight = property(lambda self: self.options.diag_weight)
+    off_weight = property(lambda self: self.options.off_weight)
+    inv_weight = property(lambda self: self.options.inv_weight)
+    gather_distributed = property(lambda self: self.options.gather_distributed)
+    implementation = property(lambda self: self.options.implementation)
 
     @overload
     def forward(self, z_a: Tensor, z_b: Tensor, return_terms: Literal[False] = False) -> Tensor: ...
@@ -94,22 +92,9 @@ class MUSICLoss(nn.Module):
             The scalar loss, or a `MUSICOutput` (loss, the three terms, per-segment attribute entropy
             and confidence) when ``return_terms=True``.
         """
-        return music_loss(
-            z_a,
-            z_b,
-            segment_dim=self.segment_dim,
-            temperature=self.temperature,
-            diag_weight=self.diag_weight,
-            off_weight=self.off_weight,
-            inv_weight=self.inv_weight,
-            gather_distributed=self.gather_distributed,
-            implementation=self.implementation,
-            return_terms=return_terms,
-        )
+        return music_loss_with(z_a, z_b, self.options, check.check_flag("return_terms", return_terms))
 
     def extra_repr(self) -> str:
-        return (
-            f"segment_dim={self.segment_dim}, temperature={self.temperature}, "
-            f"diag_weight={self.diag_weight}, off_weight={self.off_weight}, inv_weight={self.inv_weight}, "
-            f"gather_distributed={self.gather_distributed}, implementation={self.implementation!r}"
+        return ", ".join(
+            f"{name}={getattr(self.options, name)!r}" for name in MUSICOptions.__dataclass_fields__
         )

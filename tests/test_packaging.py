@@ -2,15 +2,11 @@
 wheel built from the sdist holds the same files, the metadata is what pyproject.toml declares, and the
 suite itself imports the installed package, not this checkout.
 
-`make test` builds the artifacts once with the standard build front end (`python -m build`: the sdist,
-then the wheel from the sdist, and a second wheel straight from the tree) into the folder named by
-MUSIC_SSL_DIST; without it, these tests build their own into a temporary folder.
+The artifacts come from the `dist` fixture (tests/conftest.py).
 """
 
 import email.parser
 import os
-import subprocess
-import sys
 import sysconfig
 import tarfile
 import zipfile
@@ -46,23 +42,6 @@ def installed_path(source: str) -> str:
         if source.startswith(prefix):
             return target + source[len(prefix) :]
     raise AssertionError(f"{source} lies in no package folder")
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> Path:
-    if os.environ.get("MUSIC_SSL_DIST"):
-        return Path(os.environ["MUSIC_SSL_DIST"])
-    pytest.importorskip("build", reason="pip install build (in music-ssl[test]) to build the artifacts")
-    out = tmp_path_factory.mktemp("dist")
-    for extra in ([], ["--wheel", "--outdir", str(out / "from-tree")]):
-        result = subprocess.run(
-            [sys.executable, "-m", "build", "--outdir", str(out), *extra, str(ROOT)],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return out
 
 
 def _one(folder: Path, pattern: str) -> Path:

@@ -54,3 +54,45 @@ def test_compiled_terms_and_no_grad_evaluation():
     want = loss_fn(z_a, z_b, return_terms=True)
     for name in want._fields:
         torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("implementation", ["chunked", "auto", "reference"])
+def test_dynamic_shapes_compile_once_and_match_eager(implementation):
+    """torch.compile(dynamic=True, fullgraph=True): one graph serves every batch size, with eager's loss
+    and gradients (the options were checked when the loss was built, so nothing traces a check of a
+    Python number)."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch.manual_seed(0)
+    head = MUSICProjectionHead(input_dim=16, hidden_dim=32, output_dim=64, segment_dim=16)
+    loss_fn = MUSICLoss(segment_dim=16, temperature=0.5, implementation=implementation)
+
+    def forward(x_a, x_b):
+        return loss_fn(head(x_a), head(x_b))
+
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(forward, backend=counter, dynamic=True, fullgraph=True)
+    frames = []
+    for batch_size in (32, 24, 40):
+        x_a, x_b = torch.randn(2, batch_size, 16)
+        results = []
+        for step in (compiled, forward):
+            head.zero_grad()
+            loss = step(x_a, x_b)
+            loss.backward()
+            results.append((loss.detach(), [p.grad.clone() for p in head.parameters()]))
+        (got_loss, got_grads), (want_loss, want_grads) = results
+        torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-6)
+        for got, want in zip(got_grads, want_grads, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+        frames.append(counter.frame_count)
+    assert frames[0] > 0 and frames == frames[:1] * 3  # compiled at the first size, never again
+
+
+def test_bad_options_fail_when_the_loss_is_built_not_when_traced():
+    with pytest.raises(ValueError, match="temperature must be a positive, finite float, got -1.0"):
+        MUSICLoss(temperature=-1.0)
+    with pytest.raises(ValueError, match="segment_dim must be >= 2"):
+        MUSICLoss(segment_dim=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import types
@@ -75,26 +74,9 @@ def test_plugin_warns_instead_of_breaking_hydra(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """A wheel built from this checkout's sources."""
-    pytest.importorskip("setuptools")
-    tmp_path = tmp_path_factory.mktemp("wheel")
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(REPO_ROOT / name, source / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("music_ssl", "integrations"):
-        shutil.copytree(REPO_ROOT / name, source / name, ignore=ignore)
-
-    command = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q"]
-    result = subprocess.run(
-        [*command, "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300
-    )
-    if result.returncode != 0 and "No module named pip" in result.stderr:
-        pytest.skip("pip is not available in this environment")
-    assert result.returncode == 0, result.stderr[-2000:]
-    (built,) = (tmp_path / "dist").glob("music_ssl-*.whl")
+def wheel(dist) -> Path:
+    """The wheel built from this checkout (the `dist` fixture of tests/conftest.py)."""
+    (built,) = dist.glob("music_ssl-*.whl")
     return built
 
 

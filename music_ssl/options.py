@@ -1,0 +1,55 @@
+"""The loss's options as one validated, immutable value, from `MUSICLoss` / `music_loss` to the kernels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.distributed as dist
+
+from music_ssl import _validation as check
+
+
+@dataclass(frozen=True)
+class MUSICOptions:
+    """Every option of the MUSIC loss, checked once when built (see `MUSICLoss` for their meaning).
+
+    Built when a `MUSICLoss` is constructed, so a bad option fails there, eagerly, and a compiled step
+    (`torch.compile`, also with `dynamic=True`) never traces a check of a Python number.
+    """
+
+    segment_dim: int = 32
+    temperature: float = 1.0
+    diag_weight: float = 1.0
+    off_weight: float = 1.0
+    inv_weight: float = 1.0
+    gather_distributed: bool = False
+    implementation: str = "auto"
+
+    def __post_init__(self) -> None:
+        checked = {
+            "segment_dim": check.check_segment_dim(self.segment_dim),
+            "temperature": check.check_temperature(self.temperature),
+            "diag_weight": check.check_weight("diag_weight", self.diag_weight),
+            "off_weight": check.check_weight("off_weight", self.off_weight),
+            "inv_weight": check.check_weight("inv_weight", self.inv_weight),
+            "gather_distributed": check.check_flag("gather_distributed", self.gather_distributed),
+            "implementation": check.check_implementation(self.implementation),
+        }
+        if checked["gather_distributed"] and not dist.is_available():
+            raise ValueError(
+                "gather_distributed is True but torch.distributed is not available. "
+                "Please set gather_distributed=False or install a torch version with distributed support."
+            )
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # normalized: ints stay ints, weights become floats
+
+    def math(self) -> tuple[int, float, float, float, float, bool]:
+        """The options the math reads, in the order the implementations take them."""
+        return (
+            self.segment_dim,
+            self.temperature,
+            self.diag_weight,
+            self.off_weight,
+            self.inv_weight,
+            self.gather_distributed,
+        )
