@@ -6,6 +6,7 @@ method is built, with the message of music-ssl's own checks, instead of at the f
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -46,10 +47,11 @@ def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
     Warns:
         UserWarning: for keys that are not options of method=music (another method's options, kept
-            when a solo-learn config of that method is run with ``method=music``, or a typo).
+            when a solo-learn config of that method is run with ``method=music``).
 
     Raises:
-        ValueError: if a required key is absent or a value is out of range.
+        ValueError: if a required key is absent, a value is out of range, or a key is a near miss of
+            an option's name (a typo, e.g. ``segmnet_dim``).
         TypeError: if a value has the wrong type.
     """
 
@@ -62,6 +64,14 @@ def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
             f"music_ssl.MUSICProjectionHead(num_layers=...); use proj_num_layers={suggestion}."
         )
     unknown = sorted(set(method_kwargs) - set(ACCEPTED))
+    for key in unknown:
+        # A near miss of one of our names is a typo, which would train silently with the default.
+        close = difflib.get_close_matches(str(key), ACCEPTED, n=1, cutoff=0.8)
+        if close:
+            raise ValueError(
+                f"method_kwargs.{key}={method_kwargs[key]!r} is not an option of method=music; did you mean "
+                f"method_kwargs.{close[0]}? Its options are {list(ACCEPTED)}."
+            )
     if unknown:
         # Not an error: another method's config run with method=music keeps that method's options.
         warnings.warn(

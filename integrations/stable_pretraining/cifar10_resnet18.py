@@ -174,7 +174,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", default="results/stable_pretraining")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Checked here, in the flags' own names: the head would name its output_dim, a word the user never typed.
+    for flag, value in (("--segment-dim", args.segment_dim), ("--proj-dim", args.proj_dim)):
+        if value < 2:
+            parser.error(f"{flag} must be at least 2, got {value}")
+    if args.proj_dim % args.segment_dim:
+        multiple = max(1, args.proj_dim // args.segment_dim) * args.segment_dim
+        parser.error(
+            f"--proj-dim ({args.proj_dim}) must be a multiple of --segment-dim ({args.segment_dim}): the "
+            f"projection is split into segments of --segment-dim attributes; e.g. --proj-dim {multiple}"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

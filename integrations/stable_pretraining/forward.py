@@ -45,6 +45,12 @@ def music_forward(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor]:
     """
     out = {}
     views = training_views(batch)
+    if views is None and self.training:
+        raise ValueError(
+            "music_forward got a single-view batch (an 'image' key) in training: MUSIC compares two views "
+            "of every image. Build the training set with "
+            "spt.data.transforms.MultiViewTransform([view_transform_1, view_transform_2])."
+        )
     if views is None:
         out["embedding"] = self.backbone(batch["image"])
         if "label" in batch:

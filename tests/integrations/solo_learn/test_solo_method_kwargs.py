@@ -94,11 +94,23 @@ def test_projector_dims_are_required(key):
         resolve_method_kwargs(given)
 
 
-def test_unknown_key_is_named_in_a_warning_with_the_accepted_ones():
+def test_another_methods_key_is_named_in_a_warning_with_the_accepted_ones():
     # solo-learn's barlow.yaml run with method=music keeps Barlow Twins' scale_loss
-    with pytest.warns(UserWarning, match=r"\['diag_wieght', 'scale_loss'\] are not options.*segment_dim"):
-        resolved = resolve_method_kwargs({**DIMS, "scale_loss": 0.1, "diag_wieght": 2.0})
+    with pytest.warns(UserWarning, match=r"\['scale_loss'\] are not options.*segment_dim"):
+        resolved = resolve_method_kwargs({**DIMS, "scale_loss": 0.1})
     assert "scale_loss" in resolved and resolved["diag_weight"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("segmnet_dim", "segment_dim"), ("diag_wieght", "diag_weight"), ("temprature", "temperature")],
+)
+def test_a_misspelt_option_is_an_error_that_names_it_as_written(typo, meant):
+    """A near miss would otherwise train silently with the default (one warning among dozens)."""
+    with pytest.raises(
+        ValueError, match=rf"method_kwargs.{typo}=16 is not an option.*did you mean method_kwargs.{meant}"
+    ):
+        resolve_method_kwargs({**DIMS, typo: 16})
 
 
 def test_old_hidden_layer_count_is_refused_with_its_translation():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,25 @@ def test_a_short_run_through_the_manager_reports_probe_and_knn_accuracies(fashio
     saved = json.loads((tmp_path / "music-fashion-mnist-small.json").read_text())
     assert saved["eval/knn_probe_accuracy"] == results["eval/knn_probe_accuracy"]
     assert list(tmp_path.glob("runs/*/*/*/metrics.csv")), f"{RELEASE}: spt.Manager wrote no metrics.csv"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--segment-dim", "48"],
+            r"--proj-dim \(1024\) must be a multiple of --segment-dim \(48\).*--proj-dim 1008",
+        ),
+        (
+            ["--proj-dim", "100", "--segment-dim", "32"],
+            r"--proj-dim \(100\) must be a multiple of --segment-dim \(32\)",
+        ),
+        (["--segment-dim", "1"], "--segment-dim must be at least 2, got 1"),
+    ],
+)
+def test_sizes_are_checked_in_the_flags_own_names(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(argv)
+    error = capsys.readouterr().err
+    assert re.search(message, error), error
+    assert "output_dim" not in error

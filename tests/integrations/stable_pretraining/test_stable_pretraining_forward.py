@@ -97,7 +97,7 @@ def test_evaluation_mode_returns_embeddings_without_loss_or_logs():
 
 
 def test_single_view_batch_gives_its_embedding_and_label_and_no_loss():
-    module = FakeModule()
+    module = FakeModule().eval()
     single = view(3)
     out = module({"image": single["image"], "label": single["label"]}, stage="validate")
     assert set(out) == {"embedding", "label"}
@@ -147,3 +147,12 @@ def test_module_without_music_loss_is_told_how_to_pass_it():
     del module.music_loss
     with pytest.raises(ValueError, match=r"music_loss=MUSICLoss"):
         module({"views": [view(1), view(2)]}, stage="fit")
+
+
+def test_single_view_batch_in_training_is_a_clear_error():
+    """A training set built with a plain transform: named, instead of no loss and a KeyError in the host."""
+    single = view(3)
+    with pytest.raises(
+        ValueError, match=r"single-view batch \(an 'image' key\) in training.*MultiViewTransform"
+    ):
+        FakeModule()({"image": single["image"], "label": single["label"]}, stage="fit")
