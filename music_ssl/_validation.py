@@ -46,6 +46,14 @@ def check_flag(name: str, value: object) -> bool:
     return value
 
 
+def check_gather(value: object) -> bool | str:
+    if value is True or value is False or value == "auto":
+        return value  # type: ignore[return-value]
+    raise (ValueError if isinstance(value, str) else TypeError)(
+        f"gather_distributed must be True, False or 'auto', got {value!r} of type {type(value).__name__}."
+    )
+
+
 def check_dim(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}.")

@@ -23,7 +23,7 @@ def music_loss(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
-    gather_distributed: bool = False,
+    gather_distributed: bool | str = False,
     implementation: str = "auto",
     return_terms: Literal[False] = False,
 ) -> Tensor: ...
@@ -38,7 +38,7 @@ def music_loss(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
-    gather_distributed: bool = False,
+    gather_distributed: bool | str = False,
     implementation: str = "auto",
     *,
     return_terms: Literal[True],
@@ -54,7 +54,7 @@ def music_loss(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
-    gather_distributed: bool = False,
+    gather_distributed: bool | str = False,
     implementation: str = "auto",
     return_terms: bool = False,
 ) -> Tensor | MUSICOutput: ...
@@ -68,7 +68,7 @@ def music_loss(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
-    gather_distributed: bool = False,
+    gather_distributed: bool | str = False,
     implementation: str = "auto",
     return_terms: bool = False,
 ) -> Tensor | MUSICOutput:

@@ -30,7 +30,9 @@ class MUSICLoss(nn.Module):
         off_weight: Weight of L_off, the negative joint entropy of pairs of different segments.
         inv_weight: Weight of L_inv, the per-sample agreement of the two views.
         gather_distributed: If True, the joint distribution is estimated over the global batch of all
-            ranks, with gradients flowing back to every rank's inputs.
+            ranks, with gradients flowing back to every rank's inputs. "auto" does so whenever
+            torch.distributed is initialized with more than one process (as the MUSIC authors train),
+            and is what every music-ssl adapter passes; False keeps each rank's joint to its own batch.
         implementation: "auto" (fastest for the input's device), "reference" (plain PyTorch, holds the
             D x D joint), "chunked" (fused PyTorch, walks the joint in bands, any device) or "triton"
             (fused GPU kernel).
@@ -60,7 +62,7 @@ class MUSICLoss(nn.Module):
         diag_weight: float = 1.0,
         off_weight: float = 1.0,
         inv_weight: float = 1.0,
-        gather_distributed: bool = False,
+        gather_distributed: bool | str = False,
         implementation: str = "auto",
     ) -> None:
         super().__init__()

@@ -22,7 +22,7 @@ class MUSICOptions:
     diag_weight: float = 1.0
     off_weight: float = 1.0
     inv_weight: float = 1.0
-    gather_distributed: bool = False
+    gather_distributed: bool | str = False
     implementation: str = "auto"
 
     def __post_init__(self) -> None:
@@ -32,10 +32,10 @@ class MUSICOptions:
             "diag_weight": check.check_weight("diag_weight", self.diag_weight),
             "off_weight": check.check_weight("off_weight", self.off_weight),
             "inv_weight": check.check_weight("inv_weight", self.inv_weight),
-            "gather_distributed": check.check_flag("gather_distributed", self.gather_distributed),
+            "gather_distributed": check.check_gather(self.gather_distributed),
             "implementation": check.check_implementation(self.implementation),
         }
-        if checked["gather_distributed"] and not dist.is_available():
+        if checked["gather_distributed"] is True and not dist.is_available():
             raise ValueError(
                 "gather_distributed is True but torch.distributed is not available. "
                 "Please set gather_distributed=False or install a torch version with distributed support."
@@ -51,5 +51,7 @@ class MUSICOptions:
             self.diag_weight,
             self.off_weight,
             self.inv_weight,
-            self.gather_distributed,
+            # "auto" gathers exactly when a process group of more than one rank is initialized, which is
+            # when gathering does anything: to the math it is the same as True.
+            self.gather_distributed is not False,
         )

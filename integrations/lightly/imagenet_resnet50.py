@@ -80,7 +80,7 @@ class MUSIC(LightningModule):
             segment_dim=segment_dim,
         )
         self.criterion = MUSICLoss(
-            segment_dim=segment_dim, temperature=recipe.TEMPERATURE, gather_distributed=True
+            segment_dim=segment_dim, temperature=recipe.TEMPERATURE, gather_distributed="auto"
         )
 
         self.online_classifier = OnlineLinearClassifier(feature_dim=feature_dim, num_classes=num_classes)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
 from music_ssl import MUSICOutput, music_loss
 
@@ -50,7 +49,7 @@ def music_loss_func(
         diag_weight=diag_weight,
         off_weight=off_weight,
         inv_weight=inv_weight,
-        gather_distributed=dist.is_available() and dist.is_initialized(),
+        gather_distributed="auto",
         implementation=implementation,
         return_terms=return_terms,
     )

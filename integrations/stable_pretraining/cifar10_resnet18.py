@@ -1,7 +1,7 @@
 """MUSIC on CIFAR-10 with a ResNet-18, in the shape of stable-pretraining's ``benchmarks/cifar10`` scripts.
 
 The MUSIC authors' CIFAR-10 recipe (docs/math.md): ResNet-18 with the CIFAR stem, projector
-512-1024-1024-1024, segment_dim 32, SGD lr 0.1 x batch / 256 (0.2 at batch 512), momentum 0.9, weight decay
+512-1024-1024-1024, segment_dim 32, SGD lr 0.1 x global batch / 256 (0.2 at 512), momentum 0.9, weight decay
 5e-4, 10 warm-up epochs then cosine, 800 epochs; the same augmentations for both views (crop scale 0.2-1,
 flip, color jitter 0.4, 0.4, 0.4, 0.1 with p 0.8, grayscale p 0.2, no blur, no solarization). An online
 linear probe and a kNN classifier report accuracy on the validation split after every epoch. spt.Manager
@@ -147,6 +147,11 @@ def schedule_steps(
     return total, min(warmup, total - 1)
 
 
+def learning_rate(args: argparse.Namespace) -> float:
+    """The recipe's SGD learning rate: --base-lr per 256 images of the global batch (every process's)."""
+    return args.base_lr * args.batch_size * args.devices * args.num_nodes / 256
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,7 +163,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backbone", choices=BACKBONES, default="resnet18")
     parser.add_argument("--segment-dim", type=int, default=32)
     parser.add_argument("--proj-dim", type=int, default=1024, help="hidden and output width of the projector")
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=512, help="images per device and step")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=None,
+        help="processes per node (default: every CUDA GPU, or 1 on CPU); the learning rate and the joint "
+        "follow the global batch, batch size x devices x nodes",
+    )
+    parser.add_argument("--num-nodes", type=int, default=1)
     parser.add_argument("--base-lr", type=float, default=0.1, help="learning rate per 256 images")
     parser.add_argument("--epochs", type=int, default=800)
     parser.add_argument("--warmup-epochs", type=int, default=10)
@@ -176,6 +189,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     # Checked here, in the flags' own names: the head would name its output_dim, a word the user never typed.
+    if args.devices is None:
+        args.devices = torch.cuda.device_count() or 1
+    for flag, value in (("--devices", args.devices), ("--num-nodes", args.num_nodes)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
     for flag, value in (("--segment-dim", args.segment_dim), ("--proj-dim", args.proj_dim)):
         if value < 2:
             parser.error(f"{flag} must be at least 2, got {value}")
@@ -218,8 +236,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     data = spt.data.DataModule(train=train_dataloader, val=val_dataloader)
 
     backbone, feature_dim = build_backbone(args.backbone)
+    # Every process sees its share of the training set (Lightning's distributed sampler), and the
+    # learning rate follows the global batch, as in the authors' recipe.
+    world_size = args.devices * args.num_nodes
     total_steps, warmup_steps = schedule_steps(
-        args.epochs, args.warmup_epochs, len(train_dataloader), args.max_steps
+        args.epochs, args.warmup_epochs, max(1, len(train_dataloader) // world_size), args.max_steps
     )
     module = spt.Module(
         backbone=backbone,
@@ -227,11 +248,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             feature_dim, args.proj_dim, args.proj_dim, num_layers=3, segment_dim=args.segment_dim
         ),
         forward=music_forward,
-        music_loss=MUSICLoss(segment_dim=args.segment_dim),
+        # The joint over the global batch whenever several processes train, as the authors train.
+        music_loss=MUSICLoss(segment_dim=args.segment_dim, gather_distributed="auto"),
         optim={
             "optimizer": {
                 "type": "SGD",
-                "lr": args.base_lr * args.batch_size / 256,
+                "lr": learning_rate(args),
                 "momentum": 0.9,
                 "weight_decay": 5e-4,
             },
@@ -274,6 +296,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     else:
         logger = False
     trainer = pl.Trainer(
+        accelerator="gpu" if torch.cuda.is_available() else "cpu",
+        devices=args.devices,
+        num_nodes=args.num_nodes,
         max_epochs=args.epochs,
         max_steps=total_steps,
         num_sanity_val_steps=0,

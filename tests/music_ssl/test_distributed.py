@@ -28,7 +28,19 @@ def _data(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(batch_size, 12, generator=generator), torch.randn(batch_size, 12, generator=generator)
 
 
-def _worker(rank, world_size, port, sizes, implementation, out_dir):
+def _loss_function(kind: str, implementation: str):
+    """The loss as each host builds it: the core with True or "auto", solo-learn's pure function."""
+    if kind == "solo_learn":
+        from music_ssl.integrations.solo_learn.losses import music_loss_func
+
+        return lambda z_a, z_b, return_terms: music_loss_func(
+            z_a, z_b, segment_dim=8, temperature=0.7, implementation=implementation, return_terms=return_terms
+        )
+    gather = {"core": True, "core_auto": "auto"}[kind]
+    return MUSICLoss(segment_dim=8, temperature=0.7, gather_distributed=gather, implementation=implementation)
+
+
+def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core"):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
@@ -38,9 +50,7 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir):
         x_a, x_b = _data(sum(sizes))
         start = sum(sizes[:rank])
         rows = slice(start, start + sizes[rank])
-        loss_fn = MUSICLoss(
-            segment_dim=8, temperature=0.7, gather_distributed=True, implementation=implementation
-        )
+        loss_fn = _loss_function(kind, implementation)
         out = loss_fn(model(x_a[rows]), model(x_b[rows]), return_terms=True)
         out.loss.backward()
         grads = [p.grad.detach().clone() for p in model.parameters()]
@@ -63,13 +73,15 @@ def _free_port() -> int:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [(6, 6), (7, 3), (5, 0, 4)], ids=["equal", "unequal", "one-empty"])
 @pytest.mark.parametrize("implementation", ["reference", "chunked"])
-def test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, sizes, implementation):
+def test_ddp_gradients_equal_single_process_on_concatenated_batch(
+    tmp_path, sizes, implementation, kind="core"
+):
     """Also with a rank that holds no sample (the uneven last batch of drop_last=False): its loss is
     finite, and the mean loss over ranks is the loss of the concatenated batch."""
     world_size = len(sizes)
     mp.spawn(
         _worker,
-        args=(world_size, _free_port(), sizes, implementation, str(tmp_path)),
+        args=(world_size, _free_port(), sizes, implementation, str(tmp_path), kind),
         nprocs=world_size,
         join=True,
     )
@@ -141,3 +153,11 @@ def test_ranks_that_disagree_get_the_same_clear_error(tmp_path, rank1, shown):
         message = (tmp_path / f"rank{rank}.txt").read_text()
         assert message.startswith("gather_distributed=True estimates one joint over every rank's batch")
         assert shown in message, message
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["core_auto", "solo_learn"])
+def test_the_hosts_policy_gathers_whenever_several_processes_train(tmp_path, kind):
+    """gather_distributed="auto" (what every adapter passes) estimates the joint over the global batch
+    under DDP, as the authors train: the same gradients as one process on the concatenated batch."""
+    test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, (7, 3), "chunked", kind)

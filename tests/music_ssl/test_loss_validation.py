@@ -124,7 +124,7 @@ def test_segment_functions_wrong_types_are_type_errors():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"gather_distributed": 1}, "gather_distributed must be a bool, got 1 of type int"),
+        ({"gather_distributed": 1}, "gather_distributed must be True, False or .auto., got 1 of type int"),
         ({"implementation": None}, "implementation must be a str, one of .* got None"),
     ],
 )
@@ -206,3 +206,18 @@ def test_segment_helpers_keep_float64_and_refuse_integers():
     for helper in (segment_probabilities, segment_codes):
         with pytest.raises(TypeError, match="z must have a floating dtype.*got torch.int64"):
             helper(torch.ones(4, 16, dtype=torch.long), segment_dim=8)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [("yes", ValueError), ("AUTO", ValueError), (1, TypeError), (None, TypeError)]
+)
+def test_gather_distributed_takes_true_false_or_auto(value, error):
+    with pytest.raises(error, match=r"gather_distributed must be True, False or 'auto', got"):
+        MUSICLoss(gather_distributed=value)
+
+
+def test_auto_gathering_is_the_identity_in_one_process():
+    z_a, z_b = _z(), _z()
+    torch.testing.assert_close(
+        MUSICLoss(gather_distributed="auto")(z_a, z_b), MUSICLoss(gather_distributed=False)(z_a, z_b)
+    )

@@ -144,3 +144,14 @@ def test_sizes_are_checked_in_the_flags_own_names(argv, message, capsys):
     error = capsys.readouterr().err
     assert re.search(message, error), error
     assert "output_dim" not in error
+
+
+def test_the_learning_rate_follows_the_global_batch():
+    """0.1 per 256 images of the global batch: on two devices of 16 images the rate is that of 32."""
+    assert benchmark.learning_rate(benchmark.parse_args(["--batch-size", "512", "--devices", "1"])) == 0.2
+    two = benchmark.parse_args(["--batch-size", "16", "--devices", "2"])
+    assert benchmark.learning_rate(two) == 0.1 * 32 / 256
+    nodes = benchmark.parse_args(["--batch-size", "256", "--devices", "4", "--num-nodes", "2"])
+    assert benchmark.learning_rate(nodes) == 0.1 * 8
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--devices", "0"])

@@ -37,7 +37,7 @@ class MUSIC(pl.LightningModule):
 
         # enable gather_distributed to estimate the joint attribute distribution over the
         # global batch of all devices, as a single device would see it
-        self.criterion = MUSICLoss(segment_dim=32, gather_distributed=True)
+        self.criterion = MUSICLoss(segment_dim=32, gather_distributed="auto")
 
     def forward(self, x):
         x = self.backbone(x).flatten(start_dim=1)
