@@ -1,0 +1,247 @@
+"""The codes study: do MUSIC's segments partition images into semantic clusters, and are its codes good
+for retrieval? (The paper's third claim, and what MUSIC gives a user that Barlow Twins and VICReg do not.)
+
+    python -m benchmarks.quality.codes                 # the main run's settings, its seeds 0 and 1
+    python -m benchmarks.quality.codes --report-only   # rewrite table, summary and plots from run files
+
+Per seed, every method is pretrained as in the main run (the same seed gives the same initial weights,
+images and augmentations) and its model is kept under --models (not committed), so a second pass only
+evaluates. One JSON per seed is written to OUT/runs/ when the seed is done and skipped when it exists:
+stop at any time and run the command again. The numbers, on the test split:
+
+- clusters: each MUSIC segment's most likely attribute is a clustering of the test images into at most C
+  clusters; NMI and cluster accuracy against the labels per segment, against k-means (k = C and k = 10)
+  on raw pixels and on every method's backbone features and projections, and against the segments of a
+  randomly initialised network's MUSIC head;
+- retrieval: test images (a seeded subset of --queries) against the whole training split; MUSIC's codes
+  (agreeing segments, and the soft agreement of the attribute probabilities) against every method's
+  backbone features reduced to as many bits (random projections or PCA, then the sign) and at full
+  precision (cosine), with bytes per image and time per query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.quality import code_metrics as metrics
+from benchmarks.quality.augment import BatchAugment
+from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
+from benchmarks.quality.config import get_profile
+from benchmarks.quality.evaluate import extract_features
+from benchmarks.quality.methods import METHODS, loss_params
+from benchmarks.quality.train import build_model, pretrain
+from benchmarks.quality.tuned import method_params
+from music_ssl import bits_per_attribute, code_agreement, segment_codes, segment_probabilities, soft_agreement
+
+DEFAULT_OUT = Path(__file__).with_name("results") / "codes"
+DEFAULT_MODELS = Path("results") / "codes" / "models"
+KS = (1, 5, 10, 20, 50, 100)
+GRID_SEGMENTS, GRID_ATTRIBUTES, GRID_IMAGES = 3, 8, 8
+
+
+def trained_model(method, params, data, profile, seed, models: Path, log) -> torch.nn.Module:
+    """The main run's model of `method` on `seed`: loaded from `models` if kept, else pretrained and kept."""
+    segment_dim = int(loss_params(method, params).get("segment_dim", 32))
+    path = models / f"{method}__seed{seed}.pt"
+    if path.is_file():
+        model = build_model(profile, data.channels, segment_dim)
+        model.load_state_dict(torch.load(path))
+        return model
+    log(f"[codes] pretraining {method} on seed {seed} ...")
+    augment = BatchAugment(profile.augment, *data.channel_stats())
+    trained = pretrain(method, params, data, profile, augment, seed, "cpu", monitor=False, progress=False)
+    if trained.diverged:
+        raise RuntimeError(f"{method} diverged on seed {seed}: {trained.divergence}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(trained.model.state_dict(), path)
+    return trained.model
+
+
+@torch.no_grad()
+def representations(model, images, augment, batch_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone features and projections of un-augmented images."""
+    model.eval()
+    features = extract_features(model.backbone, images, augment.plain, batch_size)
+    projections = torch.cat([model.projector(f) for f in features.split(batch_size)])
+    return features, projections
+
+
+def clustering_scores(clusters: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    return {"nmi": metrics.nmi(clusters, labels), "accuracy": metrics.cluster_accuracy(clusters, labels)}
+
+
+def segment_scores(codes: torch.Tensor, labels: torch.Tensor) -> list[dict[str, float]]:
+    return [
+        {**clustering_scores(column, labels), "clusters_used": int(column.unique().numel())}
+        for column in codes.T
+    ]
+
+
+def attribute_grid(codes, probabilities, scores) -> list[dict[str, Any]]:
+    """For the best segments by NMI: their largest clusters, each with its most confident test images."""
+    best = sorted(range(len(scores)), key=lambda s: -scores[s]["nmi"])[:GRID_SEGMENTS]
+    grid = []
+    for segment in best:
+        column, confidence = codes[:, segment], probabilities[:, segment].max(-1).values
+        sizes = torch.bincount(column, minlength=probabilities.shape[-1])
+        rows = []
+        used = [a for a in sizes.argsort(descending=True).tolist() if sizes[a] > 0]
+        for attribute in used[:GRID_ATTRIBUTES]:
+            members = (column == attribute).nonzero().flatten()
+            chosen = members[confidence[members].argsort(descending=True)[:GRID_IMAGES]]
+            rows.append({"attribute": attribute, "size": int(sizes[attribute]), "images": chosen.tolist()})
+        grid.append({"segment": segment, "nmi": scores[segment]["nmi"], "attributes": rows})
+    return grid
+
+
+def one_seed(seed: int, data, profile, params, args, log) -> dict[str, Any]:
+    augment = BatchAugment(profile.augment, *data.channel_stats())
+    fb = profile.feature_batch_size
+    music = loss_params("music", params["music"])
+    segment_dim, temperature = int(music["segment_dim"]), float(music.get("temperature", 1.0))
+    reps = {}
+    for method in METHODS:
+        model = trained_model(method, params[method], data, profile, seed, args.models, log)
+        reps[method] = {
+            split: representations(model, images, augment, fb)
+            for split, images in (("train", data.train_images), ("test", data.test_images))
+        }
+    torch.manual_seed(seed)  # the initial weights every method started from
+    random_model = build_model(profile, data.channels, segment_dim)
+    random_test = representations(random_model, data.test_images, augment, fb)
+
+    labels = data.test_labels
+    start = time.perf_counter()
+    music_test_z = reps["music"]["test"][1]
+    codes = segment_codes(music_test_z, segment_dim)
+    probabilities = segment_probabilities(music_test_z, segment_dim, temperature)
+    segments = segment_scores(codes, labels)
+    random_segments = segment_scores(segment_codes(random_test[1], segment_dim), labels)
+    baselines: dict[str, dict[str, float]] = {}
+    pixels = data.test_images.flatten(1).float().div(255)
+    for k in (segment_dim, 10):
+        baselines[f"raw_pixels_k{k}"] = clustering_scores(metrics.kmeans(pixels, k, seed), labels)
+        for method in METHODS:
+            for which, tensor in zip(("features", "projections"), reps[method]["test"], strict=True):
+                clusters = metrics.kmeans(tensor, k, seed)
+                baselines[f"{method}_{which}_k{k}"] = clustering_scores(clusters, labels)
+    log(f"[codes] seed {seed}: clusterings in {time.perf_counter() - start:.0f} s")
+
+    start = time.perf_counter()
+    retrieval = retrieval_scores(reps, data, segment_dim, temperature, seed, args.queries)
+    log(f"[codes] seed {seed}: retrieval in {time.perf_counter() - start:.0f} s")
+    return {
+        "seed": seed,
+        "segment_dim": segment_dim,
+        "num_segments": codes.shape[1],
+        "segments": segments,
+        "random_init_segments": random_segments,
+        "kmeans": baselines,
+        "retrieval": retrieval,
+        "grid": attribute_grid(codes, probabilities, segments),
+    }
+
+
+def retrieval_scores(reps, data, segment_dim, temperature, seed, num_queries) -> dict[str, dict[str, Any]]:
+    generator = torch.Generator().manual_seed(seed)
+    queries = torch.randperm(len(data.test_labels), generator=generator)[:num_queries]
+    query_labels, database_labels = data.test_labels[queries], data.train_labels
+    z_db, z_q = reps["music"]["train"][1], reps["music"]["test"][1][queries]
+    codes_db, codes_q = segment_codes(z_db, segment_dim), segment_codes(z_q, segment_dim)
+    p_db, p_q = (segment_probabilities(z, segment_dim, temperature) for z in (z_db, z_q))
+    num_segments = codes_db.shape[1]
+    bits = num_segments * bits_per_attribute(segment_dim)
+    code_bytes = -(-bits // 8)
+    run = functools.partial(
+        metrics.retrieval, query_labels=query_labels, database_labels=database_labels, ks=KS
+    )
+    out = {
+        "music_codes": {
+            "bytes": code_bytes,
+            **run(lambda i: code_agreement(codes_q[i], codes_db, segment_dim), integer_scores=True),
+        },
+        "music_codes_soft": {
+            "bytes": 4 * p_db[0].numel(),
+            **run(lambda i: soft_agreement(p_q[i], p_db), integer_scores=False),
+        },
+    }
+    for method in METHODS:
+        f_db, f_q = reps[method]["train"][0], reps[method]["test"][0][queries]
+        for name, (b_db, b_q) in (
+            ("random_projection", metrics.random_projection_bits(f_db, f_q, bits, seed)),
+            ("pca", metrics.pca_bits(f_db, f_q, bits)),
+        ):
+            scores = run(
+                lambda i, b_q=b_q, b_db=b_db: metrics.hamming_similarity(b_q[i], b_db), integer_scores=True
+            )
+            out[f"{method}_{name}_bits"] = {"bytes": -(-b_db.shape[1] // 8), **scores}
+        out[f"{method}_float32"] = {
+            "bytes": 4 * f_db.shape[1],
+            **run(
+                lambda i, f_q=f_q, f_db=f_db: metrics.cosine_similarity(f_q[i], f_db), integer_scores=False
+            ),
+        }
+    return {"queries": num_queries, "database": len(database_labels), "bits": bits, "results": out}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality.codes",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_arguments(p)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: benchmarks/quality/results/codes")
+    p.add_argument("--models", type=Path, default=DEFAULT_MODELS, help="trained models, kept for reuse")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the main run's seeds")
+    p.add_argument("--queries", type=int, default=2000, help="test images used as retrieval queries")
+    p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick checks)")
+    p.add_argument("--subset", type=int, default=None, help="override the pretraining subset (quick checks)")
+    p.add_argument("--report-only", action="store_true", help="rewrite table and plots from the run files")
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    log = functools.partial(print, flush=True)
+    profile = get_profile(args.profile, epochs=args.epochs, pretrain_subset=args.subset)
+    seeds = tuple(args.seeds or profile.seeds)
+    runs = args.out / "runs"
+    data = None
+    if not args.report_only:
+        data, _ = load_data(args, log)
+        params, source = method_params(profile, args.dataset)
+        log(f"[codes] hyper-parameters: {source}")
+        settings = {
+            "profile": profile.to_dict(),
+            "params": params,
+            "queries": args.queries,
+            "dataset": args.dataset,
+            "data_limit": args.data_limit,
+        }
+        for seed in seeds:
+            path = runs / f"seed{seed}.json"
+            if path.is_file():
+                if json.loads(path.read_text())["settings"] != json.loads(json.dumps(settings)):
+                    raise ValueError(
+                        f"{path} was made with other settings; choose another --out or remove it"
+                    )
+                log(f"[codes] seed {seed}: done before ({path})")
+                continue
+            start = time.perf_counter()
+            record = one_seed(seed, data, profile, params, args, log)
+            record["seconds"] = round(time.perf_counter() - start, 1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.with_suffix(".partial").write_text(json.dumps({**record, "settings": settings}, indent=2))
+            path.with_suffix(".partial").replace(path)
+    from benchmarks.quality import codes_report
+
+    return codes_report.write(args.out, data, log)
+
+
+if __name__ == "__main__":
+    main()
