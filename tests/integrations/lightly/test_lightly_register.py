@@ -67,7 +67,9 @@ def write_fake_runner(root: Path) -> Path:
     return runner_dir
 
 
-def test_run_benchmark_registers_music_and_passes_the_other_arguments(tmp_path: Path, monkeypatch) -> None:
+def test_run_benchmark_registers_music_and_passes_the_other_arguments(
+    tmp_path: Path, monkeypatch, forget_runner
+) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))  # Restores sys.path, which load_runner extends.
     write_fake_runner(tmp_path)
     runner_main = run_benchmark.find_runner(tmp_path)
@@ -81,11 +83,23 @@ def test_run_benchmark_registers_music_and_passes_the_other_arguments(tmp_path: 
     assert recorded == [{"methods": ["music"], "epochs": 1, "registered": ["fake", "music"]}]
 
 
-def test_run_benchmark_reads_lightly_repo_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def forget_runner():
+    """The runner and its per-method module are imported by name: take them out of sys.modules after."""
+    yield
+    for name in (run_benchmark.RUNNER_MODULE, "fake_method"):
+        sys.modules.pop(name, None)
+
+
+def test_run_benchmark_reads_lightly_repo_from_the_environment(
+    tmp_path: Path, monkeypatch, forget_runner
+) -> None:
     monkeypatch.syspath_prepend(str(tmp_path))
     runner_dir = write_fake_runner(tmp_path)
     monkeypatch.setenv("LIGHTLY_REPO", str(runner_dir))  # The runner's own folder works too.
     run_benchmark.main(["--methods", "music"])
+    recorded = sys.modules[run_benchmark.RUNNER_MODULE].CALLS
+    assert recorded == [{"methods": ["music"], "epochs": 100, "registered": ["fake", "music"]}]
 
 
 def test_run_benchmark_explains_a_wrong_repository_path(tmp_path: Path) -> None:
