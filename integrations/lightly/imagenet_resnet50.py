@@ -90,6 +90,12 @@ class MUSIC(LightningModule):
 
     def training_step(self, batch: tuple[list[Tensor], Tensor, list[str]], batch_idx: int) -> Tensor:
         views, targets = batch[0], batch[1]
+        if not isinstance(views, list | tuple) or len(views) != 2:
+            count = len(views) if isinstance(views, list | tuple) else f"a {type(views).__name__}"
+            raise ValueError(
+                f"MUSIC trains on two views of every image, got {count}: build the dataset with "
+                "transform=MUSICTransform() (music_ssl.integrations.lightly), which returns two views."
+            )
         features = self.forward(torch.cat(views)).flatten(start_dim=1)
         z = self.projection_head(features)
         z_a, z_b = z.chunk(len(views))

@@ -178,3 +178,15 @@ def test_trains_on_fashion_mnist_and_logs_finite_terms(image_folder: Path, tmp_p
         logits = model.online_classifier(model(images))
     assert logits.shape == (4, NUM_CLASSES)
     assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("views", [1, 3])
+def test_a_wrong_number_of_views_is_a_clear_error(views: int) -> None:
+    model = small_music()
+    batch = (
+        [torch.randn(BATCH_SIZE, 3, 32, 32) for _ in range(views)],
+        torch.zeros(BATCH_SIZE, dtype=torch.long),
+        [],
+    )
+    with pytest.raises(ValueError, match=rf"two views of every image, got {views}: .*MUSICTransform\(\)"):
+        model.training_step(batch, 0)
