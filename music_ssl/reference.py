@@ -39,11 +39,12 @@ def music_loss_reference(
     batch_size, dim = z_a.shape
     num_segments = dim // segment_dim
 
-    # Autocast is a no-op where it does not exist (the meta device, which propagates shapes only).
+    # The meta device, which propagates shapes only, has no autocast to turn off. (Asked by device type:
+    # torch.amp.is_autocast_available breaks torch 2.4's compiled graphs.)
     no_autocast = (
-        torch.autocast(device_type=z_a.device.type, enabled=False)
-        if torch.amp.is_autocast_available(z_a.device.type)
-        else contextlib.nullcontext()
+        contextlib.nullcontext()
+        if z_a.device.type == "meta"
+        else torch.autocast(device_type=z_a.device.type, enabled=False)
     )
     with no_autocast:
         logits_a = z_a.to(dtype).reshape(batch_size, num_segments, segment_dim) / temperature

@@ -159,10 +159,10 @@ def test_public_api():
     [
         (torch.float32, 1e-45, r"temperature=1e-45 is below the smallest normal torch.float32 number"),
         (torch.bfloat16, 1e-40, r"overflow for torch.bfloat16 inputs"),
-        (torch.float64, 1e-310, r"below the smallest normal torch.float64 number"),
     ],
 )
 def test_a_temperature_that_overflows_the_compute_dtype(implementation, dtype, temperature, match):
+    # (float64's bound lies among Python's subnormal floats, which a process with flush-to-zero reads as 0.)
     with pytest.raises(ValueError, match=match):
         music_loss(_z(dtype=dtype), _z(dtype=dtype), temperature=temperature, implementation=implementation)
     # The smallest accepted temperature for float32 inputs is fine for float64 ones.
