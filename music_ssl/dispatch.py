@@ -97,36 +97,38 @@ def record_triton_failure(error: Exception) -> None:
     )
 
 
-def _triton(*args):
-    from music_ssl.triton_kernel import triton_joint_entropies
+def _triton_with(on_failure):
+    """The Triton joint kernel; a compile or launch failure goes to `on_failure(error, args)`."""
 
-    try:
-        return triton_joint_entropies(*args)
-    except Exception as error:
-        if not is_compile_or_launch_failure(error):
-            raise
-        raise RuntimeError(
-            f"The Triton MUSIC kernel failed on this device ({type(error).__name__}: {error}). "
-            "Use implementation='chunked' (the same results) instead."
-        ) from error
+    def run(*args):
+        from music_ssl.triton_kernel import triton_joint_entropies
+
+        try:
+            return triton_joint_entropies(*args)
+        except Exception as error:
+            if not is_compile_or_launch_failure(error):
+                raise
+            return on_failure(error, args)
+
+    return run
 
 
-def _triton_or_chunked(*args):
-    from music_ssl.triton_kernel import triton_joint_entropies
+def _raise(error: Exception, args) -> None:
+    raise RuntimeError(
+        f"The Triton MUSIC kernel failed on this device ({type(error).__name__}: {error}). "
+        "Use implementation='chunked' (the same results) instead."
+    ) from error
 
-    try:
-        return triton_joint_entropies(*args)
-    except Exception as error:
-        if not is_compile_or_launch_failure(error):
-            raise
-        record_triton_failure(error)
-        return chunked_joint_entropies(*args)
+
+def _fall_back(error: Exception, args):
+    record_triton_failure(error)
+    return chunked_joint_entropies(*args)
 
 
 # The joint kernel behind each fused name that `resolve_implementation` returns; see
 # `music_ssl.chunked.chunked_joint_entropies` for the signature they share.
 JOINT_KERNELS = {
     "chunked": chunked_joint_entropies,
-    "triton": _triton,
-    "triton_or_chunked": _triton_or_chunked,
+    "triton": _triton_with(_raise),
+    "triton_or_chunked": _triton_with(_fall_back),
 }
