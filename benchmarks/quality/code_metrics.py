@@ -55,10 +55,10 @@ def random_projection_bits(database: Tensor, queries: Tensor, bits: int, seed: i
 
 def pca_bits(database: Tensor, queries: Tensor, bits: int) -> tuple[Tensor, Tensor]:
     """Signs of the projections on the database's top `bits` principal directions (at most its width)."""
-    centred = database.double() - database.double().mean(0)
+    mean = database.double().mean(0)
+    centred = database.double() - mean
     _, _, directions = torch.linalg.svd(centred, full_matrices=False)
     top = directions[: min(bits, directions.shape[0])].T
-    mean = database.double().mean(0)
     return (centred @ top > 0), ((queries.double() - mean) @ top > 0)
 
 
