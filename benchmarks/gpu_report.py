@@ -102,7 +102,7 @@ def default_verdict(meta: dict, checks: list[dict], bench: list[dict]) -> str:
         where = f"{meta['device_name']} with Triton {meta['triton']} (torch {meta['torch']})"
         return (
             f"Every check passed on {where}: to make implementation='auto' run the Triton kernel on CUDA, "
-            "set `AUTO_USES_TRITON = True` in music_ssl/dispatch.py, noting this GPU and Triton "
+            "set `AUTO_USES_TRITON = True` in music_ssl/implementations.py, noting this GPU and Triton "
             f"{meta['triton']} beside it."
         )
     why = []

@@ -50,7 +50,7 @@ def compile_offline(arch: int = 90) -> list[dict]:
     # The kernels take float32 operands (the probabilities and dL/dP).
     for operand in ("fp32",):
         for m, n, k, warps, stages in GPU_CONFIGS:
-            blocks = {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": GPU_GROUP_M, "UPCAST": False}
+            blocks = {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": GPU_GROUP_M}
             blocks["INPUT_PRECISION"] = "tf32"
             scalars = {
                 "inv_n": "fp32",

@@ -8,7 +8,7 @@ from numbers import Real
 import torch
 from torch import Tensor
 
-IMPLEMENTATIONS = ("auto", "reference", "chunked", "triton")
+from music_ssl.implementations import CHOICES
 
 
 def check_segment_dim(segment_dim: object) -> int:
@@ -65,11 +65,11 @@ def check_dim(name: str, value: object) -> int:
 def check_implementation(implementation: object) -> str:
     if not isinstance(implementation, str):
         raise TypeError(
-            f"implementation must be a str, one of {IMPLEMENTATIONS}, got {implementation!r} of type "
+            f"implementation must be a str, one of {CHOICES}, got {implementation!r} of type "
             f"{type(implementation).__name__}."
         )
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}.")
+    if implementation not in CHOICES:
+        raise ValueError(f"implementation must be one of {CHOICES}, got {implementation!r}.")
     return implementation  # type: ignore[return-value]
 
 
@@ -81,16 +81,36 @@ def check_output_dim(output_dim: int, segment_dim: int) -> None:
         )
 
 
+def check_projection(name: str, z: object) -> None:
+    """A projection is a 2-D floating tensor (batch, dim)."""
+    if not isinstance(z, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, dim), got {type(z).__name__}.")
+    if not z.is_floating_point():
+        raise TypeError(
+            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {z.dtype}."
+        )
+    if z.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (batch, dim), got shape {tuple(z.shape)}.")
+
+
+def check_segment_width(names: str, shape: tuple[int, ...], segment_dim: int) -> None:
+    """The width of a projection is a positive multiple of segment_dim: whole segments, at least one."""
+    dim = shape[1]
+    if dim == 0:
+        raise ValueError(
+            f"{names} width 0 (shape {shape}); MUSIC needs at least one segment of segment_dim "
+            f"({segment_dim}) attributes."
+        )
+    if dim % segment_dim != 0:
+        raise ValueError(
+            f"The projection dimension ({dim}) must be divisible by segment_dim ({segment_dim}); "
+            f"choose a segment_dim that divides {dim} or change the projection head's output_dim."
+        )
+
+
 def check_projections(z_a: object, z_b: object, segment_dim: int) -> None:
-    for name, z in (("z_a", z_a), ("z_b", z_b)):
-        if not isinstance(z, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(z).__name__}.")
-        if not z.is_floating_point():
-            raise TypeError(
-                f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {z.dtype}."
-            )
-        if z.dim() != 2:
-            raise ValueError(f"{name} must be 2-D (batch, dim), got shape {tuple(z.shape)}.")
+    check_projection("z_a", z_a)
+    check_projection("z_b", z_b)
     assert isinstance(z_a, Tensor) and isinstance(z_b, Tensor)
     if z_a.shape != z_b.shape:
         raise ValueError(
@@ -103,17 +123,7 @@ def check_projections(z_a: object, z_b: object, segment_dim: int) -> None:
             f"z_a and z_b must have the same dtype, got {z_a.dtype} and {z_b.dtype}; cast one to the other's "
             "(e.g. z_b.to(z_a.dtype)), so that the loss is symmetric in the two views."
         )
-    dim = z_a.shape[1]
-    if dim == 0:
-        raise ValueError(
-            f"z_a and z_b have width 0 (shape {tuple(z_a.shape)}); MUSIC needs at least one segment of "
-            f"segment_dim ({segment_dim}) attributes."
-        )
-    if dim % segment_dim != 0:
-        raise ValueError(
-            f"The projection dimension ({dim}) must be divisible by segment_dim ({segment_dim}); "
-            f"choose a segment_dim that divides {dim} or change the projection head's output_dim."
-        )
+    check_segment_width("z_a and z_b have", tuple(z_a.shape), segment_dim)
 
 
 def check_temperature_fits(temperature: float, dtype: torch.dtype) -> None:

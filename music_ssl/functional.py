@@ -7,7 +7,7 @@ from typing import Literal, overload
 from torch import Tensor
 
 from music_ssl import _validation as check
-from music_ssl.dispatch import resolve_implementation
+from music_ssl import implementations
 from music_ssl.fused import music_loss_fused
 from music_ssl.options import MUSICOptions
 from music_ssl.output import MUSICOutput
@@ -92,7 +92,9 @@ def music_loss_with(
     check.check_temperature_fits(options.temperature, z_a.dtype)
     check.check_segments(z_a.shape[1] // options.segment_dim, options.off_weight)
 
-    chosen = resolve_implementation(options.implementation, z_a.device, z_a.dtype)
-    args = (z_a, z_b, *options.math())
-    output = music_loss_reference(*args) if chosen == "reference" else music_loss_fused(*args, kernel=chosen)
+    name, fall_back = implementations.choose(options.implementation, z_a.device, z_a.dtype)
+    if implementations.REGISTRY[name].joint_entropies is None:
+        output = music_loss_reference(z_a, z_b, *options.math())
+    else:
+        output = music_loss_fused(z_a, z_b, options.math(), name, fall_back)
     return output if return_terms else output.loss

@@ -6,7 +6,7 @@ the incoming gradient. Extra memory is O(N * D): besides the kernel's own, the p
 agreement distribution of the invariance term (3 N x D, the log-probabilities are exponentiated in
 place), then two float32 gradients the size of the inputs, finished in place in the kernel's buffers.
 
-The whole computation is one custom operator, `music_ssl::fused_music`, with a shape-only ("fake")
+The whole computation is one custom operator, `music_ssl::music_loss`, with a shape-only ("fake")
 implementation and its backward registered, so that torch.compile sees one node (no graph break) and
 autocast leaves it alone. Numerics follow what flows in: the math is float32 (float64 for float64
 inputs) whatever the input dtype, and dL/dz stays float32 until it meets the incoming gradient (a loss
@@ -15,13 +15,15 @@ reference. The backward is not itself differentiable: a double backward (a gradi
 with an error that points to the reference implementation.
 """
 
-from typing import Protocol
+import functools
 
 import torch
 from torch import Tensor
 
-from music_ssl import dispatch, distributed
+from music_ssl import distributed, implementations
 from music_ssl._validation import compute_dtype
+from music_ssl.implementations import JointEntropies
+from music_ssl.options import LossMath
 from music_ssl.output import MUSICOutput, segment_diagnostics
 
 DOUBLE_BACKWARD_MESSAGE = (
@@ -50,22 +52,6 @@ def _check_plain_autograd(z_a: Tensor, z_b: Tensor) -> None:
             raise RuntimeError(TRANSFORM_MESSAGE)
 
 
-class JointEntropies(Protocol):
-    """Signature of a joint kernel; see `music_ssl.chunked.chunked_joint_entropies`."""
-
-    def __call__(
-        self,
-        p_a: Tensor,
-        p_b: Tensor,
-        local_rows: tuple[int, int],
-        segment_dim: int,
-        diag_coef: float,
-        off_coef: float,
-        grad_scale: float,
-        compute_grad: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]: ...
-
-
 def _logits_gradient(p: Tensor, grad_p: Tensor, q: Tensor, inv_coef: float, temperature: float) -> Tensor:
     """dL/dz, in place in grad_p, from dL/dp of the joint terms (through the softmax) and the invariance
     term, whose gradient with respect to the logits is inv_coef * (p - q)."""
@@ -74,18 +60,11 @@ def _logits_gradient(p: Tensor, grad_p: Tensor, q: Tensor, inv_coef: float, temp
     return grad_p.add_(p, alpha=inv_coef).sub_(q, alpha=inv_coef).div_(temperature)
 
 
-def _music_fused(
-    z_a: Tensor,
-    z_b: Tensor,
-    segment_dim: int,
-    temperature: float,
-    diag_weight: float,
-    off_weight: float,
-    inv_weight: float,
-    gather_distributed: bool,
-    joint_entropies: JointEntropies,
-    compute_grad: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+def _loss_and_gradients(
+    z_a: Tensor, z_b: Tensor, options: LossMath, joint_entropies: JointEntropies, compute_grad: bool
+) -> tuple[MUSICOutput, Tensor | None, Tensor | None]:
+    """The loss's parts and, with compute_grad, dL/dz of both views (float32, float64 for float64)."""
+    segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed = options
     dtype = compute_dtype(z_a.dtype)
     batch_size, dim = z_a.shape
     num_segments = dim // segment_dim
@@ -141,20 +120,33 @@ def _music_fused(
         global_a.reshape(global_batch_size, num_segments, segment_dim),
         global_b.reshape(global_batch_size, num_segments, segment_dim),
     )
-    terms = (loss, invariance, diag, off, entropy, confidence)
+    parts = MUSICOutput(loss, invariance, diag, off, entropy, confidence)
     if not compute_grad:
-        return (*terms, None, None)
+        return parts, None, None
 
     assert grad_p_a is not None and grad_p_b is not None
     # d(-logsumexp(la + lb))/dla = -q; through log_softmax that becomes p - q.
     inv_coef = inv_weight * inv_scale / (local_count * num_segments)
     grad_a = _logits_gradient(p_a, grad_p_a.reshape(shape), agreement_q, inv_coef, temperature)
     grad_b = _logits_gradient(p_b, grad_p_b.reshape(shape), agreement_q, inv_coef, temperature)
-    return (*terms, grad_a.reshape(batch_size, dim), grad_b.reshape(batch_size, dim))
+    return parts, grad_a.reshape(batch_size, dim), grad_b.reshape(batch_size, dim)
 
 
-@torch.library.custom_op("music_ssl::fused_music", mutates_args=())
-def fused_music(
+# The operator returns the loss's parts (`MUSICOutput`'s fields, in order), then dL/dz_a and dL/dz_b: a
+# custom operator returns a flat tuple of tensors. `_pack` and `_unpack` are the only readers of the order.
+_NUM_PARTS = len(MUSICOutput._fields)
+
+
+def _pack(parts: MUSICOutput, grad_a: Tensor, grad_b: Tensor) -> tuple[Tensor, ...]:
+    return (*parts, grad_a, grad_b)
+
+
+def _unpack(outputs: tuple[Tensor, ...]) -> tuple[MUSICOutput, Tensor, Tensor]:
+    return MUSICOutput(*outputs[:_NUM_PARTS]), outputs[_NUM_PARTS], outputs[_NUM_PARTS + 1]
+
+
+@torch.library.custom_op("music_ssl::music_loss", mutates_args=())
+def music_loss_operator(
     z_a: Tensor,
     z_b: Tensor,
     segment_dim: int,
@@ -163,87 +155,68 @@ def fused_music(
     off_weight: float,
     inv_weight: float,
     gather_distributed: bool,
-    kernel: str,
+    implementation: str,
+    fall_back: bool,
     compute_grad: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(loss, invariance, diag, off, attribute entropy, confidence, dL/dz_a, dL/dz_b); the gradients are
-    float32 (float64 for float64 inputs), or empty without compute_grad. `kernel` is a name that
-    `music_ssl.dispatch.resolve_implementation` returns for a fused path."""
+    """The loss's parts (`MUSICOutput`), dL/dz_a and dL/dz_b; the gradients are float32 (float64 for
+    float64 inputs), or empty without compute_grad. `implementation` and `fall_back` are what
+    `music_ssl.implementations.choose` returns for a fused implementation."""
+    options = LossMath(segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed)
+    joint = functools.partial(implementations.joint_entropies, implementation, fall_back)
     # Inside the operator every product is the math dtype, whatever autocast region it was called from.
     with torch.autocast(device_type=z_a.device.type, enabled=False):
-        *terms, grad_a, grad_b = _music_fused(
-            z_a,
-            z_b,
-            segment_dim,
-            temperature,
-            diag_weight,
-            off_weight,
-            inv_weight,
-            gather_distributed,
-            dispatch.JOINT_KERNELS[kernel],
-            compute_grad,
-        )
+        parts, grad_a, grad_b = _loss_and_gradients(z_a, z_b, options, joint, compute_grad)
     if grad_a is None or grad_b is None:
-        grad_a, grad_b = (terms[0].new_empty((0,)) for _ in range(2))
+        grad_a, grad_b = (parts.loss.new_empty((0,)) for _ in range(2))
     # Contiguous, as the shapes function declares (the chunked kernel builds dL/dz_a transposed).
-    return (*terms, grad_a.contiguous(), grad_b.contiguous())
+    return _pack(parts, grad_a.contiguous(), grad_b.contiguous())
 
 
-@fused_music.register_fake
-def _fused_music_shapes(
-    z_a, z_b, segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed, kernel,
-    compute_grad,
-):  # fmt: skip
+@music_loss_operator.register_fake
+def _music_loss_shapes(z_a, z_b, segment_dim, *options_and_choice):
+    compute_grad = options_and_choice[-1]
     dtype = compute_dtype(z_a.dtype)
     num_segments = z_a.shape[1] // segment_dim
-    scalars = [z_a.new_empty((), dtype=dtype) for _ in range(4)]
-    per_segment = [z_a.new_empty((num_segments,), dtype=dtype) for _ in range(2)]
+    scalar, per_segment = (z_a.new_empty(shape, dtype=dtype) for shape in ((), (num_segments,)))
+    parts = MUSICOutput(
+        loss=scalar,
+        invariance=scalar.new_empty(()),
+        diag=scalar.new_empty(()),
+        off=scalar.new_empty(()),
+        attribute_entropy=per_segment,
+        confidence=per_segment.new_empty((num_segments,)),
+    )
     grad_shape = tuple(z_a.shape) if compute_grad else (0,)
-    grads = [z_a.new_empty(grad_shape, dtype=dtype) for _ in range(2)]
-    return (*scalars, *per_segment, *grads)
+    return _pack(parts, *(z_a.new_empty(grad_shape, dtype=dtype) for _ in range(2)))
 
 
 def _save_gradients(ctx, inputs, output) -> None:
-    ctx.save_for_backward(output[6], output[7])
+    _, grad_a, grad_b = _unpack(output)
+    ctx.save_for_backward(grad_a, grad_b)
     ctx.input_dtypes = (inputs[0].dtype, inputs[1].dtype)
+    ctx.num_options = len(inputs) - 2
 
 
-def _backward(ctx, grad_loss: Tensor, *unused: Tensor) -> tuple[Tensor | None, ...]:
+def _backward(ctx, *grad_outputs: Tensor) -> tuple[Tensor | None, ...]:
     if torch.is_grad_enabled():
         raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
     grad_a, grad_b = ctx.saved_tensors
     dtype_a, dtype_b = ctx.input_dtypes
-    incoming = grad_loss.to(grad_a.dtype)
-    return (grad_a * incoming).to(dtype_a), (grad_b * incoming).to(dtype_b), *([None] * 8)
+    # Only the loss is differentiable: the other parts are returned detached.
+    incoming = _unpack(grad_outputs)[0].loss.to(grad_a.dtype)
+    return (grad_a * incoming).to(dtype_a), (grad_b * incoming).to(dtype_b), *([None] * ctx.num_options)
 
 
-fused_music.register_autograd(_backward, setup_context=_save_gradients)
+music_loss_operator.register_autograd(_backward, setup_context=_save_gradients)
 
 
 def music_loss_fused(
-    z_a: Tensor,
-    z_b: Tensor,
-    segment_dim: int,
-    temperature: float,
-    diag_weight: float,
-    off_weight: float,
-    inv_weight: float,
-    gather_distributed: bool,
-    kernel: str,
+    z_a: Tensor, z_b: Tensor, options: LossMath, implementation: str, fall_back: bool
 ) -> MUSICOutput:
-    """MUSIC through the fused operator with the named kernel. Arguments are assumed validated."""
+    """MUSIC through the fused operator with the named implementation. Arguments are assumed validated."""
     _check_plain_autograd(z_a, z_b)
     compute_grad = torch.is_grad_enabled() and (z_a.requires_grad or z_b.requires_grad)
-    loss, *parts, _, _ = fused_music(
-        z_a,
-        z_b,
-        segment_dim,
-        temperature,
-        diag_weight,
-        off_weight,
-        inv_weight,
-        gather_distributed,
-        kernel,
-        compute_grad,
-    )
-    return MUSICOutput(loss, *(part.detach() for part in parts))
+    outputs = music_loss_operator(z_a, z_b, *options, implementation, fall_back, compute_grad)
+    parts, _, _ = _unpack(outputs)
+    return parts._replace(**{name: getattr(parts, name).detach() for name in MUSICOutput._fields[1:]})

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch.distributed as dist
 
 from music_ssl import _validation as check
+
+
+class LossMath(NamedTuple):
+    """The options the math reads, as `MUSICOptions.math()` gives them; "auto" gathering is True here
+    (it gathers exactly when there is more than one rank, which is when gathering does anything)."""
+
+    segment_dim: int
+    temperature: float
+    diag_weight: float
+    off_weight: float
+    inv_weight: float
+    gather_distributed: bool
 
 
 @dataclass(frozen=True)
@@ -43,15 +56,13 @@ class MUSICOptions:
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # normalized: ints stay ints, weights become floats
 
-    def math(self) -> tuple[int, float, float, float, float, bool]:
+    def math(self) -> LossMath:
         """The options the math reads, in the order the implementations take them."""
-        return (
+        return LossMath(
             self.segment_dim,
             self.temperature,
             self.diag_weight,
             self.off_weight,
             self.inv_weight,
-            # "auto" gathers exactly when a process group of more than one rank is initialized, which is
-            # when gathering does anything: to the math it is the same as True.
             self.gather_distributed is not False,
         )

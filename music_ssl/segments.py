@@ -9,16 +9,9 @@ from music_ssl import _validation as check
 
 
 def _segments(z: Tensor, segment_dim: int) -> Tensor:
-    if not isinstance(z, Tensor):
-        raise TypeError(f"z must be a torch.Tensor of shape (batch, dim), got {type(z).__name__}.")
-    if not z.is_floating_point():
-        raise TypeError(
-            f"z must have a floating dtype (float16, bfloat16, float32 or float64), got {z.dtype}."
-        )
-    if z.dim() != 2:
-        raise ValueError(f"z must be a 2-D tensor (batch, dim), got shape {tuple(z.shape)}.")
+    check.check_projection("z", z)
     check.check_segment_dim(segment_dim)
-    check.check_output_dim(z.shape[1], segment_dim)
+    check.check_segment_width("z has", tuple(z.shape), segment_dim)
     return z.reshape(z.shape[0], z.shape[1] // segment_dim, segment_dim)
 
 

@@ -1,9 +1,10 @@
 """The joint-entropy terms of MUSIC as Triton kernels: the chunked path's bands, fused on the GPU.
 
 - `availability`: whether triton is there, recent enough, and in which mode (GPU or interpreter);
-- `configs`: tile shapes (autotuned on the GPU, fixed in the interpreter);
+- `configs`: tile shapes on the GPU (autotuned);
 - `kernels`: the two jitted kernels;
 - `planning`: band sizes and split reductions;
+- `interpreter`: what only Triton's interpreter needs (releases it cannot run, its tiles, its splits);
 - `joint`: the host driver, `triton_joint_entropies`, and the choice of product precision.
 
 Availability: CUDA tensors with triton importable, or CPU tensors under Triton's interpreter

@@ -80,26 +80,6 @@ def interpreter_active() -> bool:
     return triton is not None and kernels_interpreted() and language_interpreted()
 
 
-def interpreter_defect(triton_version: str, numpy_version: str) -> str:
-    """Why Triton's interpreter cannot run these kernels with these versions (empty when it can).
-
-    Before Triton 3.7 the interpreter turned loop bounds into ints with int() on one-element arrays, which
-    numpy 2.4 refuses: every kernel with a runtime loop bound fails (triton-lang/triton#9171, fixed in
-    3.7). Triton 3.0's interpreter (torch 2.4's) does not pass constexpr arguments to tl.arange as
-    constexpr ("arange's arguments must be of type tl.constexpr")."""
-    if release(triton_version) < (3, 1):
-        return (
-            f"Triton {triton_version}'s interpreter cannot run these kernels (it does not pass constexpr "
-            "arguments as constexpr to tl.arange); install a newer triton to run them in the interpreter."
-        )
-    if release(triton_version) < (3, 7) and release(numpy_version) >= (2, 4):
-        return (
-            f"Triton {triton_version}'s interpreter cannot run kernels with loops under numpy "
-            f"{numpy_version} (triton-lang/triton#9171); install triton >= 3.7 or numpy < 2.4."
-        )
-    return ""
-
-
 def unavailable_reason(device: torch.device | str) -> str:
     """Why the Triton kernel cannot run on `device` (empty when it can)."""
     device = torch.device(device)
@@ -130,7 +110,9 @@ def unavailable_reason(device: torch.device | str) -> str:
     if interpreter_active():
         import numpy
 
-        return interpreter_defect(triton.__version__, numpy.__version__)
+        from music_ssl.triton_kernel import interpreter
+
+        return interpreter.defect(triton.__version__, numpy.__version__)
     return ""
 
 

@@ -1,4 +1,4 @@
-"""Tile shapes of the kernels: the autotuned GPU configurations and the fixed interpreter blocks."""
+"""Tile shapes of the kernels on GPUs, autotuned (the interpreter's fixed tiles: `interpreter`)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,6 @@ GPU_CONFIGS = (
 )
 # Tiles of programs launched together along M share strips of both operands in L2.
 GPU_GROUP_M = 8
-
-# Under the interpreter: tl.dot needs >= 16 per dimension, and small tiles keep tests fast.
-INTERPRETER_BLOCK = 16
-INTERPRETER_GROUP_M = 2
 
 
 def autotuned(**options):

@@ -37,10 +37,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from music_ssl.triton_kernel import availability
-from music_ssl.triton_kernel.configs import GPU_CONFIGS, INTERPRETER_BLOCK, INTERPRETER_GROUP_M
+from music_ssl.triton_kernel import availability, interpreter
+from music_ssl.triton_kernel.configs import GPU_CONFIGS
 from music_ssl.triton_kernel.kernels import joint_band_kernel, scaled_matmul_kernel
-from music_ssl.triton_kernel.planning import default_band_rows, k_splits
+from music_ssl.triton_kernel.planning import default_band_rows, gpu_split_plan, k_splits
 
 # Pointer offsets are int32 in the kernels.
 _MAX_ELEMENTS = 2**31 - 1
@@ -62,8 +62,7 @@ def input_precision(tf32_hardware: bool, matmul_precision: str) -> str:
 def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
     """grid(config) -> grid tuple; under the interpreter the config is the fixed small one."""
     if interpret:
-        block = {"BLOCK_M": INTERPRETER_BLOCK, "BLOCK_N": INTERPRETER_BLOCK, "BLOCK_K": INTERPRETER_BLOCK}
-        kernel[grid(block)](*args, **meta, **block, GROUP_M=INTERPRETER_GROUP_M)
+        kernel[grid(interpreter.TILES)](*args, **meta, **interpreter.TILES, GROUP_M=interpreter.GROUP_M)
     else:
         kernel[grid](*args, **meta)
 
@@ -71,7 +70,7 @@ def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
 def _matmul(interpret: bool, a: Tensor, b: Tensor, c: Tensor, alpha: float, accumulate: bool, **meta):
     """c = alpha * a @ b (c += with accumulate), with the reduction split when c has few tiles."""
     (m, k), n = a.shape, b.shape[1]
-    splits, chunk = k_splits(m, n, k, interpret, a.device)
+    splits, chunk = k_splits(m, n, k, interpreter.SPLIT_PLAN if interpret else gpu_split_plan(a.device))
     out = c if splits == 1 else c.new_empty((splits, m, n))
     out_strides = (0, *c.stride()) if splits == 1 else out.stride()
     _launch(
@@ -134,7 +133,7 @@ def triton_joint_entropies(
 
     interpret = availability.interpreter_active()
     precision = input_precision(not interpret and has_tf32(p_a.device), torch.get_float32_matmul_precision())
-    meta = {"INPUT_PRECISION": precision, "UPCAST": interpret}
+    meta = {"INPUT_PRECISION": precision}
 
     # (D, N) copies: the P tiles reduce over samples, which must be the contiguous axis of both operands.
     a_t = p_a.T.contiguous()
@@ -148,8 +147,8 @@ def triton_joint_entropies(
         rows_per_band = max(1, _MAX_ELEMENTS // dim)
     num_bands = -(-dim // rows_per_band)
     # One slot per program of the largest grid any config launches.
-    min_m = INTERPRETER_BLOCK if interpret else min(config[0] for config in GPU_CONFIGS)
-    min_n = INTERPRETER_BLOCK if interpret else min(config[1] for config in GPU_CONFIGS)
+    min_m = interpreter.BLOCK if interpret else min(config[0] for config in GPU_CONFIGS)
+    min_n = interpreter.BLOCK if interpret else min(config[1] for config in GPU_CONFIGS)
     slots = -(-rows_per_band // min_m) * -(-dim // min_n)
     partials = p_a.new_zeros((num_bands, slots, 2))
 

@@ -37,7 +37,6 @@ def _tile_product(
     row_ok,
     col_ok,
     INPUT_PRECISION: tl.constexpr,
-    UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -59,8 +58,6 @@ def _tile_product(
             mask=k_ok[:, None] & col_ok[None, :],
             other=0.0,
         )
-        if UPCAST:
-            a, b = a.to(tl.float32), b.to(tl.float32)
         acc = tl.dot(a, b, acc, input_precision=INPUT_PRECISION)
     return acc
 
@@ -90,7 +87,6 @@ def joint_band_kernel(
     off_coef,
     WRITE_GRAD: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
-    UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -117,7 +113,6 @@ def joint_band_kernel(
         row_ok,
         col_ok,
         INPUT_PRECISION,
-        UPCAST,
         BLOCK_M,
         BLOCK_N,
         BLOCK_K,
@@ -167,7 +162,6 @@ def scaled_matmul_kernel(
     alpha,
     ACCUMULATE: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
-    UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -197,7 +191,6 @@ def scaled_matmul_kernel(
         row_ok,
         col_ok,
         INPUT_PRECISION,
-        UPCAST,
         BLOCK_M,
         BLOCK_N,
         BLOCK_K,

@@ -6,8 +6,6 @@ import functools
 
 import torch
 
-from music_ssl.triton_kernel.configs import INTERPRETER_BLOCK
-
 
 def default_band_rows(batch_size: int, dim: int) -> int:
     """Rows of P per band when gradients are computed.
@@ -23,17 +21,20 @@ def multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-def k_splits(m: int, n: int, k: int, interpret: bool, device: torch.device) -> tuple[int, int]:
+def gpu_split_plan(device: torch.device) -> tuple[int, int, int]:
+    """(target output tiles, smallest reduction chunk, tile side) for `k_splits` on a GPU: as many tiles
+    as SMs, chunks of at least 512 (a multiple of every BLOCK_K), 128 x 128 tiles."""
+    return multiprocessors(device), 512, 128
+
+
+def k_splits(m: int, n: int, k: int, plan: tuple[int, int, int]) -> tuple[int, int]:
     """(splits, k_chunk) so that a product with few output tiles still fills the GPU.
 
     dL/dp_a of a band is (local N) x (band rows) with a reduction over all D columns: at N = 256 that
-    is 8 tiles of 128 x 128 for 132 SMs. Splitting the reduction into chunks of at least 512 (a multiple
-    of every BLOCK_K) and summing the partial products afterwards restores the parallelism. The
-    interpreter splits outputs of fewer than 8 tiles, so that tests exercise the split."""
-    if interpret:
-        target, min_chunk, tile = 8, INTERPRETER_BLOCK, INTERPRETER_BLOCK
-    else:
-        target, min_chunk, tile = multiprocessors(device), 512, 128
+    is 8 tiles of 128 x 128 for 132 SMs. Splitting the reduction into chunks and summing the partial
+    products afterwards restores the parallelism. `plan` is `gpu_split_plan(device)`, or the
+    interpreter's (`music_ssl.triton_kernel.interpreter.SPLIT_PLAN`)."""
+    target, min_chunk, tile = plan
     tiles = -(-m // tile) * -(-n // tile)
     splits = max(1, min(-(-target // tiles), k // min_chunk, 16))
     chunk = -(-k // splits)

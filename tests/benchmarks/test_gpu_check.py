@@ -49,7 +49,7 @@ def test_the_report_says_how_to_switch_auto_only_when_every_check_passed():
     bench = [_row("chunked", 20.0), _row("triton", 10.0), _row("triton+tf32", 8.0)]
     line = gpu_report.default_verdict(GPU_META, checks, bench)
     assert line.startswith("Every check passed on NVIDIA H200 with Triton 3.6.0 (torch 2.14.1)")
-    assert "set `AUTO_USES_TRITON = True` in music_ssl/dispatch.py" in line
+    assert "set `AUTO_USES_TRITON = True` in music_ssl/implementations.py" in line
     # Out of memory at the largest shape is a limit of the card, not a failure of the kernel.
     oom = [*bench, {**_row("triton", 0.0, n=4096, d=16384), "error": "OOM"}]
     assert gpu_report.default_verdict(GPU_META, checks, oom).startswith("Every check passed")

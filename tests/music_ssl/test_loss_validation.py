@@ -19,8 +19,13 @@ def _z(n=8, d=64, dtype=torch.float32):
         (torch.randn(64), torch.randn(64), ValueError, "z_a must be 2-D"),
         (torch.ones(8, 64, dtype=torch.long), _z(), TypeError, "z_a must have a floating dtype.*int64"),
         (_z(), torch.ones(8, 64, dtype=torch.int32), TypeError, "z_b must have a floating dtype"),
-        ([[1.0, 2.0]], _z(), TypeError, "z_a must be a torch.Tensor, got list"),
-        (_z(d=60), _z(d=60), ValueError, r"\(60\) must be divisible by segment_dim \(32\)"),
+        ([[1.0, 2.0]], _z(), TypeError, "z_a must be a torch.Tensor of shape \\(batch, dim\\), got list"),
+        (
+            _z(d=60),
+            _z(d=60),
+            ValueError,
+            r"The projection dimension \(60\) must be divisible by segment_dim \(32\)",
+        ),
         (_z(n=1), _z(n=1), ValueError, r"batch of at least 2 samples .*, got 1"),
         (_z(d=0), _z(d=0), ValueError, r"z_a and z_b have width 0 \(shape \(8, 0\)\)"),
         (_z(), _z(dtype=torch.float64), ValueError, r"same dtype, got torch.float32 and torch.float64"),
@@ -117,8 +122,17 @@ def test_segment_functions_wrong_types_are_type_errors():
         segment_probabilities([[0.0, 1.0]], segment_dim=2)
     with pytest.raises(TypeError, match="z must be a torch.Tensor"):
         segment_codes(None, segment_dim=2)
-    with pytest.raises(ValueError, match=r"z must be a 2-D tensor \(batch, dim\), got shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"z must be 2-D \(batch, dim\), got shape \(4,\)"):
         segment_codes(torch.zeros(4), segment_dim=2)
+
+
+@pytest.mark.parametrize("function", [segment_codes, segment_probabilities])
+def test_segment_functions_word_the_width_as_the_loss_does(function):
+    """The same condition, the same words: a width that is no multiple of segment_dim, or 0."""
+    with pytest.raises(ValueError, match=r"The projection dimension \(60\) must be divisible by segment_dim"):
+        function(_z(d=60), segment_dim=32)
+    with pytest.raises(ValueError, match=r"z has width 0 \(shape \(8, 0\)\); MUSIC needs at least one"):
+        function(_z(d=0), segment_dim=32)
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,14 @@
 """Every implementation against the float64 spec: values, terms and gradients."""
 
+import dataclasses
 import functools
 
 import pytest
 import torch
 
-from music_ssl import MUSICLoss, dispatch, fused, music_loss
+from music_ssl import MUSICLoss, fused, implementations, music_loss
 from music_ssl.chunked import chunked_joint_entropies
+from music_ssl.options import LossMath
 from tests.music_ssl.spec import spec_loss, spec_terms
 
 CPU_IMPLEMENTATIONS = ["reference", "chunked"]
@@ -64,10 +66,10 @@ def test_chunked_band_sizes(band_rows, monkeypatch):
     z_a, z_b = _inputs(23, 80)
     expected = spec_loss(z_a, z_b, 8)
     expected_grads = torch.autograd.grad(expected, (z_a, z_b))
-    monkeypatch.setitem(
-        dispatch.JOINT_KERNELS, "chunked", functools.partial(chunked_joint_entropies, band_rows=band_rows)
-    )
-    out = fused.music_loss_fused(z_a, z_b, 8, 1.0, 1.0, 1.0, 1.0, False, kernel="chunked")
+    bands = functools.partial(chunked_joint_entropies, band_rows=band_rows)
+    chunked = dataclasses.replace(implementations.REGISTRY["chunked"], joint_entropies=bands)
+    monkeypatch.setitem(implementations.REGISTRY, "chunked", chunked)
+    out = fused.music_loss_fused(z_a, z_b, LossMath(8, 1.0, 1.0, 1.0, 1.0, False), "chunked", False)
     grads = torch.autograd.grad(out.loss, (z_a, z_b))
     torch.testing.assert_close(out.loss, expected, rtol=1e-10, atol=1e-12)
     for got, want in zip(grads, expected_grads, strict=True):

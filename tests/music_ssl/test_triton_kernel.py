@@ -10,15 +10,17 @@ outputs of fewer than 8 tiles). Tolerance: relative error (max abs error / max a
 float32.
 """
 
+import dataclasses
 import functools
 
 import pytest
 import torch
 
-from music_ssl import dispatch, fused, music_loss, triton_kernel
-from music_ssl.dispatch import resolve_implementation
+from music_ssl import fused, implementations, music_loss, triton_kernel
+from music_ssl.options import LossMath
 from music_ssl.reference import xlogx
 from music_ssl.triton_kernel import availability, joint, planning
+from music_ssl.triton_kernel import interpreter as interpreter_only
 
 pytestmark = pytest.mark.skipif(triton_kernel.triton is None, reason="triton is not installed")
 
@@ -50,8 +52,9 @@ def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
     defaults.update(options)
     with pytest.MonkeyPatch.context() as patch:
         bands = functools.partial(joint.triton_joint_entropies, band_rows=band_rows)
-        patch.setitem(dispatch.JOINT_KERNELS, "triton", bands)
-        out = fused.music_loss_fused(*z32, segment_dim, **defaults, kernel="triton")
+        triton = dataclasses.replace(implementations.REGISTRY["triton"], joint_entropies=bands)
+        patch.setitem(implementations.REGISTRY, "triton", triton)
+        out = fused.music_loss_fused(*z32, LossMath(segment_dim, **defaults), "triton", False)
         grads = torch.autograd.grad(out.loss, z32)
     z64 = [z.detach().double().requires_grad_() for z in (z_a, z_b)]
     expected = music_loss(
@@ -209,8 +212,8 @@ def test_float64_inputs_use_the_chunked_path():
     """float64 is a verification dtype: implementation='triton' computes it with the chunked kernel in
     float64, and the Triton driver itself refuses anything but float32 probabilities."""
     cpu = torch.device("cpu")
-    assert resolve_implementation("triton", cpu, torch.float64) == "chunked"
-    assert resolve_implementation("auto", torch.device("cuda"), torch.float64) == "chunked"
+    assert implementations.choose("triton", cpu, torch.float64)[0] == "chunked"
+    assert implementations.choose("auto", torch.device("cuda"), torch.float64)[0] == "chunked"
     z_a, z_b = (z.double() for z in _inputs(9, 24))
     got = music_loss(z_a, z_b, segment_dim=6, implementation="triton")
     want = music_loss(z_a, z_b, segment_dim=6, implementation="reference")
@@ -229,11 +232,11 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
     assert "meta" in triton_kernel.unavailable_reason(torch.device("meta"))
     if triton_kernel.interpreter_active():
         monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-        monkeypatch.setattr(availability, "interpreter_defect", lambda *versions: "")
+        monkeypatch.setattr(interpreter_only, "defect", lambda *versions: "")
         assert triton_kernel.is_available(cpu)
         assert triton_kernel.unavailable_reason(cpu) == ""
         # auto never picks the interpreter.
-        assert resolve_implementation("auto", cpu, torch.float32) == "chunked"
+        assert implementations.choose("auto", cpu, torch.float32)[0] == "chunked"
 
     # As on a machine where a recent triton was imported without the flag.
     monkeypatch.setattr(availability.triton, "__version__", "3.8.0")
@@ -242,7 +245,7 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert not triton_kernel.is_available(cpu)
     assert "TRITON_INTERPRET=1" in triton_kernel.unavailable_reason(cpu)
-    assert resolve_implementation("auto", cpu, torch.float32) == "chunked"
+    assert implementations.choose("auto", cpu, torch.float32)[0] == "chunked"
     z = torch.randn(4, 16)
     with pytest.raises(ValueError, match="implementation='triton' cannot run here: tensors are on cpu"):
         music_loss(z, z, segment_dim=8, implementation="triton")
@@ -253,11 +256,12 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
 
 def test_interpreter_of_old_triton_under_new_numpy_is_refused(monkeypatch):
     """Triton < 3.7's interpreter cannot run loops under numpy >= 2.4: a clear error, not a crash in it."""
-    assert "triton-lang/triton#9171" in availability.interpreter_defect("3.6.0", "2.4.6")
-    assert availability.interpreter_defect("3.6.0", "2.3.5") == ""
-    assert "cannot run these kernels" in availability.interpreter_defect("3.0.0", "1.26.4")
-    assert availability.interpreter_defect("3.7.0", "2.5.0") == ""
-    assert availability.interpreter_defect("3.8.0+git4a5b", "2.4.0") == ""
+    assert "triton-lang/triton#9171" in interpreter_only.defect("3.6.0", "2.4.6")
+    assert interpreter_only.defect("3.6.0", "2.3.5") == ""
+    assert "cannot run these kernels" in interpreter_only.defect("3.0.0", "1.26.4")
+    assert "cannot run these kernels" in interpreter_only.defect("3.1.0", "1.26.4")
+    assert interpreter_only.defect("3.7.0", "2.5.0") == ""
+    assert interpreter_only.defect("3.8.0+git4a5b", "2.4.0") == ""
     if not triton_kernel.interpreter_active():
         return
     import numpy
@@ -275,7 +279,7 @@ def test_triton_older_than_3_is_refused(monkeypatch):
     for device in ("cpu", "cuda"):
         reason = triton_kernel.unavailable_reason(device)
         assert "triton 2.1.0 is too old: the kernel needs triton >= 3.0" in reason
-    assert resolve_implementation("auto", torch.device("cuda"), torch.float32) == "chunked"
+    assert implementations.choose("auto", torch.device("cuda"), torch.float32)[0] == "chunked"
 
 
 def test_mixed_import_modes_are_refused(monkeypatch):
@@ -290,12 +294,12 @@ def test_mixed_import_modes_are_refused(monkeypatch):
 def test_split_reduction_plan(monkeypatch):
     """GPU plan: split the reduction only where the output has fewer tiles than the GPU has SMs."""
     monkeypatch.setattr(planning, "multiprocessors", lambda device: 132)
-    cuda = torch.device("cuda")
+    plan = planning.gpu_split_plan(torch.device("cuda"))
     # dL/dp_a of a 512-row band at N = 256, D = 8192: 8 output tiles, 16 chunks of 512.
-    assert planning.k_splits(256, 512, 8192, False, cuda) == (16, 512)
+    assert planning.k_splits(256, 512, 8192, plan) == (16, 512)
     # N = 2048: 256 tiles fill the GPU already.
-    assert planning.k_splits(2048, 2048, 8192, False, cuda) == (1, 8192)
-    assert planning.k_splits(256, 8192, 512, False, cuda) == (1, 512)
+    assert planning.k_splits(2048, 2048, 8192, plan) == (1, 8192)
+    assert planning.k_splits(256, 8192, 512, plan) == (1, 512)
     for n, d in [(256, 8192), (2048, 8192), (4096, 16384), (8, 96)]:
         rows = planning.default_band_rows(n, d)
         assert rows == d or (rows % 256 == 0 and 512 <= rows <= 4096)

@@ -6,8 +6,9 @@ import warnings
 import pytest
 import torch
 
-from music_ssl import dispatch, music_loss, triton_kernel
+from music_ssl import implementations, music_loss, triton_kernel
 from music_ssl.triton_kernel import joint
+from tests.music_ssl.test_implementation_choice_gpu import triton_runs_everywhere
 
 
 @pytest.fixture
@@ -17,9 +18,11 @@ def failing_triton(monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("PTX assembly failed for sm_120 (simulated)")
 
-    monkeypatch.setattr(dispatch, "_triton_failure", "")
-    monkeypatch.setattr(dispatch, "_auto_picks_triton", lambda device: not dispatch._triton_failure)
-    monkeypatch.setattr(dispatch, "_triton_unavailable_reason", lambda device: "")
+    monkeypatch.setattr(implementations, "_failures", {})
+    monkeypatch.setattr(
+        implementations, "_auto_choice", lambda device: "chunked" if implementations._failures else "triton"
+    )
+    triton_runs_everywhere(monkeypatch)
     monkeypatch.setattr(triton_kernel, "triton_joint_entropies", fail)
 
 
@@ -30,7 +33,7 @@ def _inputs():
 
 def test_auto_warns_once_and_falls_back_to_chunked(failing_triton):
     z_a, z_b = _inputs()
-    assert dispatch.resolve_implementation("auto", z_a.device, z_a.dtype) == "triton_or_chunked"
+    assert implementations.choose("auto", z_a.device, z_a.dtype) == ("triton", True)
     with pytest.warns(RuntimeWarning, match=r"sm_120 \(simulated\).*uses 'chunked' from now on"):
         loss = music_loss(z_a, z_b, segment_dim=16, implementation="auto")
     want = music_loss(z_a, z_b, segment_dim=16, implementation="chunked")
@@ -41,7 +44,7 @@ def test_auto_warns_once_and_falls_back_to_chunked(failing_triton):
         torch.testing.assert_close(got, expected)
 
     # Later calls go straight to chunked, without a second warning.
-    assert dispatch.resolve_implementation("auto", z_a.device, z_a.dtype) == "chunked"
+    assert implementations.choose("auto", z_a.device, z_a.dtype) == ("chunked", False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         torch.testing.assert_close(music_loss(z_a, z_b, segment_dim=16, implementation="auto"), want)
@@ -51,7 +54,7 @@ def test_explicit_triton_raises_the_failure(failing_triton):
     z_a, z_b = _inputs()
     with pytest.raises(RuntimeError, match=r"sm_120 \(simulated\).*Use implementation='chunked'"):
         music_loss(z_a, z_b, segment_dim=16, implementation="triton")
-    assert dispatch._triton_failure == ""  # an explicit choice does not switch auto off
+    assert implementations._failures == {}  # an explicit choice does not switch auto off
 
 
 @pytest.mark.parametrize(

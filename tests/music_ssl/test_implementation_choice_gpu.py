@@ -7,6 +7,7 @@ installed (a missing module or an unguarded import fails here). CUDA tensors are
 (FakeTensorMode): shapes and devices propagate, nothing runs.
 """
 
+import dataclasses
 import functools
 import json
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 import music_ssl
-from music_ssl import dispatch, music_loss, triton_kernel
+from music_ssl import implementations, music_loss, triton_kernel
 
 CUDA = torch.device("cuda")
 
@@ -52,17 +53,17 @@ def _in_fresh_process(tmp_path, scenario: str, env: dict[str, str] | None = None
         from torch._subclasses.fake_tensor import FakeTensorMode
 
         import music_ssl
-        from music_ssl import MUSICLoss, dispatch
+        from music_ssl import MUSICLoss, implementations
 
         seen = {{"file": music_ssl.__file__}}
         cuda = torch.device("cuda")
-        seen["auto"] = dispatch.resolve_implementation("auto", cuda, torch.float32)
+        seen["auto"] = implementations.choose("auto", cuda, torch.float32)
         try:
-            seen["triton"] = dispatch.resolve_implementation("triton", cuda, torch.float32)
+            seen["triton"] = implementations.choose("triton", cuda, torch.float32)
         except ValueError as error:
             seen["triton"] = "ValueError: " + str(error)
-        dispatch.AUTO_USES_TRITON = True  # as after the GPU check has passed
-        seen["auto_once_verified"] = dispatch.resolve_implementation("auto", cuda, torch.float32)
+        implementations.AUTO_USES_TRITON = True  # as after the GPU check has passed
+        seen["auto_once_verified"] = implementations.choose("auto", cuda, torch.float32)
         if {fake_cuda}:
             with FakeTensorMode():
                 z_a, z_b = (torch.randn(8, 64, device=cuda, requires_grad=True) for _ in range(2))
@@ -83,33 +84,40 @@ def _in_fresh_process(tmp_path, scenario: str, env: dict[str, str] | None = None
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def triton_runs_everywhere(monkeypatch) -> None:
+    """The registry's Triton entry as where triton can run (the choice only; nothing launches)."""
+    triton = dataclasses.replace(implementations.REGISTRY["triton"], unavailable_reason=lambda device: "")
+    monkeypatch.setitem(implementations.REGISTRY, "triton", triton)
+
+
 def test_auto_on_cuda_runs_chunked_until_the_kernel_has_passed_the_gpu_check(monkeypatch):
     """The Triton kernel has only run in Triton's interpreter: auto does not make it the default on GPUs."""
-    monkeypatch.setattr(dispatch, "_triton_unavailable_reason", lambda device: "")
-    assert not dispatch.AUTO_USES_TRITON
-    assert dispatch.resolve_implementation("auto", CUDA, torch.float32) == "chunked"
-    assert dispatch.resolve_implementation("auto", CUDA, torch.bfloat16) == "chunked"
-    assert dispatch.resolve_implementation("triton", CUDA, torch.float32) == "triton"
-    monkeypatch.setattr(dispatch, "AUTO_USES_TRITON", True)
-    assert dispatch.resolve_implementation("auto", CUDA, torch.float32) == "triton_or_chunked"
-    assert dispatch.resolve_implementation("auto", torch.device("cpu"), torch.float32) == "chunked"
+    triton_runs_everywhere(monkeypatch)
+    assert not implementations.AUTO_USES_TRITON
+    assert implementations.choose("auto", CUDA, torch.float32) == ("chunked", False)
+    assert implementations.choose("auto", CUDA, torch.bfloat16) == ("chunked", False)
+    assert implementations.choose("triton", CUDA, torch.float32) == ("triton", False)
+    monkeypatch.setattr(implementations, "AUTO_USES_TRITON", True)
+    assert implementations.choose("auto", CUDA, torch.float32) == ("triton", True)
+    assert implementations.choose("auto", CUDA, torch.float64) == ("chunked", False)
+    assert implementations.choose("auto", torch.device("cpu"), torch.float32) == ("chunked", False)
 
 
 def test_triton_importable(tmp_path):
     seen = _in_fresh_process(tmp_path, "")
     assert seen["file"] == music_ssl.__file__  # the child imports the package this suite tests
     _loss_on_cuda(seen)
-    assert seen["auto"] == "chunked"
+    assert seen["auto"] == ["chunked", False]
     if triton_kernel.triton is None:
         pytest.skip(f"the rest needs triton importable: {triton_kernel.unavailable_reason('cuda')}")
-    assert seen["triton"] == "triton"
-    assert seen["auto_once_verified"] == "triton_or_chunked"
+    assert seen["triton"] == ["triton", False]
+    assert seen["auto_once_verified"] == ["triton", True]  # with the fallback
 
 
 def test_triton_absent(tmp_path):
     seen = _in_fresh_process(tmp_path, "sys.modules['triton'] = None  # import triton raises ImportError")
     _loss_on_cuda(seen)
-    assert seen["auto"] == seen["auto_once_verified"] == "chunked"
+    assert seen["auto"] == seen["auto_once_verified"] == ["chunked", False]
     assert seen["triton"].startswith("ValueError: implementation='triton' cannot run here: triton cannot be")
     assert "install triton" in seen["triton"]
 
@@ -121,7 +129,7 @@ def test_triton_too_old(tmp_path):
     old = "import triton; triton.__version__ = '2.3.1'"
     seen = _in_fresh_process(tmp_path, old)
     _loss_on_cuda(seen)
-    assert seen["auto"] == seen["auto_once_verified"] == "chunked"
+    assert seen["auto"] == seen["auto_once_verified"] == ["chunked", False]
     assert "triton 2.3.1 is too old: the kernel needs triton >= 3.0" in seen["triton"]
 
 
@@ -129,10 +137,13 @@ def test_triton_too_old(tmp_path):
 def verified_triton(monkeypatch):
     """auto as on a GPU where the kernel has passed the GPU check; the kernel is replaced per test. CPU
     tensors stand in for CUDA ones (the choice is forced, the kernel is a stub)."""
-    monkeypatch.setattr(dispatch, "AUTO_USES_TRITON", True)
-    monkeypatch.setattr(dispatch, "_triton_failure", "")
-    monkeypatch.setattr(dispatch, "_triton_unavailable_reason", lambda device: "")
-    monkeypatch.setattr(dispatch, "_auto_picks_triton", lambda device: not dispatch._triton_failure)
+    monkeypatch.setattr(implementations, "AUTO_USES_TRITON", True)
+    monkeypatch.setattr(implementations, "_failures", {})
+    triton_runs_everywhere(monkeypatch)
+    # CPU tensors stand in for CUDA ones: auto picks Triton on them until it has failed.
+    monkeypatch.setattr(
+        implementations, "_auto_choice", lambda device: "chunked" if implementations._failures else "triton"
+    )
 
     def use(kernel):
         monkeypatch.setattr(triton_kernel, "triton_joint_entropies", kernel)
@@ -161,7 +172,7 @@ def test_auto_falls_back_when_the_kernel_fails_to_compile(verified_triton):
     with pytest.warns(RuntimeWarning, match=r"CompilationError: at 12:4.*uses 'chunked' from now on"):
         loss = music_loss(z_a, z_b, segment_dim=16)
     torch.testing.assert_close(loss, music_loss(z_a, z_b, segment_dim=16, implementation="chunked"))
-    assert dispatch.resolve_implementation("auto", CUDA, torch.float32) == "chunked"
+    assert implementations.choose("auto", CUDA, torch.float32) == ("chunked", False)
 
 
 @pytest.mark.parametrize(
@@ -184,8 +195,8 @@ def test_other_errors_propagate_and_change_no_later_choice(verified_triton, erro
     with pytest.raises(type(error)) as raised:
         music_loss(z_a, z_b, segment_dim=16, implementation=implementation)
     assert raised.value is error  # as raised, not wrapped
-    assert dispatch._triton_failure == ""
-    assert dispatch.resolve_implementation("auto", CUDA, torch.float32) == "triton_or_chunked"
+    assert implementations._failures == {}
+    assert implementations.choose("auto", CUDA, torch.float32) == ("triton", True)
 
 
 @pytest.mark.parametrize(
@@ -203,4 +214,4 @@ def test_other_errors_propagate_and_change_no_later_choice(verified_triton, erro
     ],
 )
 def test_what_counts_as_a_compile_or_launch_failure(error, falls_back):
-    assert dispatch.is_compile_or_launch_failure(error) is falls_back
+    assert implementations.is_compile_or_launch_failure(error) is falls_back
