@@ -97,7 +97,7 @@ def gather_rows(
     """Returns the global batch and the slice of its rows that belongs to this rank.
 
     Without an initialized process group of more than one rank this is the identity. With
-    `differentiable=False` the gather is outside autograd, for code paths that produce their own gradients.
+    `differentiable=False` the gather is outside autograd, for implementations that produce their own gradients.
     `counts`, every rank's batch size, is exchanged first when not given.
     """
     if world_size() == 1:

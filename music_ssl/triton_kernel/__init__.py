@@ -1,4 +1,4 @@
-"""The joint-entropy terms of MUSIC as Triton kernels: the chunked path's bands, fused on the GPU.
+"""The joint-entropy terms of MUSIC as Triton kernels: the bands of "chunked", fused on the GPU.
 
 - `availability`: whether triton is there, recent enough, and in which mode (GPU or interpreter);
 - `configs`: tile shapes on the GPU (autotuned);
@@ -9,7 +9,7 @@
 
 Availability: CUDA tensors with triton importable, or CPU tensors under Triton's interpreter
 (`TRITON_INTERPRET=1`, set before triton is first imported; `music_ssl` imports this package only when
-the Triton path is first asked for).
+"triton" is first asked for).
 """
 
 from music_ssl.triton_kernel.availability import interpreter_active, is_available, triton, unavailable_reason
