@@ -27,7 +27,7 @@ import torch
 
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import get_profile
-from benchmarks.quality.methods import METHODS
+from benchmarks.quality.methods import SSL_METHODS
 from benchmarks.quality.plots import write_plots
 from benchmarks.quality.report import markdown_table
 from benchmarks.quality.run import run_benchmark, versions
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_common_arguments(p)
     p.add_argument("--out", type=Path, default=Path("results/quality"))
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--methods", nargs="+", choices=SSL_METHODS, default=list(SSL_METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the profile's seeds")
     p.add_argument("--epochs", type=int, default=None, help="override the profile's pretraining epochs")
     p.add_argument("--subset", type=int, default=None, help="override the profile's pretraining subset size")

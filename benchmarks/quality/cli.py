@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.quality.config import PROFILES
-from benchmarks.quality.data import DATASETS, ImageData, default_data_root, load_dataset
+from benchmarks.quality.data import DATASETS, DEBIAN_FASHION_MNIST, ImageData, default_data_root, load_dataset
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,7 +19,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
         "--data-root",
         type=Path,
         default=None,
-        help="default: /usr/share/datasets/fashion-mnist (fashion_mnist), ./data otherwise",
+        help=f"default: {DEBIAN_FASHION_MNIST} (fashion_mnist), ./data otherwise",
     )
     p.add_argument("--download", action="store_true", help="let torchvision download missing data")
     p.add_argument(
@@ -52,15 +52,7 @@ def load_data(args: argparse.Namespace, log=print) -> tuple[ImageData, Path]:
         train, test = args.data_limit
         if train < 1 or test < 1:
             raise ValueError(f"data_limit={args.data_limit}; expected two positive image counts")
-        data = ImageData(
-            data.name,
-            data.train_images[:train],
-            data.train_labels[:train],
-            data.test_images[:test],
-            data.test_labels[:test],
-            data.num_classes,
-            data.class_names,
-        )
+        data = data.head(train, test)
     log(
         f"{args.dataset}: train {tuple(data.train_images.shape)}, test {tuple(data.test_images.shape)} "
         f"from {data_root} ({time.perf_counter() - start:.1f} s); device {args.device}, "

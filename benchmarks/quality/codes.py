@@ -35,10 +35,19 @@ from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import get_profile
 from benchmarks.quality.evaluate import extract_features
-from benchmarks.quality.methods import METHODS, loss_params
+from benchmarks.quality.methods import SSL_METHODS, loss_params
+from benchmarks.quality.models import save_model
 from benchmarks.quality.train import build_model, pretrain
 from benchmarks.quality.tuned import method_params
-from music_ssl import bits_per_attribute, code_agreement, segment_codes, segment_probabilities, soft_agreement
+from music_ssl import (
+    bits_per_attribute,
+    cluster_sizes,
+    code_agreement,
+    segment_clusterings,
+    segment_codes,
+    segment_probabilities,
+    soft_agreement,
+)
 
 DEFAULT_OUT = Path(__file__).with_name("results") / "codes"
 DEFAULT_MODELS = Path("results") / "codes" / "models"
@@ -59,8 +68,7 @@ def trained_model(method, params, data, profile, seed, models: Path, log) -> tor
     trained = pretrain(method, params, data, profile, augment, seed, "cpu", monitor=False, progress=False)
     if trained.diverged:
         raise RuntimeError(f"{method} diverged on seed {seed}: {trained.divergence}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(trained.model.state_dict(), path)
+    save_model(trained.model, path)
     return trained.model
 
 
@@ -77,20 +85,21 @@ def clustering_scores(clusters: torch.Tensor, labels: torch.Tensor) -> dict[str,
     return {"nmi": metrics.nmi(clusters, labels), "accuracy": metrics.cluster_accuracy(clusters, labels)}
 
 
-def segment_scores(codes: torch.Tensor, labels: torch.Tensor) -> list[dict[str, float]]:
+def segment_scores(codes: torch.Tensor, labels: torch.Tensor, segment_dim: int) -> list[dict[str, float]]:
     return [
         {**clustering_scores(column, labels), "clusters_used": int(column.unique().numel())}
-        for column in codes.T
+        for column in segment_clusterings(codes, segment_dim)
     ]
 
 
 def attribute_grid(codes, probabilities, scores) -> list[dict[str, Any]]:
     """For the best segments by NMI: their largest clusters, each with its most confident test images."""
     best = sorted(range(len(scores)), key=lambda s: -scores[s]["nmi"])[:GRID_SEGMENTS]
+    all_sizes = cluster_sizes(codes, probabilities.shape[-1])
     grid = []
     for segment in best:
         column, confidence = codes[:, segment], probabilities[:, segment].max(-1).values
-        sizes = torch.bincount(column, minlength=probabilities.shape[-1])
+        sizes = all_sizes[segment]
         rows = []
         used = [a for a in sizes.argsort(descending=True).tolist() if sizes[a] > 0]
         for attribute in used[:GRID_ATTRIBUTES]:
@@ -107,7 +116,7 @@ def one_seed(seed: int, data, profile, params, args, log) -> dict[str, Any]:
     music = loss_params("music", params["music"])
     segment_dim, temperature = int(music["segment_dim"]), float(music.get("temperature", 1.0))
     reps = {}
-    for method in METHODS:
+    for method in SSL_METHODS:
         model = trained_model(method, params[method], data, profile, seed, args.models, log)
         reps[method] = {
             split: representations(model, images, augment, fb)
@@ -122,13 +131,13 @@ def one_seed(seed: int, data, profile, params, args, log) -> dict[str, Any]:
     music_test_z = reps["music"]["test"][1]
     codes = segment_codes(music_test_z, segment_dim)
     probabilities = segment_probabilities(music_test_z, segment_dim, temperature)
-    segments = segment_scores(codes, labels)
-    random_segments = segment_scores(segment_codes(random_test[1], segment_dim), labels)
+    segments = segment_scores(codes, labels, segment_dim)
+    random_segments = segment_scores(segment_codes(random_test[1], segment_dim), labels, segment_dim)
     baselines: dict[str, dict[str, float]] = {}
     pixels = data.test_images.flatten(1).float().div(255)
     for k in (segment_dim, 10):
         baselines[f"raw_pixels_k{k}"] = clustering_scores(metrics.kmeans(pixels, k, seed), labels)
-        for method in METHODS:
+        for method in SSL_METHODS:
             for which, tensor in zip(("features", "projections"), reps[method]["test"], strict=True):
                 clusters = metrics.kmeans(tensor, k, seed)
                 baselines[f"{method}_{which}_k{k}"] = clustering_scores(clusters, labels)
@@ -172,7 +181,7 @@ def retrieval_scores(reps, data, segment_dim, temperature, seed, num_queries) ->
             **run(lambda i: soft_agreement(p_q[i], p_db), integer_scores=False),
         },
     }
-    for method in METHODS:
+    for method in SSL_METHODS:
         f_db, f_q = reps[method]["train"][0], reps[method]["test"][0][queries]
         for name, (b_db, b_q) in (
             ("random_projection", metrics.random_projection_bits(f_db, f_q, bits, seed)),

@@ -5,20 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.report import NAMES
+from benchmarks.quality.data import load_dataset
+from benchmarks.quality.names import NAMES, result_label
+from benchmarks.quality.plots import plt
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+# MUSIC's segments are drawn in blue, so MUSIC's own k-means line and curves are too; the peers take the
+# next colours of matplotlib's cycle.
+COLORS = {"music": "tab:blue", "barlow_twins": "tab:orange", "vicreg": "tab:green"}
 
 
 def nmi_histogram(runs: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
     c = summary["segment_dim"]
     fig, ax = plt.subplots(figsize=(7, 4))
     trained = [s["nmi"] for run in runs for s in run["segments"]]
@@ -28,8 +24,7 @@ def nmi_histogram(runs: list[dict[str, Any]], summary: dict[str, Any], path: Pat
     ax.hist(trained, bins=bins, alpha=0.8, color="tab:blue", label="segments, trained MUSIC")
     lines = [(f"raw_pixels_k{c}", "black", "k-means, raw pixels")]
     lines += [
-        (f"{m}_features_k{c}", color, f"k-means, {NAMES[m]} features")
-        for m, color in (("music", "tab:blue"), ("barlow_twins", "tab:orange"), ("vicreg", "tab:green"))
+        (f"{m}_features_k{c}", color, f"k-means, {NAMES[m].full} features") for m, color in COLORS.items()
     ]
     for key, color, label in lines:
         ax.axvline(summary["kmeans"][key]["nmi"], color=color, linestyle="--", label=f"{label} (k = {c})")
@@ -44,7 +39,6 @@ def nmi_histogram(runs: list[dict[str, Any]], summary: dict[str, Any], path: Pat
 
 def attribute_grid(run: dict[str, Any], images, class_names, labels, path: Path) -> None:
     """Rows: a segment's largest clusters (attributes); columns: their most confident test images."""
-    plt = _pyplot()
     rows = [(g, a) for g in run["grid"] for a in g["attributes"]]
     columns = max(len(a["images"]) for _, a in rows)
     fig, axes = plt.subplots(len(rows), columns, figsize=(columns * 0.8, len(rows) * 0.85))
@@ -67,16 +61,14 @@ def attribute_grid(run: dict[str, Any], images, class_names, labels, path: Path)
 
 
 def precision_curves(summary: dict[str, Any], path: Path) -> None:
-    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    colors = {"music": "tab:blue", "barlow_twins": "tab:orange", "vicreg": "tab:green"}
     for name, result in summary["retrieval"].items():
-        method = next(m for m in colors if name.startswith(m))
+        method = next(m for m in COLORS if name.startswith(m))
         ks = [int(k.split("@")[1]) for k in result["precision_at"]]
         style = "-" if "codes" in name else ":" if "float32" in name else "--" if "pca" in name else "-."
-        label = name.replace(method, NAMES[method]).replace("_", " ") + f" ({result['bytes']} B)"
+        label = f"{result_label(name)} ({result['bytes']} B)"
         ax.plot(
-            ks, list(result["precision_at"].values()), style, color=colors[method], marker=".", label=label
+            ks, list(result["precision_at"].values()), style, color=COLORS[method], marker=".", label=label
         )
     ax.set_xscale("log")
     ax.set_xlabel("k")
@@ -92,7 +84,5 @@ def plot_all(out: Path, runs: list[dict[str, Any]], summary: dict[str, Any], dat
     nmi_histogram(runs, summary, out / "segment_nmi.png")
     precision_curves(summary, out / "precision_at_k.png")
     if data is None:
-        from benchmarks.quality.data import default_data_root, load_dataset
-
-        data = load_dataset("fashion_mnist", default_data_root("fashion_mnist"))
+        data = load_dataset("fashion_mnist")
     attribute_grid(runs[0], data.test_images, data.class_names, data.test_labels, out / "attribute_grid.png")

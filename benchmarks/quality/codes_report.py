@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.report import NAMES
+from benchmarks.quality.names import result_label
 
 RETRIEVAL_METRICS = ("precision@1", "precision@10", "precision@100", "mAP@100", "ms_per_query")
 
@@ -82,12 +82,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _label(name: str) -> str:
-    for method, shown in NAMES.items():
-        name = name.replace(method, shown)
-    return name.replace("_", " ")
-
-
 def markdown(summary: dict[str, Any]) -> str:
     c, s = summary["segment_dim"], summary["num_segments"]
     lines = [
@@ -104,7 +98,7 @@ def markdown(summary: dict[str, Any]) -> str:
     random_median = summary["random_init_segments_nmi"]["median"]
     lines.append(f"| random-init MUSIC head's segments, median | {random_median:.3f} | |")
     for name, scores in summary["kmeans"].items():
-        lines.append(f"| k-means, {_label(name)} | {scores['nmi']:.3f} | {scores['accuracy']:.3f} |")
+        lines.append(f"| k-means, {result_label(name)} | {scores['nmi']:.3f} | {scores['accuracy']:.3f} |")
     lines += [
         "",
         "| seed | best NMI | median NMI | segments beating k-means on raw pixels (k = C) |",
@@ -126,7 +120,7 @@ def markdown(summary: dict[str, Any]) -> str:
     ]
     for name, r in summary["retrieval"].items():
         lines.append(
-            f"| {_label(name)} | {r['bytes']} | {r['precision@1']:.3f} | {r['precision@10']:.3f} | "
+            f"| {result_label(name)} | {r['bytes']} | {r['precision@1']:.3f} | {r['precision@10']:.3f} | "
             f"{r['precision@100']:.3f} | {r['mAP@100']:.3f} | {r['ms_per_query']:.2f} |"
         )
     return "\n".join(lines) + "\n"
@@ -136,13 +130,20 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("seed*.json"))]
 
 
-def write(out: Path, data, log=print) -> dict[str, Any]:
+def write_tables(out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """summary.json and table.md of every run file under ``out``; returns the runs and the summary."""
     runs = load_runs(out)
     if not runs:
         raise ValueError(f"no run files in {out / 'runs'}: run `python -m benchmarks.quality.codes` first")
     summary = summarize(runs)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "table.md").write_text(markdown(summary))
+    return runs, summary
+
+
+def write(out: Path, data, log=print) -> dict[str, Any]:
+    """The tables and the plots; ``data`` (None: loaded here) gives the attribute grid its images."""
+    runs, summary = write_tables(out)
     from benchmarks.quality import codes_plots
 
     codes_plots.plot_all(out, runs, summary, data)

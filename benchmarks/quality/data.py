@@ -7,20 +7,16 @@ in a DataLoader.
 
 from __future__ import annotations
 
-import gzip
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
+
+# Debian's package: the CLI default for --data-root with fashion_mnist.
+from music_ssl.integrations.idx import DEBIAN_FASHION_MNIST, read_idx
 
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "imagefolder")
 
-# Debian's dataset-fashion-mnist package; the CLI default for --data-root with fashion_mnist.
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_STEMS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -52,28 +48,22 @@ class ImageData:
     def image_size(self) -> int:
         return int(self.train_images.shape[-1])
 
+    def head(self, train: int, test: int) -> ImageData:
+        """The first ``train`` training and ``test`` test images and their labels."""
+        return ImageData(
+            self.name,
+            self.train_images[:train],
+            self.train_labels[:train],
+            self.test_images[:test],
+            self.test_labels[:test],
+            self.num_classes,
+            self.class_names,
+        )
+
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training images in [0, 1]."""
         x = self.train_images[:20000].float().div_(255)
         return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).tolist()
-
-
-def read_idx(path: str | Path) -> torch.Tensor:
-    """Read an idx file (the MNIST format), gzipped or not, into a tensor."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path} is not an idx file: bad magic number {raw[:4]!r}")
-    dtype, ndim = raw[2], raw[3]
-    if dtype not in _IDX_DTYPES:
-        raise ValueError(f"{path}: unknown idx element type 0x{dtype:02x}")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    array = np.frombuffer(raw, dtype=_IDX_DTYPES[dtype], offset=4 + 4 * ndim)
-    if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says shape {shape} but holds {array.size} elements")
-    return torch.from_numpy(array.reshape(shape).astype(array.dtype.newbyteorder("="), copy=True))
 
 
 def find_idx_file(root: Path, stem: str, subdirs: tuple[str, ...]) -> Path | None:
@@ -121,7 +111,7 @@ def load_idx_dataset(name: str, root: str | Path, download: bool = False) -> Ima
         for train in (True, False):
             cls(str(root), train=train, download=True)
         return load_idx_dataset(name, root, download=False)
-    tensors = {split: [read_idx(p) for p in ps] for split, ps in paths.items()}
+    tensors = {split: [torch.from_numpy(read_idx(p)) for p in ps] for split, ps in paths.items()}
     (train_x, train_y), (test_x, test_y) = tensors["train"], tensors["test"]
     classes = FASHION_MNIST_CLASSES if name == "fashion_mnist" else [str(i) for i in range(10)]
     return ImageData(

@@ -10,7 +10,8 @@ from typing import Any
 
 from torch import nn
 
-METHODS = ("music", "barlow_twins", "vicreg")
+# The self-supervised methods pretrained and compared, MUSIC first.
+SSL_METHODS = ("music", "barlow_twins", "vicreg")
 
 # MUSIC's term weights (all 1 in the paper); searched by the music_options study, left out of results when
 # they keep their default.
@@ -46,7 +47,7 @@ def build_loss(method: str, params: dict[str, Any]) -> nn.Module:
             mu_param=float(params["mu_param"]),
             nu_param=float(params["nu_param"]),
         )
-    raise ValueError(f"method={method!r}; expected one of {METHODS}")
+    raise ValueError(f"method={method!r}; expected one of {SSL_METHODS}")
 
 
 def loss_params(method: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,9 @@
-"""Backbones and the projector shared by every method."""
+"""The backbones, and the model every method trains (a backbone and the shared projection head), saved
+for the studies of the representation."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -54,34 +57,9 @@ def build_backbone(name: str, in_channels: int) -> nn.Module:
     raise ValueError(f"backbone={name!r}; expected 'small_cnn' or 'resnet18'")
 
 
-class Projector(nn.Module):
-    """``num_layers - 1`` blocks of Linear + BatchNorm + ReLU, then Linear without bias.
-
-    The MUSIC reference configuration's projector; every method gets this exact module, so only the loss
-    differs between methods.
-    """
-
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int = 2):
-        super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers={num_layers}; expected >= 1")
-        layers: list[nn.Module] = []
-        dim = input_dim
-        for _ in range(num_layers - 1):
-            layers += [
-                nn.Linear(dim, hidden_dim, bias=False),
-                nn.BatchNorm1d(hidden_dim),
-                nn.ReLU(inplace=True),
-            ]
-            dim = hidden_dim
-        layers.append(nn.Linear(dim, output_dim, bias=False))
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
-
-
 class SSLModel(nn.Module):
+    """A backbone and a projection head (``train.build_model`` gives every method MUSIC's head)."""
+
     def __init__(self, backbone: nn.Module, projector: nn.Module):
         super().__init__()
         self.backbone = backbone
@@ -89,3 +67,11 @@ class SSLModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(self.backbone(x))
+
+
+def save_model(model: nn.Module, path: Path) -> None:
+    """The trained backbone and projector as a state dict on the CPU, written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, path.with_suffix(".partial"))
+    path.with_suffix(".partial").replace(path)

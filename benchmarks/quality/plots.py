@@ -1,4 +1,5 @@
-"""PNG plots of one run (matplotlib, Agg backend, small files)."""
+"""PNG plots of the main run (matplotlib, Agg backend, small files), and the colours every plot of the
+main run and the studies gives the methods."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-LABELS = {"music": "MUSIC", "barlow_twins": "Barlow Twins", "vicreg": "VICReg"}
+from benchmarks.quality.attributes import code_usage, entropy  # noqa: E402
+from benchmarks.quality.names import NAMES  # noqa: E402
+from music_ssl import cluster_sizes  # noqa: E402
+
 COLORS = {"music": "tab:red", "barlow_twins": "tab:blue", "vicreg": "tab:green"}
+# The plotted methods, in the order they are drawn, by their short names.
+LABELS = {method: NAMES[method].short for method in COLORS}
 DPI = 100
 
 
@@ -58,15 +64,6 @@ def time_per_epoch(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def code_usage(probs: torch.Tensor) -> torch.Tensor:
-    """(N, S, C) probabilities -> (S, C) share of images whose most likely attribute is each attribute."""
-    return (probs.argmax(-1).unsqueeze(-1) == torch.arange(probs.shape[-1])).float().mean(0)
-
-
-def entropy(p: torch.Tensor) -> torch.Tensor:
-    return -torch.special.xlogy(p, p).sum(-1)
-
-
 def attribute_usage(probs: torch.Tensor, path: Path) -> None:
     """Heat map of every segment's hard-code usage (sorted) and the entropy of soft and hard usage."""
     num_segments, num_attributes = probs.shape[1:]
@@ -106,12 +103,13 @@ def attribute_grid(
     attributes, each with the ``cols`` images most confidently coded to it.
     """
     codes = probs.argmax(-1)
+    sizes = cluster_sizes(codes, probs.shape[-1])
     segments = entropy(code_usage(probs)).argsort(descending=True)[:num_segments].tolist()
     fig, axes = plt.subplots(
         num_segments * rows, cols, figsize=(cols * 0.6, num_segments * rows * 0.66), squeeze=False
     )
     for si, s in enumerate(segments):
-        counts = torch.bincount(codes[:, s], minlength=probs.shape[-1])
+        counts = sizes[s]
         for ri, attr in enumerate(counts.argsort(descending=True)[:rows].tolist()):
             members = (codes[:, s] == attr).nonzero().flatten()
             order = probs[members, s, attr].argsort(descending=True)[:cols]

@@ -1,16 +1,10 @@
-"""results.json -> markdown table."""
+"""The main run's results.json and the tuning search's entry -> markdown tables."""
 
 from __future__ import annotations
 
 from typing import Any
 
-NAMES = {
-    "music": "MUSIC (music-ssl)",
-    "barlow_twins": "Barlow Twins (lightly)",
-    "vicreg": "VICReg (lightly)",
-    "raw_pixels": "raw pixels",
-    "random_init": "random-init backbone",
-}
+from benchmarks.quality.names import NAMES, full_name
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -46,7 +40,7 @@ def comparison_table(comparison: dict[str, Any]) -> str:
     """MUSIC minus each peer, paired by seed: mean difference, 95 % t-interval, per-seed values, verdict."""
     metric = comparison["metric"]
     lines = [
-        f"| {NAMES.get(comparison['reference'], comparison['reference'])} minus | {metric} "
+        f"| {full_name(comparison['reference'])} minus | {metric} "
         "(points) [95% interval] | per seed | kNN top-1 (points) [95% interval] | verdict |",
         "|---|---:|---|---:|---|",
     ]
@@ -55,7 +49,7 @@ def comparison_table(comparison: dict[str, Any]) -> str:
         per_seed = ", ".join(f"{s}: {v:+.2f}" for s, v in zip(d["seeds"], d["differences"], strict=True))
         knn = entry.get("knn_top1")
         lines.append(
-            f"| {NAMES.get(peer, peer)} | {_interval(d)} | {per_seed or '–'} "
+            f"| {full_name(peer)} | {_interval(d)} | {per_seed or '–'} "
             f"| {_interval(knn) if knn else '–'} | **{entry['verdict']}** |"
         )
     return "\n".join(lines) + "\n\n" + comparison["summary"] + "\n\nRule: " + comparison["rule"] + ".\n"
@@ -74,7 +68,7 @@ def markdown_table(results: dict[str, Any]) -> str:
             continue
         params = ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items())
         lines.append(
-            f"| {name} | {_seeds(row)} | {_acc(row, 'linear_top1')} | {_acc(row, 'knn_top1')} "
+            f"| {name.full} | {_seeds(row)} | {_acc(row, 'linear_top1')} | {_acc(row, 'knn_top1')} "
             f"| {_acc(row, f'knn_top1_k{ks[-1]}')} "
             f"| {_fmt(row.get('seconds'), 0) if key not in ('raw_pixels', 'random_init') else '–'} "
             f"| {_fmt(row.get('seconds_per_epoch'), 1)} | {params} |"

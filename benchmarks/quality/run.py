@@ -13,12 +13,13 @@ from typing import Any
 
 import torch
 
+from benchmarks.quality.attributes import code_usage, entropy, music_attributes
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import evaluate_profile, extract_features
-from benchmarks.quality.methods import METHODS, loss_params
-from benchmarks.quality.report import NAMES
+from benchmarks.quality.methods import SSL_METHODS, loss_params
+from benchmarks.quality.names import full_names
 from benchmarks.quality.stats import compare
 from benchmarks.quality.train import build_model, pretrain
 
@@ -62,20 +63,6 @@ def _features(backbone, data: ImageData, augment: BatchAugment, profile: Profile
         extract_features(backbone, data.train_images, augment.plain, fb, device),
         extract_features(backbone, data.test_images, augment.plain, fb, device),
     )
-
-
-@torch.no_grad()
-def music_attributes(
-    model, data: ImageData, augment: BatchAugment, profile: Profile, segment_dim: int, device
-):
-    from music_ssl import segment_probabilities
-
-    model.eval()
-    probs = []
-    for start in range(0, len(data.test_images), profile.feature_batch_size):
-        x = augment.plain(data.test_images[start : start + profile.feature_batch_size].to(device))
-        probs.append(segment_probabilities(model(x).float(), segment_dim).cpu())
-    return torch.cat(probs)
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -232,7 +219,7 @@ def run_benchmark(
     data: ImageData,
     profile: Profile,
     method_params: dict[str, dict[str, Any]],
-    methods: tuple[str, ...] = METHODS,
+    methods: tuple[str, ...] = SSL_METHODS,
     device: str | torch.device = "cpu",
     max_steps: int | None = None,
     progress: bool = True,
@@ -282,9 +269,7 @@ def run_benchmark(
     probs = outs[0]["music_probabilities"]
     if probs is not None:
         artifacts.music_probabilities = probs
-        usage = (probs.argmax(-1).unsqueeze(-1) == torch.arange(probs.shape[-1])).float().mean(0)
-        entropy = -torch.special.xlogy(usage, usage).sum(-1)
-        artifacts.extra["music_attribute_entropy"] = entropy.tolist()  # of the argmax codes, nats
+        artifacts.extra["music_attribute_entropy"] = entropy(code_usage(probs)).tolist()
 
     results: dict[str, Any] = {"methods": {}}
     for name, rows in per_seed.items():
@@ -303,7 +288,7 @@ def run_benchmark(
         results["methods"][name] = summary
     if "music" in methods:
         peers = tuple(m for m in methods if m != "music") + BASELINES
-        results["comparison"] = compare(per_seed, "music", peers, METRICS, NAMES)
+        results["comparison"] = compare(per_seed, "music", peers, METRICS, full_names())
     results["seed_workers"] = workers
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     return results, artifacts

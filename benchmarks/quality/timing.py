@@ -19,9 +19,9 @@ import torch
 
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import get_profile
-from benchmarks.quality.data import default_data_root, load_dataset
+from benchmarks.quality.data import load_dataset
 from benchmarks.quality.evaluate import evaluate_profile, extract_features
-from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, METHODS, build_loss
+from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, SSL_METHODS, build_loss
 from benchmarks.quality.train import build_model, monitor_knn, monitor_split
 
 
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = get_profile("cpu")
-    data = load_dataset("fashion_mnist", default_data_root("fashion_mnist"))
+    data = load_dataset("fashion_mnist")
     augment = BatchAugment(profile.augment, *data.channel_stats())
     gen = torch.Generator().manual_seed(0)
     out: dict = {"threads": torch.get_num_threads(), "steps": args.steps, "per_step": {}}
-    for method in METHODS:
+    for method in SSL_METHODS:
         torch.manual_seed(0)
         model = build_model(profile, data.channels)
         parts = _time_steps(method, model, data, profile, augment, gen, args.steps)

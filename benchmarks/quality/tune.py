@@ -37,7 +37,7 @@ from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import Profile, get_profile
 from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.evaluate import evaluate_features, extract_features
-from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, METHODS
+from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, SSL_METHODS
 from benchmarks.quality.report import tuning_table
 from benchmarks.quality.train import pretrain
 from benchmarks.quality.tuned import TUNED_PATH, read_entry, tuned_key, write_entry
@@ -212,7 +212,7 @@ def tune(
     data: ImageData,
     profile: Profile,
     dataset: str,
-    methods: tuple[str, ...] = METHODS,
+    methods: tuple[str, ...] = SSL_METHODS,
     device="cpu",
     seeds: tuple[int, ...] = TUNE_SEEDS,
     split_seed: int = 0,
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     add_common_arguments(p)
     p.add_argument("--out", type=Path, default=Path("results/tune"), help="tuning.json and tuning.md go here")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--methods", nargs="+", choices=SSL_METHODS, default=list(SSL_METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=list(TUNE_SEEDS), help="at least two")
     p.add_argument("--tuned", type=Path, default=TUNED_PATH, help="the tuned-values file to update")
     p.add_argument(

@@ -7,12 +7,7 @@ import torch
 
 from benchmarks.quality import code_metrics as metrics
 from benchmarks.quality import codes
-from benchmarks.quality.data import DEBIAN_FASHION_MNIST
-
-needs_fmnist = pytest.mark.skipif(
-    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist",
-)
+from tests.benchmarks.fashion_mnist import needs_fmnist
 
 
 def test_cluster_accuracy_matches_clusters_to_classes_one_to_one():

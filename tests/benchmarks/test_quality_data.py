@@ -11,14 +11,9 @@ import torch
 from benchmarks.quality.data import (  # noqa: E402
     DEBIAN_FASHION_MNIST,
     load_dataset,
-    read_idx,
     validation_split,
 )
-
-needs_fmnist = pytest.mark.skipif(
-    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist",
-)
+from tests.benchmarks.fashion_mnist import needs_fmnist
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +52,6 @@ def test_mnist_reader_finds_torchvision_layout(tmp_path):
         shutil.copy(gz, raw / gz.name)
     data = load_dataset("mnist", tmp_path)
     assert data.train_images.shape == (60000, 1, 28, 28) and data.class_names[0] == "0"
-
-
-def test_read_idx_rejects_other_files(tmp_path):
-    bad = tmp_path / "bad-idx3-ubyte"
-    bad.write_bytes(b"\x12\x34\x08\x01\x00\x00\x00\x01\x00")
-    with pytest.raises(ValueError, match="magic"):
-        read_idx(bad)
 
 
 def test_missing_files_say_how_to_get_them(tmp_path):

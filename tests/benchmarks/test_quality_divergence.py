@@ -12,29 +12,16 @@ import torch
 from benchmarks.quality.__main__ import main
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import get_profile
-from benchmarks.quality.data import DEBIAN_FASHION_MNIST, ImageData, load_dataset
+from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import knn_classify, linear_probe
 from benchmarks.quality.train import pretrain
+from tests.benchmarks.fashion_mnist import first_images, needs_fmnist
 from tests.benchmarks.nan_injection import inject_nan
-
-needs_fmnist = pytest.mark.skipif(
-    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist",
-)
 
 
 @pytest.fixture(scope="module")
 def tiny() -> ImageData:
-    full = load_dataset("fashion_mnist", DEBIAN_FASHION_MNIST)
-    return ImageData(
-        "tiny",
-        full.train_images[:256],
-        full.train_labels[:256],
-        full.test_images[:64],
-        full.test_labels[:64],
-        10,
-        full.class_names,
-    )
+    return first_images(256, 64)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
@@ -111,7 +98,7 @@ def test_main_run_survives_a_diverging_method(monkeypatch, tmp_path, capsys):
     assert (out / "accuracy_over_epochs.png").stat().st_size > 1000
 
     # The main run's seeds count towards the seeds study: taken as run files, then skipped by the study.
-    from benchmarks.quality.study import main as study
+    from benchmarks.quality.study.cli import main as study
 
     studies = tmp_path / "studies"
     tiny = [

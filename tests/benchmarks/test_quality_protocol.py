@@ -13,29 +13,16 @@ from benchmarks.quality.augment import AugmentConfig, BatchAugment  # noqa: E402
 from benchmarks.quality.config import get_profile  # noqa: E402
 from benchmarks.quality.data import DEBIAN_FASHION_MNIST, ImageData, load_dataset  # noqa: E402
 from benchmarks.quality.evaluate import knn_classify, linear_probe  # noqa: E402
-from benchmarks.quality.methods import METHODS  # noqa: E402
+from benchmarks.quality.methods import SSL_METHODS  # noqa: E402
 from benchmarks.quality.run import run_benchmark  # noqa: E402
 from benchmarks.quality.train import pretrain  # noqa: E402
 from benchmarks.quality.tune import tune  # noqa: E402
-
-needs_fmnist = pytest.mark.skipif(
-    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist",
-)
+from tests.benchmarks.fashion_mnist import first_images, needs_fmnist
 
 
 @pytest.fixture(scope="module")
 def tiny() -> ImageData:
-    full = load_dataset("fashion_mnist", DEBIAN_FASHION_MNIST)
-    return ImageData(
-        "tiny",
-        full.train_images[:384],
-        full.train_labels[:384],
-        full.test_images[:128],
-        full.test_labels[:128],
-        10,
-        full.class_names,
-    )
+    return first_images(384, 128)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +70,7 @@ def test_probes_separate_separable_data():
 
 
 @needs_fmnist
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", SSL_METHODS)
 def test_every_method_trains_a_few_steps(method, tiny, profile):
     aug = BatchAugment(profile.augment, *tiny.channel_stats())
     before = [
@@ -136,11 +123,11 @@ def test_sgd_is_the_default_and_an_unknown_optimizer_is_refused(profile):
 
 @needs_fmnist
 def test_run_benchmark_reports_every_method_and_baseline(tiny, profile):
-    params = {m: {"lr": 0.1} for m in METHODS}
+    params = {m: {"lr": 0.1} for m in SSL_METHODS}
     results, artifacts = run_benchmark(
-        tiny, profile, params, METHODS, max_steps=2, progress=False, log=lambda *_: None
+        tiny, profile, params, SSL_METHODS, max_steps=2, progress=False, log=lambda *_: None
     )
-    assert set(results["methods"]) == {*METHODS, "raw_pixels", "random_init"}
+    assert set(results["methods"]) == {*SSL_METHODS, "raw_pixels", "random_init"}
     for name, row in results["methods"].items():
         assert 0 <= row["linear_top1"] <= 100, name
         assert 0 <= row["knn_top1"] <= 100 and 0 <= row["knn_top1_k200"] <= 100, name
@@ -152,7 +139,7 @@ def test_run_benchmark_reports_every_method_and_baseline(tiny, profile):
 
 @needs_fmnist
 def test_seeds_side_by_side_give_the_same_numbers_as_one_after_another(tiny, profile):
-    params = {m: {"lr": 0.1} for m in METHODS}
+    params = {m: {"lr": 0.1} for m in SSL_METHODS}
     two_seeds = replace(profile, seeds=(0, 1), probe_max_iter=10)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread in both cases: the same arithmetic, so the same bits

@@ -9,14 +9,13 @@ import sys
 
 import pytest
 
-from benchmarks.quality.data import DEBIAN_FASHION_MNIST
-from benchmarks.quality.study import LARS_LRS, STUDIES, RunLock, main, music_option_grid
+from benchmarks.quality.config import get_profile
+from benchmarks.quality.study.catalogue import LARS_LRS, STUDIES, music_option_grid
+from benchmarks.quality.study.cli import main
+from benchmarks.quality.study.lock import RunLock
+from benchmarks.quality.study.report import write_report
+from tests.benchmarks.fashion_mnist import needs_fmnist
 from tests.benchmarks.nan_injection import inject_nan
-
-needs_fmnist = pytest.mark.skipif(
-    not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist",
-)
 
 TINY = ["--data-limit", "256", "64", "--epochs", "1", "--subset", "64", "--batch-size", "32", "--no-progress"]
 
@@ -35,6 +34,23 @@ def test_studies_cover_the_claims_with_enough_seeds():
     assert {g["segment_dim"] for g in grid if g["dim"] == 128 and "segment_dim" in g} == {8, 16, 32, 64}
     # Same effort as each peer's search: seven candidates per projection size.
     assert sum(g["dim"] == 4096 for g in grid) == 7
+
+
+def test_each_study_declares_how_a_value_changes_the_main_runs_settings():
+    base, params = get_profile("cpu"), {"lr": 0.1, "segment_dim": 32}
+    main_run = STUDIES["seeds"].settings("main run", base, params)
+    assert (main_run.profile, main_run.params, main_run.threads) == (base, params, None)
+    long = STUDIES["long"].settings(STUDIES["long"].values[0], base, params)
+    assert long.profile.epochs == 3 * base.epochs and long.profile.pretrain_subset is None
+    for study in ("projector_dim", "projector_dim_tuned"):
+        assert STUDIES[study].settings(256, base, params).profile.projector_output_dim == 256
+    assert STUDIES["projector_depth"].settings(0, base, params).profile.projector_num_layers == 1
+    options = STUDIES["music_options"].settings({"dim": 512, "segment_dim": 16}, base, params)
+    assert options.profile.projector_output_dim == 512 and options.params == {"lr": 0.1, "segment_dim": 16}
+    lars = STUDIES["optimizer"].settings({"optimizer": "lars", "lr": 3.0}, base, params)
+    assert lars.params == {"lr": 3.0, "segment_dim": 32, "optimizer": "lars"} and lars.profile == base
+    assert STUDIES["stability"].settings(2, base, params).threads == 2
+    assert params == {"lr": 0.1, "segment_dim": 32}  # the main run's own settings are left as they were
 
 
 @needs_fmnist
@@ -210,8 +226,6 @@ def test_projector_dim_tuned_trains_music_at_its_chosen_options_and_copies_the_p
 
 
 def test_seed_studies_plot_every_seed_of_every_method(tmp_path):
-    from benchmarks.quality.study import write_report
-
     study = STUDIES["long"]
     runs = tmp_path / "long" / "runs"
     runs.mkdir(parents=True)
@@ -225,6 +239,6 @@ def test_seed_studies_plot_every_seed_of_every_method(tmp_path):
             (runs / f"{method}__x__seed{seed}.json").write_text(
                 json.dumps({**run, "settings": {"params": {}}})
             )
-    summary = write_report(study, tmp_path, study.seeds)
+    summary = write_report(study, tmp_path)
     assert (tmp_path / "long" / "long.png").stat().st_size > 5000
     assert summary["values"][0]["methods"]["vicreg"]["diverged"][0]["seed"] == 2

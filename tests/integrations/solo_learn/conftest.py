@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+from music_ssl.integrations.idx import DEBIAN_FASHION_MNIST, read_idx
+
 CLASS_NAMES = ["tshirt", "trouser", "pullover", "dress", "coat"]  # labels 0-4; solo's linear eval needs >= 5
 
 
 def _read_head(split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
-    images_path = FASHION_MNIST_DIR / f"{split}-images-idx3-ubyte.gz"
-    labels_path = FASHION_MNIST_DIR / f"{split}-labels-idx1-ubyte.gz"
-    if not images_path.is_file() or not labels_path.is_file():
-        pytest.skip(f"Fashion-MNIST idx files not found under {FASHION_MNIST_DIR}")
-    with gzip.open(images_path) as f:
-        images = np.frombuffer(f.read(16 + count * 28 * 28)[16:], dtype=np.uint8).reshape(count, 28, 28)
-    with gzip.open(labels_path) as f:
-        labels = np.frombuffer(f.read(8 + count)[8:], dtype=np.uint8)
+    paths = [DEBIAN_FASHION_MNIST / f"{split}-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1")]
+    if not all(path.is_file() for path in paths):
+        pytest.skip(f"Fashion-MNIST idx files not found under {DEBIAN_FASHION_MNIST} (make data)")
+    images, labels = (read_idx(path, count) for path in paths)
     return images, labels
 
 

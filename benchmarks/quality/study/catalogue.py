@@ -1,0 +1,201 @@
+"""The studies: each one entry that declares its values, seeds, how a value changes the main run's
+settings, and how the study is plotted. A new study is a new entry of ``STUDIES``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from benchmarks.quality.config import Profile
+from benchmarks.quality.methods import SSL_METHODS
+
+DIMS = (128, 256, 512, 1024, 2048, 4096)
+MUSIC_SEGMENT_DIMS = (8, 16, 32, 64)
+MUSIC_WEIGHT_ALTERNATIVES = ({"inv_weight": 2.0}, {"diag_weight": 2.0}, {"off_weight": 2.0})
+# LARS learning rates per 256 images from around the papers' 0.2 upwards, against SGD at each method's
+# tuned rate. The grid was 0.1-3.0; 3.0 was best for every method, so it was extended by one more factor
+# of about 3, as the tuning search extends a grid whose end wins.
+LARS_LRS = (0.1, 0.3, 1.0, 3.0, 10.0)
+OPTIMIZER_GRID = ({"optimizer": "sgd"}, *({"optimizer": "lars", "lr": lr} for lr in LARS_LRS))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What one run trains with: the profile, the method's ``lr`` and options, the torch CPU threads."""
+
+    profile: Profile
+    params: dict[str, Any]
+    threads: int | None = None  # None: the process's own
+
+
+@dataclass(frozen=True)
+class SeedsPlot:
+    """Every seed's test accuracy per method, for a study of one value."""
+
+
+@dataclass(frozen=True)
+class SweepPlot:
+    """Test linear top-1 of every method over the study's values, mean ± std over seeds."""
+
+    xlabel: str
+    log2: bool = False  # a log2 axis, each value a labelled tick
+    title: str = "mean ± std over seeds"
+
+
+def _unchanged(run: RunSettings, value: Any) -> RunSettings:
+    return run
+
+
+@dataclass(frozen=True)
+class Study:
+    """Every method on every seed at every value of one variable, all else as in the main run."""
+
+    name: str
+    kind: str  # "test", "validation" or "pretrain"
+    variable: str
+    values: tuple[Any, ...]
+    seeds: tuple[int, ...]
+    # The main run's settings changed to those of one value of the variable.
+    vary: Callable[[RunSettings, Any], RunSettings] = _unchanged
+    plot: SeedsPlot | SweepPlot | None = None
+    methods: tuple[str, ...] = SSL_METHODS
+    # MUSIC at the options ``music_options`` chose for each projection size instead of the tuned ones.
+    music_at_chosen_options: bool = False
+    # The value whose runs a main run's results.json holds, read from its config; None when it holds none
+    # of this study's runs (``--from-results``).
+    main_run_value: Callable[[dict[str, Any]], Any] | None = None
+
+    def settings(self, value: Any, profile: Profile, params: dict[str, Any]) -> RunSettings:
+        return self.vary(RunSettings(profile, params), value)
+
+
+def music_option_grid(dims: tuple[int, ...] = DIMS) -> tuple[dict[str, Any], ...]:
+    """Per projection size: every segment size that gives at least two segments, then the three term
+    weights doubled one at a time at the tuned segment size. Seven candidates per size, as many as the
+    peers' search gave each of them."""
+    grid = []
+    for dim in dims:
+        grid += [{"dim": dim, "segment_dim": c} for c in MUSIC_SEGMENT_DIMS if dim % c == 0 and dim // c >= 2]
+        grid += [{"dim": dim, **w} for w in MUSIC_WEIGHT_ALTERNATIVES]
+    return tuple(grid)
+
+
+def value_label(value: Any) -> str:
+    """A value as run file names and table rows write it."""
+    if isinstance(value, dict):
+        return "_".join(f"{k}{v}" for k, v in value.items())
+    return str(value).replace(" ", "").replace(",", "_")
+
+
+def _three_times_the_epochs_on_every_image(run: RunSettings, value: Any) -> RunSettings:
+    return replace(run, profile=replace(run.profile, epochs=3 * run.profile.epochs, pretrain_subset=None))
+
+
+def _projector_output_dim(run: RunSettings, value: int) -> RunSettings:
+    return replace(run, profile=replace(run.profile, projector_output_dim=int(value)))
+
+
+def _hidden_layers(run: RunSettings, value: int) -> RunSettings:
+    return replace(run, profile=replace(run.profile, projector_num_layers=int(value) + 1))
+
+
+def _music_options(run: RunSettings, value: dict[str, Any]) -> RunSettings:
+    options = {k: v for k, v in value.items() if k != "dim"}
+    profile = replace(run.profile, projector_output_dim=int(value["dim"]))
+    return replace(run, profile=profile, params={**run.params, **options})
+
+
+def _optimizer(run: RunSettings, value: dict[str, Any]) -> RunSettings:
+    return replace(run, params={**run.params, **value})
+
+
+def _threads(run: RunSettings, value: int) -> RunSettings:
+    return replace(run, threads=int(value))
+
+
+def _main_run_settings(config: dict[str, Any]) -> str:
+    return MAIN_RUN
+
+
+def _main_run_threads(config: dict[str, Any]) -> int:
+    return config["threads"]
+
+
+MAIN_RUN = "main run"
+OUTPUT_DIM_PLOT = SweepPlot("projector output dimension", log2=True)
+
+STUDIES = {
+    s.name: s
+    for s in (
+        Study(
+            "seeds",
+            "test",
+            "settings",
+            (MAIN_RUN,),
+            (0, 1, 2, 3, 4),
+            plot=SeedsPlot(),
+            main_run_value=_main_run_settings,
+        ),
+        Study(
+            "long",
+            "test",
+            "settings",
+            ("3x epochs, full train split",),
+            (0, 1, 2, 3, 4),
+            vary=_three_times_the_epochs_on_every_image,
+            plot=SeedsPlot(),
+        ),
+        Study(
+            "projector_dim",
+            "test",
+            "projector_output_dim",
+            DIMS,
+            (0, 1),
+            vary=_projector_output_dim,
+            plot=OUTPUT_DIM_PLOT,
+        ),
+        Study(
+            "projector_depth",
+            "test",
+            "hidden_layers",
+            (0, 1, 2),
+            (0, 1),
+            vary=_hidden_layers,
+            plot=SweepPlot("projector hidden layers"),
+        ),
+        Study(
+            "music_options",
+            "validation",
+            "music_options",
+            music_option_grid(),
+            (0, 1),
+            vary=_music_options,
+            methods=("music",),
+        ),
+        # projector_dim again, with MUSIC at the options music_options chose for each width (the peers'
+        # runs are projector_dim's, copied).
+        Study(
+            "projector_dim_tuned",
+            "test",
+            "projector_output_dim",
+            DIMS,
+            (0, 1),
+            vary=_projector_output_dim,
+            plot=replace(
+                OUTPUT_DIM_PLOT, title="MUSIC at music_options' choice per width; mean ± std over seeds"
+            ),
+            music_at_chosen_options=True,
+        ),
+        Study(
+            "stability",
+            "pretrain",
+            "threads",
+            (1, 2),
+            (0, 1, 2, 3, 4),
+            vary=_threads,
+            main_run_value=_main_run_threads,
+        ),
+        Study("optimizer", "validation", "optimizer", OPTIMIZER_GRID, (0, 1), vary=_optimizer),
+    )
+}
