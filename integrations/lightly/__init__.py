@@ -10,7 +10,8 @@ Examples:
 The ImageNet ResNet-50 benchmark method lives in `music_ssl.integrations.lightly.imagenet_resnet50`;
 `register(METHODS)` adds it to lightly's benchmark runner and `python -m
 music_ssl.integrations.lightly.run_benchmark --lightly-repo PATH ...` runs that runner with it. The
-recipe it follows is in `music_ssl.integrations.lightly.recipe`.
+recipe it follows is `music_ssl.integrations.recipes.IMAGENET`, in lightly's terms in
+`music_ssl.integrations.lightly.recipe`.
 
 Importing this package does not import lightly: the transforms are loaded on first access, so the
 recipe can be read (and tested) without lightly installed.

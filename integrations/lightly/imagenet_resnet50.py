@@ -3,9 +3,8 @@
 Follows the contract of the runner's per-method modules: a module-level `transform` and a
 LightningModule built as `MUSIC(batch_size_per_device, num_classes)` whose `forward` returns backbone
 features and which trains an `online_classifier` on them. Settings are the MUSIC authors' ImageNet
-recipe, kept in `recipe.py`: projector 2048-8192-8160 read as 102 segments of 80 attributes,
-temperature 1, LARS with base learning rate 0.6 x global batch / 256 and weight decay 1e-6, 10 warm-up
-epochs then cosine decay, VICReg's asymmetric augmentations.
+recipe, `music_ssl.integrations.recipes.IMAGENET`, in lightly's terms in `recipe.py`; its learning rate
+follows the global batch (every process's batch together), and the loss estimates the joint over it.
 """
 
 from __future__ import annotations
@@ -58,10 +57,10 @@ class MUSIC(LightningModule):
         batch_size_per_device: int,
         num_classes: int,
         backbone: Module | None = None,
-        feature_dim: int = recipe.FEATURE_DIM,
-        hidden_dim: int = recipe.HIDDEN_DIM,
-        output_dim: int = recipe.OUTPUT_DIM,
-        segment_dim: int = recipe.SEGMENT_DIM,
+        feature_dim: int = recipe.RECIPE.feature_dim,
+        hidden_dim: int = recipe.RECIPE.hidden_dim,
+        output_dim: int = recipe.RECIPE.output_dim,
+        segment_dim: int = recipe.RECIPE.segment_dim,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
@@ -76,11 +75,16 @@ class MUSIC(LightningModule):
             input_dim=feature_dim,
             hidden_dim=hidden_dim,
             output_dim=output_dim,
-            num_layers=recipe.NUM_LAYERS,
+            num_layers=recipe.RECIPE.num_layers,
             segment_dim=segment_dim,
         )
         self.criterion = MUSICLoss(
-            segment_dim=segment_dim, temperature=recipe.TEMPERATURE, gather_distributed="auto"
+            segment_dim=segment_dim,
+            temperature=recipe.RECIPE.temperature,
+            diag_weight=recipe.RECIPE.diag_weight,
+            off_weight=recipe.RECIPE.off_weight,
+            inv_weight=recipe.RECIPE.inv_weight,
+            gather_distributed="auto",
         )
 
         self.online_classifier = OnlineLinearClassifier(feature_dim=feature_dim, num_classes=num_classes)
@@ -149,9 +153,10 @@ class MUSIC(LightningModule):
                     "weight_decay": 0.0,
                 },
             ],
-            lr=recipe.learning_rate(self.batch_size_per_device, self.trainer.world_size),
-            momentum=recipe.MOMENTUM,
-            weight_decay=recipe.WEIGHT_DECAY,
+            lr=recipe.RECIPE.learning_rate(self.batch_size_per_device, self.trainer.world_size),
+            momentum=recipe.RECIPE.momentum,
+            weight_decay=recipe.RECIPE.weight_decay,
+            trust_coefficient=recipe.RECIPE.lars_trust_coefficient,
         )
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = {

@@ -1,77 +1,57 @@
-"""The MUSIC authors' ImageNet recipe as numbers and small rules, without lightly or Lightning.
+"""The MUSIC authors' ImageNet recipe in lightly's terms, without lightly or Lightning.
 
-`imagenet_resnet50.MUSIC` and the view transforms in `transform.py` read their settings here, so the
-recipe (docs/math.md) is checked by tests that need neither lightly nor its benchmark runner.
+The recipe itself is `music_ssl.integrations.recipes.IMAGENET`; this module only translates it for
+lightly: `imagenet_resnet50.MUSIC` and the view transforms in `transform.py` read their settings here, so
+the translation is checked by tests that need neither lightly nor its benchmark runner.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# Projector 2048-8192-8160 (two Linear layers), read as 102 segments of 80 attributes, temperature 1.
-FEATURE_DIM = 2048
-HIDDEN_DIM = 8192
-OUTPUT_DIM = 8160
-NUM_LAYERS = 2
-SEGMENT_DIM = 80
-TEMPERATURE = 1.0
+from music_ssl.integrations.recipes import IMAGENET, View
 
-# LARS with lr = BASE_LEARNING_RATE x global batch / REFERENCE_BATCH_SIZE, 10 warm-up epochs then cosine.
-BASE_LEARNING_RATE = 0.6
-REFERENCE_BATCH_SIZE = 256
-WEIGHT_DECAY = 1e-6
-MOMENTUM = 0.9
-WARMUP_EPOCHS = 10
+RECIPE = IMAGENET
 
-# VICReg's asymmetric views, as keyword arguments of lightly's VICRegViewTransform. Color jitter is
-# cj_strength x (cj_bright, cj_contrast, cj_sat, cj_hue) = (0.4, 0.4, 0.2, 0.1), applied with p 0.8.
-VIEW_1: dict[str, Any] = {
-    "input_size": 224,
-    "cj_prob": 0.8,
-    "cj_strength": 0.5,
-    "cj_bright": 0.8,
-    "cj_contrast": 0.8,
-    "cj_sat": 0.4,
-    "cj_hue": 0.2,
-    "min_scale": 0.08,
-    "random_gray_scale": 0.2,
-    "gaussian_blur": 1.0,
-    "sigmas": (0.1, 2.0),
-    "solarize_prob": 0.0,
-    "hf_prob": 0.5,
-}
-# The second view differs only in being rarely blurred and sometimes solarized.
-VIEW_2: dict[str, Any] = {**VIEW_1, "gaussian_blur": 0.1, "solarize_prob": 0.2}
+# lightly's VICRegViewTransform multiplies cj_bright, cj_contrast, cj_sat and cj_hue by cj_strength; its
+# default 0.5 is kept, so that a cj_strength passed to a view transform still means what lightly says.
+_CJ_STRENGTH = 0.5
 
 
-def learning_rate(batch_size_per_device: int, world_size: int, base: float = BASE_LEARNING_RATE) -> float:
-    """LARS learning rate of the recipe: ``base x global batch / 256``.
+def vicreg_view_kwargs(view: View) -> dict[str, Any]:
+    """A recipe's view as keyword arguments of lightly's VICRegViewTransform (which crops up to the whole
+    image: ``view.crop_scale`` ends at 1.0)."""
+    return {
+        "input_size": view.crop_size,
+        "cj_prob": view.color_jitter,
+        "cj_strength": _CJ_STRENGTH,
+        "cj_bright": view.brightness / _CJ_STRENGTH,
+        "cj_contrast": view.contrast / _CJ_STRENGTH,
+        "cj_sat": view.saturation / _CJ_STRENGTH,
+        "cj_hue": view.hue / _CJ_STRENGTH,
+        "min_scale": view.crop_scale[0],
+        "random_gray_scale": view.grayscale,
+        "gaussian_blur": view.gaussian_blur,
+        "sigmas": view.blur_sigma,
+        "solarize_prob": view.solarization,
+        "hf_prob": view.horizontal_flip,
+    }
 
-    Args:
-        batch_size_per_device: batch size on every device.
-        world_size: number of devices (processes) training together.
-        base: learning rate at a global batch of 256.
 
-    Raises:
-        ValueError: if a batch size or the world size is not a positive int.
-    """
-
-    for name, value in (("batch_size_per_device", batch_size_per_device), ("world_size", world_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return base * batch_size_per_device * world_size / REFERENCE_BATCH_SIZE
+VIEW_1: dict[str, Any] = vicreg_view_kwargs(RECIPE.views[0])
+VIEW_2: dict[str, Any] = vicreg_view_kwargs(RECIPE.views[1])
 
 
 def warmup_steps(total_steps: int, max_epochs: int | None) -> int:
-    """Steps of the 10 warm-up epochs; 10% of training when the trainer is bounded by steps only.
+    """Steps of the recipe's warm-up epochs; the recipe's warm-up share of its epochs when the trainer is
+    bounded by steps only.
 
     Args:
         total_steps: optimizer steps of the whole run (Lightning's ``estimated_stepping_batches``).
         max_epochs: the trainer's epoch limit; None or <= 0 when it is bounded by steps only.
     """
-
     if max_epochs is None or max_epochs <= 0:
-        return int(0.1 * total_steps)
+        return int(total_steps * RECIPE.warmup_epochs / RECIPE.epochs)
     # lightly's CosineWarmupScheduler rejects a warm-up longer than training, as in runs under 10 epochs,
     # and lightly 1.5.0 also a cosine phase of no step (its scheduler steps once more after the last batch).
-    return min(int(total_steps / max_epochs * WARMUP_EPOCHS), max(total_steps - 1, 0))
+    return min(int(total_steps / max_epochs * RECIPE.warmup_epochs), max(total_steps - 1, 0))

@@ -1,12 +1,11 @@
 """MUSIC on CIFAR-10 with a ResNet-18, in the shape of stable-pretraining's ``benchmarks/cifar10`` scripts.
 
-The MUSIC authors' CIFAR-10 recipe (docs/math.md): ResNet-18 with the CIFAR stem, projector
-512-1024-1024-1024, segment_dim 32, SGD lr 0.1 x global batch / 256 (0.2 at 512), momentum 0.9, weight decay
-5e-4, 10 warm-up epochs then cosine, 800 epochs; the same augmentations for both views (crop scale 0.2-1,
-flip, color jitter 0.4, 0.4, 0.4, 0.1 with p 0.8, grayscale p 0.2, no blur, no solarization). An online
-linear probe and a kNN classifier report accuracy on the validation split after every epoch. spt.Manager
-writes the metrics to a CSV file under ``--out`` (no account needed); ``--logger wandb`` also sends them to
-Weights & Biases.
+The MUSIC authors' CIFAR-10 recipe (docs/math.md), read from ``music_ssl.integrations.recipes.CIFAR10``:
+ResNet-18 with the CIFAR stem, its projector and segments, SGD, warm-up then cosine per step, the same
+augmentations for both views. The learning rate follows the global batch (every process's batch together),
+and under several processes the loss estimates the joint over it. An online linear probe and a kNN
+classifier report accuracy on the validation split after every epoch. spt.Manager writes the metrics to a
+CSV file under ``--out`` (no account needed); ``--logger wandb`` also sends them to Weights & Biases.
 
 Usage:
     python -m music_ssl.integrations.stable_pretraining.cifar10_resnet18 --data-dir data/cifar10
@@ -20,7 +19,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -38,13 +36,17 @@ from stable_pretraining.data import transforms
 from torch import nn
 
 from music_ssl import MUSICLoss, MUSICProjectionHead
+from music_ssl.integrations import recipes
+from music_ssl.integrations.idx import read_idx
 from music_ssl.integrations.stable_pretraining import music_forward
+
+RECIPE = recipes.CIFAR10
 
 DATASETS = ("cifar10", "fashion-mnist", "folder")
 BACKBONES = ("resnet18", "small")
 NORMALIZE = {
     # The recipe's CIFAR-10 statistics; Fashion-MNIST's grey level repeated over RGB; ImageNet's for folders.
-    "cifar10": {"mean": (0.4914, 0.4822, 0.4465), "std": (0.2023, 0.1994, 0.2010)},
+    "cifar10": {"mean": RECIPE.mean, "std": RECIPE.std},
     "fashion-mnist": {"mean": (0.2860,) * 3, "std": (0.3530,) * 3},
     "folder": {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)},
 }
@@ -64,12 +66,8 @@ class IdxImages(torch.utils.data.Dataset):
                 raise ValueError(
                     f"data_dir={str(root)!r} has no {path.name}: expected the idx files of {split}."
                 )
-        with gzip.open(images_path) as f:
-            raw = f.read()
-        count, rows, cols = (int.from_bytes(raw[i : i + 4], "big") for i in (4, 8, 12))
-        self.images = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(count, rows, cols)
-        with gzip.open(labels_path) as f:
-            self.labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8).astype(np.int64)
+        self.images = read_idx(images_path)
+        self.labels = read_idx(labels_path).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -99,14 +97,21 @@ def load_splits(dataset: str, data_dir: str | Path, download: bool = False):
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}.")
 
 
-def view_transform(size: int, normalize: dict) -> transforms.Compose:
-    """One view of the recipe's symmetric augmentations."""
+def view_transform(size: int, normalize: dict, view: recipes.View = RECIPE.views[0]) -> transforms.Compose:
+    """One view of the recipe's augmentations, cropped to ``size`` pixels (the CIFAR-10 recipe blurs and
+    solarizes neither view, so neither step is built)."""
     return transforms.Compose(
         transforms.RGB(),
-        transforms.RandomResizedCrop((size, size), scale=(0.2, 1.0)),
-        transforms.RandomHorizontalFlip(p=0.5),
-        transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=0.8),
-        transforms.RandomGrayscale(p=0.2),
+        transforms.RandomResizedCrop((size, size), scale=view.crop_scale),
+        transforms.RandomHorizontalFlip(p=view.horizontal_flip),
+        transforms.ColorJitter(
+            brightness=view.brightness,
+            contrast=view.contrast,
+            saturation=view.saturation,
+            hue=view.hue,
+            p=view.color_jitter,
+        ),
+        transforms.RandomGrayscale(p=view.grayscale),
         transforms.ToImage(**normalize),
     )
 
@@ -147,9 +152,63 @@ def schedule_steps(
     return total, min(warmup, total - 1)
 
 
+def world_size(args: argparse.Namespace) -> int:
+    """Processes training together: --devices on each of --num-nodes nodes."""
+    return args.devices * args.num_nodes
+
+
 def learning_rate(args: argparse.Namespace) -> float:
     """The recipe's SGD learning rate: --base-lr per 256 images of the global batch (every process's)."""
-    return args.base_lr * args.batch_size * args.devices * args.num_nodes / 256
+    return recipes.learning_rate(args.base_lr, args.batch_size, world_size(args))
+
+
+def run_schedule(args: argparse.Namespace, num_images: int) -> tuple[int, int]:
+    """(total, warm-up) optimizer steps for ``num_images`` training images: Lightning's distributed sampler
+    gives every process ceil(num_images / processes) of them (padding the last share), which the loader
+    cuts into whole batches of --batch-size (drop_last)."""
+    steps_per_epoch = max(1, -(-num_images // world_size(args)) // args.batch_size)
+    return schedule_steps(args.epochs, args.warmup_epochs, steps_per_epoch, args.max_steps)
+
+
+def music_module(
+    args: argparse.Namespace, backbone: nn.Module, feature_dim: int, total_steps: int, warmup_steps: int
+) -> spt.Module:
+    """The recipe's ``spt.Module``: its projector and loss, SGD at `learning_rate`, warm-up then cosine."""
+    return spt.Module(
+        backbone=backbone,
+        projector=MUSICProjectionHead(
+            feature_dim,
+            args.proj_dim,
+            args.proj_dim,
+            num_layers=RECIPE.num_layers,
+            segment_dim=args.segment_dim,
+        ),
+        forward=music_forward,
+        # The joint over the global batch whenever several processes train, as the authors train.
+        music_loss=MUSICLoss(
+            segment_dim=args.segment_dim,
+            temperature=RECIPE.temperature,
+            diag_weight=RECIPE.diag_weight,
+            off_weight=RECIPE.off_weight,
+            inv_weight=RECIPE.inv_weight,
+            gather_distributed="auto",
+        ),
+        optim={
+            "optimizer": {
+                "type": "SGD",
+                "lr": learning_rate(args),
+                "momentum": RECIPE.momentum,
+                "weight_decay": RECIPE.weight_decay,
+            },
+            "scheduler": {
+                "type": "LinearWarmupCosineAnnealing",
+                "total_steps": total_steps,
+                "peak_step": warmup_steps,
+            },
+            "interval": "step",
+        },
+        hparams=vars(args),
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -159,11 +218,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", choices=DATASETS, default="cifar10")
     parser.add_argument("--data-dir", default="data/cifar10")
     parser.add_argument("--no-download", dest="download", action="store_false", help="CIFAR-10 only")
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--backbone", choices=BACKBONES, default="resnet18")
-    parser.add_argument("--segment-dim", type=int, default=32)
-    parser.add_argument("--proj-dim", type=int, default=1024, help="hidden and output width of the projector")
-    parser.add_argument("--batch-size", type=int, default=512, help="images per device and step")
+    parser.add_argument("--image-size", type=int, default=RECIPE.views[0].crop_size)
+    parser.add_argument("--backbone", choices=BACKBONES, default=RECIPE.backbone)
+    parser.add_argument("--segment-dim", type=int, default=RECIPE.segment_dim)
+    parser.add_argument(
+        "--proj-dim", type=int, default=RECIPE.output_dim, help="hidden and output width of the projector"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=RECIPE.batch_size, help="images per device and step"
+    )
     parser.add_argument(
         "--devices",
         type=int,
@@ -172,9 +235,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "follow the global batch, batch size x devices x nodes",
     )
     parser.add_argument("--num-nodes", type=int, default=1)
-    parser.add_argument("--base-lr", type=float, default=0.1, help="learning rate per 256 images")
-    parser.add_argument("--epochs", type=int, default=800)
-    parser.add_argument("--warmup-epochs", type=int, default=10)
+    parser.add_argument(
+        "--base-lr", type=float, default=RECIPE.base_learning_rate, help="learning rate per 256 images"
+    )
+    parser.add_argument("--epochs", type=int, default=RECIPE.epochs)
+    parser.add_argument("--warmup-epochs", type=int, default=RECIPE.warmup_epochs)
     parser.add_argument(
         "--max-steps", type=int, default=None, help="stop early; the schedule fits this budget"
     )
@@ -215,9 +280,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.val_size is not None:
         val_images = torch.utils.data.Subset(val_images, range(min(args.val_size, len(val_images))))
 
-    view = view_transform(args.image_size, normalize)
+    views = [view_transform(args.image_size, normalize, view) for view in RECIPE.views]
     train_dataset = spt.data.FromTorchDataset(
-        train_images, names=["image", "label"], transform=transforms.MultiViewTransform([view, view])
+        train_images, names=["image", "label"], transform=transforms.MultiViewTransform(views)
     )
     val_dataset = spt.data.FromTorchDataset(
         val_images,
@@ -236,36 +301,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     data = spt.data.DataModule(train=train_dataloader, val=val_dataloader)
 
     backbone, feature_dim = build_backbone(args.backbone)
-    # Every process sees its share of the training set (Lightning's distributed sampler), and the
-    # learning rate follows the global batch, as in the authors' recipe.
-    world_size = args.devices * args.num_nodes
-    total_steps, warmup_steps = schedule_steps(
-        args.epochs, args.warmup_epochs, max(1, len(train_dataloader) // world_size), args.max_steps
-    )
-    module = spt.Module(
-        backbone=backbone,
-        projector=MUSICProjectionHead(
-            feature_dim, args.proj_dim, args.proj_dim, num_layers=3, segment_dim=args.segment_dim
-        ),
-        forward=music_forward,
-        # The joint over the global batch whenever several processes train, as the authors train.
-        music_loss=MUSICLoss(segment_dim=args.segment_dim, gather_distributed="auto"),
-        optim={
-            "optimizer": {
-                "type": "SGD",
-                "lr": learning_rate(args),
-                "momentum": 0.9,
-                "weight_decay": 5e-4,
-            },
-            "scheduler": {
-                "type": "LinearWarmupCosineAnnealing",
-                "total_steps": total_steps,
-                "peak_step": warmup_steps,
-            },
-            "interval": "step",
-        },
-        hparams=vars(args),
-    )
+    total_steps, warmup_steps = run_schedule(args, len(train_dataset))
+    module = music_module(args, backbone, feature_dim, total_steps, warmup_steps)
     linear_probe = spt.callbacks.OnlineProbe(
         module,
         name="linear_probe",

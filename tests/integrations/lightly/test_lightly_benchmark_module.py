@@ -23,6 +23,7 @@ from music_ssl.integrations.lightly.transform import (  # noqa: E402
     MUSICView1Transform,
     MUSICView2Transform,
 )
+from music_ssl.integrations.recipes import IMAGENET  # noqa: E402
 
 NUM_CLASSES = 10  # The online classifier reports top-5 accuracy, so it needs at least 5 classes.
 BATCH_SIZE = 8
@@ -54,15 +55,18 @@ def small_music() -> imagenet_resnet50.MUSIC:
 def test_default_model_follows_the_imagenet_recipe() -> None:
     model = imagenet_resnet50.MUSIC(batch_size_per_device=4, num_classes=NUM_CLASSES)
     linears = [m for m in model.projection_head.modules() if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(2048, 8192), (8192, 8160)]
+    dims = [IMAGENET.feature_dim] + [IMAGENET.hidden_dim] * (IMAGENET.num_layers - 1) + [IMAGENET.output_dim]
+    assert [(m.in_features, m.out_features) for m in linears] == list(zip(dims[:-1], dims[1:], strict=True))
     assert linears[-1].bias is None
-    assert model.projection_head.num_segments == 102
-    assert model.criterion.segment_dim == 80
-    assert model.criterion.temperature == 1.0
-    assert model.criterion.gather_distributed == "auto"  # the one distributed policy of every host
-    assert model.online_classifier.feature_dim == 2048
+    assert model.projection_head.num_segments == IMAGENET.num_segments
+    criterion = model.criterion
+    assert (criterion.segment_dim, criterion.temperature) == (IMAGENET.segment_dim, IMAGENET.temperature)
+    weights = (criterion.diag_weight, criterion.off_weight, criterion.inv_weight)
+    assert weights == (IMAGENET.diag_weight, IMAGENET.off_weight, IMAGENET.inv_weight)
+    assert criterion.gather_distributed == "auto"  # the one distributed policy of every host
+    assert model.online_classifier.feature_dim == IMAGENET.feature_dim
     features = model(torch.randn(2, 3, 64, 64))
-    assert features.shape == (2, 2048)
+    assert features.shape == (2, IMAGENET.feature_dim)
 
 
 def test_transform_gives_two_asymmetric_224_px_views(image_folder: Path) -> None:
@@ -164,13 +168,15 @@ def test_trains_on_fashion_mnist_and_logs_finite_terms(image_folder: Path, tmp_p
     assert 0.0 <= metrics["train_music_attribute_entropy"].item() <= math.log(8) + 1e-5
     assert not torch.equal(model.projection_head.layers[0].weight, head_weight)
 
-    # The recipe's optimizer: LARS at 0.6 x global batch / 256, no weight decay on norms and biases.
+    # The recipe's optimizer: LARS at its rate for the global batch, no weight decay on norms and biases.
     optimizer = trainer.optimizers[0]
-    assert type(optimizer).__name__ == "LARS"
+    assert type(optimizer).__name__ == IMAGENET.optimizer.upper()
     groups = {group["name"]: group for group in optimizer.param_groups}
-    assert groups["music"]["initial_lr"] == pytest.approx(0.6 * BATCH_SIZE / 256)
-    assert groups["music"]["weight_decay"] == 1e-6
-    assert groups["music_no_weight_decay"]["weight_decay"] == 0.0
+    assert groups["music"]["initial_lr"] == IMAGENET.learning_rate(BATCH_SIZE, world_size=1)
+    assert groups["music"]["momentum"] == IMAGENET.momentum
+    assert groups["music"]["weight_decay"] == IMAGENET.weight_decay
+    assert groups["music"]["trust_coefficient"] == IMAGENET.lars_trust_coefficient
+    assert IMAGENET.exclude_bias_and_norm and groups["music_no_weight_decay"]["weight_decay"] == 0.0
 
     model.eval()
     images = torch.stack([val_dataset[i][0] for i in range(4)])

@@ -19,26 +19,85 @@ if importlib.util.find_spec("stable_pretraining") is None:
 
 import stable_pretraining as spt
 
+from music_ssl.integrations import recipes
+from music_ssl.integrations.idx import DEBIAN_FASHION_MNIST
+from music_ssl.integrations.recipes import CIFAR10
 from music_ssl.integrations.stable_pretraining import cifar10_resnet18 as benchmark
 
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 RELEASE = f"stable-pretraining {spt.__version__}"
 
 
 @pytest.fixture
 def fashion_mnist_dir() -> Path:
-    if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"Fashion-MNIST idx files not found under {FASHION_MNIST} (make data)")
-    return FASHION_MNIST
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST idx files not found under {DEBIAN_FASHION_MNIST} (make data)")
+    return DEBIAN_FASHION_MNIST
 
 
-def test_recipe_schedule_warms_up_for_10_of_800_epochs():
-    assert benchmark.schedule_steps(800, 10, 97, None) == (800 * 97, 970)
+def test_the_defaults_are_the_authors_cifar10_recipe():
+    args = benchmark.parse_args([])
+    assert (args.backbone, args.segment_dim, args.proj_dim) == (
+        CIFAR10.backbone,
+        CIFAR10.segment_dim,
+        CIFAR10.output_dim,
+    )
+    assert (args.batch_size, args.base_lr) == (CIFAR10.batch_size, CIFAR10.base_learning_rate)
+    assert (args.epochs, args.warmup_epochs) == (CIFAR10.epochs, CIFAR10.warmup_epochs)
+    assert args.image_size == CIFAR10.views[0].crop_size
+    assert benchmark.NORMALIZE["cifar10"] == {"mean": CIFAR10.mean, "std": CIFAR10.std}
+
+
+def test_the_module_trains_the_recipes_projector_loss_and_optimizer():
+    args = benchmark.parse_args(["--devices", "1"])
+    module = benchmark.music_module(args, torch.nn.Identity(), CIFAR10.feature_dim, 1000, 10)
+    linears = [m for m in module.projector.modules() if isinstance(m, torch.nn.Linear)]
+    dims = [CIFAR10.feature_dim] + [CIFAR10.hidden_dim] * (CIFAR10.num_layers - 1) + [CIFAR10.output_dim]
+    assert [(m.in_features, m.out_features) for m in linears] == list(zip(dims[:-1], dims[1:], strict=True))
+    loss = module.music_loss
+    assert (loss.segment_dim, loss.temperature) == (CIFAR10.segment_dim, CIFAR10.temperature)
+    assert (loss.diag_weight, loss.off_weight, loss.inv_weight) == (
+        CIFAR10.diag_weight,
+        CIFAR10.off_weight,
+        CIFAR10.inv_weight,
+    )
+    assert loss.gather_distributed == "auto"  # the one distributed policy of every host
+    optimizer = module.optim["optimizer"]
+    assert optimizer["type"].lower() == CIFAR10.optimizer and not CIFAR10.exclude_bias_and_norm
+    assert optimizer["lr"] == CIFAR10.learning_rate(CIFAR10.batch_size)
+    assert (optimizer["momentum"], optimizer["weight_decay"]) == (CIFAR10.momentum, CIFAR10.weight_decay)
+    assert module.optim["scheduler"] == {
+        "type": "LinearWarmupCosineAnnealing",
+        "total_steps": 1000,
+        "peak_step": 10,
+    }
+
+
+def test_the_views_are_the_recipes_which_blur_and_solarize_neither():
+    """view_transform builds crop, flip, color jitter and grayscale: all the CIFAR-10 recipe asks for."""
+    for view in CIFAR10.views:
+        assert view.gaussian_blur == 0.0 and view.solarization == 0.0
+
+
+def test_recipe_schedule_warms_up_for_its_warm_up_epochs():
+    epochs, warmup_epochs = CIFAR10.epochs, CIFAR10.warmup_epochs
+    assert benchmark.schedule_steps(epochs, warmup_epochs, 97, None) == (epochs * 97, warmup_epochs * 97)
 
 
 def test_a_step_budget_keeps_the_warm_up_share():
     assert benchmark.schedule_steps(800, 10, 97, max_steps=800) == (800, 10)
     assert benchmark.schedule_steps(2, 10, 5, max_steps=None) == (10, 9)  # never the whole run
+
+
+def test_every_process_steps_through_its_share_of_the_images():
+    two = benchmark.parse_args(
+        ["--devices", "2", "--epochs", "4", "--warmup-epochs", "1", "--batch-size", "8"]
+    )
+    assert benchmark.run_schedule(two, num_images=80) == (4 * 5, 5)
+    # As Lightning's sampler: 29 images on 2 processes are 15 each (one padded), 3 batches of 5, not 2.
+    five = benchmark.parse_args(
+        ["--devices", "2", "--epochs", "1", "--warmup-epochs", "0", "--batch-size", "5"]
+    )
+    assert benchmark.run_schedule(five, num_images=29)[0] == 3
 
 
 def test_idx_images_reads_fashion_mnist(fashion_mnist_dir):
@@ -147,11 +206,12 @@ def test_sizes_are_checked_in_the_flags_own_names(argv, message, capsys):
 
 
 def test_the_learning_rate_follows_the_global_batch():
-    """0.1 per 256 images of the global batch: on two devices of 16 images the rate is that of 32."""
-    assert benchmark.learning_rate(benchmark.parse_args(["--batch-size", "512", "--devices", "1"])) == 0.2
+    """The recipe's rate per 256 images of the global batch: on two devices of 16 images, that of 32."""
+    one = benchmark.parse_args(["--devices", "1"])
+    assert benchmark.learning_rate(one) == CIFAR10.learning_rate(CIFAR10.batch_size)
     two = benchmark.parse_args(["--batch-size", "16", "--devices", "2"])
-    assert benchmark.learning_rate(two) == 0.1 * 32 / 256
+    assert benchmark.learning_rate(two) == CIFAR10.learning_rate(32)
     nodes = benchmark.parse_args(["--batch-size", "256", "--devices", "4", "--num-nodes", "2"])
-    assert benchmark.learning_rate(nodes) == 0.1 * 8
+    assert benchmark.learning_rate(nodes) == recipes.learning_rate(CIFAR10.base_learning_rate, 256 * 8)
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--devices", "0"])

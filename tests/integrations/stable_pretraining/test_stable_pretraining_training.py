@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,10 +25,10 @@ from stable_pretraining.data import transforms
 from torch import nn
 
 from music_ssl import MUSICLoss, MUSICProjectionHead
+from music_ssl.integrations.idx import DEBIAN_FASHION_MNIST
 from music_ssl.integrations.stable_pretraining import cifar10_resnet18 as benchmark
 from music_ssl.integrations.stable_pretraining import music_forward
 
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 RELEASE = f"stable-pretraining {spt.__version__}"
 LOGGED = (
     "fit/loss",
@@ -45,10 +44,10 @@ BATCH, TRAIN_IMAGES, VAL_IMAGES, EPOCHS = 64, 512, 256, 3
 
 @pytest.fixture(scope="module")
 def fashion_mnist() -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
-    if not (FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"Fashion-MNIST idx files not found under {FASHION_MNIST} (make data)")
-    train = benchmark.IdxImages(FASHION_MNIST, "train")
-    val = benchmark.IdxImages(FASHION_MNIST, "t10k")
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST idx files not found under {DEBIAN_FASHION_MNIST} (make data)")
+    train = benchmark.IdxImages(DEBIAN_FASHION_MNIST, "train")
+    val = benchmark.IdxImages(DEBIAN_FASHION_MNIST, "t10k")
     return torch.utils.data.Subset(train, range(TRAIN_IMAGES)), torch.utils.data.Subset(
         val, range(VAL_IMAGES)
     )

@@ -1,0 +1,104 @@
+"""The ImageNet benchmark method under Lightning DDP, two CPU processes: the joint over the global batch
+and a learning rate that follows it, as in the authors' recipe (docs/math.md, "Distributed training")."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("lightly", reason="pip install 'music-ssl[lightly]'")
+pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
+
+from pytorch_lightning import Trainer  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from music_ssl.integrations.lightly import imagenet_resnet50  # noqa: E402
+from music_ssl.integrations.recipes import IMAGENET  # noqa: E402
+from tests.integrations.two_processes import WORLD_SIZE, run_on_two_processes  # noqa: E402
+
+BATCH_SIZE = 8  # per process
+NUM_CLASSES = 10  # the online classifier reports top-5 accuracy
+
+
+def small_music() -> imagenet_resnet50.MUSIC:
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv2d(3, 16, kernel_size=4, stride=4), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return imagenet_resnet50.MUSIC(
+        batch_size_per_device=BATCH_SIZE,
+        num_classes=NUM_CLASSES,
+        backbone=backbone,
+        feature_dim=16,
+        hidden_dim=32,
+        output_dim=32,
+        segment_dim=8,
+    )
+
+
+class TwoViews(Dataset):
+    """Fixed random image pairs in the runner's batch layout: ([view_1, view_2], target, filename)."""
+
+    def __init__(self, size: int) -> None:
+        generator = torch.Generator().manual_seed(1)
+        self.views = torch.randn(size, 2, 3, 16, 16, generator=generator)
+        self.targets = torch.randint(NUM_CLASSES, (size,), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        return list(self.views[index]), self.targets[index], f"{index}.png"
+
+
+def train_one_step(rank: int, root: str) -> dict:
+    model = small_music()
+    seen = {}
+
+    def record(module, args, kwargs, output) -> None:
+        seen.update(z_a=args[0].detach(), z_b=args[1].detach(), loss=output.loss.detach())
+        seen.update(diag=output.diag.detach(), off=output.off.detach())
+
+    model.criterion.register_forward_hook(record, with_kwargs=True)
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=WORLD_SIZE,
+        strategy="ddp",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    # Lightning's distributed sampler gives each process its share of the 32 pairs.
+    trainer.fit(model, train_dataloaders=DataLoader(TwoViews(32), batch_size=BATCH_SIZE))
+    groups = {group["name"]: group for group in trainer.optimizers[0].param_groups}
+    return {**seen, "world_size": trainer.world_size, "lr": groups["music"]["initial_lr"]}
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    return run_on_two_processes(train_one_step, str(tmp_path_factory.mktemp("lightly_ddp")))
+
+
+@pytest.mark.timeout(300)
+def test_the_loss_is_that_of_the_global_batch(ranks):
+    """The mean of the ranks' losses, and every rank's joint terms, are those of one process that sees
+    both ranks' projections concatenated."""
+    assert [rank["world_size"] for rank in ranks] == [WORLD_SIZE] * WORLD_SIZE
+    z_a = torch.cat([rank["z_a"] for rank in ranks])
+    z_b = torch.cat([rank["z_b"] for rank in ranks])
+    assert len(z_a) == WORLD_SIZE * BATCH_SIZE
+    expected = small_music().criterion(z_a, z_b, return_terms=True)  # one process: no gather
+    losses = torch.stack([rank["loss"] for rank in ranks])
+    torch.testing.assert_close(losses.mean(), expected.loss, rtol=1e-5, atol=1e-6)
+    for rank in ranks:
+        torch.testing.assert_close(rank["diag"], expected.diag, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(rank["off"], expected.off, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_the_learning_rate_follows_the_global_batch(ranks):
+    for rank in ranks:
+        assert rank["lr"] == IMAGENET.learning_rate(BATCH_SIZE, world_size=WORLD_SIZE)
+        assert rank["lr"] == pytest.approx(WORLD_SIZE * IMAGENET.learning_rate(BATCH_SIZE, world_size=1))

@@ -1,0 +1,139 @@
+"""The CIFAR-10 script's spt.Module under Lightning DDP, two CPU processes: ``music_forward``'s loss is that
+of the global batch, and the learning rate and the schedule follow the global batch, as in the authors'
+recipe (docs/math.md, "Distributed training")."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+if importlib.util.find_spec("stable_pretraining") is None:
+    pytest.skip(
+        "stable-pretraining is not installed: pip install music-ssl[stable-pretraining]",
+        allow_module_level=True,
+    )
+
+import lightning as pl  # noqa: E402
+import stable_pretraining as spt  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from music_ssl.integrations.recipes import CIFAR10  # noqa: E402
+from music_ssl.integrations.stable_pretraining import cifar10_resnet18 as benchmark  # noqa: E402
+from tests.integrations.two_processes import WORLD_SIZE, run_on_two_processes  # noqa: E402
+
+RELEASE = f"stable-pretraining {spt.__version__}"
+IMAGES, BATCH_SIZE = 32, 4  # 8 batches of the whole set: 4 steps an epoch on each of two processes
+EPOCHS, WARMUP_EPOCHS = 2, 1
+ARGV = ["--backbone", "small", "--batch-size", str(BATCH_SIZE), "--devices", str(WORLD_SIZE)]
+ARGV += [
+    "--proj-dim",
+    "32",
+    "--segment-dim",
+    "8",
+    "--epochs",
+    str(EPOCHS),
+    "--warmup-epochs",
+    str(WARMUP_EPOCHS),
+]
+
+
+class TwoViews(Dataset):
+    """Fixed random image pairs in the layout of ``MultiViewTransform([t1, t2])``."""
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(1)
+        self.images = torch.randn(IMAGES, 2, 3, 16, 16, generator=generator)
+
+    def __len__(self) -> int:
+        return IMAGES
+
+    def __getitem__(self, index: int) -> dict:
+        label = torch.tensor(index % 10)
+        return {"views": [{"image": image, "label": label} for image in self.images[index]]}
+
+
+def train(rank: int, root: str) -> dict:
+    spt.set(cache_dir=root)  # where stable-pretraining's default callbacks write
+    args = benchmark.parse_args(ARGV)
+    torch.manual_seed(0)
+    backbone, feature_dim = benchmark.build_backbone(args.backbone)
+    # As the script builds it: the whole training set, which Lightning's distributed sampler shares out.
+    loader = DataLoader(TwoViews(), batch_size=args.batch_size, shuffle=True, drop_last=True)
+    total_steps, warmup_steps = benchmark.run_schedule(args, len(loader.dataset))
+    module = benchmark.music_module(args, backbone, feature_dim, total_steps, warmup_steps)
+    seen = {}
+
+    def record(loss_module, inputs, kwargs, output) -> None:
+        if not seen:  # the first step
+            seen.update(z_a=inputs[0].detach(), z_b=inputs[1].detach(), loss=output.loss.detach())
+            seen.update(diag=output.diag.detach(), off=output.off.detach())
+
+    module.music_loss.register_forward_hook(record, with_kwargs=True)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy="ddp",
+        max_epochs=args.epochs,
+        max_steps=total_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    return {
+        **seen,
+        "world_size": trainer.world_size,
+        "lr": trainer.optimizers[0].param_groups[0]["initial_lr"],
+        "steps": trainer.global_step,
+        "batches_per_epoch": trainer.num_training_batches,
+        "total_steps": total_steps,
+        "warmup_steps": warmup_steps,
+    }
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    try:
+        return run_on_two_processes(train, str(tmp_path_factory.mktemp("spt_ddp")))
+    except Exception as error:
+        pytest.fail(f"{RELEASE}: training the script's module on two processes failed: {error}")
+
+
+@pytest.mark.timeout(300)
+def test_the_loss_is_that_of_the_global_batch(ranks):
+    """The mean of the ranks' losses, and every rank's joint terms, are those of one process that sees
+    both ranks' projections concatenated."""
+    assert [rank["world_size"] for rank in ranks] == [WORLD_SIZE] * WORLD_SIZE, RELEASE
+    z_a = torch.cat([rank["z_a"] for rank in ranks])
+    z_b = torch.cat([rank["z_b"] for rank in ranks])
+    assert len(z_a) == WORLD_SIZE * BATCH_SIZE
+    args = benchmark.parse_args(ARGV)
+    single_process = benchmark.music_module(args, *benchmark.build_backbone(args.backbone), 1, 0)
+    expected = single_process.music_loss(z_a, z_b, return_terms=True)  # no process group: no gather
+    losses = torch.stack([rank["loss"] for rank in ranks])
+    torch.testing.assert_close(losses.mean(), expected.loss, rtol=1e-5, atol=1e-6)
+    for rank in ranks:
+        torch.testing.assert_close(rank["diag"], expected.diag, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(rank["off"], expected.off, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_the_learning_rate_follows_the_global_batch(ranks):
+    for rank in ranks:
+        assert rank["lr"] == CIFAR10.learning_rate(BATCH_SIZE, world_size=WORLD_SIZE)
+        assert rank["lr"] == pytest.approx(WORLD_SIZE * CIFAR10.learning_rate(BATCH_SIZE, world_size=1))
+
+
+@pytest.mark.timeout(300)
+def test_the_schedule_follows_the_global_batch(ranks):
+    """Each process steps through its share of the batches: the schedule planned as many steps as the
+    Trainer ran, and warms up for the --warmup-epochs of the processes' epochs."""
+    for rank in ranks:
+        assert rank["batches_per_epoch"] == IMAGES // BATCH_SIZE // WORLD_SIZE
+        assert rank["steps"] == rank["total_steps"] == EPOCHS * rank["batches_per_epoch"]
+        assert rank["warmup_steps"] == WARMUP_EPOCHS * rank["batches_per_epoch"]

@@ -1,0 +1,50 @@
+"""Runs a test's worker in two CPU processes, as a Lightning DDP run on one machine with two devices.
+
+Each process gets the variables a launcher would set (LOCAL_RANK among them, so Lightning takes the
+processes as started for it and does not start its own); Lightning then joins them in a gloo process
+group, as it does on CPU. What each worker returns comes back to the test, in rank order.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.multiprocessing as mp
+
+WORLD_SIZE = 2
+
+
+def run_on_two_processes(worker: Callable[..., Any], *args: Any) -> list[Any]:
+    """``worker(rank, *args)`` on ranks 0 and 1; returns what each returned (tensors, numbers, dicts).
+
+    The worker must be a module-level function (the processes are spawned, so it travels by name).
+    """
+    with tempfile.TemporaryDirectory(prefix="music-ssl-two-processes-") as out:
+        mp.spawn(_run, args=(_free_port(), out, worker, args), nprocs=WORLD_SIZE, join=True)
+        return [torch.load(Path(out) / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
+
+
+def _run(rank: int, port: int, out: str, worker: Callable[..., Any], args: tuple) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK="0", LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        result = worker(rank, *args)
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+        if torch.distributed.is_initialized():
+            # Rank 0 holds the group's store: neither rank leaves while the other may still use it.
+            torch.distributed.barrier()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
