@@ -11,7 +11,7 @@ from torch import Tensor
 from music_ssl.implementations import CHOICES
 
 
-def check_segment_dim(segment_dim: object) -> int:
+def segment_dim(segment_dim: object) -> int:
     if isinstance(segment_dim, bool) or not isinstance(segment_dim, int):
         raise TypeError(
             f"segment_dim must be an int >= 2, got {segment_dim!r} of type {type(segment_dim).__name__}."
@@ -24,7 +24,7 @@ def check_segment_dim(segment_dim: object) -> int:
     return segment_dim
 
 
-def check_temperature(temperature: object) -> float:
+def temperature(temperature: object) -> float:
     if isinstance(temperature, bool) or not isinstance(temperature, Real):
         raise TypeError(f"temperature must be a positive float, got {temperature!r}.")
     if not math.isfinite(temperature) or temperature <= 0:
@@ -32,7 +32,7 @@ def check_temperature(temperature: object) -> float:
     return float(temperature)
 
 
-def check_weight(name: str, weight: object) -> float:
+def weight(name: str, weight: object) -> float:
     if isinstance(weight, bool) or not isinstance(weight, Real):
         raise TypeError(f"{name} must be a non-negative float, got {weight!r}.")
     if not math.isfinite(weight) or weight < 0:
@@ -40,13 +40,13 @@ def check_weight(name: str, weight: object) -> float:
     return float(weight)
 
 
-def check_flag(name: str, value: object) -> bool:
+def flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {value!r} of type {type(value).__name__}.")
     return value
 
 
-def check_gather(value: object) -> bool | str:
+def gather(value: object) -> bool | str:
     if value is True or value is False or value == "auto":
         return value  # type: ignore[return-value]
     raise (ValueError if isinstance(value, str) else TypeError)(
@@ -54,7 +54,7 @@ def check_gather(value: object) -> bool | str:
     )
 
 
-def check_dim(name: str, value: object) -> int:
+def positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a positive int, got {value!r} of type {type(value).__name__}.")
     if value < 1:
@@ -62,7 +62,7 @@ def check_dim(name: str, value: object) -> int:
     return value
 
 
-def check_implementation(implementation: object) -> str:
+def implementation(implementation: object) -> str:
     if not isinstance(implementation, str):
         raise TypeError(
             f"implementation must be a str, one of {CHOICES}, got {implementation!r} of type "
@@ -73,7 +73,7 @@ def check_implementation(implementation: object) -> str:
     return implementation  # type: ignore[return-value]
 
 
-def check_output_dim(output_dim: int, segment_dim: int) -> None:
+def output_dim(output_dim: int, segment_dim: int) -> None:
     if output_dim % segment_dim != 0:
         raise ValueError(
             f"output_dim ({output_dim}) must be divisible by segment_dim ({segment_dim}); "
@@ -81,7 +81,7 @@ def check_output_dim(output_dim: int, segment_dim: int) -> None:
         )
 
 
-def check_projection(name: str, z: object) -> None:
+def projection(name: str, z: object) -> None:
     """A projection is a 2-D floating tensor (batch, dim)."""
     if not isinstance(z, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (batch, dim), got {type(z).__name__}.")
@@ -93,7 +93,7 @@ def check_projection(name: str, z: object) -> None:
         raise ValueError(f"{name} must be 2-D (batch, dim), got shape {tuple(z.shape)}.")
 
 
-def check_segment_width(names: str, shape: tuple[int, ...], segment_dim: int) -> None:
+def segment_width(names: str, shape: tuple[int, ...], segment_dim: int) -> None:
     """The width of a projection is a positive multiple of segment_dim: whole segments, at least one."""
     dim = shape[1]
     if dim == 0:
@@ -108,9 +108,9 @@ def check_segment_width(names: str, shape: tuple[int, ...], segment_dim: int) ->
         )
 
 
-def check_projections(z_a: object, z_b: object, segment_dim: int) -> None:
-    check_projection("z_a", z_a)
-    check_projection("z_b", z_b)
+def projections(z_a: object, z_b: object, segment_dim: int) -> None:
+    projection("z_a", z_a)
+    projection("z_b", z_b)
     assert isinstance(z_a, Tensor) and isinstance(z_b, Tensor)
     if z_a.shape != z_b.shape:
         raise ValueError(
@@ -123,10 +123,10 @@ def check_projections(z_a: object, z_b: object, segment_dim: int) -> None:
             f"z_a and z_b must have the same dtype, got {z_a.dtype} and {z_b.dtype}; cast one to the other's "
             "(e.g. z_b.to(z_a.dtype)), so that the loss is symmetric in the two views."
         )
-    check_segment_width("z_a and z_b have", tuple(z_a.shape), segment_dim)
+    segment_width("z_a and z_b have", tuple(z_a.shape), segment_dim)
 
 
-def check_temperature_fits(temperature: float, dtype: torch.dtype) -> None:
+def temperature_fits(temperature: float, dtype: torch.dtype) -> None:
     """The logits are divided by the temperature in the compute dtype: 1 / temperature must be finite."""
     smallest = torch.finfo(compute_dtype(dtype)).tiny
     if temperature < smallest:
@@ -137,7 +137,7 @@ def check_temperature_fits(temperature: float, dtype: torch.dtype) -> None:
         )
 
 
-def check_segments(num_segments: int, off_weight: float) -> None:
+def segments(num_segments: int, off_weight: float) -> None:
     if num_segments == 1 and off_weight > 0:
         raise ValueError(
             "off_weight > 0 needs at least two segments (the off-diagonal term is the joint entropy of pairs "
@@ -146,7 +146,7 @@ def check_segments(num_segments: int, off_weight: float) -> None:
         )
 
 
-def check_batch_size(global_batch_size: int) -> None:
+def batch_size(global_batch_size: int) -> None:
     if global_batch_size < 2:
         raise ValueError(
             f"MUSIC needs a (global) batch of at least 2 samples to estimate the joint distribution, "

@@ -17,7 +17,7 @@ from music_ssl import _validation as check
 
 def bits_per_attribute(segment_dim: int) -> int:
     """Bits that hold one attribute of a segment of `segment_dim` attributes (ceil(log2 C), at least 1)."""
-    check.check_segment_dim(segment_dim)
+    check.segment_dim(segment_dim)
     return max(1, math.ceil(math.log2(segment_dim)))
 
 
@@ -55,7 +55,7 @@ def pack_codes(codes: Tensor, segment_dim: int) -> Tensor:
 def unpack_codes(packed: Tensor, num_segments: int, segment_dim: int) -> Tensor:
     """The inverse of `pack_codes`: bytes (N, B) -> codes (N, num_segments) as int64."""
     bits = bits_per_attribute(segment_dim)
-    check.check_dim("num_segments", num_segments)
+    check.positive_int("num_segments", num_segments)
     if not isinstance(packed, Tensor) or packed.dtype != torch.uint8 or packed.dim() != 2:
         raise TypeError(f"packed must be a (N, B) uint8 tensor from pack_codes, got {packed!r:.80}.")
     needed = math.ceil(num_segments * bits / 8)
@@ -82,7 +82,7 @@ def code_agreement(codes_a: Tensor, codes_b: Tensor, segment_dim: int, block_row
             f"codes_a and codes_b must have the same number of segments, got {codes_a.shape[1]} and "
             f"{codes_b.shape[1]}."
         )
-    check.check_dim("block_rows", block_rows)
+    check.positive_int("block_rows", block_rows)
     out = torch.empty(codes_a.shape[0], codes_b.shape[0], dtype=torch.long, device=codes_a.device)
     for start in range(0, codes_a.shape[0], block_rows):
         block = codes_a[start : start + block_rows]

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from music_ssl._validation import check_batch_size
+from music_ssl import _validation as check
 
 
 def world_size() -> int:
@@ -97,7 +97,8 @@ def gather_rows(
     """Returns the global batch and the slice of its rows that belongs to this rank.
 
     Without an initialized process group of more than one rank this is the identity. With
-    `differentiable=False` the gather is outside autograd, for implementations that produce their own gradients.
+    `differentiable=False` the gather is outside autograd, for implementations that produce their own
+    gradients.
     `counts`, every rank's batch size, is exchanged first when not given.
     """
     if world_size() == 1:
@@ -130,5 +131,5 @@ def global_views(
         size = world_size()
     else:
         global_a, global_b, rows, size = p_a, p_b, (0, p_a.shape[0]), 1
-    check_batch_size(global_a.shape[0])
+    check.batch_size(global_a.shape[0])
     return global_a, global_b, rows, size

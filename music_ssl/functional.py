@@ -23,7 +23,7 @@ def music_loss(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
-    gather_distributed: bool | str = False,
+    gather_distributed: bool | str = "auto",
     implementation: str = "auto",
     return_terms: Literal[False] = False,
 ) -> Tensor: ...
@@ -38,7 +38,7 @@ def music_loss(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
-    gather_distributed: bool | str = False,
+    gather_distributed: bool | str = "auto",
     implementation: str = "auto",
     *,
     return_terms: Literal[True],
@@ -54,7 +54,7 @@ def music_loss(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
-    gather_distributed: bool | str = False,
+    gather_distributed: bool | str = "auto",
     implementation: str = "auto",
     return_terms: bool = False,
 ) -> Tensor | MUSICOutput: ...
@@ -68,7 +68,7 @@ def music_loss(
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
-    gather_distributed: bool | str = False,
+    gather_distributed: bool | str = "auto",
     implementation: str = "auto",
     return_terms: bool = False,
 ) -> Tensor | MUSICOutput:
@@ -81,16 +81,16 @@ def music_loss(
     options = MUSICOptions(
         segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation
     )
-    return music_loss_with(z_a, z_b, options, check.check_flag("return_terms", return_terms))
+    return music_loss_with(z_a, z_b, options, check.flag("return_terms", return_terms))
 
 
 def music_loss_with(
     z_a: Tensor, z_b: Tensor, options: MUSICOptions, return_terms: bool
 ) -> Tensor | MUSICOutput:
     """`music_loss` with options already validated (as `MUSICLoss` holds them): only the views are checked."""
-    check.check_projections(z_a, z_b, options.segment_dim)
-    check.check_temperature_fits(options.temperature, z_a.dtype)
-    check.check_segments(z_a.shape[1] // options.segment_dim, options.off_weight)
+    check.projections(z_a, z_b, options.segment_dim)
+    check.temperature_fits(options.temperature, z_a.dtype)
+    check.segments(z_a.shape[1] // options.segment_dim, options.off_weight)
 
     name, fall_back = implementations.choose(options.implementation, z_a.device, z_a.dtype)
     if implementations.REGISTRY[name].joint_entropies is None:

@@ -61,9 +61,9 @@ class MUSICProjectionHead(ProjectionHead):
         segment_dim: int = 32,
         batch_norm: bool = True,
     ) -> None:
-        check.check_segment_dim(segment_dim)
+        check.segment_dim(segment_dim)
         for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("output_dim", output_dim)):
-            check.check_dim(name, value)
+            check.positive_int(name, value)
         if isinstance(num_layers, bool) or not isinstance(num_layers, int):
             raise TypeError(
                 f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers!r} of type "
@@ -71,8 +71,8 @@ class MUSICProjectionHead(ProjectionHead):
             )
         if num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers}.")
-        check.check_flag("batch_norm", batch_norm)
-        check.check_output_dim(output_dim, segment_dim)
+        check.flag("batch_norm", batch_norm)
+        check.output_dim(output_dim, segment_dim)
         dims = [input_dim] + [hidden_dim] * (num_layers - 1)
         super().__init__(
             [

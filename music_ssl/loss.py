@@ -29,10 +29,11 @@ class MUSICLoss(nn.Module):
         diag_weight: Weight of L_diag, the negative entropy of the agreement of each segment.
         off_weight: Weight of L_off, the negative joint entropy of pairs of different segments.
         inv_weight: Weight of L_inv, the per-sample agreement of the two views.
-        gather_distributed: If True, the joint distribution is estimated over the global batch of all
-            ranks, with gradients flowing back to every rank's inputs. "auto" does so whenever
-            torch.distributed is initialized with more than one process (as the MUSIC authors train),
-            and is what every music-ssl adapter passes; False keeps each rank's joint to its own batch.
+        gather_distributed: "auto" (the default) estimates the joint distribution over the global batch
+            of all ranks whenever torch.distributed is initialized with more than one process, as the
+            MUSIC authors train, with gradients flowing back to every rank's inputs; a single process is
+            unaffected. True gathers too (and requires torch.distributed); False keeps each rank's joint
+            to its own batch, as lightly's Barlow Twins loss does by default.
         implementation: "auto" (fastest for the input's device), "reference" (plain PyTorch, holds the
             D x D joint), "chunked" (fused PyTorch, walks the joint in bands, any device) or "triton"
             (fused GPU kernel).
@@ -62,7 +63,7 @@ class MUSICLoss(nn.Module):
         diag_weight: float = 1.0,
         off_weight: float = 1.0,
         inv_weight: float = 1.0,
-        gather_distributed: bool | str = False,
+        gather_distributed: bool | str = "auto",
         implementation: str = "auto",
     ) -> None:
         super().__init__()
@@ -94,7 +95,7 @@ class MUSICLoss(nn.Module):
             The scalar loss, or a `MUSICOutput` (loss, the three terms, per-segment attribute entropy
             and confidence) when ``return_terms=True``.
         """
-        return music_loss_with(z_a, z_b, self.options, check.check_flag("return_terms", return_terms))
+        return music_loss_with(z_a, z_b, self.options, check.flag("return_terms", return_terms))
 
     def extra_repr(self) -> str:
         return ", ".join(

@@ -35,18 +35,18 @@ class MUSICOptions:
     diag_weight: float = 1.0
     off_weight: float = 1.0
     inv_weight: float = 1.0
-    gather_distributed: bool | str = False
+    gather_distributed: bool | str = "auto"
     implementation: str = "auto"
 
     def __post_init__(self) -> None:
         checked = {
-            "segment_dim": check.check_segment_dim(self.segment_dim),
-            "temperature": check.check_temperature(self.temperature),
-            "diag_weight": check.check_weight("diag_weight", self.diag_weight),
-            "off_weight": check.check_weight("off_weight", self.off_weight),
-            "inv_weight": check.check_weight("inv_weight", self.inv_weight),
-            "gather_distributed": check.check_gather(self.gather_distributed),
-            "implementation": check.check_implementation(self.implementation),
+            "segment_dim": check.segment_dim(self.segment_dim),
+            "temperature": check.temperature(self.temperature),
+            "diag_weight": check.weight("diag_weight", self.diag_weight),
+            "off_weight": check.weight("off_weight", self.off_weight),
+            "inv_weight": check.weight("inv_weight", self.inv_weight),
+            "gather_distributed": check.gather(self.gather_distributed),
+            "implementation": check.implementation(self.implementation),
         }
         if checked["gather_distributed"] is True and not dist.is_available():
             raise ValueError(

@@ -88,11 +88,11 @@ def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
     kwargs = {**DEFAULTS, **method_kwargs}
     try:
-        kwargs["segment_dim"] = check.check_segment_dim(kwargs["segment_dim"])
-        kwargs["temperature"] = check.check_temperature(kwargs["temperature"])
+        kwargs["segment_dim"] = check.segment_dim(kwargs["segment_dim"])
+        kwargs["temperature"] = check.temperature(kwargs["temperature"])
         for name in ("diag_weight", "off_weight", "inv_weight"):
-            kwargs[name] = check.check_weight(name, kwargs[name])
-        kwargs["implementation"] = check.check_implementation(kwargs["implementation"])
+            kwargs[name] = check.weight(name, kwargs[name])
+        kwargs["implementation"] = check.implementation(kwargs["implementation"])
     except (TypeError, ValueError) as error:
         raise type(error)(f"method_kwargs of method=music: {error}") from error
     try:
@@ -112,7 +112,7 @@ def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
             "proj_num_layers are MUSICProjectionHead's hidden_dim, output_dim and num_layers)"
         ) from error
     try:
-        check.check_segments(head.num_segments, kwargs["off_weight"])
+        check.segments(head.num_segments, kwargs["off_weight"])
     except ValueError as error:
         raise ValueError(f"method_kwargs of method=music: {error}") from error
     return kwargs

@@ -1,4 +1,5 @@
-"""The host side of the Triton implementation: bands of P launched as kernels, the gradient products, precision.
+"""The host side of the Triton implementation: bands of P launched as kernels, the gradient products,
+precision.
 
 Same contract as `music_ssl.chunked.chunked_joint_entropies`. P = p_a^T p_b / N is produced a band of
 rows at a time; three launches per band:

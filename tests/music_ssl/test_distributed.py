@@ -29,13 +29,16 @@ def _data(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _loss_function(kind: str, implementation: str):
-    """The loss as each host builds it: the core with True or "auto", solo-learn's pure function."""
+    """The loss as each host builds it: the core with True, "auto" or its default, solo-learn's pure
+    function."""
     if kind == "solo_learn":
         from music_ssl.integrations.solo_learn.losses import music_loss_func
 
         return lambda z_a, z_b, return_terms: music_loss_func(
             z_a, z_b, segment_dim=8, temperature=0.7, implementation=implementation, return_terms=return_terms
         )
+    if kind == "core_default":
+        return MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation)
     gather = {"core": True, "core_auto": "auto"}[kind]
     return MUSICLoss(segment_dim=8, temperature=0.7, gather_distributed=gather, implementation=implementation)
 
@@ -156,8 +159,9 @@ def test_ranks_that_disagree_get_the_same_clear_error(tmp_path, rank1, shown):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("kind", ["core_auto", "solo_learn"])
+@pytest.mark.parametrize("kind", ["core_auto", "core_default", "solo_learn"])
 def test_the_hosts_policy_gathers_whenever_several_processes_train(tmp_path, kind):
-    """gather_distributed="auto" (what every adapter passes) estimates the joint over the global batch
-    under DDP, as the authors train: the same gradients as one process on the concatenated batch."""
+    """gather_distributed="auto" (the default, and what every adapter passes) estimates the joint over the
+    global batch under DDP, as the authors train: the same gradients as one process on the concatenated
+    batch."""
     test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, (7, 3), "chunked", kind)
