@@ -26,14 +26,14 @@ from pathlib import Path
 import torch
 
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
-from benchmarks.quality.config import get_profile
+from benchmarks.quality.config import RESULTS, get_profile
 from benchmarks.quality.methods import SSL_METHODS
 from benchmarks.quality.plots import write_plots
 from benchmarks.quality.report import markdown_table
 from benchmarks.quality.run import run_benchmark, versions
 from benchmarks.quality.tuned import method_params
 
-PUBLISH_DIR = Path(__file__).with_name("results")
+PUBLISH_DIR = RESULTS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -33,7 +33,7 @@ import torch
 from benchmarks.quality import code_metrics as metrics
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
-from benchmarks.quality.config import get_profile
+from benchmarks.quality.config import RESULTS, get_profile
 from benchmarks.quality.evaluate import extract_features
 from benchmarks.quality.methods import SSL_METHODS, loss_params
 from benchmarks.quality.models import save_model
@@ -49,7 +49,7 @@ from music_ssl import (
     soft_agreement,
 )
 
-DEFAULT_OUT = Path(__file__).with_name("results") / "codes"
+DEFAULT_OUT = RESULTS / "codes"
 DEFAULT_MODELS = Path("results") / "codes" / "models"
 KS = (1, 5, 10, 20, 50, 100)
 GRID_SEGMENTS, GRID_ATTRIBUTES, GRID_IMAGES = 3, 8, 8

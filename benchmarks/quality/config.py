@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from benchmarks.quality.augment import AugmentConfig
+
+# Where the committed results live: the main run's files, studies/ and codes/.
+RESULTS = Path(__file__).with_name("results")
 
 
 @dataclass

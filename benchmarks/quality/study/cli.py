@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
-from benchmarks.quality.config import get_profile
+from benchmarks.quality.config import RESULTS, get_profile
 from benchmarks.quality.methods import SSL_METHODS
 from benchmarks.quality.study.catalogue import STUDIES
 from benchmarks.quality.study.report import write_report
@@ -42,7 +42,7 @@ from benchmarks.quality.study.reuse import import_main_run
 from benchmarks.quality.study.runner import run_study
 from benchmarks.quality.tuned import method_params
 
-DEFAULT_OUT = Path(__file__).parents[1] / "results" / "studies"
+DEFAULT_OUT = RESULTS / "studies"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
