@@ -3,11 +3,15 @@ for retrieval? (The paper's third claim, and what MUSIC gives a user that Barlow
 
     python -m benchmarks.quality.codes                 # the main run's settings, its seeds 0 and 1
     python -m benchmarks.quality.codes --report-only   # rewrite table, summary and plots from run files
+    python -m benchmarks.quality.codes --settings long # the long study's models, where they were kept
 
 Per seed, every method is pretrained as in the main run (the same seed gives the same initial weights,
 images and augmentations) and its model is kept under --models (not committed), so a second pass only
 evaluates. One JSON per seed is written to OUT/runs/ when the seed is done and skipped when it exists:
-stop at any time and run the command again. The numbers, on the test split:
+stop at any time and run the command again. ``--settings long`` evaluates the models of the ``long`` study
+(3x the epochs on the full train split) that ``python -m benchmarks.quality.study long --save-models
+results/models`` kept; it never retrains one (25-36 minutes a run) and names the seeds it lacks. The
+numbers, on the test split:
 
 - clusters: each MUSIC segment's most likely attribute is a clustering of the test images into at most C
   clusters; NMI and cluster accuracy against the labels per segment, against k-means (k = C and k = 10)
@@ -37,6 +41,7 @@ from benchmarks.quality.config import RESULTS, get_profile
 from benchmarks.quality.evaluate import extract_features
 from benchmarks.quality.methods import SSL_METHODS, loss_params
 from benchmarks.quality.models import save_model
+from benchmarks.quality.study.catalogue import STUDIES
 from benchmarks.quality.train import build_model, pretrain
 from benchmarks.quality.tuned import method_params
 from music_ssl import (
@@ -49,16 +54,21 @@ from music_ssl import (
     soft_agreement,
 )
 
-DEFAULT_OUT = RESULTS / "codes"
-DEFAULT_MODELS = Path("results") / "codes" / "models"
+# Per --settings: where its results and its models go.
+DEFAULT_OUT = {"main": RESULTS / "codes", "long": RESULTS / "codes_long"}
+DEFAULT_MODELS = {"main": Path("results") / "codes" / "models", "long": Path("results") / "models" / "long"}
 KS = (1, 5, 10, 20, 50, 100)
 GRID_SEGMENTS, GRID_ATTRIBUTES, GRID_IMAGES = 3, 8, 8
 
 
+def model_path(models: Path, method: str, seed: int) -> Path:
+    return models / f"{method}__seed{seed}.pt"
+
+
 def trained_model(method, params, data, profile, seed, models: Path, log) -> torch.nn.Module:
-    """The main run's model of `method` on `seed`: loaded from `models` if kept, else pretrained and kept."""
+    """The model of `method` on `seed`: loaded from `models` if kept, else pretrained and kept."""
     segment_dim = int(loss_params(method, params).get("segment_dim", 32))
-    path = models / f"{method}__seed{seed}.pt"
+    path = model_path(models, method, seed)
     if path.is_file():
         model = build_model(profile, data.channels, segment_dim)
         model.load_state_dict(torch.load(path))
@@ -200,6 +210,28 @@ def retrieval_scores(reps, data, segment_dim, temperature, seed, num_queries) ->
     return {"queries": num_queries, "database": len(database_labels), "bits": bits, "results": out}
 
 
+def long_settings(profile, params, models: Path, asked: list[int] | None, log):
+    """The long study's profile, and the seeds (asked, or all of the study's) whose three models were kept;
+    a seed without them would need retraining, which this command leaves to the study."""
+    study = STUDIES["long"]
+    profile = study.settings(study.values[0], profile, params).profile
+    kept, missing = [], []
+    for seed in asked or study.seeds:
+        lacking = [m for m in SSL_METHODS if not model_path(models, m, seed).is_file()]
+        (missing if lacking else kept).append(seed)
+    if missing:
+        log(
+            f"[codes] long: no kept models under {models} for seeds {missing} (their runs were not trained "
+            f"with --save-models; retraining one takes 25-36 min); evaluating seeds {kept}"
+        )
+    if not kept:
+        raise FileNotFoundError(
+            f"no seed of the long study has all three models under {models}: run "
+            "python -m benchmarks.quality.study long --save-models results/models first"
+        )
+    return profile, tuple(kept)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.quality.codes",
@@ -207,14 +239,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(p)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: benchmarks/quality/results/codes")
-    p.add_argument("--models", type=Path, default=DEFAULT_MODELS, help="trained models, kept for reuse")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the main run's seeds")
+    p.add_argument(
+        "--settings",
+        choices=tuple(DEFAULT_OUT),
+        default="main",
+        help="main: the main run's (pretrains the models it lacks); long: the long study's kept models",
+    )
+    p.add_argument("--out", type=Path, default=None, help="default: benchmarks/quality/results/codes[_long]")
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="trained models: default results/codes/models, results/models/long",
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="default: the main run's seeds; the long study's kept",
+    )
     p.add_argument("--queries", type=int, default=2000, help="test images used as retrieval queries")
     p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick checks)")
     p.add_argument("--subset", type=int, default=None, help="override the pretraining subset (quick checks)")
     p.add_argument("--report-only", action="store_true", help="rewrite table and plots from the run files")
     args = p.parse_args(argv)
+    args.out = args.out or DEFAULT_OUT[args.settings]
+    args.models = args.models or DEFAULT_MODELS[args.settings]
     set_threads(args.threads)
     log = functools.partial(print, flush=True)
     profile = get_profile(args.profile, epochs=args.epochs, pretrain_subset=args.subset)
@@ -225,6 +276,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data, _ = load_data(args, log)
         params, source = method_params(profile, args.dataset)
         log(f"[codes] hyper-parameters: {source}")
+        if args.settings == "long":
+            profile, seeds = long_settings(profile, params, args.models, args.seeds, log)
         settings = {
             "profile": profile.to_dict(),
             "params": params,

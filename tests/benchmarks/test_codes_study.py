@@ -82,3 +82,22 @@ def test_a_tiny_study_writes_its_report_and_resumes(tmp_path):
     before = (tmp_path / "codes" / "runs" / "seed0.json").stat().st_mtime_ns
     codes.main(argv)
     assert (tmp_path / "codes" / "runs" / "seed0.json").stat().st_mtime_ns == before
+
+
+def test_long_settings_evaluate_only_the_seeds_whose_models_were_kept(tmp_path):
+    """--settings long: the long study's schedule, and only seeds with all three kept models; none is
+    retrained."""
+    from benchmarks.quality.config import get_profile
+    from benchmarks.quality.methods import SSL_METHODS
+
+    main = get_profile("cpu")
+    for method in SSL_METHODS:
+        codes.model_path(tmp_path, method, 3).touch()
+    codes.model_path(tmp_path, "music", 4).touch()
+    logged = []
+    profile, seeds = codes.long_settings(main, {}, tmp_path, None, logged.append)
+    assert seeds == (3,)
+    assert profile.epochs == 3 * main.epochs and profile.pretrain_subset is None
+    assert "no kept models" in logged[0] and "[0, 1, 2, 4]" in logged[0]
+    with pytest.raises(FileNotFoundError, match="--save-models"):
+        codes.long_settings(main, {}, tmp_path, [0, 4], logged.append)
