@@ -30,6 +30,20 @@ def run_on_two_processes(worker: Callable[..., Any], *args: Any) -> list[Any]:
         return [torch.load(Path(out) / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
 
 
+def assert_joint_over_the_global_batch(ranks: list[dict], criterion: Callable[..., Any]) -> None:
+    """Each rank's loss terms (``ranks[r]`` holds its ``z_a``, ``z_b``, ``loss``, ``diag``, ``off``) are
+    those of ``criterion`` on the two ranks' batches concatenated in one process (where nothing gathers):
+    the joint terms equal on every rank, the losses averaging to the global loss as DDP averages them."""
+    z_a = torch.cat([rank["z_a"] for rank in ranks])
+    z_b = torch.cat([rank["z_b"] for rank in ranks])
+    expected = criterion(z_a, z_b, return_terms=True)
+    losses = torch.stack([rank["loss"] for rank in ranks])
+    torch.testing.assert_close(losses.mean(), expected.loss, rtol=1e-5, atol=1e-6)
+    for rank in ranks:
+        torch.testing.assert_close(rank["diag"], expected.diag, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(rank["off"], expected.off, rtol=1e-5, atol=1e-6)
+
+
 def _run(rank: int, port: int, out: str, worker: Callable[..., Any], args: tuple) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK="0", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
