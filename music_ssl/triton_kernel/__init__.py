@@ -5,6 +5,7 @@
 - `kernels`: the two jitted kernels;
 - `planning`: band sizes and split reductions;
 - `interpreter`: what only Triton's interpreter needs (releases it cannot run, its tiles, its splits);
+- `versions`: release numbers as the checks compare them;
 - `joint`: the host driver, `triton_joint_entropies`, and the choice of product precision.
 
 Availability: CUDA tensors with triton importable, or CPU tensors under Triton's interpreter

@@ -8,10 +8,12 @@ saw different flags cannot launch anything, and says so.
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import torch
+
+from music_ssl.triton_kernel import interpreter
+from music_ssl.triton_kernel.versions import release
 
 try:
     import triton
@@ -32,15 +34,6 @@ _JIT_MODES: list[bool] = []
 
 def interpreter_flag() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on", "y")
-
-
-def release(version: str) -> tuple[int, ...]:
-    """(3, 6) from "3.6.0", "3.6.0+git1234" or "3.6"."""
-    parts = []
-    for part in version.split(".")[:2]:
-        digits = "".join(itertools.takewhile(str.isdigit, part))
-        parts.append(int(digits or 0))
-    return tuple(parts)
 
 
 def interpreted(function) -> bool:
@@ -109,8 +102,6 @@ def unavailable_reason(device: torch.device | str) -> str:
         )
     if interpreter_active():
         import numpy
-
-        from music_ssl.triton_kernel import interpreter
 
         return interpreter.defect(triton.__version__, numpy.__version__)
     return ""

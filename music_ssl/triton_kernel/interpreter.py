@@ -6,7 +6,7 @@ Nothing here changes what a GPU runs; `joint` and `availability` read it when `i
 
 from __future__ import annotations
 
-from music_ssl.triton_kernel.availability import release
+from music_ssl.triton_kernel.versions import release
 
 # tl.dot needs at least 16 per dimension; small tiles keep the interpreted tests fast.
 BLOCK = 16
