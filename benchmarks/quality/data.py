@@ -12,8 +12,10 @@ from pathlib import Path
 
 import torch
 
-# Debian's package: the CLI default for --data-root with fashion_mnist.
-from music_ssl.integrations.idx import DEBIAN_FASHION_MNIST, read_idx
+# The idx reader and Debian's folder (the CLI default for --data-root with fashion_mnist) by the name of
+# the checkout's folder, not music_ssl.integrations: benchmarks run from the checkout, where a music_ssl
+# installed from a wheel is shadowed by the checkout's own, which has no integrations subpackage.
+from integrations.idx import DEBIAN_FASHION_MNIST, read_idx
 
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "imagefolder")
 
