@@ -11,12 +11,14 @@ import pytest
 
 from benchmarks.quality import codes_report
 from benchmarks.quality.__main__ import PUBLISH_DIR
-from benchmarks.quality.codes import DEFAULT_OUT as CODES_OUT
+from benchmarks.quality.config import RESULTS
 from benchmarks.quality.report import markdown_table, tuning_table
 from benchmarks.quality.study.catalogue import STUDIES
 from benchmarks.quality.study.cli import DEFAULT_OUT as STUDIES_OUT
 from benchmarks.quality.study.report import write_report
 from benchmarks.quality.tuned import TUNED_PATH
+
+CODES_OUT = RESULTS / "codes"
 
 # Every study folder with a report, the --stop-epoch ones (first<N>epochs/<study>) included.
 STUDY_FOLDERS = sorted(p.parent.relative_to(STUDIES_OUT) for p in STUDIES_OUT.rglob("summary.json"))
