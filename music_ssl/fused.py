@@ -219,4 +219,5 @@ def music_loss_fused(
     compute_grad = torch.is_grad_enabled() and (z_a.requires_grad or z_b.requires_grad)
     outputs = music_loss_operator(z_a, z_b, *options, implementation, fall_back, compute_grad)
     parts, _, _ = _unpack(outputs)
-    return parts._replace(**{name: getattr(parts, name).detach() for name in MUSICOutput._fields[1:]})
+    # Built anew, not with _replace, which torch 2.4's compiler cannot trace.
+    return MUSICOutput(parts.loss, *(part.detach() for part in parts[1:]))
