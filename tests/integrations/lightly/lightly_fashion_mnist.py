@@ -9,19 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from music_ssl.integrations.idx import DEBIAN_FASHION_MNIST, read_idx, write_idx
-
-
-def _read_head(split: str, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `count` images and labels of a split."""
-    paths = [DEBIAN_FASHION_MNIST / f"{split}-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1")]
-    if not all(path.is_file() for path in paths):
-        pytest.skip(f"Fashion-MNIST idx files not found under {DEBIAN_FASHION_MNIST} (make data)")
-    images, labels = (read_idx(path, count) for path in paths)
-    return images, labels
+from music_ssl.integrations.idx import write_idx
+from tests.integrations.fashion_mnist import first_images
 
 
 def write_fashion_mnist_root(root: Path, count: int = 64) -> Path:
@@ -29,7 +20,7 @@ def write_fashion_mnist_root(root: Path, count: int = 64) -> Path:
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     for split in ("train", "t10k"):
-        images, labels = _read_head(split, count)
+        images, labels = first_images(split, count)
         write_idx(raw / f"{split}-images-idx3-ubyte", images)
         write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
     return root
@@ -37,7 +28,7 @@ def write_fashion_mnist_root(root: Path, count: int = 64) -> Path:
 
 def write_image_folder(root: Path, classes: int, images_per_class: int, size: int, offset: int = 0) -> Path:
     """Writes Fashion-MNIST images as RGB PNGs into one subfolder per class, ImageNet style."""
-    images, labels = _read_head("train", count=offset + 2000)
+    images, labels = first_images("train", count=offset + 2000)
     for label in range(classes):
         folder = root / f"class_{label}"
         folder.mkdir(parents=True, exist_ok=True)
