@@ -178,17 +178,13 @@ def _music_loss_shapes(z_a, z_b, segment_dim, *options_and_choice):
     compute_grad = options_and_choice[-1]
     dtype = compute_dtype(z_a.dtype)
     num_segments = z_a.shape[1] // segment_dim
-    scalar, per_segment = (z_a.new_empty(shape, dtype=dtype) for shape in ((), (num_segments,)))
-    parts = MUSICOutput(
-        loss=scalar,
-        invariance=scalar.new_empty(()),
-        diag=scalar.new_empty(()),
-        off=scalar.new_empty(()),
-        attribute_entropy=per_segment,
-        confidence=per_segment.new_empty((num_segments,)),
-    )
+
+    def empty(*shape: int) -> Tensor:
+        return z_a.new_empty(shape, dtype=dtype)
+
+    parts = MUSICOutput(empty(), empty(), empty(), empty(), empty(num_segments), empty(num_segments))
     grad_shape = tuple(z_a.shape) if compute_grad else (0,)
-    return _pack(parts, *(z_a.new_empty(grad_shape, dtype=dtype) for _ in range(2)))
+    return _pack(parts, empty(*grad_shape), empty(*grad_shape))
 
 
 def _save_gradients(ctx, inputs, output) -> None:

@@ -180,12 +180,10 @@ def joint_entropies(name: str, fall_back: bool, *args):
     when ``fall_back`` (and warns once), and is raised with the fallback named otherwise."""
     implementation = REGISTRY[name]
     assert implementation.joint_entropies is not None, f"{name!r} has no joint kernel"
-    if implementation.fallback is None:
-        return implementation.joint_entropies(*args)
     try:
         return implementation.joint_entropies(*args)
     except Exception as error:
-        if not is_compile_or_launch_failure(error):
+        if implementation.fallback is None or not is_compile_or_launch_failure(error):
             raise
         if not fall_back:
             raise RuntimeError(
