@@ -70,10 +70,20 @@ def unpack_codes(packed: Tensor, num_segments: int, segment_dim: int) -> Tensor:
     return (stream << torch.arange(bits, device=packed.device)).sum(-1)
 
 
+def _one_hot(codes: Tensor, segment_dim: int) -> Tensor:
+    """(N, S) attributes -> (N, S * C) float32 indicators: row n has a 1 at s * C + codes[n, s]."""
+    n, s = codes.shape
+    columns = codes.long() + torch.arange(s, device=codes.device) * segment_dim
+    out = torch.zeros(n, s * segment_dim, dtype=torch.float32, device=codes.device)
+    return out.scatter_(1, columns, 1.0)
+
+
 def code_agreement(codes_a: Tensor, codes_b: Tensor, segment_dim: int, block_rows: int = 1024) -> Tensor:
     """(N, M) int64: for every pair of codes, the number of segments whose attributes agree (0 to S).
 
-    Computed `block_rows` rows of `codes_a` at a time, so memory stays O(block_rows * M * S / 8) bytes.
+    The count is a matrix product of one-hot codes, sum_s [a_s == b_s] = onehot(a) . onehot(b), in float32,
+    which holds every count exactly (autocast is turned off for it). Computed `block_rows` rows of each
+    operand at a time, so the one-hot blocks take O(block_rows * S * C) memory besides the (N, M) output.
     """
     codes_a = _check_codes("codes_a", codes_a, segment_dim)
     codes_b = _check_codes("codes_b", codes_b, segment_dim)
@@ -84,9 +94,13 @@ def code_agreement(codes_a: Tensor, codes_b: Tensor, segment_dim: int, block_row
         )
     check.positive_int("block_rows", block_rows)
     out = torch.empty(codes_a.shape[0], codes_b.shape[0], dtype=torch.long, device=codes_a.device)
-    for start in range(0, codes_a.shape[0], block_rows):
-        block = codes_a[start : start + block_rows]
-        out[start : start + block_rows] = (block.unsqueeze(1) == codes_b.unsqueeze(0)).sum(-1)
+    with torch.autocast(device_type=codes_a.device.type, enabled=False):
+        for b_start in range(0, codes_b.shape[0], block_rows):
+            one_hot_b = _one_hot(codes_b[b_start : b_start + block_rows], segment_dim).T
+            for a_start in range(0, codes_a.shape[0], block_rows):
+                one_hot_a = _one_hot(codes_a[a_start : a_start + block_rows], segment_dim)
+                counts = one_hot_a @ one_hot_b
+                out[a_start : a_start + block_rows, b_start : b_start + block_rows] = counts.round().long()
     return out
 
 

@@ -54,6 +54,17 @@ def test_agreement_counts_equal_segments():
     assert (code_agreement(codes_a, codes_a, 4).diagonal() == 6).all()
 
 
+def test_agreement_is_exact_under_autocast_and_for_many_segments():
+    # 301 agreeing segments: a count that bfloat16 cannot hold (it rounds to 300 or 302)
+    codes = _codes(3, 301, 2, seed=3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        agreement = code_agreement(codes, codes, 2)
+    assert agreement.dtype == torch.long
+    assert (agreement.diagonal() == 301).all()
+    want = torch.tensor([[int((a == b).sum()) for b in codes] for a in codes])
+    assert torch.equal(agreement, want)
+
+
 def test_soft_agreement_of_hard_codes_is_the_agreement():
     z_a, z_b = torch.randn(9, 48), torch.randn(7, 48)
     hard_a, hard_b = (segment_probabilities(z * 1e4, 8).double() for z in (z_a, z_b))  # one-hot in the limit
