@@ -42,6 +42,7 @@ from benchmarks.quality.evaluate import extract_features
 from benchmarks.quality.methods import SSL_METHODS, loss_params
 from benchmarks.quality.models import save_model
 from benchmarks.quality.study.catalogue import STUDIES
+from benchmarks.quality.study.store import write_run
 from benchmarks.quality.train import build_model, pretrain
 from benchmarks.quality.tuned import method_params
 from music_ssl import (
@@ -297,9 +298,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             start = time.perf_counter()
             record = one_seed(seed, data, profile, params, args, log)
             record["seconds"] = round(time.perf_counter() - start, 1)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.with_suffix(".partial").write_text(json.dumps({**record, "settings": settings}, indent=2))
-            path.with_suffix(".partial").replace(path)
+            write_run(path, {**record, "settings": settings})
     from benchmarks.quality import codes_report
 
     return codes_report.write(args.out, data, log)
