@@ -8,7 +8,6 @@ group, as it does on CPU. What each worker returns comes back to the test, in ra
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import torch
 import torch.multiprocessing as mp
+
+from tests.process_group import free_port, leave_process_group
 
 WORLD_SIZE = 2
 
@@ -26,7 +27,7 @@ def run_on_two_processes(worker: Callable[..., Any], *args: Any) -> list[Any]:
     The worker must be a module-level function (the processes are spawned, so it travels by name).
     """
     with tempfile.TemporaryDirectory(prefix="music-ssl-two-processes-") as out:
-        mp.spawn(_run, args=(_free_port(), out, worker, args), nprocs=WORLD_SIZE, join=True)
+        mp.spawn(_run, args=(free_port(), out, worker, args), nprocs=WORLD_SIZE, join=True)
         return [torch.load(Path(out) / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
 
 
@@ -47,18 +48,6 @@ def assert_joint_over_the_global_batch(ranks: list[dict], criterion: Callable[..
 def _run(rank: int, port: int, out: str, worker: Callable[..., Any], args: tuple) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK="0", LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    try:
-        result = worker(rank, *args)
-        torch.save(result, Path(out) / f"rank{rank}.pt")
-        if torch.distributed.is_initialized():
-            # Rank 0 holds the group's store: neither rank leaves while the other may still use it.
-            torch.distributed.barrier()
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    result = worker(rank, *args)
+    torch.save(result, Path(out) / f"rank{rank}.pt")
+    leave_process_group()

@@ -5,7 +5,6 @@ concatenated batch, for equal and for unequal per-rank batch sizes, also with an
 """
 
 import os
-import socket
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from music_ssl import MUSICLoss
+from tests.process_group import free_port, join_process_group, leave_process_group
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed")
 
@@ -44,33 +44,21 @@ def _loss_function(kind: str, implementation: str):
 
 
 def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core"):
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        model = nn.parallel.DistributedDataParallel(_model())
-        x_a, x_b = _data(sum(sizes))
-        start = sum(sizes[:rank])
-        rows = slice(start, start + sizes[rank])
-        loss_fn = _loss_function(kind, implementation)
-        out = loss_fn(model(x_a[rows]), model(x_b[rows]), return_terms=True)
-        out.loss.backward()
-        grads = [p.grad.detach().clone() for p in model.parameters()]
-        torch.save(
-            {"grads": grads, "loss": out.loss.detach(), "diag": out.diag, "off": out.off},
-            os.path.join(out_dir, f"rank{rank}.pt"),
-        )
-        # Neither rank tears down gloo (or rank 0's store) while the other still uses it.
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    join_process_group(rank, world_size, port)
+    model = nn.parallel.DistributedDataParallel(_model())
+    x_a, x_b = _data(sum(sizes))
+    start = sum(sizes[:rank])
+    rows = slice(start, start + sizes[rank])
+    loss_fn = _loss_function(kind, implementation)
+    out = loss_fn(model(x_a[rows]), model(x_b[rows]), return_terms=True)
+    out.loss.backward()
+    grads = [p.grad.detach().clone() for p in model.parameters()]
+    torch.save(
+        {"grads": grads, "loss": out.loss.detach(), "diag": out.diag, "off": out.off},
+        os.path.join(out_dir, f"rank{rank}.pt"),
+    )
+    leave_process_group()
 
 
 @pytest.mark.timeout(300)
@@ -84,7 +72,7 @@ def test_ddp_gradients_equal_single_process_on_concatenated_batch(
     world_size = len(sizes)
     mp.spawn(
         _worker,
-        args=(world_size, _free_port(), sizes, implementation, str(tmp_path), kind),
+        args=(world_size, free_port(), sizes, implementation, str(tmp_path), kind),
         nprocs=world_size,
         join=True,
     )
@@ -107,29 +95,24 @@ def test_ddp_gradients_equal_single_process_on_concatenated_batch(
 
 
 def _mismatched_worker(rank, world_size, port, per_rank, out_dir):
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    join_process_group(rank, world_size, port)
+    mine = per_rank[rank]
+    z_a, z_b = (torch.randn(4, mine["dim"], dtype=mine["dtype"]) for _ in range(2))
+    loss_fn = MUSICLoss(
+        segment_dim=mine["segment_dim"],
+        temperature=mine["temperature"],
+        gather_distributed=True,
+        implementation=mine["implementation"],
+    )
     try:
-        mine = per_rank[rank]
-        z_a, z_b = (torch.randn(4, mine["dim"], dtype=mine["dtype"]) for _ in range(2))
-        loss_fn = MUSICLoss(
-            segment_dim=mine["segment_dim"],
-            temperature=mine["temperature"],
-            gather_distributed=True,
-            implementation=mine["implementation"],
-        )
-        try:
-            loss_fn(z_a, z_b)
-            message = "no error"
-        except ValueError as error:
-            message = str(error)
-        with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
-            f.write(message)
-        dist.barrier()  # the ranks are still in step: nothing was left waiting in a collective
-    finally:
-        dist.destroy_process_group()
+        loss_fn(z_a, z_b)
+        message = "no error"
+    except ValueError as error:
+        message = str(error)
+    with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
+        f.write(message)
+    leave_process_group()  # its barrier: the ranks are still in step, nothing was left in a collective
 
 
 SAME = {"dim": 32, "segment_dim": 8, "dtype": torch.float32, "temperature": 1.0, "implementation": "chunked"}
@@ -151,7 +134,7 @@ def test_ranks_that_disagree_get_the_same_clear_error(tmp_path, rank1, shown):
     """Different segment_dim (same D) would silently average gradients of different joints, a different D
     or dtype would abort inside gloo: every rank raises a ValueError that names each rank's values."""
     per_rank = [SAME, {**SAME, **rank1}]
-    mp.spawn(_mismatched_worker, args=(2, _free_port(), per_rank, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_mismatched_worker, args=(2, free_port(), per_rank, str(tmp_path)), nprocs=2, join=True)
     for rank in range(2):
         message = (tmp_path / f"rank{rank}.txt").read_text()
         assert message.startswith("gather_distributed=True estimates one joint over every rank's batch")
