@@ -36,6 +36,15 @@ class Artifacts:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or "unknown"
+
+
 def versions() -> dict[str, str]:
     import lightly
     import torchvision
@@ -51,6 +60,10 @@ def versions() -> dict[str, str]:
         "platform": platform.platform(),
         "cpu_count": str(os.cpu_count()),
         "torch_threads": str(torch.get_num_threads()),
+        # The CPU and the instruction set torch's kernels dispatch to: the same code and seeds give the
+        # same numbers on one machine, but can differ in the last digits on another CPU.
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "device": torch.cuda.get_device_name()
         if torch.cuda.is_available()
         else platform.processor() or "cpu",

@@ -308,7 +308,8 @@ def test_cli_writes_results_json_table_and_plots(tmp_path):
         assert {"linear_top1", "knn_top1", "seconds"} <= set(row)
         assert 0 <= row["linear_top1"] <= 100
     assert results["config"]["dataset"] == "imagefolder"
-    assert "torch" in results["versions"] and "lightly" in results["versions"]
+    assert {"torch", "lightly", "cpu", "cpu_capability"} <= set(results["versions"])
+    assert results["versions"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert "| MUSIC (music-ssl) |" in (out / "table.md").read_text()
     for name in ("accuracy_over_epochs", "time_per_epoch", "music_attribute_usage", "music_attribute_grid"):
         assert (out / f"{name}.png").stat().st_size > 1000
