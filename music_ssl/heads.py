@@ -35,8 +35,7 @@ class MUSICProjectionHead(ProjectionHead):
 
     The output is a flat (N, output_dim) projection, read by `MUSICLoss` as output_dim / segment_dim
     segments of segment_dim attributes. Defaults follow lightly's Barlow Twins head width; the MUSIC
-    authors used 2048-8192-8160 with segment_dim 80 on ImageNet and 512-1024-1024-1024 with
-    segment_dim 32 on CIFAR-10.
+    authors' widths and segment sizes are in `music_ssl.integrations.recipes` (`IMAGENET`, `CIFAR10`).
 
     Attributes:
         input_dim: Backbone feature dimension.
