@@ -10,7 +10,7 @@ images and augmentations) and its model is kept under --models (not committed), 
 evaluates. One JSON per seed is written to OUT/runs/ when the seed is done and skipped when it exists:
 stop at any time and run the command again. ``--settings long`` evaluates the models of the ``long`` study
 (3x the epochs on the full train split) that ``python -m benchmarks.quality.study long --save-models
-results/models`` kept; it never retrains one (25-36 minutes a run) and names the seeds it lacks. The
+results/models`` kept; it never retrains one (25-75 minutes a run) and names the seeds it lacks. The
 numbers, on the test split:
 
 - clusters: each MUSIC segment's most likely attribute is a clustering of the test images into at most C
@@ -223,7 +223,7 @@ def long_settings(profile, params, models: Path, asked: list[int] | None, log):
     if missing:
         log(
             f"[codes] long: no kept models under {models} for seeds {missing} (their runs were not trained "
-            f"with --save-models; retraining one takes 25-36 min); evaluating seeds {kept}"
+            f"with --save-models; retraining one takes 25-75 min); evaluating seeds {kept}"
         )
     if not kept:
         raise FileNotFoundError(
