@@ -19,6 +19,10 @@ NAMES: dict[str, Name] = {
     "music": Name("MUSIC", "music-ssl"),
     "barlow_twins": Name("Barlow Twins", "lightly"),
     "vicreg": Name("VICReg", "lightly"),
+    "simclr": Name("SimCLR", "lightly"),
+    "lejepa": Name("LeJEPA", "lightly"),
+    "visreg": Name("VISReg", "lightly"),
+    "wmse": Name("W-MSE", "lightly"),
     "raw_pixels": Name("raw pixels"),
     "random_init": Name("random-init backbone"),
 }

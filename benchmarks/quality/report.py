@@ -80,7 +80,8 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 
 def tuning_table(entry: dict[str, Any]) -> str:
-    """The search's grid with validation scores, chosen rows in bold."""
+    """The search's grid with validation scores, chosen rows in bold; a method whose search has not
+    chosen yet is marked as in progress."""
     lines = [
         "| method | stage | lr | loss options | val linear top-1 (%) | val kNN top-1 (%) | s |",
         "|---|---:|---:|---|---:|---:|---:|",
@@ -88,7 +89,9 @@ def tuning_table(entry: dict[str, Any]) -> str:
     order = [m for m in NAMES if m in entry["trials"]]
     for method in order:
         rows = entry["trials"][method]
-        chosen = entry["chosen"][method]
+        chosen = entry["chosen"].get(method)
+        if chosen is None:
+            lines.append(f"| {method} (search in progress) | | | | | | |")
         for r in rows:
             opts = ", ".join(f"{k}={v}" for k, v in r["params"].items() if k != "lr")
             mark = "**" if r["params"] == chosen else ""

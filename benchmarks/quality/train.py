@@ -14,7 +14,7 @@ from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import extract_features, knn_classify
-from benchmarks.quality.methods import build_loss, loss_params
+from benchmarks.quality.methods import build_loss, loss_params, projector_output_dim
 from benchmarks.quality.models import SSLModel, build_backbone
 
 
@@ -36,10 +36,13 @@ def weights_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def build_model(profile: Profile, in_channels: int, segment_dim: int = 32) -> SSLModel:
+def build_model(
+    profile: Profile, in_channels: int, segment_dim: int = 32, output_dim: int | None = None
+) -> SSLModel:
     """Backbone + the shared projector (MUSIC's head: Linear-BN-ReLU blocks, then Linear without bias).
 
-    Every method gets this same module; ``segment_dim`` only tells MUSIC's head how to read its output.
+    Every method gets this same module; ``segment_dim`` only tells MUSIC's head how to read its output, and
+    ``output_dim`` (default: the profile's) is the width of a method whose own head sets one.
     """
     from music_ssl import MUSICProjectionHead
 
@@ -47,7 +50,7 @@ def build_model(profile: Profile, in_channels: int, segment_dim: int = 32) -> SS
     projector = MUSICProjectionHead(
         input_dim=backbone.out_dim,
         hidden_dim=profile.projector_hidden_dim,
-        output_dim=profile.projector_output_dim,
+        output_dim=profile.projector_output_dim if output_dim is None else output_dim,
         num_layers=profile.projector_num_layers,
         segment_dim=segment_dim,
     )
@@ -155,7 +158,8 @@ def pretrain(
     epochs = profile.epochs if epochs is None else epochs
     lparams = loss_params(method, params)
     torch.manual_seed(seed)
-    model = build_model(profile, data.channels, int(lparams.get("segment_dim", 32))).to(device)
+    output_dim = projector_output_dim(method, params, profile.projector_output_dim)
+    model = build_model(profile, data.channels, int(lparams.get("segment_dim", 32)), output_dim).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(method, lparams).to(device)

@@ -37,7 +37,7 @@ from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import Profile, get_profile
 from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.evaluate import evaluate_features, extract_features
-from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, SSL_METHODS
+from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, FIELD_METHODS, SSL_METHODS
 from benchmarks.quality.report import tuning_table
 from benchmarks.quality.train import pretrain
 from benchmarks.quality.tuned import TUNED_PATH, read_entry, tuned_key, write_entry
@@ -52,10 +52,15 @@ LOSS_ALTERNATIVES: dict[str, list[dict[str, Any]]] = {
         {"lambda_param": 10.0, "mu_param": 25.0, "nu_param": 1.0},
         {"lambda_param": 25.0, "mu_param": 10.0, "nu_param": 1.0},
     ],
+    "simclr": [{"temperature": 0.2}, {"temperature": 1.0}],
+    "lejepa": [{"lambda_param": 0.02}, {"lambda_param": 0.1}],
+    "visreg": [{"lambda_param": 0.3}, {"lambda_param": 0.9}],
+    "wmse": [{"embedding_dim": 32, "w_size": 128}, {"embedding_dim": 64, "w_size": 256}],
 }
 
 # One more step along each alternative's direction (stage 3): smaller segments / lower temperature,
-# weaker / stronger redundancy weight, weaker invariance / variance weight.
+# weaker / stronger redundancy weight, weaker invariance / variance weight; for the field study's peers,
+# a lower / higher temperature or regularizer weight, a smaller embedding / a larger whitened one.
 LOSS_FURTHER: dict[str, list[dict[str, Any]]] = {
     "music": [{"segment_dim": 8, "temperature": 1.0}, {"segment_dim": 32, "temperature": 0.25}],
     "barlow_twins": [{"lambda_param": 0.0002}, {"lambda_param": 0.08}],
@@ -63,6 +68,11 @@ LOSS_FURTHER: dict[str, list[dict[str, Any]]] = {
         {"lambda_param": 4.0, "mu_param": 25.0, "nu_param": 1.0},
         {"lambda_param": 25.0, "mu_param": 4.0, "nu_param": 1.0},
     ],
+    "simclr": [{"temperature": 0.1}, {"temperature": 2.0}],
+    "lejepa": [{"lambda_param": 0.01}, {"lambda_param": 0.2}],
+    "visreg": [{"lambda_param": 0.15}, {"lambda_param": 0.95}],
+    # W-MSE whitens sub-batches of w_size, at least twice the embedding: the batch (256) bounds w_size.
+    "wmse": [{"embedding_dim": 16, "w_size": 128}, {"embedding_dim": 128, "w_size": 256}],
 }
 
 
@@ -147,11 +157,14 @@ def apply_safety_overrides(
 
     A safety override (``{"searched", "chosen", "why"}`` in ``tuned.json``) replaces a searched value
     that later diverged in a full-length run. It outlives a new search only while that search still
-    chooses the value it replaced; a method not searched this time keeps its override as it is.
+    chooses the value it replaced; a method not searched this time, or whose search has not chosen yet,
+    keeps its override as it is.
     """
     chosen, kept = dict(chosen), {}
     for method, override in overrides.items():
-        if method not in searched:
+        if method in searched and method not in chosen:
+            kept[method] = override  # its search has not chosen yet (a search written as it goes)
+        elif method not in searched:
             if method in chosen:
                 kept[method] = override
         elif chosen.get(method) == override["searched"]:
@@ -232,6 +245,19 @@ def tune(
     previous = _previous_trials(path, (profile, dataset), protocol) if reuse else {}
     trials: dict[str, list[dict[str, Any]]] = {}
     chosen: dict[str, dict[str, Any]] = {}
+
+    def save(log=log) -> dict[str, Any]:
+        entry = {
+            "chosen": dict(chosen),
+            "trials": {m: list(rows) for m, rows in trials.items()},
+            "criterion": protocol["criterion"],
+            "protocol": protocol,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        if path is not None:
+            _write_merged(entry, path, profile, dataset, methods, log)
+        return entry
+
     for method in methods:
         rows = trials.setdefault(method, [])
         done = {json.dumps(r["params"], sort_keys=True): r for r in previous.get(method, [])}
@@ -245,6 +271,8 @@ def tune(
             scores = score_candidate(method, params, split, profile, augment, seeds, device, progress)
             rows.append({"stage": stage, "params": params, **scores})
             log(f"[tune] {method} {params}: {scores['linear_top1']} (diverged: {scores['diverged']})")
+            # Every finished candidate is on disk: a stopped search resumes with --reuse-trials.
+            save(log=lambda *_: None)
 
         def best_lr(rows=rows) -> float | None:
             winner = best(rows)
@@ -269,28 +297,29 @@ def tune(
             if winner == {"lr": lr, **alternative}:
                 run({"lr": lr, **further}, stage=3)
         chosen[method] = best(rows)["params"]
-    entry = {
-        "chosen": chosen,
-        "trials": trials,
-        "criterion": protocol["criterion"],
-        "protocol": protocol,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
+    entry = save()
     if path is not None:
-        # Merge per method, so a search over some methods keeps the others' recorded results.
-        kept = read_entry(profile, dataset, path)
-        if kept is not None and _previous_trials(path, (profile, dataset), protocol):
-            for key in ("chosen", "trials"):
-                entry[key] = {**{m: v for m, v in kept[key].items() if m not in methods}, **entry[key]}
-        entry["chosen"], overrides = apply_safety_overrides(
-            entry["chosen"], (kept or {}).get("safety_overrides", {}), methods, log
-        )
-        if overrides:
-            entry["safety_overrides"] = overrides
-        entry["seconds"] = round(sum(r["seconds"] for rows in entry["trials"].values() for r in rows), 1)
-        write_entry(profile, dataset, entry, path)
         log(f"[tune] wrote {path} [{tuned_key(profile, dataset)}]")
     return entry
+
+
+def _write_merged(
+    entry: dict[str, Any], path: Path, profile: Profile, dataset: str, methods: tuple[str, ...], log
+) -> None:
+    """Writes ``entry`` for ``methods``, keeping the other methods' recorded results (merged per method)
+    and the safety overrides that still apply; ``entry`` is updated to what was written."""
+    protocol = entry["protocol"]
+    kept = read_entry(profile, dataset, path)
+    if kept is not None and _previous_trials(path, (profile, dataset), protocol):
+        for key in ("chosen", "trials"):
+            entry[key] = {**{m: v for m, v in kept[key].items() if m not in methods}, **entry[key]}
+    entry["chosen"], overrides = apply_safety_overrides(
+        entry["chosen"], (kept or {}).get("safety_overrides", {}), methods, log
+    )
+    if overrides:
+        entry["safety_overrides"] = overrides
+    entry["seconds"] = round(sum(r["seconds"] for rows in entry["trials"].values() for r in rows), 1)
+    write_entry(profile, dataset, entry, path)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -301,7 +330,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     add_common_arguments(p)
     p.add_argument("--out", type=Path, default=Path("results/tune"), help="tuning.json and tuning.md go here")
-    p.add_argument("--methods", nargs="+", choices=SSL_METHODS, default=list(SSL_METHODS))
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=FIELD_METHODS,
+        default=list(SSL_METHODS),
+        help="default: the main run's; the field study's peers are searched with --methods "
+        + " ".join(FIELD_METHODS[len(SSL_METHODS) :]),
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=list(TUNE_SEEDS), help="at least two")
     p.add_argument("--tuned", type=Path, default=TUNED_PATH, help="the tuned-values file to update")
     p.add_argument(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from benchmarks.quality.config import Profile
-from benchmarks.quality.methods import SSL_METHODS
+from benchmarks.quality.methods import FIELD_METHODS, SSL_METHODS
 
 DIMS = (128, 256, 512, 1024, 2048, 4096)
 MUSIC_SEGMENT_DIMS = (8, 16, 32, 64)
@@ -136,6 +136,17 @@ STUDIES = {
             (0, 1, 2, 3, 4),
             plot=SeedsPlot(),
             main_run_value=_main_run_settings,
+        ),
+        # MUSIC against the losses a user would pick instead, at the main run's settings (the main run's
+        # three methods are the seeds study's runs, copied).
+        Study(
+            "field",
+            "test",
+            "settings",
+            (MAIN_RUN,),
+            (0, 1, 2),
+            plot=SeedsPlot(),
+            methods=FIELD_METHODS,
         ),
         Study(
             "long",

@@ -1,6 +1,7 @@
 """Studies of the paper's claims, run in resumable pieces: one JSON file per finished run.
 
     python -m benchmarks.quality.study seeds              # 5 seeds of the main run's settings
+    python -m benchmarks.quality.study field              # MUSIC against six peers from lightly, 3 seeds
     python -m benchmarks.quality.study long               # 3x the epochs on the full 60k split, 5 seeds
     python -m benchmarks.quality.study projector_dim      # output dim 128 ... 4096, 2 seeds, all methods
     python -m benchmarks.quality.study projector_depth    # 0, 1 and 2 hidden layers, 2 seeds
@@ -35,7 +36,7 @@ from typing import Any
 
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import RESULTS, get_profile
-from benchmarks.quality.methods import SSL_METHODS
+from benchmarks.quality.methods import FIELD_METHODS
 from benchmarks.quality.study.catalogue import STUDIES
 from benchmarks.quality.study.report import write_report
 from benchmarks.quality.study.reuse import import_main_run
@@ -56,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="default: benchmarks/quality/results/studies"
     )
-    p.add_argument("--methods", nargs="+", choices=SSL_METHODS, default=None)
+    p.add_argument("--methods", nargs="+", choices=FIELD_METHODS, default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the study's seeds")
     p.add_argument("--values", nargs="+", type=int, default=None, help="only these values of the variable")
     p.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.methods import SSL_METHODS
+from benchmarks.quality.methods import FIELD_METHODS
 from benchmarks.quality.names import NAMES, full_names
 from benchmarks.quality.stats import compare
 from benchmarks.quality.study.catalogue import Study, value_label
@@ -57,7 +57,7 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
                     stats[key] = round(statistics.fmean(values), 4)
                     stats[f"{key}_std"] = round(statistics.stdev(values), 4) if len(values) > 1 else None
             entry["methods"][method] = stats
-        peers = tuple(m for m in SSL_METHODS if m != "music" and m in rows_by_method)
+        peers = tuple(m for m in FIELD_METHODS if m != "music" and m in rows_by_method)
         if study.kind == "test" and "music" in rows_by_method and peers:
             entry["comparison"] = compare(rows_by_method, "music", peers, names=full_names())
         summary["values"].append(entry)
@@ -92,7 +92,7 @@ def _verdicts(entry: dict[str, Any]) -> str:
 
 def markdown(summary: dict[str, Any], study: Study) -> str:
     key = "final_loss" if study.kind == "pretrain" else "linear_top1"
-    methods = [m for m in SSL_METHODS if m in study.methods]
+    methods = [m for m in FIELD_METHODS if m in study.methods]
     options = study.music_at_chosen_options
     lines = [
         f"Study `{study.name}`: {MEASURES[study.kind]}, mean ± std over seeds (n = seeds that finished).",

@@ -1,0 +1,122 @@
+"""The field study's peers: each lightly loss trains through the shared loop as lightly ships it, and the
+search writes every finished candidate, so a stopped search resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmarks.quality.config import get_profile
+from benchmarks.quality.methods import (
+    DEFAULT_LOSS_PARAMS,
+    FIELD_METHODS,
+    PEER_METHODS,
+    build_loss,
+    projector_output_dim,
+)
+from benchmarks.quality.study.catalogue import STUDIES
+from benchmarks.quality.tune import LOSS_ALTERNATIVES, LOSS_FURTHER, tune
+from tests.benchmarks.test_quality_protocol import fake_data
+
+
+@pytest.mark.parametrize("method", FIELD_METHODS)
+def test_every_field_method_gives_a_finite_loss_and_gradient_for_two_views(method):
+    torch.manual_seed(0)
+    width = projector_output_dim(method, {}, 256)
+    z_a = torch.randn(256, width, requires_grad=True)
+    z_b = (z_a.detach() + 0.1 * torch.randn(256, width)).requires_grad_()
+    loss = build_loss(method, DEFAULT_LOSS_PARAMS[method])(z_a, z_b)
+    loss.backward()
+    assert loss.shape == () and torch.isfinite(loss)
+    assert torch.isfinite(z_a.grad).all() and z_a.grad.abs().sum() > 0 and z_b.grad.abs().sum() > 0
+
+
+def test_methods_with_their_own_head_width_get_it_and_the_others_the_shared_one():
+    assert projector_output_dim("simclr", {}, 1024) == 128
+    assert projector_output_dim("lejepa", {}, 1024) == 64
+    assert projector_output_dim("wmse", {"embedding_dim": 32}, 1024) == 32
+    for method in ("music", "barlow_twins", "vicreg", "visreg"):
+        assert projector_output_dim(method, {}, 1024) == 1024
+
+
+def test_lejepa_with_two_views_is_its_loss_over_two_global_views():
+    from lightly.loss import LeJEPALoss
+    from lightly.loss.lejepa_loss import lejepa_invariance_loss
+
+    torch.manual_seed(0)
+    z_a, z_b = torch.randn(64, 16), torch.randn(64, 16)
+    views = torch.stack([z_a, z_b])
+    torch.manual_seed(1)  # the same random slices in both
+    ours = build_loss("lejepa", {"lambda_param": 0.2})(z_a, z_b)
+    torch.manual_seed(1)
+    loss = LeJEPALoss(lambda_param=0.2)
+    theirs = 0.2 * loss.sigreg(views) + 0.8 * lejepa_invariance_loss(all_proj=views, global_proj=views)
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_visreg_with_two_views_passes_them_as_global_views_and_no_local_ones():
+    from lightly.loss import VISRegLoss
+
+    torch.manual_seed(0)
+    z_a, z_b = torch.randn(64, 16), torch.randn(64, 16)
+    torch.manual_seed(1)
+    ours = build_loss("visreg", {"lambda_param": 0.6})(z_a, z_b)
+    torch.manual_seed(1)
+    theirs = VISRegLoss(lambda_param=0.6)(
+        local_proj=torch.empty(0, 64, 16), global_proj=torch.stack([z_a, z_b])
+    )
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_every_peer_has_the_same_search_budget_as_music():
+    for method in PEER_METHODS:
+        assert len(LOSS_ALTERNATIVES[method]) == len(LOSS_ALTERNATIVES["music"]) == 2
+        assert len(LOSS_FURTHER[method]) == len(LOSS_FURTHER["music"]) == 2
+        for options in (*LOSS_ALTERNATIVES[method], *LOSS_FURTHER[method]):
+            assert set(options) == set(DEFAULT_LOSS_PARAMS[method])
+            build_loss(method, options)  # every candidate is a valid loss
+
+
+def test_the_field_study_compares_every_method_on_three_seeds_at_the_main_runs_settings():
+    study = STUDIES["field"]
+    assert study.methods == FIELD_METHODS and len(study.seeds) >= 3 and study.kind == "test"
+    assert study.values == STUDIES["seeds"].values  # so the main run's methods reuse the seeds runs
+
+
+class Stopped(Exception):
+    """The search's process ends (a session, a machine) in the middle of a candidate."""
+
+
+def test_a_search_stopped_after_a_candidate_resumes_from_the_written_file(monkeypatch, tmp_path):
+    import benchmarks.quality.tune as tune_module
+
+    scored, stop_at = [], [5]
+
+    def fake_score(method, params, split, profile, augment, seed, device, progress):
+        if stop_at and len(scored) == stop_at[0]:  # the third candidate's second seed: the process stops
+            stop_at.clear()
+            raise Stopped
+        scored.append((method, json.dumps(params, sort_keys=True), seed))
+        acc = 80.0 + params["lr"]
+        return {"seed": seed, "linear_top1": acc, "knn_top1": acc, "diverged": None, "seconds": 1.0}
+
+    monkeypatch.setattr(tune_module, "score_config", fake_score)
+    monkeypatch.setattr(tune_module, "validation_split", lambda data, n, seed: data)
+    path = tmp_path / "tuned.json"
+    profile = get_profile("cpu")
+    with pytest.raises(Stopped):
+        tune(fake_data(), profile, "fake", ("simclr",), path=path, progress=False, log=lambda *_: None)
+    entry = json.loads(path.read_text())["cpu/fake"]
+    assert [r["params"]["lr"] for r in entry["trials"]["simclr"]] == [0.03, 0.1]
+    assert "simclr" not in entry["chosen"]
+
+    before = len(scored)
+    tune(
+        fake_data(), profile, "fake", ("simclr",), path=path, progress=False, log=lambda *_: None, reuse=True
+    )
+    rescored = {json.loads(params)["lr"] for _, params, _ in scored[before:] if "0.5" in params}
+    assert rescored.isdisjoint({0.03, 0.1})  # the two written candidates are reused, not trained again
+    entry = json.loads(path.read_text())["cpu/fake"]
+    assert entry["chosen"]["simclr"]["lr"] == max(r["params"]["lr"] for r in entry["trials"]["simclr"])
