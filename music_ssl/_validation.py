@@ -27,7 +27,8 @@ def segment_dim(segment_dim: object) -> int:
 def temperature(temperature: object) -> float:
     if isinstance(temperature, bool) or not isinstance(temperature, Real):
         raise TypeError(f"temperature must be a positive float, got {temperature!r}.")
-    if not math.isfinite(temperature) or temperature <= 0:
+    # Comparisons, not math.isfinite, which torch.compile cannot trace (NaN fails both).
+    if not 0 < temperature < math.inf:
         raise ValueError(f"temperature must be a positive, finite float, got {temperature}.")
     return float(temperature)
 
@@ -35,7 +36,7 @@ def temperature(temperature: object) -> float:
 def weight(name: str, weight: object) -> float:
     if isinstance(weight, bool) or not isinstance(weight, Real):
         raise TypeError(f"{name} must be a non-negative float, got {weight!r}.")
-    if not math.isfinite(weight) or weight < 0:
+    if not 0 <= weight < math.inf:
         raise ValueError(f"{name} must be a non-negative, finite float, got {weight}.")
     return float(weight)
 
@@ -51,6 +52,17 @@ def gather(value: object) -> bool | str:
         return value  # type: ignore[return-value]
     raise (ValueError if isinstance(value, str) else TypeError)(
         f"gather_distributed must be True, False or 'auto', got {value!r} of type {type(value).__name__}."
+    )
+
+
+def process_group(group: object) -> object:
+    import torch.distributed as dist
+
+    if group is None or (dist.is_available() and isinstance(group, dist.ProcessGroup)):
+        return group
+    raise TypeError(
+        f"process_group must be None (the default group) or a torch.distributed.ProcessGroup, as "
+        f"torch.distributed.new_group returns it, got {group!r} of type {type(group).__name__}."
     )
 
 

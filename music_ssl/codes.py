@@ -22,6 +22,7 @@ def bits_per_attribute(segment_dim: int) -> int:
 
 
 def _check_codes(name: str, codes: object, segment_dim: int) -> Tensor:
+    check.segment_dim(segment_dim)
     if not isinstance(codes, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, S), got {type(codes).__name__}.")
     if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
@@ -47,7 +48,8 @@ def pack_codes(codes: Tensor, segment_dim: int) -> Tensor:
     shifts = torch.arange(bits, device=codes.device)
     stream = ((codes.unsqueeze(-1) >> shifts) & 1).reshape(n, s * bits)
     pad = (-stream.shape[1]) % 8
-    stream = torch.nn.functional.pad(stream, (0, pad)).reshape(n, -1, 8)
+    # The byte count is spelt out: reshape cannot infer a -1 dimension of an empty batch.
+    stream = torch.nn.functional.pad(stream, (0, pad)).reshape(n, (s * bits + pad) // 8, 8)
     weights = 1 << torch.arange(8, device=codes.device)
     return (stream * weights).sum(-1).to(torch.uint8)
 
@@ -66,7 +68,7 @@ def unpack_codes(packed: Tensor, num_segments: int, segment_dim: int) -> Tensor:
         )
     n = packed.shape[0]
     stream = (packed.long().unsqueeze(-1) >> torch.arange(8, device=packed.device)) & 1
-    stream = stream.reshape(n, -1)[:, : num_segments * bits].reshape(n, num_segments, bits)
+    stream = stream.reshape(n, 8 * needed)[:, : num_segments * bits].reshape(n, num_segments, bits)
     return (stream << torch.arange(bits, device=packed.device)).sum(-1)
 
 
@@ -107,7 +109,9 @@ def code_agreement(codes_a: Tensor, codes_b: Tensor, segment_dim: int, block_row
 def soft_agreement(probabilities_a: Tensor, probabilities_b: Tensor) -> Tensor:
     """(N, M): the expected number of agreeing segments when every segment draws its attribute from its
     distribution, sum_s sum_c p_a[s, c] p_b[s, c], for attribute probabilities of shape (N, S, C) and
-    (M, S, C) (`segment_probabilities`). One matrix product."""
+    (M, S, C) (`segment_probabilities`). One matrix product, in float32 (float64 for float64
+    probabilities) also under autocast, whose bfloat16 would round scores to steps of 1/8 and tie
+    neighbours."""
     for name, p in (("probabilities_a", probabilities_a), ("probabilities_b", probabilities_b)):
         if not isinstance(p, Tensor) or p.dim() != 3 or not p.is_floating_point():
             raise TypeError(f"{name} must be a floating (N, S, C) tensor from segment_probabilities.")
@@ -116,7 +120,9 @@ def soft_agreement(probabilities_a: Tensor, probabilities_b: Tensor) -> Tensor:
             f"probabilities_a and probabilities_b must have the same (S, C), got "
             f"{tuple(probabilities_a.shape[1:])} and {tuple(probabilities_b.shape[1:])}."
         )
-    return probabilities_a.flatten(1) @ probabilities_b.flatten(1).T
+    dtype = check.compute_dtype(probabilities_a.dtype)
+    with torch.autocast(device_type=probabilities_a.device.type, enabled=False):
+        return probabilities_a.flatten(1).to(dtype) @ probabilities_b.flatten(1).to(dtype).T
 
 
 def segment_clusterings(codes: Tensor, segment_dim: int) -> list[Tensor]:

@@ -1,4 +1,20 @@
-"""Gathering per-rank rows into the global batch, also when ranks hold batches of different sizes."""
+"""The distributed policy, and gathering per-rank rows into the global batch of a process group.
+
+Under data parallelism the joint distribution is estimated over the batch of every rank of one process
+group: the default group, or the data-parallel group passed as ``process_group``. When the loss gathers:
+
+- ``gather_distributed=False``: never; every rank's joint is its own batch.
+- ``gather_distributed=True``: whenever the group has more than one rank. Every rank of the group must
+  call the loss, also under ``torch.no_grad()``.
+- ``gather_distributed="auto"`` (the default): when the group has more than one rank *and* autograd will
+  need the global joint (gradients enabled and a view requires grad), which is when the gradients must be
+  those of one process on the concatenated batch. A call without gradients (an evaluation or logging
+  batch, possibly on rank 0 alone) uses this rank's own batch and no collective, so it can never wait for
+  ranks that do not call.
+
+Before any collective whose size depends on it, every rank's batch size travels with the numbers its
+call must agree on (`layout`), in one fixed-size all_gather; ranks that disagree all raise the same error.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +24,90 @@ from torch import Tensor
 
 from music_ssl import _validation as check
 
-
-def world_size() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
-# What every rank must agree on before the global joint is estimated: the loss's inputs and options.
-LAYOUT_FIELDS = ("dim", "segment_dim", "dtype", "temperature", "diag_weight", "off_weight", "inv_weight")
+# gather_distributed and implementation as written, encoded by their index for the agreement check.
+GATHER_CHOICES = (False, True, "auto")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# What every rank of the group must agree on before one joint is estimated over their batches.
+LAYOUT_FIELDS = (
+    "dim",
+    "dtype",
+    "segment_dim",
+    "temperature",
+    "diag_weight",
+    "off_weight",
+    "inv_weight",
+    "gather_distributed",
+    "implementation",
+)
+
+# Process groups by the name the operator's schema carries (a custom operator takes no group object).
+_groups: dict[str, dist.ProcessGroup] = {}
 
 
-def layout(
-    dim: int, segment_dim: int, dtype: torch.dtype, temperature: float, *weights: float
-) -> tuple[float, ...]:
-    """The numbers of LAYOUT_FIELDS for one rank's call (the dtype as its index in _DTYPES)."""
+def group_name(group: object) -> str:
+    """The name under which the fused operator finds ``group`` again ("" for the default group)."""
+    if group is None:
+        return ""
+    name = f"music_ssl_group_{id(group)}"
+    _groups[name] = group  # type: ignore[assignment]
+    return name
+
+
+def process_group(name: str) -> dist.ProcessGroup | None:
+    return _groups[name] if name else None
+
+
+def group_size(group: dist.ProcessGroup | None = None) -> int:
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1
+    size = dist.get_world_size(group)
+    if size < 1:
+        raise ValueError(
+            f"process_group={group!r} does not hold this process (rank {dist.get_rank()}); pass the "
+            "data-parallel group this rank belongs to, as new_group returns it on every rank."
+        )
+    return size
+
+
+def gathers(gather_distributed: bool | str, group: dist.ProcessGroup | None, needs_grad: bool) -> bool:
+    """Whether this call estimates the joint over the group's batch (see the module's docstring)."""
+    if gather_distributed is False or group_size(group) == 1:
+        return False
+    return gather_distributed is True or needs_grad
+
+
+def agreement(options) -> tuple[float, ...]:
+    """The numbers of LAYOUT_FIELDS after dim and dtype, for `MUSICOptions` ``options``."""
+    from music_ssl.implementations import CHOICES
+
+    return (
+        float(options.segment_dim),
+        options.temperature,
+        options.diag_weight,
+        options.off_weight,
+        options.inv_weight,
+        float(GATHER_CHOICES.index(options.gather_distributed)),
+        float(CHOICES.index(options.implementation)),
+    )
+
+
+def layout(dim: int, dtype: torch.dtype, agreed: tuple[float, ...] | list[float]) -> tuple[float, ...]:
+    """Every number of LAYOUT_FIELDS for one rank's call (the dtype as its index in _DTYPES)."""
     code = _DTYPES.index(dtype) if dtype in _DTYPES else -1
-    return (float(dim), float(segment_dim), float(code), float(temperature), *weights)
+    return (float(dim), float(code), *agreed)
 
 
 def _describe(values: tuple[float, ...]) -> str:
+    from music_ssl.implementations import CHOICES
+
     parts = []
     for name, value in zip(LAYOUT_FIELDS, values, strict=True):
         if name == "dtype":
             parts.append(f"dtype={_DTYPES[int(value)] if value >= 0 else 'other'}")
+        elif name == "gather_distributed":
+            parts.append(f"gather_distributed={GATHER_CHOICES[int(value)]!r}")
+        elif name == "implementation":
+            parts.append(f"implementation={CHOICES[int(value)]!r}")
         elif name in ("dim", "segment_dim"):
             parts.append(f"{name}={int(value)}")
         else:
@@ -40,29 +115,30 @@ def _describe(values: tuple[float, ...]) -> str:
     return ", ".join(parts)
 
 
-def _rows_per_rank(x: Tensor, own_layout: tuple[float, ...]) -> list[int]:
+def _rows_per_rank(x: Tensor, own_layout: tuple[float, ...], group: dist.ProcessGroup | None) -> list[int]:
     """Every rank's batch size, exchanged together with its layout; the same error on every rank when
     the layouts differ, before any collective whose size depends on them."""
     local = torch.tensor([float(x.shape[0]), *own_layout], device=x.device, dtype=torch.float64)
-    everyone = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
-    dist.all_gather(everyone, local)
+    everyone = [torch.zeros_like(local) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(everyone, local, group=group)
     rows = [values.tolist() for values in everyone]
     layouts = [tuple(values[1:]) for values in rows]
-    if any(other != layouts[0] for other in layouts[1:]):
+    if own_layout and any(other != layouts[0] for other in layouts[1:]):
         described = "; ".join(f"rank {rank}: {_describe(values)}" for rank, values in enumerate(layouts))
         raise ValueError(
-            "gather_distributed=True estimates one joint over every rank's batch, so every rank must call "
-            f"the loss with the same projection width, segment_dim, dtype and options; got {described}."
+            "The MUSIC loss estimates one joint over the batches of every rank of the process group, so "
+            "every rank must call it with the same projection width, dtype and options (implementation "
+            f"included: they differ in the collectives they run); got {described}."
         )
     return [int(values[0]) for values in rows]
 
 
-def _all_gather_rows(x: Tensor, counts: list[int]) -> Tensor:
+def _all_gather_rows(x: Tensor, counts: list[int], group: dist.ProcessGroup | None) -> Tensor:
     # all_gather needs equal shapes on every rank: pad to the longest batch, then drop the padding.
     padded = x.new_zeros((max(counts), *x.shape[1:]))
     padded[: x.shape[0]] = x
     parts = [torch.empty_like(padded) for _ in counts]
-    dist.all_gather(parts, padded)
+    dist.all_gather(parts, padded, group=group)
     return torch.cat([part[:count] for part, count in zip(parts, counts, strict=True)])
 
 
@@ -74,42 +150,44 @@ class _GatherRows(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, counts: list[int], rows: tuple[int, int]) -> Tensor:  # type: ignore[override]
-        ctx.rows = rows
-        return _all_gather_rows(x, counts)
+    def forward(ctx, x: Tensor, counts: list[int], rows: tuple[int, int], group) -> Tensor:  # type: ignore[override]
+        ctx.rows, ctx.group = rows, group
+        return _all_gather_rows(x, counts, group)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
         grad = grad.contiguous()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
         start, stop = ctx.rows
-        return grad[start:stop], None, None
+        return grad[start:stop], None, None, None
 
 
-def _own_rows(counts: list[int]) -> tuple[int, int]:
-    rank = dist.get_rank()
+def _own_rows(counts: list[int], group: dist.ProcessGroup | None) -> tuple[int, int]:
+    rank = dist.get_rank(group)
     return sum(counts[:rank]), sum(counts[: rank + 1])
 
 
 def gather_rows(
-    x: Tensor, differentiable: bool = True, counts: list[int] | None = None
+    x: Tensor,
+    differentiable: bool = True,
+    counts: list[int] | None = None,
+    group: dist.ProcessGroup | None = None,
 ) -> tuple[Tensor, tuple[int, int]]:
-    """Returns the global batch and the slice of its rows that belongs to this rank.
+    """Returns the group's batch and the slice of its rows that belongs to this rank.
 
     Without an initialized process group of more than one rank this is the identity. With
     `differentiable=False` the gather is outside autograd, for implementations that produce their own
-    gradients.
-    `counts`, every rank's batch size, is exchanged first when not given.
+    gradients. `counts`, every rank's batch size, is exchanged first when not given.
     """
-    if world_size() == 1:
+    if group_size(group) == 1:
         return x, (0, x.shape[0])
     if counts is None:
-        counts = _rows_per_rank(x, ())
-    rows = _own_rows(counts)
+        counts = _rows_per_rank(x, (), group)
+    rows = _own_rows(counts, group)
     if differentiable:
-        return _GatherRows.apply(x.contiguous(), counts, rows), rows
+        return _GatherRows.apply(x.contiguous(), counts, rows, group), rows
     with torch.no_grad():
-        return _all_gather_rows(x.contiguous(), counts), rows
+        return _all_gather_rows(x.contiguous(), counts, group), rows
 
 
 def global_views(
@@ -117,18 +195,19 @@ def global_views(
     p_b: Tensor,
     gather: bool,
     own_layout: tuple[float, ...],
+    group: dist.ProcessGroup | None = None,
     differentiable: bool = True,
 ) -> tuple[Tensor, Tensor, tuple[int, int], int]:
-    """Both views' rows of the global batch, this rank's slice of them and the world size.
+    """Both views' rows of the batch the joint is estimated on, this rank's slice of them and the number
+    of ranks whose batches it holds.
 
-    The one place where the batch that the joint distribution is estimated on is checked: it must hold
-    at least two samples over all ranks (a single rank may hold none), and every rank must have called
-    the loss with the same `own_layout` (see `layout`)."""
-    if gather and world_size() > 1:
-        counts = _rows_per_rank(p_a, own_layout)
-        global_a, rows = gather_rows(p_a, differentiable, counts)
-        global_b, _ = gather_rows(p_b, differentiable, counts)
-        size = world_size()
+    The one place where that batch is checked: it must hold at least two samples over all ranks (a single
+    rank may hold none), and every rank must have called the loss with the same `own_layout`."""
+    if gather:
+        counts = _rows_per_rank(p_a, own_layout, group)
+        global_a, rows = gather_rows(p_a, differentiable, counts, group)
+        global_b, _ = gather_rows(p_b, differentiable, counts, group)
+        size = group_size(group)
     else:
         global_a, global_b, rows, size = p_a, p_b, (0, p_a.shape[0]), 1
     check.batch_size(global_a.shape[0])

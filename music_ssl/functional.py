@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal, overload
 
+import torch
 from torch import Tensor
 
 from music_ssl import _validation as check
 from music_ssl import implementations
 from music_ssl.fused import music_loss_fused
-from music_ssl.options import MUSICOptions
+from music_ssl.options import MUSICOptions, ProcessGroup
 from music_ssl.output import MUSICOutput
 from music_ssl.reference import music_loss_reference
 
@@ -26,6 +27,7 @@ def music_loss(
     gather_distributed: bool | str = "auto",
     implementation: str = "auto",
     return_terms: Literal[False] = False,
+    process_group: ProcessGroup | None = None,
 ) -> Tensor: ...
 
 
@@ -42,6 +44,7 @@ def music_loss(
     implementation: str = "auto",
     *,
     return_terms: Literal[True],
+    process_group: ProcessGroup | None = None,
 ) -> MUSICOutput: ...
 
 
@@ -57,6 +60,7 @@ def music_loss(
     gather_distributed: bool | str = "auto",
     implementation: str = "auto",
     return_terms: bool = False,
+    process_group: ProcessGroup | None = None,
 ) -> Tensor | MUSICOutput: ...
 
 
@@ -71,6 +75,7 @@ def music_loss(
     gather_distributed: bool | str = "auto",
     implementation: str = "auto",
     return_terms: bool = False,
+    process_group: ProcessGroup | None = None,
 ) -> Tensor | MUSICOutput:
     """MUSIC loss of two views' projections; see `MUSICLoss` for the arguments.
 
@@ -79,7 +84,14 @@ def music_loss(
         three terms and per-segment diagnostics when ``return_terms=True``.
     """
     options = MUSICOptions(
-        segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation
+        segment_dim,
+        temperature,
+        diag_weight,
+        off_weight,
+        inv_weight,
+        gather_distributed,
+        implementation,
+        process_group,
     )
     return music_loss_with(z_a, z_b, options, check.flag("return_terms", return_terms))
 
@@ -92,9 +104,11 @@ def music_loss_with(
     check.temperature_fits(options.temperature, z_a.dtype)
     check.segments(z_a.shape[1] // options.segment_dim, options.off_weight)
 
+    needs_grad = torch.is_grad_enabled() and (z_a.requires_grad or z_b.requires_grad)
+    math = options.math(needs_grad)
     name, fall_back = implementations.choose(options.implementation, z_a.device, z_a.dtype)
     if implementations.REGISTRY[name].joint_entropies is None:
-        output = music_loss_reference(z_a, z_b, *options.math())
+        output = music_loss_reference(z_a, z_b, math)
     else:
-        output = music_loss_fused(z_a, z_b, options.math(), name, fall_back)
+        output = music_loss_fused(z_a, z_b, math, name, fall_back)
     return output if return_terms else output.loss

@@ -16,6 +16,7 @@ with an error that points to the reference implementation.
 """
 
 import functools
+import typing
 
 import torch
 from torch import Tensor
@@ -25,6 +26,7 @@ from music_ssl._validation import compute_dtype
 from music_ssl.implementations import JointEntropies
 from music_ssl.options import LossMath
 from music_ssl.output import MUSICOutput, segment_diagnostics
+from music_ssl.segments import log_probabilities
 
 DOUBLE_BACKWARD_MESSAGE = (
     "The fused MUSIC implementations ('chunked', 'triton', and 'auto', which picks one of them) do not "
@@ -64,35 +66,32 @@ def _loss_and_gradients(
     z_a: Tensor, z_b: Tensor, options: LossMath, joint_entropies: JointEntropies, compute_grad: bool
 ) -> tuple[MUSICOutput, Tensor | None, Tensor | None]:
     """The loss's parts and, with compute_grad, dL/dz of both views (float32, float64 for float64)."""
-    segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed = options
-    dtype = compute_dtype(z_a.dtype)
+    segment_dim, temperature, diag_weight, off_weight, inv_weight, gather, group, agreement = options
     batch_size, dim = z_a.shape
     num_segments = dim // segment_dim
     shape = (batch_size, num_segments, segment_dim)
 
-    log_p_a = torch.log_softmax(z_a.to(dtype).reshape(shape) / temperature, dim=-1)
-    log_p_b = torch.log_softmax(z_b.to(dtype).reshape(shape) / temperature, dim=-1)
+    log_p_a = log_probabilities(z_a, segment_dim, temperature)
+    log_p_b = log_probabilities(z_b, segment_dim, temperature)
     # L_inv = -mean log sum_c p_a p_b. Its gradient needs q = softmax(log p_a + log p_b), the agreement
     # distribution, made in place in the buffer of log p_a + log p_b.
     agreement_q = log_p_a + log_p_b
     log_agreement = torch.logsumexp(agreement_q, dim=-1, keepdim=True)
     # A rank may hold no sample (an uneven last batch): its mean is 0, not 0/0.
     local_count = max(batch_size, 1)
-    invariance = -log_agreement.sum() / (local_count * num_segments)
+    local_invariance = -log_agreement.sum() / (local_count * num_segments)
     if compute_grad:
         agreement_q.sub_(log_agreement).exp_()
     else:
         del agreement_q
     p_a, p_b = log_p_a.exp_(), log_p_b.exp_()
 
-    own_layout = distributed.layout(
-        dim, segment_dim, z_a.dtype, temperature, diag_weight, off_weight, inv_weight
-    )
-    global_a, global_b, rows, world_size = distributed.global_views(
+    global_a, global_b, rows, ranks = distributed.global_views(
         p_a.reshape(batch_size, dim),
         p_b.reshape(batch_size, dim),
-        gather_distributed,
-        own_layout,
+        gather,
+        distributed.layout(dim, z_a.dtype, agreement),
+        distributed.process_group(group),
         differentiable=False,
     )
     global_batch_size = global_a.shape[0]
@@ -100,7 +99,7 @@ def _loss_and_gradients(
     diag_coef = diag_weight / num_segments
     off_coef = off_weight / (num_segments * (num_segments - 1)) if num_segments > 1 else 0.0
     # Every rank computes the same joint terms; DDP averages gradients over ranks, so each rank
-    # contributes world_size times its share (what an all-gather with a summing backward would give).
+    # contributes `ranks` times its share (what an all-gather with a summing backward would give).
     diag_sum, off_sum, grad_p_a, grad_p_b = joint_entropies(
         global_a.contiguous(),
         global_b.contiguous(),
@@ -108,14 +107,16 @@ def _loss_and_gradients(
         segment_dim,
         diag_coef,
         off_coef,
-        float(world_size),
+        float(ranks),
         compute_grad,
     )
     diag = diag_sum / num_segments
     off = off_sum / (num_segments * (num_segments - 1)) if num_segments > 1 else off_sum.new_zeros(())
-    # Unequal per-rank batches: weight the local mean so that DDP's average over ranks is the global mean.
-    inv_scale = world_size * batch_size / global_batch_size
-    loss = diag_weight * diag + off_weight * off + inv_weight * inv_scale * invariance
+    # This rank's share of L_inv: the local mean weighted so that DDP's average over ranks is the global
+    # mean also for unequal per-rank batches (the factor is 1 for equal batches and without gathering).
+    inv_scale = ranks * batch_size / global_batch_size
+    invariance = local_invariance * inv_scale
+    loss = diag_weight * diag + off_weight * off + inv_weight * invariance
     entropy, confidence = segment_diagnostics(
         global_a.reshape(global_batch_size, num_segments, segment_dim),
         global_b.reshape(global_batch_size, num_segments, segment_dim),
@@ -154,7 +155,9 @@ def music_loss_operator(
     diag_weight: float,
     off_weight: float,
     inv_weight: float,
-    gather_distributed: bool,
+    gather: bool,
+    group: str,
+    agreement: typing.Sequence[float],  # noqa: UP006 (torch 2.4's schema inference knows typing's)
     implementation: str,
     fall_back: bool,
     compute_grad: bool,
@@ -162,7 +165,9 @@ def music_loss_operator(
     """The loss's parts (`MUSICOutput`), dL/dz_a and dL/dz_b; the gradients are float32 (float64 for
     float64 inputs), or empty without compute_grad. `implementation` and `fall_back` are what
     `music_ssl.implementations.choose` returns for a fused implementation."""
-    options = LossMath(segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed)
+    options = LossMath(
+        segment_dim, temperature, diag_weight, off_weight, inv_weight, gather, group, list(agreement)
+    )
     joint = functools.partial(implementations.joint_entropies, implementation, fall_back)
     # Inside the operator every product is the math dtype, whatever autocast region it was called from.
     with torch.autocast(device_type=z_a.device.type, enabled=False):

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal, overload
 
 from torch import Tensor, nn
 
 from music_ssl import _validation as check
 from music_ssl.functional import music_loss_with
-from music_ssl.options import MUSICOptions
+from music_ssl.options import MUSICOptions, ProcessGroup
 from music_ssl.output import MUSICOutput
+
+
+def _option(name: str) -> property:
+    def get(self: MUSICLoss):
+        return getattr(self.options, name)
+
+    def set(self: MUSICLoss, value) -> None:
+        self.options = dataclasses.replace(self.options, **{name: value})
+
+    return property(get, set, doc=f"The loss's {name}; setting it checks the new value.")
+
+
+# MUSICLoss's defaults after segment_dim, as MUSICOptions holds them.
+_DEFAULTS = tuple(
+    field.default
+    for field in dataclasses.fields(MUSICOptions)
+    if field.name not in ("segment_dim", "process_group")
+)
 
 
 class MUSICLoss(nn.Module):
@@ -30,13 +49,22 @@ class MUSICLoss(nn.Module):
         off_weight: Weight of L_off, the negative joint entropy of pairs of different segments.
         inv_weight: Weight of L_inv, the per-sample agreement of the two views.
         gather_distributed: "auto" (the default) estimates the joint distribution over the global batch
-            of all ranks whenever torch.distributed is initialized with more than one process, as the
-            MUSIC authors train, with gradients flowing back to every rank's inputs; a single process is
-            unaffected. True gathers too (and requires torch.distributed); False keeps each rank's joint
-            to its own batch, as lightly's Barlow Twins loss does by default.
+            of the process group's ranks whenever the group has more than one process and gradients are
+            computed, as the MUSIC authors train, with gradients flowing back to every rank's inputs; a
+            call without gradients (evaluation, logging, possibly on one rank alone) uses this rank's
+            batch and runs no collective, so it cannot wait on ranks that do not call. True gathers on
+            every call (every rank of the group must call, also under no_grad); False keeps each rank's
+            joint to its own batch, as lightly's Barlow Twins loss does by default.
         implementation: "auto" (fastest for the input's device), "reference" (plain PyTorch, holds the
             D x D joint), "chunked" (fused PyTorch, walks the joint in bands, any device) or "triton"
             (fused GPU kernel).
+        process_group: The data-parallel group whose ranks' batches make up the global batch (None: the
+            default group); with several data-parallel replicas or hybrid sharding, the group DDP averages
+            gradients over. Every rank of it must call the loss when it gathers.
+        options: All of the above as one `MUSICOptions`; ``MUSICLoss(options)`` builds the loss from it.
+
+    Setting an option on a built loss checks it as construction does, so a schedule is one line per step:
+    ``loss_fn.temperature = schedule(step)``.
 
     Raises:
         ValueError: If an option is out of range, or gather_distributed is True while
@@ -58,26 +86,37 @@ class MUSICLoss(nn.Module):
 
     def __init__(
         self,
-        segment_dim: int = 32,
+        segment_dim: int | MUSICOptions = 32,
         temperature: float = 1.0,
         diag_weight: float = 1.0,
         off_weight: float = 1.0,
         inv_weight: float = 1.0,
         gather_distributed: bool | str = "auto",
         implementation: str = "auto",
+        process_group: ProcessGroup | None = None,
     ) -> None:
         super().__init__()
-        self.options = MUSICOptions(
-            segment_dim, temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation
-        )
+        given = (temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation)
+        if isinstance(segment_dim, MUSICOptions):
+            if given != _DEFAULTS or process_group is not None:
+                raise TypeError(
+                    "MUSICLoss takes either a MUSICOptions or the options one by one, not both; got "
+                    f"{segment_dim!r} and other options. Use dataclasses.replace(options, ...) to change one."
+                )
+            self.options = segment_dim
+        else:
+            self.options = MUSICOptions(segment_dim, *given, process_group)
 
-    segment_dim = property(lambda self: self.options.segment_dim)
-    temperature = property(lambda self: self.options.temperature)
-    diag_weight = property(lambda self: self.options.diag_weight)
-    off_weight = property(lambda self: self.options.off_weight)
-    inv_weight = property(lambda self: self.options.inv_weight)
-    gather_distributed = property(lambda self: self.options.gather_distributed)
-    implementation = property(lambda self: self.options.implementation)
+    # Each option reads from `options`; setting one (a temperature schedule: loss_fn.temperature = t)
+    # builds new options, checked as at construction.
+    segment_dim = _option("segment_dim")
+    temperature = _option("temperature")
+    diag_weight = _option("diag_weight")
+    off_weight = _option("off_weight")
+    inv_weight = _option("inv_weight")
+    gather_distributed = _option("gather_distributed")
+    implementation = _option("implementation")
+    process_group = _option("process_group")
 
     @overload
     def forward(self, z_a: Tensor, z_b: Tensor, return_terms: Literal[False] = False) -> Tensor: ...

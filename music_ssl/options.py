@@ -8,18 +8,27 @@ from typing import NamedTuple
 import torch.distributed as dist
 
 from music_ssl import _validation as check
+from music_ssl import distributed
+
+# The type of ``process_group`` (a torch built without torch.distributed has none: only None is accepted).
+ProcessGroup = dist.ProcessGroup if dist.is_available() else type(None)
 
 
 class LossMath(NamedTuple):
-    """The options the math reads, as `MUSICOptions.math()` gives them; "auto" gathering is True here
-    (it gathers exactly when there is more than one rank, which is when gathering does anything)."""
+    """What the math of one call reads, as `MUSICOptions.math()` gives it: primitives only, as a custom
+    operator's schema takes them."""
 
     segment_dim: int
     temperature: float
     diag_weight: float
     off_weight: float
     inv_weight: float
-    gather_distributed: bool
+    # Whether this call estimates the joint over the process group's batch (the distributed policy's
+    # answer for this call), the group's name for `distributed.process_group`, and the numbers every rank
+    # of the group must agree on (`distributed.agreement`).
+    gather: bool
+    group: str
+    agreement: list[float]
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,8 @@ class MUSICOptions:
     """Every option of the MUSIC loss, checked once when built (see `MUSICLoss` for their meaning).
 
     Built when a `MUSICLoss` is constructed, so a bad option fails there, eagerly, and a compiled step
-    (`torch.compile`, also with `dynamic=True`) never traces a check of a Python number.
+    (`torch.compile`, also with `dynamic=True`) never traces a check of a Python number. A changed option
+    is a new value: ``dataclasses.replace(options, temperature=0.5)`` checks it again.
     """
 
     segment_dim: int = 32
@@ -37,6 +47,7 @@ class MUSICOptions:
     inv_weight: float = 1.0
     gather_distributed: bool | str = "auto"
     implementation: str = "auto"
+    process_group: ProcessGroup | None = None
 
     def __post_init__(self) -> None:
         checked = {
@@ -47,6 +58,7 @@ class MUSICOptions:
             "inv_weight": check.weight("inv_weight", self.inv_weight),
             "gather_distributed": check.gather(self.gather_distributed),
             "implementation": check.implementation(self.implementation),
+            "process_group": check.process_group(self.process_group),
         }
         if checked["gather_distributed"] is True and not dist.is_available():
             raise ValueError(
@@ -55,14 +67,18 @@ class MUSICOptions:
             )
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # normalized: ints stay ints, weights become floats
+        object.__setattr__(self, "_group_name", distributed.group_name(self.process_group))
+        object.__setattr__(self, "_agreement", list(distributed.agreement(self)))
 
-    def math(self) -> LossMath:
-        """The options the math reads, in the order the implementations take them."""
+    def math(self, needs_grad: bool) -> LossMath:
+        """What one call's math reads; ``needs_grad``: whether autograd will differentiate the call."""
         return LossMath(
             self.segment_dim,
             self.temperature,
             self.diag_weight,
             self.off_weight,
             self.inv_weight,
-            self.gather_distributed is not False,
+            distributed.gathers(self.gather_distributed, self.process_group, needs_grad),
+            self._group_name,  # type: ignore[attr-defined]
+            self._agreement,  # type: ignore[attr-defined]
         )

@@ -13,7 +13,9 @@ class MUSICOutput(NamedTuple):
 
     Attributes:
         loss: The weighted loss ``w_diag * diag + w_off * off + w_inv * invariance``; differentiable.
-        invariance: L_inv, the per-sample agreement term (mean over this rank's batch); detached.
+        invariance: L_inv, the per-sample agreement term: the mean over this rank's batch, weighted under
+            gathering by (ranks x local batch / global batch) so that its mean over ranks is the global
+            batch's L_inv (the weight is 1 for equal batches and in a single process); detached.
         diag: L_diag, the negative entropy of the diagonal of every segment's joint; detached.
         off: L_off, the mean negative joint entropy of pairs of different segments; detached.
         attribute_entropy: Shape (S,). Entropy in nats of each segment's attribute distribution over the

@@ -11,8 +11,9 @@ import torch
 from torch import Tensor
 
 from music_ssl import distributed
-from music_ssl._validation import compute_dtype
+from music_ssl.options import LossMath
 from music_ssl.output import MUSICOutput, segment_diagnostics
+from music_ssl.segments import log_probabilities
 
 
 def xlogx(x: Tensor) -> Tensor:
@@ -24,18 +25,9 @@ def xlogx(x: Tensor) -> Tensor:
     return x * x.clamp_min(torch.finfo(x.dtype).tiny).log()
 
 
-def music_loss_reference(
-    z_a: Tensor,
-    z_b: Tensor,
-    segment_dim: int,
-    temperature: float,
-    diag_weight: float,
-    off_weight: float,
-    inv_weight: float,
-    gather_distributed: bool,
-) -> MUSICOutput:
+def music_loss_reference(z_a: Tensor, z_b: Tensor, options: LossMath) -> MUSICOutput:
     """Computes MUSIC from the definitions of docs/math.md. Arguments are assumed validated."""
-    dtype = compute_dtype(z_a.dtype)
+    segment_dim, temperature, diag_weight, off_weight, inv_weight, gather, group, agreement = options
     batch_size, dim = z_a.shape
     num_segments = dim // segment_dim
 
@@ -47,21 +39,20 @@ def music_loss_reference(
         else torch.autocast(device_type=z_a.device.type, enabled=False)
     )
     with no_autocast:
-        logits_a = z_a.to(dtype).reshape(batch_size, num_segments, segment_dim) / temperature
-        logits_b = z_b.to(dtype).reshape(batch_size, num_segments, segment_dim) / temperature
-        log_p_a = torch.log_softmax(logits_a, dim=-1)
-        log_p_b = torch.log_softmax(logits_b, dim=-1)
+        log_p_a = log_probabilities(z_a, segment_dim, temperature)
+        log_p_b = log_probabilities(z_b, segment_dim, temperature)
 
         # L_inv = -log sum_i p_a p_b, in log space so that saturated, disagreeing codes stay finite. The
         # mean over this rank's samples; a rank that holds none (an uneven last batch) contributes 0.
-        agreement = torch.logsumexp(log_p_a + log_p_b, dim=-1)
-        invariance = -agreement.sum() / (max(batch_size, 1) * num_segments)
+        agreement_log = torch.logsumexp(log_p_a + log_p_b, dim=-1)
+        local_invariance = -agreement_log.sum() / (max(batch_size, 1) * num_segments)
 
-        own_layout = distributed.layout(
-            dim, segment_dim, z_a.dtype, temperature, diag_weight, off_weight, inv_weight
-        )
-        p_a, p_b, _, world_size = distributed.global_views(
-            log_p_a.exp(), log_p_b.exp(), gather_distributed, own_layout
+        p_a, p_b, _, ranks = distributed.global_views(
+            log_p_a.exp(),
+            log_p_b.exp(),
+            gather,
+            distributed.layout(dim, z_a.dtype, agreement),
+            distributed.process_group(group),
         )
         global_batch_size = p_a.shape[0]
 
@@ -77,10 +68,11 @@ def music_loss_reference(
         else:
             off = joint.new_zeros(())
 
-        # For unequal per-rank batches, weight the local mean so that DDP's average over ranks is the
-        # global mean; with equal batches the factor is 1.
-        inv_scale = world_size * batch_size / global_batch_size
-        loss = diag_weight * diag + off_weight * off + inv_weight * inv_scale * invariance
+        # This rank's share of L_inv: its local mean, weighted so that the mean over ranks (what DDP's
+        # gradient averaging takes) is the global mean also for unequal batches; the factor is 1 for equal
+        # batches and without gathering.
+        invariance = local_invariance * (ranks * batch_size / global_batch_size)
+        loss = diag_weight * diag + off_weight * off + inv_weight * invariance
 
     entropy, confidence = segment_diagnostics(p_a, p_b)
     return MUSICOutput(loss, invariance.detach(), diag.detach(), off.detach(), entropy, confidence)

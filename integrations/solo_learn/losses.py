@@ -17,11 +17,14 @@ def music_loss_func(
     inv_weight: float = 1.0,
     implementation: str = "auto",
     return_terms: bool = False,
+    process_group: torch.distributed.ProcessGroup | None = None,
 ) -> torch.Tensor | MUSICOutput:
     """Computes MUSIC's loss given projected features z1 from view 1 and z2 from view 2.
 
     Like solo's other losses, it works on the global batch when torch.distributed is initialized:
-    the cross-view joint distribution of the attributes is summed over all ranks.
+    the cross-view joint distribution of the attributes is summed over all ranks of the process group
+    while training (a call without gradients, as in validation, uses this rank's batch and runs no
+    collective; see ``music_ssl.MUSICLoss``'s gather_distributed="auto").
 
     Args:
         z1 (torch.Tensor): NxD Tensor containing projected features from view 1.
@@ -36,6 +39,8 @@ def music_loss_func(
             ``music_ssl.MUSICLoss``. Defaults to "auto".
         return_terms (bool, optional): return a ``MUSICOutput`` with the loss, its three terms and
             per-segment diagnostics instead of the loss alone. Defaults to False.
+        process_group (torch.distributed.ProcessGroup, optional): the data-parallel group whose batches
+            make up the global batch. Defaults to None, the default group.
 
     Returns:
         torch.Tensor | MUSICOutput: MUSIC's loss, or the loss with its terms.
@@ -52,4 +57,5 @@ def music_loss_func(
         gather_distributed="auto",
         implementation=implementation,
         return_terms=return_terms,
+        process_group=process_group,
     )

@@ -99,3 +99,43 @@ def test_segments_as_clusterings_and_their_sizes():
 def test_bad_input_is_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: code_agreement(_codes(2, 3, 4), _codes(2, 3, 4), c),
+        lambda c: cluster_sizes(_codes(2, 3, 4), c),
+        lambda c: segment_clusterings(_codes(2, 3, 4), c),
+    ],
+    ids=["code_agreement", "cluster_sizes", "segment_clusterings"],
+)
+def test_every_helper_checks_segment_dim_as_pack_codes_does(call):
+    with pytest.raises(TypeError, match="segment_dim must be an int >= 2, got 4.0 of type float"):
+        call(4.0)
+    with pytest.raises(ValueError, match="segment_dim must be >= 2"):
+        call(1)
+
+
+def test_an_empty_batch_of_codes_works_everywhere():
+    """An empty shard or query batch: zero rows in, zero rows out, never a crash inside reshape."""
+    empty = torch.zeros(0, 5, dtype=torch.long)
+    packed = pack_codes(empty, 32)
+    assert packed.shape == (0, 4) and packed.dtype == torch.uint8
+    assert unpack_codes(packed, 5, 32).shape == (0, 5)
+    assert code_agreement(empty, _codes(3, 5, 32), 32).shape == (0, 3)
+    assert code_agreement(_codes(3, 5, 32), empty, 32).shape == (3, 0)
+    assert cluster_sizes(empty, 32).sum() == 0 and cluster_sizes(empty, 32).shape == (5, 32)
+    assert [c.shape for c in segment_clusterings(empty, 32)] == [(0,)] * 5
+    assert soft_agreement(torch.rand(0, 5, 32), torch.rand(3, 5, 32)).shape == (0, 3)
+
+
+def test_soft_agreement_is_float32_under_autocast():
+    """bfloat16 scores would come in steps of 1/8 near 4 and tie neighbours; the scores are float32."""
+    torch.manual_seed(0)
+    probabilities = segment_probabilities(torch.randn(64, 8 * 16), 16)
+    want = soft_agreement(probabilities, probabilities)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = soft_agreement(probabilities, probabilities)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)

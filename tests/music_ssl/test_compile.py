@@ -1,10 +1,12 @@
 """A training step compiled with torch.compile(fullgraph=True): the fused loss is one custom operator,
 so the compiled step has no graph break and gives the eager step's loss and gradients."""
 
+import functools
+
 import pytest
 import torch
 
-from music_ssl import MUSICLoss, MUSICProjectionHead
+from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss
 
 
 def _step(implementation, compiled):
@@ -57,16 +59,21 @@ def test_compiled_terms_and_no_grad_evaluation():
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("form", ["module", "functional"])
 @pytest.mark.parametrize("implementation", ["chunked", "auto", "reference"])
-def test_dynamic_shapes_compile_once_and_match_eager(implementation):
+def test_dynamic_shapes_compile_once_and_match_eager(implementation, form):
     """torch.compile(dynamic=True, fullgraph=True): one graph serves every batch size, with eager's loss
-    and gradients (the options were checked when the loss was built, so nothing traces a check of a
-    Python number)."""
+    and gradients, for the module and for the functional form, whose options are checked inside the
+    traced function (by comparisons Dynamo folds, not math.isfinite, which it cannot trace)."""
     from torch._dynamo.testing import CompileCounterWithBackend
 
     torch.manual_seed(0)
     head = MUSICProjectionHead(input_dim=16, hidden_dim=32, output_dim=64, segment_dim=16)
     loss_fn = MUSICLoss(segment_dim=16, temperature=0.5, implementation=implementation)
+    if form == "functional":
+        loss_fn = functools.partial(
+            music_loss, segment_dim=16, temperature=0.5, implementation=implementation
+        )
 
     def forward(x_a, x_b):
         return loss_fn(head(x_a), head(x_b))

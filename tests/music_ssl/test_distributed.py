@@ -55,7 +55,13 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core")
     out.loss.backward()
     grads = [p.grad.detach().clone() for p in model.parameters()]
     torch.save(
-        {"grads": grads, "loss": out.loss.detach(), "diag": out.diag, "off": out.off},
+        {
+            "grads": grads,
+            "loss": out.loss.detach(),
+            "diag": out.diag,
+            "off": out.off,
+            "invariance": out.invariance,
+        },
         os.path.join(out_dir, f"rank{rank}.pt"),
     )
     leave_process_group()
@@ -87,9 +93,15 @@ def test_ddp_gradients_equal_single_process_on_concatenated_batch(
     losses = torch.stack([result["loss"] for result in results])
     assert torch.isfinite(losses).all()
     torch.testing.assert_close(losses.mean(), expected.loss.detach(), rtol=1e-5, atol=1e-6)
+    invariances = torch.stack([result["invariance"] for result in results])
+    torch.testing.assert_close(invariances.mean(), expected.invariance, rtol=1e-5, atol=1e-6)
     for result in results:
         torch.testing.assert_close(result["diag"], expected.diag, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(result["off"], expected.off, rtol=1e-5, atol=1e-6)
+        # What a rank returns adds up: its loss is the weighted sum of its terms, also for uneven batches.
+        torch.testing.assert_close(
+            result["loss"], result["diag"] + result["off"] + result["invariance"], rtol=1e-6, atol=1e-6
+        )
         for got, param in zip(result["grads"], model.parameters(), strict=True):
             torch.testing.assert_close(got, param.grad, rtol=1e-4, atol=1e-6)
 
@@ -102,11 +114,11 @@ def _mismatched_worker(rank, world_size, port, per_rank, out_dir):
     loss_fn = MUSICLoss(
         segment_dim=mine["segment_dim"],
         temperature=mine["temperature"],
-        gather_distributed=True,
+        gather_distributed=mine.get("gather", True),
         implementation=mine["implementation"],
     )
     try:
-        loss_fn(z_a, z_b)
+        loss_fn(z_a.requires_grad_(), z_b)
         message = "no error"
     except ValueError as error:
         message = str(error)
@@ -122,13 +134,29 @@ SAME = {"dim": 32, "segment_dim": 8, "dtype": torch.float32, "temperature": 1.0,
 @pytest.mark.parametrize(
     ("rank1", "shown"),
     [
-        ({"segment_dim": 16}, "rank 0: dim=32, segment_dim=8, dtype=torch.float32, temperature=1"),
-        ({"dim": 64}, "rank 1: dim=64, segment_dim=8"),
-        ({"dtype": torch.float64}, "rank 1: dim=32, segment_dim=8, dtype=torch.float64"),
-        ({"temperature": 0.5}, "rank 1: dim=32, segment_dim=8, dtype=torch.float32, temperature=0.5"),
-        ({"implementation": "reference", "segment_dim": 4}, "rank 1: dim=32, segment_dim=4"),
+        ({"segment_dim": 16}, "rank 0: dim=32, dtype=torch.float32, segment_dim=8, temperature=1"),
+        ({"dim": 64}, "rank 1: dim=64, dtype=torch.float32, segment_dim=8"),
+        ({"dtype": torch.float64}, "rank 1: dim=32, dtype=torch.float64, segment_dim=8"),
+        ({"temperature": 0.5}, "rank 1: dim=32, dtype=torch.float32, segment_dim=8, temperature=0.5"),
+        (
+            {"implementation": "reference", "segment_dim": 4},
+            "rank 1: dim=32, dtype=torch.float32, segment_dim=4",
+        ),
+        # The reference gathers inside autograd (a backward all_reduce), the fused ones outside: a mix
+        # used to pass the check and hang in backward.
+        (
+            {"implementation": "reference"},
+            "rank 1: dim=32, dtype=torch.float32, segment_dim=8, temperature=1, "
+            "diag_weight=1, off_weight=1, inv_weight=1, gather_distributed=True, implementation='reference'",
+        ),
+        # As written: "auto" and True gather alike with gradients, but only True gathers without them.
+        (
+            {"gather": "auto"},
+            "rank 1: dim=32, dtype=torch.float32, segment_dim=8, temperature=1, "
+            "diag_weight=1, off_weight=1, inv_weight=1, gather_distributed='auto'",
+        ),
     ],
-    ids=["segment_dim", "dim", "dtype", "temperature", "across_implementations"],
+    ids=["segment_dim", "dim", "dtype", "temperature", "across_implementations", "implementation", "gather"],
 )
 def test_ranks_that_disagree_get_the_same_clear_error(tmp_path, rank1, shown):
     """Different segment_dim (same D) would silently average gradients of different joints, a different D
@@ -137,7 +165,7 @@ def test_ranks_that_disagree_get_the_same_clear_error(tmp_path, rank1, shown):
     mp.spawn(_mismatched_worker, args=(2, free_port(), per_rank, str(tmp_path)), nprocs=2, join=True)
     for rank in range(2):
         message = (tmp_path / f"rank{rank}.txt").read_text()
-        assert message.startswith("gather_distributed=True estimates one joint over every rank's batch")
+        assert message.startswith("The MUSIC loss estimates one joint over the batches of every rank")
         assert shown in message, message
 
 
@@ -148,3 +176,113 @@ def test_the_hosts_policy_gathers_whenever_several_processes_train(tmp_path, kin
     global batch under DDP, as the authors train: the same gradients as one process on the concatenated
     batch."""
     test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, (7, 3), "chunked", kind)
+
+
+def _one_rank_evaluates(rank, world_size, port, gather, out_dir):
+    torch.set_num_threads(1)
+    join_process_group(rank, world_size, port, timeout_s=15)
+    if rank == 0:  # a rank-0-only evaluation or logging batch, under no_grad
+        z_a, z_b = _data(8)
+        loss_fn = MUSICLoss(segment_dim=4, gather_distributed=gather)
+        with torch.no_grad():
+            got = loss_fn(z_a, z_b)
+        torch.save(got, os.path.join(out_dir, "rank0.pt"))
+    leave_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_a_call_without_gradients_on_one_rank_returns_at_once_under_the_default(tmp_path):
+    """ "auto" gathers only when autograd needs the global joint: an evaluation batch on rank 0 alone runs
+    no collective (it waited for the other rank's all_gather until the group's timeout) and equals the
+    loss of rank 0's own batch."""
+    mp.spawn(_one_rank_evaluates, args=(2, free_port(), "auto", str(tmp_path)), nprocs=2, join=True)
+    z_a, z_b = _data(8)
+    expected = MUSICLoss(segment_dim=4, gather_distributed=False)(z_a, z_b)
+    torch.testing.assert_close(torch.load(tmp_path / "rank0.pt"), expected)
+
+
+GROUPS = ([0, 1], [2, 3])
+
+
+def _group_worker(rank, world_size, port, groups, sizes, implementation, out_dir):
+    """``groups``: the ranks of each data-parallel group; ``sizes[g]``: the batch of each rank of group g."""
+    torch.set_num_threads(1)
+    join_process_group(rank, world_size, port, timeout_s=60)
+    made = [dist.new_group(ranks) for ranks in groups]  # every rank creates every group, as torch asks
+    index = next(i for i, ranks in enumerate(groups) if rank in ranks)
+    group, position = made[index], groups[index].index(rank)
+    model = nn.parallel.DistributedDataParallel(_model(), process_group=group)
+    x_a, x_b = _group_data(index, sizes[index])
+    start = sum(sizes[index][:position])
+    rows = slice(start, start + sizes[index][position])
+    loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation, process_group=group)
+    out = loss_fn(model(x_a[rows]), model(x_b[rows]), return_terms=True)
+    out.loss.backward()
+    grads = [p.grad.detach().clone() for p in model.parameters()]
+    torch.save({"grads": grads, "loss": out.loss.detach()}, os.path.join(out_dir, f"rank{rank}.pt"))
+    leave_process_group()
+
+
+def _group_data(index: int, sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(10 + index)  # each replica its own data
+    n = sum(sizes)
+    return torch.randn(n, 12, generator=generator), torch.randn(n, 12, generator=generator)
+
+
+def _check_groups(tmp_path, groups, sizes, implementation):
+    world_size = sum(len(ranks) for ranks in groups)
+    mp.spawn(
+        _group_worker,
+        args=(world_size, free_port(), groups, sizes, implementation, str(tmp_path)),
+        nprocs=world_size,
+        join=True,
+    )
+    for index, ranks in enumerate(groups):
+        model = _model()
+        x_a, x_b = _group_data(index, sizes[index])
+        loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation="reference")
+        expected = loss_fn(model(x_a), model(x_b))
+        expected.backward()
+        results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in ranks]
+        losses = torch.stack([result["loss"] for result in results])
+        torch.testing.assert_close(losses.mean(), expected.detach(), rtol=1e-5, atol=1e-6)
+        for result in results:
+            for got, param in zip(result["grads"], model.parameters(), strict=True):
+                torch.testing.assert_close(got, param.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("sizes", [((6, 6), (6, 6)), ((7, 3), (2, 9))], ids=["equal", "unequal"])
+@pytest.mark.parametrize("implementation", ["reference", "chunked"])
+def test_the_joint_and_the_gradients_are_those_of_the_process_group(tmp_path, sizes, implementation):
+    """Four processes in two data-parallel groups of two: every group's loss and gradients are those of
+    one process on the group's concatenated batch (the world's batch would mix in the other group's)."""
+    _check_groups(tmp_path, GROUPS, sizes, implementation)
+
+
+hypothesis = pytest.importorskip("hypothesis", reason="pip install hypothesis (in music-ssl[test])")
+st = hypothesis.strategies
+
+
+@st.composite
+def group_cases(draw):
+    """Four processes as one group or two groups of two (in either order of ranks), uneven batches with
+    empty ranks, at least two samples in every group."""
+    groups = draw(st.sampled_from([([0, 1, 2, 3],), ([0, 1], [2, 3]), ([0, 2], [1, 3])]))
+    sizes = tuple(
+        draw(
+            st.lists(st.integers(0, 6), min_size=len(ranks), max_size=len(ranks)).filter(
+                lambda s: sum(s) >= 2
+            )
+        )
+        for ranks in groups
+    )
+    return groups, sizes, draw(st.sampled_from(["reference", "chunked"]))
+
+
+@pytest.mark.timeout(600)
+@hypothesis.settings(max_examples=4, deadline=None, derandomize=True, database=None)
+@hypothesis.given(case=group_cases())
+def test_drawn_groups_and_uneven_ranks_match_one_process_per_group(tmp_path_factory, case):
+    groups, sizes, implementation = case
+    _check_groups(tmp_path_factory.mktemp("groups"), groups, [tuple(s) for s in sizes], implementation)

@@ -235,3 +235,59 @@ def test_auto_gathering_is_the_identity_in_one_process():
     torch.testing.assert_close(
         MUSICLoss(gather_distributed="auto")(z_a, z_b), MUSICLoss(gather_distributed=False)(z_a, z_b)
     )
+
+
+@pytest.mark.parametrize("implementation", ["reference", "chunked", "auto"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_a_temperature_at_which_the_logits_overflow_still_gives_a_finite_loss(implementation, dtype):
+    """An accepted temperature (above the smallest normal number) with logits of ordinary size: z /
+    temperature overflows, which gave inf - inf = NaN; the loss and its gradients stay finite, and the
+    codes are the hard codes of the logits."""
+    temperature = 2 * torch.finfo(torch.float32 if dtype != torch.float64 else dtype).tiny
+    z_a = (10 * _z(dtype=torch.float32)).to(dtype).requires_grad_()
+    z_b = (10 * _z(dtype=torch.float32)).to(dtype).requires_grad_()
+    out = music_loss(
+        z_a, z_b, segment_dim=16, temperature=temperature, implementation=implementation, return_terms=True
+    )
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and torch.isfinite(z_a.grad).all() and torch.isfinite(z_b.grad).all()
+    torch.testing.assert_close(out.confidence, torch.ones_like(out.confidence))  # hard codes
+    probabilities = segment_probabilities(z_a.detach(), 16, temperature)
+    assert torch.isfinite(probabilities).all()
+    assert torch.equal(probabilities.argmax(-1), segment_codes(z_a.detach(), 16))
+
+
+def test_a_loss_takes_its_options_as_one_value():
+    from music_ssl import MUSICOptions
+
+    options = MUSICOptions(segment_dim=16, temperature=0.5, implementation="reference")
+    loss_fn = MUSICLoss(options)
+    assert loss_fn.options is options and loss_fn.segment_dim == 16 and loss_fn.temperature == 0.5
+    z_a, z_b = _z(), _z()
+    torch.testing.assert_close(
+        loss_fn(z_a, z_b), MUSICLoss(segment_dim=16, temperature=0.5, implementation="reference")(z_a, z_b)
+    )
+    with pytest.raises(TypeError, match="either a MUSICOptions or the options one by one"):
+        MUSICLoss(options, temperature=0.25)
+
+
+def test_an_option_changed_on_a_built_loss_is_checked_and_used():
+    """A temperature schedule sets the temperature every step; a bad value fails as at construction."""
+    z_a, z_b = _z(), _z()
+    loss_fn = MUSICLoss(segment_dim=16)
+    loss_fn.temperature = 0.25
+    assert loss_fn.temperature == 0.25 and loss_fn.options.temperature == 0.25
+    torch.testing.assert_close(loss_fn(z_a, z_b), MUSICLoss(segment_dim=16, temperature=0.25)(z_a, z_b))
+    with pytest.raises(ValueError, match="temperature must be a positive, finite float, got 0.0"):
+        loss_fn.temperature = 0.0
+    with pytest.raises(TypeError, match="segment_dim must be an int >= 2"):
+        loss_fn.segment_dim = 8.0
+    assert loss_fn.temperature == 0.25 and loss_fn.segment_dim == 16  # a refused value changes nothing
+    assert "temperature=0.25" in repr(loss_fn)
+
+
+def test_a_process_group_that_is_not_one_is_a_clear_error():
+    with pytest.raises(TypeError, match="process_group must be None .* or a torch.distributed.ProcessGroup"):
+        MUSICLoss(process_group=[0, 1])
+    with pytest.raises(TypeError, match="process_group must be None"):
+        music_loss(_z(), _z(), process_group="world")

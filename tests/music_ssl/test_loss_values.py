@@ -8,7 +8,7 @@ import torch
 
 from music_ssl import MUSICLoss, fused, implementations, music_loss
 from music_ssl.chunked import chunked_joint_entropies
-from music_ssl.options import LossMath
+from music_ssl.options import MUSICOptions
 from tests.music_ssl.spec import spec_loss, spec_terms
 
 CPU_IMPLEMENTATIONS = ["reference", "chunked"]
@@ -69,7 +69,8 @@ def test_chunked_band_sizes(band_rows, monkeypatch):
     bands = functools.partial(chunked_joint_entropies, band_rows=band_rows)
     chunked = dataclasses.replace(implementations.REGISTRY["chunked"], joint_entropies=bands)
     monkeypatch.setitem(implementations.REGISTRY, "chunked", chunked)
-    out = fused.music_loss_fused(z_a, z_b, LossMath(8, 1.0, 1.0, 1.0, 1.0, False), "chunked", False)
+    math = MUSICOptions(8, gather_distributed=False).math(needs_grad=True)
+    out = fused.music_loss_fused(z_a, z_b, math, "chunked", False)
     grads = torch.autograd.grad(out.loss, (z_a, z_b))
     torch.testing.assert_close(out.loss, expected, rtol=1e-10, atol=1e-12)
     for got, want in zip(grads, expected_grads, strict=True):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import music_ssl.fused  # noqa: F401  (registers music_ssl::music_loss)
+from music_ssl.options import MUSICOptions
 
 
 @pytest.mark.parametrize("compute_grad", [True, False])
@@ -14,5 +15,6 @@ def test_opcheck(compute_grad, dtype):
     z_a, z_b = (
         torch.randn(12, 32, generator=generator).to(dtype).requires_grad_(compute_grad) for _ in range(2)
     )
-    args = (z_a, z_b, 8, 0.5, 1.0, 1.0, 1.0, False, "chunked", False, compute_grad)
+    math = MUSICOptions(8, 0.5, gather_distributed=False, implementation="chunked").math(compute_grad)
+    args = (z_a, z_b, *math, "chunked", False, compute_grad)
     torch.library.opcheck(torch.ops.music_ssl.music_loss.default, args)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from music_ssl import fused, implementations, music_loss, triton_kernel
-from music_ssl.options import LossMath
+from music_ssl.options import MUSICOptions
 from music_ssl.reference import xlogx
 from music_ssl.triton_kernel import availability, joint, planning
 from music_ssl.triton_kernel import interpreter as interpreter_only
@@ -50,11 +50,12 @@ def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
         temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0, gather_distributed=False
     )
     defaults.update(options)
+    math = MUSICOptions(segment_dim, **defaults).math(needs_grad=True)
     with pytest.MonkeyPatch.context() as patch:
         bands = functools.partial(joint.triton_joint_entropies, band_rows=band_rows)
         triton = dataclasses.replace(implementations.REGISTRY["triton"], joint_entropies=bands)
         patch.setitem(implementations.REGISTRY, "triton", triton)
-        out = fused.music_loss_fused(*z32, LossMath(segment_dim, **defaults), "triton", False)
+        out = fused.music_loss_fused(*z32, math, "triton", False)
         grads = torch.autograd.grad(out.loss, z32)
     z64 = [z.detach().double().requires_grad_() for z in (z_a, z_b)]
     expected = music_loss(
