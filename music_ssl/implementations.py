@@ -38,8 +38,27 @@ from music_ssl.chunked import chunked_joint_entropies
 # GPU and Triton release it passed).
 AUTO_USES_TRITON = False
 
-# Words of the errors that Triton and the CUDA driver raise when a kernel cannot be built or started.
-_COMPILE_OR_LAUNCH_WORDS = ("triton", "ptx", "cubin", "compil", "launch", "out of resource")
+# Triton's own words when a kernel cannot be built or started: its launcher's "Triton Error [CUDA]: ...",
+# MLIR's lowering, ptxas and the PTX/cubin stages. Not "launch" or "compile": torch appends both to every
+# CUDA error ("consider passing CUDA_LAUNCH_BLOCKING=1", "Compile with TORCH_USE_CUDA_DSA").
+_BUILD_OR_START_WORDS = (
+    "Triton Error",
+    "PassManager::run failed",
+    "ptxas",
+    "PTX",
+    "cubin",
+    "out of resource",
+)
+# A device that faulted: the kernel (or the context) is broken, and another implementation would not help.
+_DEVICE_FAULTS = (
+    "illegal memory access",
+    "illegal address",
+    "misaligned address",
+    "illegal instruction",
+    "device-side assert",
+    "unspecified launch failure",
+    "out of memory",
+)
 
 
 class JointEntropies(Protocol):
@@ -88,8 +107,11 @@ class Implementation:
     unavailable_reason: Callable[[torch.device], str] = _runs_anywhere
     # The input dtypes it computes itself (None: all); inputs of other dtypes go to `fallback`.
     dtypes: tuple[torch.dtype, ...] | None = None
-    # What computes in its place: for other dtypes, and under "auto" after a compile or launch failure.
+    # What computes in its place: for other dtypes, for inputs too large for it, and under "auto" after a
+    # compile or launch failure.
     fallback: str | None = None
+    # The most elements a (global batch, D) probability matrix may have (None: no limit).
+    max_elements: int | None = None
 
 
 REGISTRY = {
@@ -103,6 +125,7 @@ REGISTRY = {
             _triton_unavailable_reason,
             dtypes=(torch.float16, torch.bfloat16, torch.float32),
             fallback="chunked",
+            max_elements=2**31 - 1,  # the kernels' pointer offsets are int32
         ),
     )
 }
@@ -150,15 +173,19 @@ def choose(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[st
 
 def is_compile_or_launch_failure(error: BaseException) -> bool:
     """Whether ``error`` says a kernel could not be built or started on this device, the only failures
-    that "auto" falls back from. Out of memory and bad input are not among them."""
+    that "auto" falls back from: by Triton's exception types and its own messages. Out of memory, bad
+    input and a device fault (an illegal memory access, a device-side assert) are not among them."""
     if isinstance(error, torch.OutOfMemoryError | ValueError | TypeError):
+        return False
+    message = str(error)
+    if any(fault in message.lower() for fault in _DEVICE_FAULTS):
         return False
     if type(error).__module__.partition(".")[0] == "triton":  # CompilationError, OutOfResources, ...
         return True
-    # ptxas run as a subprocess, the driver's "Triton Error [CUDA]: ..." and similar.
-    if isinstance(error, RuntimeError | NotImplementedError | subprocess.CalledProcessError):
-        message = str(error).lower()
-        return any(word in message for word in _COMPILE_OR_LAUNCH_WORDS)
+    if isinstance(error, subprocess.CalledProcessError):  # ptxas, run by Triton as a subprocess
+        return True
+    if isinstance(error, RuntimeError | NotImplementedError):
+        return any(word in message for word in _BUILD_OR_START_WORDS)
     return False
 
 
@@ -180,6 +207,15 @@ def joint_entropies(name: str, fall_back: bool, *args):
     when ``fall_back`` (and warns once), and is raised with the fallback named otherwise."""
     implementation = REGISTRY[name]
     assert implementation.joint_entropies is not None, f"{name!r} has no joint kernel"
+    elements = args[0].numel()  # the global batch's probabilities, (N, D)
+    if implementation.max_elements is not None and elements > implementation.max_elements:
+        if fall_back:
+            return joint_entropies(implementation.fallback, False, *args)
+        raise ValueError(
+            f"implementation={name!r} takes at most {implementation.max_elements} elements of the global "
+            f"batch's (N, D) probabilities, got {tuple(args[0].shape)} ({elements}); use "
+            f"implementation={implementation.fallback!r} or 'auto', which uses it for such sizes."
+        )
     try:
         return implementation.joint_entropies(*args)
     except Exception as error:

@@ -35,6 +35,8 @@ interpreter (CPU tensors, used by the tests) products are IEEE.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -58,6 +60,13 @@ def input_precision(tf32_hardware: bool, matmul_precision: str) -> str:
     if tf32_hardware and matmul_precision in ("high", "medium"):
         return "tf32"
     return "ieee"
+
+
+def on_device(device: torch.device):
+    """The context that makes ``device`` current for the launches: Triton launches on the current CUDA
+    device, not on the tensors' (a tensor on cuda:1 while cuda:0 is current would be read from the wrong
+    GPU)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
@@ -162,42 +171,42 @@ def triton_joint_entropies(
         local_a, local_b = p_a[start:stop], p_b[start:stop]
         scale = float(grad_scale) / batch_size
 
-    for band_index, first in enumerate(range(0, dim, rows_per_band)):
-        last = min(first + rows_per_band, dim)
-        rows = last - first
-        _launch(
-            joint_band_kernel,
-            interpret,
-            lambda config, rows=rows: (-(-rows // config["BLOCK_M"]) * -(-dim // config["BLOCK_N"]),),
-            a_t,
-            b_t,
-            grad_band,
-            partials[band_index],
-            batch_size,
-            dim,
-            first,
-            last,
-            segment_dim,
-            a_t.stride(0),
-            a_t.stride(1),
-            b_t.stride(0),
-            b_t.stride(1),
-            grad_band.stride(0),
-            grad_band.stride(1),
-            1.0 / batch_size,
-            torch.finfo(torch.float32).tiny,
-            float(diag_coef),
-            float(off_coef),
-            WRITE_GRAD=compute_grad,
-            **meta,
-        )
-        if not compute_grad or local_count == 0:
-            continue
-        band = grad_band[:rows]
-        # dL/dp_a[:, band] = p_b dL/dP_band^T / N: a reduction over all columns of P.
-        _matmul(interpret, local_b, band.T, grad_a[:, first:last], scale, False, **meta)
-        # dL/dp_b += p_a[:, band] dL/dP_band / N: a reduction over the band's rows.
-        _matmul(interpret, local_a[:, first:last], band, grad_b, scale, band_index > 0, **meta)
-
+    with on_device(p_a.device):
+        for band_index, first in enumerate(range(0, dim, rows_per_band)):
+            last = min(first + rows_per_band, dim)
+            rows = last - first
+            _launch(
+                joint_band_kernel,
+                interpret,
+                lambda config, rows=rows: (-(-rows // config["BLOCK_M"]) * -(-dim // config["BLOCK_N"]),),
+                a_t,
+                b_t,
+                grad_band,
+                partials[band_index],
+                batch_size,
+                dim,
+                first,
+                last,
+                segment_dim,
+                a_t.stride(0),
+                a_t.stride(1),
+                b_t.stride(0),
+                b_t.stride(1),
+                grad_band.stride(0),
+                grad_band.stride(1),
+                1.0 / batch_size,
+                torch.finfo(torch.float32).tiny,
+                float(diag_coef),
+                float(off_coef),
+                WRITE_GRAD=compute_grad,
+                **meta,
+            )
+            if not compute_grad or local_count == 0:
+                continue
+            band = grad_band[:rows]
+            # dL/dp_a[:, band] = p_b dL/dP_band^T / N: a reduction over all columns of P.
+            _matmul(interpret, local_b, band.T, grad_a[:, first:last], scale, False, **meta)
+            # dL/dp_b += p_a[:, band] dL/dP_band / N: a reduction over the band's rows.
+            _matmul(interpret, local_a[:, first:last], band, grad_b, scale, band_index > 0, **meta)
     sums = partials.sum(dim=(0, 1), dtype=torch.float64).to(p_a.dtype)
     return sums[0], sums[1], grad_a, grad_b

@@ -63,7 +63,9 @@ def _tile_product(
 
 
 # Autotuning reruns a launch: the partial sums must start from zero again.
-@autotuned(key=["n_rows", "dim", "WRITE_GRAD"], reset_to_zero=["partial_ptr"])
+# Keyed on everything that changes the compiled kernel or its best tiles: TF32 and IEEE products differ in
+# instructions, registers and shared memory, so one's tiles are no choice for the other.
+@autotuned(key=["n_rows", "dim", "WRITE_GRAD", "INPUT_PRECISION"], reset_to_zero=["partial_ptr"])
 @jit
 def joint_band_kernel(
     a_ptr,
@@ -142,7 +144,7 @@ def joint_band_kernel(
 
 
 # Autotuning reruns a launch: the accumulated gradient must be restored.
-@autotuned(key=["M", "N", "K", "ACCUMULATE"], restore_value=["c_ptr"])
+@autotuned(key=["M", "N", "K", "ACCUMULATE", "INPUT_PRECISION"], restore_value=["c_ptr"])
 @jit
 def scaled_matmul_kernel(
     a_ptr,

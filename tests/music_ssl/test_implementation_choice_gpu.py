@@ -7,6 +7,7 @@ installed (a missing module or an unguarded import fails here). CUDA tensors are
 (FakeTensorMode): shapes and devices propagate, nothing runs.
 """
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -175,15 +176,42 @@ def test_auto_falls_back_when_the_kernel_fails_to_compile(verified_triton):
     assert implementations.choose("auto", CUDA, torch.float32) == ("chunked", False)
 
 
+# The tail torch appends to every CUDA error (c10/cuda/CUDAException.cpp): it names a launch and compiling.
+_TORCH_CUDA_TAIL = (
+    "\nCUDA kernel errors might be asynchronously reported at some other API call, so the stacktrace below "
+    "might be incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1\nCompile with "
+    "`TORCH_USE_CUDA_DSA` to enable device-side assertions.\n"
+)
+# torch's CUDA errors as torch raises them (AcceleratorError since torch 2.8, RuntimeError before).
+_ACCELERATOR_ERROR = getattr(torch, "AcceleratorError", RuntimeError)
+TORCH_CUDA_ERRORS = {
+    "illegal_memory_access": _ACCELERATOR_ERROR(
+        "CUDA error: an illegal memory access was encountered\nSearch for `cudaErrorIllegalAddress' in "
+        "https://docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__TYPES.html for more information."
+        + _TORCH_CUDA_TAIL
+    ),
+    "device_side_assert": _ACCELERATOR_ERROR(
+        "CUDA error: device-side assert triggered\nSearch for `cudaErrorAssert' in "
+        "https://docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__TYPES.html for more information."
+        + _TORCH_CUDA_TAIL
+    ),
+    "out_of_memory": torch.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 139.72 GiB of which "
+        "1.05 GiB is free. Of the allocated memory 136.10 GiB is allocated by PyTorch, and 1.20 GiB is "
+        "reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting "
+        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation."
+    ),
+    # Triton's launcher reports a fault of its own kernel this way: the kernel is wrong, not unbuildable.
+    "triton_illegal_memory_access": RuntimeError(
+        "Triton Error [CUDA]: an illegal memory access was encountered"
+    ),
+}
+
+
 @pytest.mark.parametrize(
     "error",
-    [
-        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)"),
-        ValueError("bad input (simulated)"),
-        TypeError("bad dtype (simulated)"),
-        RuntimeError("CUDA error: device-side assert triggered (simulated)"),
-    ],
-    ids=["out_of_memory", "value_error", "type_error", "other_runtime_error"],
+    [*TORCH_CUDA_ERRORS.values(), ValueError("bad input (simulated)"), TypeError("bad dtype (simulated)")],
+    ids=[*TORCH_CUDA_ERRORS, "value_error", "type_error"],
 )
 @pytest.mark.parametrize("implementation", ["auto", "triton"])
 def test_other_errors_propagate_and_change_no_later_choice(verified_triton, error, implementation):
@@ -209,9 +237,48 @@ def test_other_errors_propagate_and_change_no_later_choice(verified_triton, erro
         (torch.OutOfMemoryError("CUDA out of memory"), False),
         (ValueError("triton kernel input"), False),
         (TypeError("triton kernel input"), False),
-        (RuntimeError("CUDA error: an illegal memory access was encountered"), False),
         (KeyError("loss"), False),
+        *((error, False) for error in TORCH_CUDA_ERRORS.values()),
+        # A compile failure whose text mentions a launch is still a compile failure.
+        (RuntimeError("PassManager::run failed while compiling for launch"), True),
     ],
 )
 def test_what_counts_as_a_compile_or_launch_failure(error, falls_back):
     assert implementations.is_compile_or_launch_failure(error) is falls_back
+
+
+def test_a_batch_beyond_the_kernels_int32_offsets_runs_chunked_under_auto(verified_triton, monkeypatch):
+    """N x D at or above 2**31 (here: the limit lowered to 500 elements): "auto" computes it with chunked,
+    without recording a failure; an explicit "triton" is a clear error naming chunked."""
+
+    def never(*args):
+        raise AssertionError("the Triton kernel ran on an input beyond its offsets")
+
+    verified_triton(never)
+    small = dataclasses.replace(implementations.REGISTRY["triton"], max_elements=500)
+    monkeypatch.setitem(implementations.REGISTRY, "triton", small)
+    z_a, z_b = _inputs()  # 16 x 64 = 1024 elements
+    torch.testing.assert_close(
+        music_loss(z_a, z_b, segment_dim=16), music_loss(z_a, z_b, segment_dim=16, implementation="chunked")
+    )
+    assert implementations._failures == {}
+    with pytest.raises(
+        ValueError, match=r"implementation='triton' takes at most 500 elements.*\(16, 64\).*'chunked'"
+    ):
+        music_loss(z_a, z_b, segment_dim=16, implementation="triton")
+
+
+def test_the_kernels_launch_on_the_tensors_device(monkeypatch):
+    """Triton launches on the current CUDA device: the launches run inside torch.cuda.device(p.device)."""
+    from music_ssl.triton_kernel import joint
+
+    entered = []
+    monkeypatch.setattr(
+        torch.cuda, "device", lambda device: entered.append(device) or contextlib.nullcontext()
+    )
+    with joint.on_device(torch.device("cuda", 1)):
+        pass
+    assert entered == [torch.device("cuda", 1)]
+    with joint.on_device(torch.device("cpu")):  # the interpreter's tensors: no CUDA context at all
+        pass
+    assert entered == [torch.device("cuda", 1)]
