@@ -8,11 +8,15 @@ argument names and constexprs must match `music_ssl.triton_kernel.kernels`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import subprocess
 import tempfile
+
+# What torch's "high"/"medium" and "highest" float32 matmul precisions run on such a GPU.
+PRECISIONS_ON_TENSOR_CORES = ("tf32", "tf32x3")
 
 
 def compile_offline(arch: int = 90) -> list[dict]:
@@ -22,7 +26,7 @@ def compile_offline(arch: int = 90) -> list[dict]:
     from triton.compiler import ASTSource
 
     from music_ssl.triton_kernel import interpreter_active
-    from music_ssl.triton_kernel.configs import GPU_CONFIGS, GPU_GROUP_M
+    from music_ssl.triton_kernel.configs import GPU_CONFIGS, GPU_GROUP_M, SPILL_WITH_TF32X3
     from music_ssl.triton_kernel.kernels import joint_band_kernel, scaled_matmul_kernel
 
     cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
@@ -47,11 +51,14 @@ def compile_offline(arch: int = 90) -> list[dict]:
         return ASTSource(kernel, signature, constants, attrs)
 
     rows = []
-    # The kernels take float32 operands (the probabilities and dL/dP).
-    for operand in ("fp32",):
+    # The kernels take float32 operands (the probabilities and dL/dP), multiplied in each precision that
+    # runs on a GPU with TF32 tensor cores (`joint.input_precision`).
+    for operand, precision in itertools.product(("fp32",), PRECISIONS_ON_TENSOR_CORES):
         for m, n, k, warps, stages in GPU_CONFIGS:
+            if precision == "tf32x3" and (m, n, k, warps, stages) in SPILL_WITH_TF32X3:
+                continue  # not tried by autotuning in this precision
             blocks = {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": GPU_GROUP_M}
-            blocks["INPUT_PRECISION"] = "tf32"
+            blocks["INPUT_PRECISION"] = precision
             scalars = {
                 "inv_n": "fp32",
                 "tiny": "fp32",
@@ -69,7 +76,12 @@ def compile_offline(arch: int = 90) -> list[dict]:
                 "grad_b": (matmul_kernel, {"ACCUMULATE": True}, ["stride_ak", "stride_bn", "stride_cn"]),
             }
             for name, (kernel, flags, unit) in variants.items():
-                row = {"operands": operand, "config": [m, n, k, warps, stages], "kernel": name}
+                row = {
+                    "operands": operand,
+                    "precision": precision,
+                    "config": [m, n, k, warps, stages],
+                    "kernel": name,
+                }
                 try:
                     compiled = triton.compile(
                         source(kernel, types, {**blocks, **flags}, unit),

@@ -27,9 +27,13 @@ band_rows x D with band_rows ~ N (512 to 4096). The gradients, the size of the l
 split reductions, at most N D. In all 5 to 7 N D floats.
 
 Precision follows PyTorch's switch for float32 matrix products, `torch.get_float32_matmul_precision()`:
-"highest" gives IEEE float32 products; "high" and "medium" allow TF32 tensor cores (operands rounded to
-10 mantissa bits) on GPUs that have them, as for torch's own matmuls. Accumulation is float32 either
-way; benchmarks/triton_accuracy.py measures both settings against float64 on a GPU. Under Triton's
+"highest" gives float32 accuracy (three TF32 tensor-core products of split operands, "tf32x3", on
+GPUs with TF32 tensor cores; IEEE products elsewhere); "high" and "medium" allow TF32 tensor cores on
+GPUs that have them, as for torch's own matmuls, with every operand rounded to the nearest TF32 value
+first (the
+tensor cores would truncate it: see `music_ssl.triton_kernel.tf32`): the probabilities as they are
+copied, dL/dP as the band kernel writes it. Accumulation is float32 either way;
+benchmarks/triton_accuracy.py measures both settings against float64 on a GPU. Under Triton's
 interpreter (CPU tensors, used by the tests) products are IEEE.
 """
 
@@ -40,7 +44,7 @@ import contextlib
 import torch
 from torch import Tensor
 
-from music_ssl.triton_kernel import availability, interpreter
+from music_ssl.triton_kernel import availability, interpreter, tf32
 from music_ssl.triton_kernel.configs import GPU_CONFIGS
 from music_ssl.triton_kernel.kernels import joint_band_kernel, scaled_matmul_kernel
 from music_ssl.triton_kernel.planning import default_band_rows, gpu_split_plan, k_splits
@@ -56,10 +60,23 @@ def has_tf32(device: torch.device) -> bool:
 
 
 def input_precision(tf32_hardware: bool, matmul_precision: str) -> str:
-    """tl.dot's operand precision for float32 inputs, as torch chooses for its own float32 matmuls."""
-    if tf32_hardware and matmul_precision in ("high", "medium"):
-        return "tf32"
-    return "ieee"
+    """tl.dot's operand precision for float32 inputs, following torch's switch for its float32 matmuls.
+
+    On GPUs with TF32 tensor cores, "high" and "medium" give TF32 products (operands rounded first) and
+    "highest" gives "tf32x3": every operand split into two TF32 parts and three tensor-core products,
+    float32's accuracy at tensor-core speed (IEEE products there run on FMA units, at 236 to 255 registers
+    with spills). Elsewhere, and in Triton's interpreter, IEEE float32 products."""
+    if not tf32_hardware:
+        return "ieee"
+    return "tf32" if matmul_precision in ("high", "medium") else "tf32x3"
+
+
+def _operand(x: Tensor, rounded: bool) -> Tensor:
+    """``x`` contiguous (a copy where it is not), rounded to TF32 in a copy of its own when the products
+    take TF32 operands."""
+    if not rounded:
+        return x.contiguous()
+    return tf32.to_tf32_(x.clone(memory_format=torch.contiguous_format))
 
 
 def on_device(device: torch.device):
@@ -146,8 +163,10 @@ def triton_joint_entropies(
     meta = {"INPUT_PRECISION": precision}
 
     # (D, N) copies: the P tiles reduce over samples, which must be the contiguous axis of both operands.
-    a_t = p_a.T.contiguous()
-    b_t = p_b.T.contiguous()
+    # For TF32 products every operand is rounded to TF32 first, as torch's TF32 matmuls do (`tf32`).
+    rounded = precision == "tf32"
+    a_t = _operand(p_a.T, rounded)
+    b_t = _operand(p_b.T, rounded)
     if compute_grad:
         rows_per_band = band_rows if band_rows is not None else default_band_rows(batch_size, dim)
         rows_per_band = max(1, min(rows_per_band, dim))
@@ -168,7 +187,7 @@ def triton_joint_entropies(
         grad_a = p_a.new_empty((local_count, dim))
         grad_b = p_b.new_empty((local_count, dim))
         grad_band = p_a.new_empty((rows_per_band, dim))
-        local_a, local_b = p_a[start:stop], p_b[start:stop]
+        local_a, local_b = (_operand(p[start:stop], rounded) for p in (p_a, p_b))
         scale = float(grad_scale) / batch_size
 
     with on_device(p_a.device):

@@ -22,6 +22,14 @@ def _grouped_tile(num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
 
 
 @jit
+def _round_to_tf32(x):
+    """x (float32) rounded to the nearest TF32 value, ties away from zero: 2**12 added to the bits, the 13
+    low mantissa bits cleared (`music_ssl.triton_kernel.tf32`)."""
+    bits = x.to(tl.int32, bitcast=True)
+    return ((bits + 4096) & -8192).to(tl.float32, bitcast=True)
+
+
+@jit
 def _tile_product(
     a_ptr,
     b_ptr,
@@ -135,6 +143,8 @@ def joint_band_kernel(
     if WRITE_GRAD:
         coef = tl.where(on_diagonal, diag_coef, tl.where(same_segment, 0.0, off_coef))
         grad = coef * (log_joint + 1.0)
+        if INPUT_PRECISION == "tf32":  # an operand of the gradient products: rounded, not truncated
+            grad = _round_to_tf32(grad)
         band_rows = rows - row_start
         tl.store(
             grad_ptr + band_rows[:, None] * stride_gm + cols[None, :] * stride_gd,

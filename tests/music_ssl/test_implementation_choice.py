@@ -60,7 +60,8 @@ def test_explicit_triton_raises_the_failure(failing_triton):
 @pytest.mark.parametrize(
     "tf32_hardware,precision,expected",
     [
-        (True, "highest", "ieee"),
+        # Full float32 accuracy on tensor cores: three TF32 products of split operands, not FMA.
+        (True, "highest", "tf32x3"),
         (True, "high", "tf32"),
         (True, "medium", "tf32"),
         (False, "high", "ieee"),
@@ -90,6 +91,6 @@ def test_kernel_launch_reads_torch_matmul_precision(monkeypatch):
             torch.set_float32_matmul_precision(setting)
             seen.clear()
             joint.triton_joint_entropies(p, p, (0, 8), 16, 1.0, 1.0, 1.0, False)
-            assert seen == ["ieee" if setting == "highest" else "tf32"]
+            assert seen == ["tf32x3" if setting == "highest" else "tf32"]
     finally:
         torch.set_float32_matmul_precision(previous)

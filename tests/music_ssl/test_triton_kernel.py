@@ -304,3 +304,18 @@ def test_split_reduction_plan(monkeypatch):
     for n, d in [(256, 8192), (2048, 8192), (4096, 16384), (8, 96)]:
         rows = planning.default_band_rows(n, d)
         assert rows == d or (rows % 256 == 0 and 512 <= rows <= 4096)
+
+
+def test_autotuning_leaves_out_the_tiles_that_spill_in_tf32x3():
+    from music_ssl.triton_kernel import configs
+
+    class Config:  # triton.Config's fields that the pruning reads
+        def __init__(self, m, n, k, warps, stages):
+            self.kwargs = {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}
+            self.num_warps, self.num_stages = warps, stages
+
+    every = [Config(*tiles) for tiles in configs.GPU_CONFIGS]
+    assert configs.prune_for_precision(every, {}, INPUT_PRECISION="tf32") == every
+    kept = configs.prune_for_precision(every, {}, INPUT_PRECISION="tf32x3")
+    assert kept and len(kept) == len(every) - len(configs.SPILL_WITH_TF32X3)
+    assert all(configs._config_tuple(c) not in configs.SPILL_WITH_TF32X3 for c in kept)
