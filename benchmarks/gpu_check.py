@@ -1,7 +1,10 @@
 """The GPU check: the Triton kernel's accuracy at full size, then forward + backward time and memory of
 every method on CUDA, in one run that fits a time budget.
 
-1. Accuracy (`benchmarks.triton_accuracy`): `music_loss(..., implementation="triton")` against the
+1. Accuracy (`benchmarks.triton_accuracy`): first an odd shape, (1000, 2010, 15): reductions that end in
+   a partial tile, rows whose length is no multiple of 16, segments across tiles, in both precisions,
+   each run twice and compared bit for bit (a race or an uninitialized read would differ). Then
+   `music_loss(..., implementation="triton")` against the
    float64 reference, float32 and bfloat16 inputs, at (N, D, C) = (2048, 8192, 32), (256, 8192, 32) and
    the authors' ImageNet layout (2048, 8160, 80), whose segments do not line up with any tile. Relative
    error (max abs error over max abs value) of the loss, its three terms and both input gradients, with
@@ -19,8 +22,8 @@ every method on CUDA, in one run that fits a time budget.
 
 A configuration that runs out of memory is reported as OOM; one that would start after --budget-s
 seconds is skipped, so the whole run stays inside a time limit (designed for < 7 min on an H100).
-gpu_check.json is rewritten after every row, so a run cut short keeps what it measured; gpu_check.md
-(`benchmarks.gpu_report`) holds the tables and the verdict on the kernel's targets.
+gpu_check.json and gpu_check.md (`benchmarks.gpu_report`: the tables and the verdicts) are rewritten
+after every row, so a run cut short keeps what it measured and its verdict so far.
 
     python -m benchmarks.gpu_check --out results/gpu_check      # or: bash benchmarks/gpu_check.sh
 
@@ -46,6 +49,9 @@ from benchmarks.methods import DTYPES, METHODS, PLAIN_BASELINE
 from benchmarks.triton_accuracy import run_checks
 
 CHECK_SHAPES = ((2048, 8192, 32), (256, 8192, 32), (2048, 8160, 80))
+# N = 1000 ends every reduction over samples in a partial tile (no multiple of 16 or 64); D = 2010 gives
+# rows whose length is no multiple of 16; C = 15 puts segment boundaries inside tiles.
+ODD_SHAPES = ((1000, 2010, 15),)
 BENCH_SHAPES = ((2048, 8192), (256, 8192), (4096, 16384))
 # Every method of the table, in its order.
 DEFAULT_METHODS = tuple(METHODS)
@@ -82,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_shapes(3),
         default=list(CHECK_SHAPES),
         help="check shapes, comma-separated NxDxC (default: 2048x8192x32,256x8192x32,2048x8160x80)",
+    )
+    parser.add_argument(
+        "--odd-shapes",
+        type=_shapes(3),
+        default=list(ODD_SHAPES),
+        help="shapes checked first, twice each and bit for bit (default: 1000x2010x15)",
     )
     parser.add_argument(
         "--device",
@@ -167,16 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     checks, bench = [], []
     args.out.mkdir(parents=True, exist_ok=True)
 
+    profile_text = ""
+
     def save() -> None:
+        """Both files after every row: a run cut off keeps its tables and its verdict so far."""
+        meta["seconds"] = time.perf_counter() - started
         (args.out / "gpu_check.json").write_text(
             json.dumps({"meta": meta, "checks": checks, "bench": bench}, indent=2)
         )
+        report = gpu_report.render(meta, checks, bench, profile_text, args.segment_dim)
+        (args.out / "gpu_check.md").write_text(report)
 
     if not args.skip_check:
-        run_checks(args.check_shapes, args.device, deadline, checks, save)
+        run_checks(args.check_shapes, args.device, deadline, checks, save, args.odd_shapes)
     if not args.skip_bench:
         run_benchmark(args, deadline, bench, save)
-    profile_text = ""
     if not args.skip_bench and args.device == "cuda" and time.perf_counter() < deadline:
         profile_text = _profile(args)
         print(profile_text, flush=True)
@@ -186,12 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["autotuned"] = autotuned_configs()
     except Exception as error:
         meta["autotuned"] = f"{type(error).__name__}: {error}"
-    meta["seconds"] = time.perf_counter() - started
-
-    report = gpu_report.render(meta, checks, bench, profile_text, args.segment_dim)
     save()
-    (args.out / "gpu_check.md").write_text(report)
-    print(report, flush=True)
+    print((args.out / "gpu_check.md").read_text(), flush=True)
     failed = [c for c in checks if c.get("ok") is False]
     return 1 if failed else 0
 

@@ -17,16 +17,19 @@ TARGET_SHAPE = (2048, 8192)
 def check_table(rows: list[dict]) -> str:
     keys = (*TERMS, "grad_z_a", "grad_z_b")
     lines = [
-        "| N | D | C | dtype | products | " + " | ".join(keys) + " | within tolerance |",
-        "|---" * (len(keys) + 6) + "|",
+        "| N | D | C | dtype | products | " + " | ".join(keys) + " | same bits twice | within tolerance |",
+        "|---" * (len(keys) + 7) + "|",
     ]
     for r in rows:
         head = f"| {r['n']} | {r['d']} | {r['segment_dim']} | {r['dtype']} | {r['precision']} | "
         if "error" in r:
-            lines.append(head + r["error"] + " |" * len(keys) + " |")
+            lines.append(head + r["error"] + " |" * (len(keys) + 1) + " |")
         else:
+            repeat = {True: "yes", False: "NO", None: "–"}[r.get("bitwise_repeat")]
             lines.append(
-                head + " | ".join(f"{r[k]:.1e}" for k in keys) + f" | {'yes' if r['ok'] else 'NO'} |"
+                head
+                + " | ".join(f"{r[k]:.1e}" for k in keys)
+                + f" | {repeat} | {'yes' if r['ok'] else 'NO'} |"
             )
     return "\n".join(lines)
 

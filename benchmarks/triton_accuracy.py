@@ -43,18 +43,33 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got - want).abs().max() / want.abs().max().clamp_min(1e-300)).item()
 
 
-def check_one(n: int, d: int, c: int, dtype_name: str, precision: str, device: str = "cuda") -> dict:
-    """One row: the errors of the Triton path at (N, D, C) in one dtype and precision, and whether all are
-    within `TOLERANCE`."""
+def _triton(z_a, z_b, c: int, precision: str):
     from music_ssl import music_loss
 
-    z_a, z_b = make_views(n, d, DTYPES[dtype_name], device)
     z = [x.clone().requires_grad_() for x in (z_a, z_b)]
     with matmul_precision(PRECISIONS[precision]):
         out = music_loss(*z, segment_dim=c, implementation="triton", return_terms=True)
         grads = torch.autograd.grad(out.loss, z)
-    terms = {name: getattr(out, name).detach() for name in TERMS}
-    del out
+    return {name: getattr(out, name).detach() for name in TERMS}, grads
+
+
+def check_one(
+    n: int, d: int, c: int, dtype_name: str, precision: str, device: str = "cuda", repeat: bool = False
+) -> dict:
+    """One row: the errors of the Triton path at (N, D, C) in one dtype and precision, and whether all are
+    within `TOLERANCE`; with ``repeat``, also whether a second run gives the same bits (a race between
+    programs, or an uninitialized read, would not)."""
+    from music_ssl import music_loss
+
+    z_a, z_b = make_views(n, d, DTYPES[dtype_name], device)
+    terms, grads = _triton(z_a, z_b, c, precision)
+    same_bits = None
+    if repeat:
+        again, grads_again = _triton(z_a, z_b, c, precision)
+        same_bits = all(torch.equal(terms[k], again[k]) for k in TERMS) and all(
+            torch.equal(g, h) for g, h in zip(grads, grads_again, strict=True)
+        )
+        del again, grads_again
     z64 = [x.double().requires_grad_() for x in (z_a, z_b)]
     expected = music_loss(*z64, segment_dim=c, implementation="reference", return_terms=True)
     expected_grads = torch.autograd.grad(expected.loss, z64)
@@ -67,7 +82,11 @@ def check_one(n: int, d: int, c: int, dtype_name: str, precision: str, device: s
     ok = all(errors[k] <= TOLERANCE[(precision, "terms")] for k in terms) and all(
         errors[k] <= grad_tolerance for k in ("grad_z_a", "grad_z_b")
     )
-    return {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision, "ok": ok, **errors}
+    row = {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision, "ok": ok, **errors}
+    if repeat:
+        row["bitwise_repeat"] = same_bits
+        row["ok"] = ok and same_bits
+    return row
 
 
 def run_checks(
@@ -76,19 +95,23 @@ def run_checks(
     deadline: float,
     rows: list[dict],
     save: Callable[[], None],
+    odd_shapes: list[tuple[int, int, int]] = (),
 ) -> list[dict]:
-    """Appends a row per case to `rows` and calls save() after each: every shape with TF32 products in
-    both dtypes, then exact float32 products on the first shape in both dtypes. A case that would start
+    """Appends a row per case to `rows` and calls save() after each: the odd shapes first (a reduction
+    that ends in a partial tile, rows whose length is no multiple of 16, segments across tiles), float32,
+    both precisions, each run twice and compared bit for bit; then every shape with TF32 products in both
+    dtypes, then float32-accurate products on the first shape in both dtypes. A case that would start
     after `deadline` (time.perf_counter()) is skipped."""
-    cases = [(n, d, c, dt, "tf32") for n, d, c in shapes for dt in DTYPES]
-    cases += [(*shapes[0], dt, "ieee") for dt in DTYPES]
-    for n, d, c, dtype_name, precision in cases:
+    cases = [(n, d, c, "float32", p, True) for n, d, c in odd_shapes for p in ("tf32", "ieee")]
+    cases += [(n, d, c, dt, "tf32", False) for n, d, c in shapes for dt in DTYPES]
+    cases += [(*shapes[0], dt, "ieee", False) for dt in DTYPES]
+    for n, d, c, dtype_name, precision, repeat in cases:
         base = {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision}
         if time.perf_counter() > deadline:
             rows.append({**base, "ok": None, "error": "skipped (time budget)"})
             continue
         try:
-            row = check_one(n, d, c, dtype_name, precision, device)
+            row = check_one(n, d, c, dtype_name, precision, device, repeat)
         except torch.cuda.OutOfMemoryError:
             row = {**base, "ok": None, "error": "OOM"}
         except Exception as error:  # Report and go on: one broken case must not lose the benchmark.

@@ -19,16 +19,36 @@ interpreter = pytest.mark.skipif(
 
 
 @interpreter
-def test_rehearsal_runs_every_check_and_method(tmp_path):
+def test_rehearsal_runs_every_check_and_method(tmp_path, monkeypatch):
     pytest.importorskip("lightly", reason="pip install 'music-ssl[bench]' for lightly's peer losses")
     argv = ["--device", "cpu", "--out", str(tmp_path), "--shapes", "24x48", "--segment-dim", "16"]
-    argv += ["--check-shapes", "20x90x15", "--min-seconds", "0"]
+    argv += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0"]
+    reports = []
+    save = gpu_check.gpu_report.render
+
+    def render(*args, **kwargs):  # the report as written after each row
+        reports.append(save(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(gpu_check.gpu_report, "render", render)
     assert gpu_check.main(argv) == 0
 
     result = json.loads((tmp_path / "gpu_check.json").read_text())
-    checks = [(row["dtype"], row["precision"]) for row in result["checks"]]
-    assert checks == [("float32", "tf32"), ("bfloat16", "tf32"), ("float32", "ieee"), ("bfloat16", "ieee")]
+    checks = [(row["n"], row["dtype"], row["precision"]) for row in result["checks"]]
+    assert checks == [
+        (37, "float32", "tf32"),
+        (37, "float32", "ieee"),
+        (20, "float32", "tf32"),
+        (20, "bfloat16", "tf32"),
+        (20, "float32", "ieee"),
+        (20, "bfloat16", "ieee"),
+    ]
     assert all(row["ok"] is True for row in result["checks"]), result["checks"]
+    # The odd shape ran twice with the same bits; the report was written after every row, the first one
+    # already with the accuracy table so far.
+    assert [row.get("bitwise_repeat") for row in result["checks"]] == [True, True, None, None, None, None]
+    assert len(reports) >= len(checks) + len(result["bench"])
+    assert "| 37 | 90 | 15 | float32 | tf32 |" in reports[0] and "| yes | yes |" in reports[0]
 
     bench = result["bench"]
     assert [row["method"] for row in bench] == 2 * list(gpu_check.DEFAULT_METHODS)
