@@ -16,7 +16,7 @@ PYTEST := pytest -q -ra -o pythonpath= --import-mode=append
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data dist test test-wheel test-oldest lint benchmark loss-benchmark tune study
+.PHONY: install data dist test test-wheel test-oldest lint benchmark loss-benchmark tune study field
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,12 @@ tune: install data
 # One study of the paper's claims, resumable: make study STUDY=projector_dim (see docs/quality.md).
 study: install data
 	$(BIN)/python -m benchmarks.quality.study $(STUDY)
+
+# MUSIC against lightly's other losses: the peers' tuning search (resumed from tuned.json), then the
+# field study (resumed from its run files); both write every finished piece as they go.
+field: install data
+	$(BIN)/python -m benchmarks.quality.tune --methods simclr lejepa visreg wmse --reuse-trials --out results/tune_field
+	$(BIN)/python -m benchmarks.quality.study field
 
 loss-benchmark: install
 	$(BIN)/python -m benchmarks.loss_benchmark --out results/loss_benchmark

@@ -139,6 +139,8 @@ def train_and_evaluate(
         "seconds": trained.seconds,
         "seconds_per_epoch": trained.seconds / max(1, len(epochs_run)),
     }
+    if trained.peak_step_bytes is not None:
+        timing["peak_step_mib"] = round(trained.peak_step_bytes / 2**20, 1)
     if trained.diverged:
         return {**_diverged_row(seed, trained.divergence, trained.seconds), **timing}, trained
     start = time.perf_counter()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +29,8 @@ class TrainResult:
     # Where training stopped on a non-finite value: epoch, step (1-based, over the whole run), the last
     # finite loss and the reason; None when it ran to the end.
     divergence: dict[str, Any] | None = None
+    # Peak memory of one training step above what the model and the batch already hold (`step_memory`).
+    peak_step_bytes: int | None = None
 
     @property
     def diverged(self) -> bool:
@@ -246,8 +251,63 @@ def pretrain(
         result.history.append(entry)
         if step >= total:
             break
+    if result.divergence is None:
+        result.peak_step_bytes = step_memory(model, loss_fn, images[: profile.batch_size], augment, device)
     model.eval()
     return result
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """The profiler's native library writes start/stop lines (and, without a GPU, a failed device count) to
+    file descriptor 2 on every use; a benchmark's log has no use for them. Python's own errors still
+    reach the log: an exception propagates and is printed after the descriptor is restored."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def step_memory(model, loss_fn, batch: torch.Tensor, augment: BatchAugment, device: torch.device) -> int:
+    """Peak memory of one training step (augmentations, forward, loss, backward) above what was allocated
+    before it, in bytes; the gradients are dropped and no weight changes.
+
+    On CUDA the allocator's peak; on the CPU, which keeps no such count, the peak of the running sum of
+    torch's allocations and frees recorded by its profiler over the step.
+    """
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def step() -> None:
+        loss_fn(model(augment(batch, generator)).float(), model(augment(batch, generator)).float()).backward()
+
+    model.train()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        peak = torch.cuda.max_memory_allocated(device) - before
+    else:
+        from torch.profiler import ProfilerActivity, profile
+
+        with (
+            _native_stderr_silenced(),
+            profile(activities=[ProfilerActivity.CPU], profile_memory=True) as recorded,
+        ):
+            step()
+        events = [e for e in recorded.profiler.kineto_results.events() if e.name() == "[memory]"]
+        held = peak = 0
+        for event in sorted(events, key=lambda e: e.start_ns()):
+            held += event.nbytes()
+            peak = max(peak, held)
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return int(peak)
 
 
 def _divergence(epoch: int, step: int, last_finite: float | None, reason: str) -> dict[str, Any]:

@@ -82,7 +82,9 @@ def test_every_peer_has_the_same_search_budget_as_music():
 def test_the_field_study_compares_every_method_on_three_seeds_at_the_main_runs_settings():
     study = STUDIES["field"]
     assert study.methods == FIELD_METHODS and len(study.seeds) >= 3 and study.kind == "test"
-    assert study.values == STUDIES["seeds"].values  # so the main run's methods reuse the seeds runs
+    assert study.values == STUDIES["seeds"].values
+    # Every method trains here, cost measured in the same runs and every pair of seeds on one machine.
+    assert not study.reuses_runs and study.per_method_table
 
 
 class Stopped(Exception):
@@ -120,3 +122,36 @@ def test_a_search_stopped_after_a_candidate_resumes_from_the_written_file(monkey
     assert rescored.isdisjoint({0.03, 0.1})  # the two written candidates are reused, not trained again
     entry = json.loads(path.read_text())["cpu/fake"]
     assert entry["chosen"]["simclr"]["lr"] == max(r["params"]["lr"] for r in entry["trials"]["simclr"])
+
+
+def test_the_field_report_gives_each_methods_probes_cost_and_difference_to_music(tmp_path):
+    from benchmarks.quality.study.report import write_report
+    from benchmarks.quality.study.store import run_path, write_run
+
+    study = STUDIES["field"]
+    value = study.values[0]
+    scores = {"music": (88.0, 84.0, 30.0, 80.0), "simclr": (87.0, 85.0, 20.0, 70.0)}
+    for method, (linear, knn, seconds, mib) in scores.items():
+        for seed in (0, 1, 2):
+            row = {
+                "seed": seed,
+                "linear_top1": linear + 0.1 * seed,
+                "knn_top1": knn - 0.1 * seed * (method == "simclr"),
+                "seconds_per_epoch": seconds,
+                "peak_step_mib": mib,
+                "diverged": None,
+            }
+            record = {
+                "study": "field",
+                "method": method,
+                "value": value,
+                "seed": seed,
+                "row": row,
+                "settings": {"params": {}},
+            }
+            write_run(run_path(tmp_path, study, method, value, seed), record)
+    write_report(study, tmp_path, with_plot=False)
+    table = (tmp_path / "field" / "table.md").read_text()
+    assert "| MUSIC (music-ssl) | 88.10 ± 0.10 (n=3) | 84.00 ± 0.00 (n=3) | 30.0 | 80.0 | – | – |" in table
+    assert "| SimCLR (lightly) | 87.10 ± 0.10 (n=3) | 84.90 ± 0.10 (n=3) | 20.0 | 70.0 | +1.00 " in table
+    assert "(win) | -0.90 [" in table  # MUSIC ahead on the linear probe, behind on kNN

@@ -14,6 +14,8 @@ from benchmarks.quality.study.catalogue import Study, value_label
 from benchmarks.quality.study.plots import plot
 from benchmarks.quality.study.store import load_runs
 
+# The cost of a method, recorded with each run (`benchmarks.quality.run.train_and_evaluate`).
+COST_KEYS = ("seconds_per_epoch", "peak_step_mib")
 # What a study's table shows, by its kind.
 MEASURES = {
     "test": "test linear top-1 (%)",
@@ -51,7 +53,10 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "diverged": [r["diverged"] for r in rows if r.get("diverged")],
                 "wall_seconds": round(sum(r.get("wall_seconds", 0.0) for r in rows), 1),
             }
-            for key in ("linear_top1", "knn_top1", "final_loss", "epochs_run"):
+            keys = ("linear_top1", "knn_top1", "final_loss", "epochs_run")
+            if study.per_method_table:
+                keys += COST_KEYS
+            for key in keys:
                 values = [r[key] for r in finished if isinstance(r.get(key), int | float)]
                 if values:
                     stats[key] = round(statistics.fmean(values), 4)
@@ -62,6 +67,42 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
             entry["comparison"] = compare(rows_by_method, "music", peers, names=full_names())
         summary["values"].append(entry)
     return summary
+
+
+def per_method_markdown(entry: dict[str, Any], methods: list[str]) -> list[str]:
+    """One value's methods as rows: both probes, the cost, MUSIC minus the method on both probes."""
+    lines = [
+        "",
+        f"At the {entry['value']} settings, method by method (seconds per epoch and peak memory of a "
+        "training step measured in the same runs, on this machine):",
+        "",
+        "| method | linear top-1 (%) | kNN top-1 (%) | s / epoch | peak step memory (MiB) "
+        "| MUSIC minus it, linear | MUSIC minus it, kNN |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    peers = entry.get("comparison", {}).get("peers", {})
+    for method in methods:
+        stats = entry["methods"].get(method)
+        if stats is None:
+            continue
+        cost = [f"{stats[k]:.1f}" if k in stats else "–" for k in COST_KEYS]
+        versus = []
+        for metric in ("linear_top1", "knn_top1"):
+            d = peers.get(method, {}).get(metric)
+            if not d or d["mean"] is None:
+                versus.append("–")
+                continue
+            ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+            verdict = f" ({peers[method]['verdict']})" if metric == "linear_top1" else ""
+            versus.append(f"{d['mean']:+.2f}{ci}{verdict}")
+        lines.append(
+            f"| {NAMES[method].full} | {_cell(stats, 'linear_top1')} | {_cell(stats, 'knn_top1')} | "
+            + " | ".join(cost)
+            + " | "
+            + " | ".join(versus)
+            + " |"
+        )
+    return lines
 
 
 def _cell(stats: dict[str, Any] | None, key: str) -> str:
@@ -127,6 +168,9 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
     ]
     if diverged:
         lines += ["", "Diverged: " + "; ".join(diverged) + "."]
+    if study.per_method_table:
+        for entry in summary["values"]:
+            lines += per_method_markdown(entry, methods)
     return "\n".join(lines) + "\n"
 
 

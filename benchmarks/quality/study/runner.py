@@ -124,7 +124,7 @@ def run_study(
                     continue
                 label = f"[{study.name}] {method} {value_label(value)} seed {seed}"
                 record = {"study": study.name, "method": method, "value": value, "seed": seed}
-                same = equivalent_run(out, study, method, seed, settings)
+                same = equivalent_run(out, study, method, seed, settings) if study.reuses_runs else None
                 if same is not None:
                     source, row = same
                     write_run(path, {**record, "row": row, "from": source, "settings": settings})
