@@ -27,8 +27,11 @@ after every row, so a run cut short keeps what it measured and its verdict so fa
 
     python -m benchmarks.gpu_check --out results/gpu_check      # or: bash benchmarks/gpu_check.sh
 
-`--device cpu` runs the same script on CPU tensors in Triton's interpreter (TRITON_INTERPRET=1, tiny
-shapes; wall-clock time, no memory figures): a rehearsal, run by tests/benchmarks/test_gpu_check.py.
+On CUDA, every kernel variant is first compiled in parallel processes into Triton's cache (the time is
+in the report's metadata, `warm_cache`), so autotuning does not compile ~24 variants one after another
+inside the timed steps. `--device cpu` runs the same script on CPU tensors in Triton's interpreter
+(TRITON_INTERPRET=1, tiny shapes; wall-clock time, no memory figures): a rehearsal, run by
+tests/benchmarks/test_gpu_check.py.
 `--compile-only` needs no GPU: it compiles every kernel for sm_90 (`benchmarks.triton_compile`).
 """
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -108,6 +112,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--segment-dim", type=int, default=32, help="C for the benchmark (default 32)")
     parser.add_argument("--min-seconds", type=float, default=0.5, help="timed seconds per config (3-20 runs)")
     parser.add_argument("--budget-s", type=float, default=400.0, help="start no new config after this")
+    parser.add_argument(
+        "--no-warm-cache",
+        action="store_true",
+        help="cuda: do not compile every kernel variant in parallel processes before the checks",
+    )
     parser.add_argument("--skip-check", action="store_true", help="benchmark only")
     parser.add_argument("--skip-bench", action="store_true", help="check only")
     parser.add_argument(
@@ -134,6 +143,20 @@ def _compile_only(out: Path) -> int:
     bad = lowering_defects(rows)
     print(f"{len(rows)} kernels compiled for sm_90; {len(bad)} failed, missed wgmma or spilled.")
     return 1 if bad else 0
+
+
+def _warm_cache() -> dict:
+    """Every kernel variant compiled for this GPU in parallel before anything is timed (see
+    `benchmarks.triton_compile.warm_cache`); how many, how long, and what failed."""
+    from benchmarks.triton_compile import warm_cache
+
+    major, minor = torch.cuda.get_device_capability()
+    try:
+        rows, seconds = warm_cache(10 * major + minor, workers=max(1, min(8, (os.cpu_count() or 2) - 1)))
+    except Exception as error:  # the checks compile what they need themselves
+        return {"error": f"{type(error).__name__}: {error}"[:300]}
+    failed = [row for row in rows if "error" in row]
+    return {"variants": len(rows), "seconds": round(seconds, 1), "failed": failed[:3]}
 
 
 def _profile(args: argparse.Namespace) -> str:
@@ -190,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         report = gpu_report.render(meta, checks, bench, profile_text, args.segment_dim)
         (args.out / "gpu_check.md").write_text(report)
 
+    if args.device == "cuda" and not args.no_warm_cache:
+        meta["warm_cache"] = _warm_cache()
+        save()
+        print(json.dumps({"warm_cache": meta["warm_cache"]}), flush=True)
     if not args.skip_check:
         run_checks(args.check_shapes, args.device, deadline, checks, save, args.odd_shapes)
     if not args.skip_bench:

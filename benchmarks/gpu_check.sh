@@ -2,8 +2,10 @@
 # The GPU check, to run from the repository root on a machine with a CUDA GPU (see benchmarks/gpu_check.py).
 # It checks the Triton kernel against the float64 reference at full size, then measures forward + backward
 # time and peak memory of every loss in benchmarks/methods.py at (N, D) up to (4096, 16384), float32 and
-# bfloat16, and profiles the Triton path. Designed to finish in under 7 minutes on an H100: no new
-# configuration starts after 400 s (--budget-s), and the run is cut off after 450 s.
+# bfloat16, and profiles the Triton path. At most 8 minutes in all: the check compiles every kernel
+# variant in parallel first, starts no new configuration after 330 s (--budget-s) and is cut off after
+# 390 s; then, where compute-sanitizer is installed, its memcheck runs the odd shape once more (cut off
+# after 70 s) and its verdict is appended to gpu_check.md.
 #
 #   bash benchmarks/gpu_check.sh [extra gpu_check arguments]
 #
@@ -30,4 +32,23 @@ if ! "$python" -c "import lightly" 2>/dev/null; then
     done
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out_dir/log.txt"
-timeout 450 "$python" -m benchmarks.gpu_check --out "$out_dir" "$@" 2>&1 | tee -a "$out_dir/log.txt"
+timeout 390 "$python" -m benchmarks.gpu_check --out "$out_dir" --budget-s 330 "$@" 2>&1 | tee -a "$out_dir/log.txt"
+status=${PIPESTATUS[0]}
+
+# Out-of-bounds or uninitialized accesses of the kernels, on the shape that ends every tile partially.
+if command -v compute-sanitizer >/dev/null 2>&1; then
+    timeout 70 compute-sanitizer --tool memcheck --error-exitcode 3 "$python" -m benchmarks.gpu_check \
+        --out "$out_dir/memcheck" --skip-bench --no-warm-cache --check-shapes 64x2010x15 \
+        --odd-shapes 1000x2010x15 --dtypes float32 > "$out_dir/memcheck.txt" 2>&1
+    case $? in
+        0) verdict="no error" ;;
+        3) verdict="ERRORS: see memcheck.txt" ;;
+        124) verdict="cut off after 70 s: see memcheck.txt" ;;
+        *) verdict="did not finish: see memcheck.txt" ;;
+    esac
+else
+    verdict="not run (compute-sanitizer is not installed)"
+fi
+printf '\n## compute-sanitizer memcheck, odd shape 1000 x 2010, C = 15\n\n%s\n' "$verdict" >> "$out_dir/gpu_check.md"
+echo "memcheck: $verdict" | tee -a "$out_dir/log.txt"
+exit "$status"

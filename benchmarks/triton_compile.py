@@ -19,8 +19,10 @@ import tempfile
 PRECISIONS_ON_TENSOR_CORES = ("tf32", "tf32x3")
 
 
-def compile_offline(arch: int = 90) -> list[dict]:
-    """One row per (operands, config, kernel variant): its lowering, or the error compiling it."""
+def compile_offline(arch: int = 90, precisions=PRECISIONS_ON_TENSOR_CORES, configs=None) -> list[dict]:
+    """One row per (operands, precision, config, kernel variant) of ``precisions`` and ``configs`` (default:
+    every GPU config): its lowering, or the error compiling it. Each compiled kernel lands in Triton's
+    cache, where a launch with the same specialization finds it."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -53,8 +55,8 @@ def compile_offline(arch: int = 90) -> list[dict]:
     rows = []
     # The kernels take float32 operands (the probabilities and dL/dP), multiplied in each precision that
     # runs on a GPU with TF32 tensor cores (`joint.input_precision`).
-    for operand, precision in itertools.product(("fp32",), PRECISIONS_ON_TENSOR_CORES):
-        for m, n, k, warps, stages in GPU_CONFIGS:
+    for operand, precision in itertools.product(("fp32",), precisions):
+        for m, n, k, warps, stages in GPU_CONFIGS if configs is None else configs:
             if precision == "tf32x3" and (m, n, k, warps, stages) in SPILL_WITH_TF32X3:
                 continue  # not tried by autotuning in this precision
             blocks = {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": GPU_GROUP_M}
@@ -114,3 +116,31 @@ def compile_offline(arch: int = 90) -> list[dict]:
 def lowering_defects(rows: list[dict]) -> list[dict]:
     """The rows that failed to compile, did not lower tl.dot to wgmma, or spilled registers to the stack."""
     return [r for r in rows if "error" in r or r.get("dot") != "wgmma" or r.get("stack_bytes", 0) > 0]
+
+
+def _compile_one(arch: int, precision: str, config: tuple[int, ...]) -> list[dict]:
+    return compile_offline(arch, (precision,), (config,))
+
+
+def warm_cache(arch: int, workers: int) -> tuple[list[dict], float]:
+    """Every kernel variant of every precision and config compiled for ``arch`` in ``workers`` processes at
+    once, into Triton's on-disk cache, before anything is timed: autotuning then finds them instead of
+    compiling them one after another. Returns the rows and the seconds it took."""
+    import concurrent.futures
+    import multiprocessing
+    import time
+
+    from music_ssl.triton_kernel.configs import GPU_CONFIGS, SPILL_WITH_TF32X3
+
+    jobs = [
+        (precision, config)
+        for precision in PRECISIONS_ON_TENSOR_CORES
+        for config in GPU_CONFIGS
+        if not (precision == "tf32x3" and config in SPILL_WITH_TF32X3)
+    ]
+    start = time.perf_counter()
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter each: no CUDA context forked
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = pool.map(_compile_one, *zip(*[(arch, p, c) for p, c in jobs], strict=True))
+        rows = [row for part in parts for row in part]
+    return rows, time.perf_counter() - start

@@ -149,3 +149,49 @@ def test_bad_arguments_are_refused(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit):
         gpu_check.parse_args(["--out", str(tmp_path), *argv])
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.timeout(600)
+def test_the_cache_is_warmed_in_parallel_processes_with_every_variant(tmp_path, monkeypatch):
+    """What the GPU check does first on CUDA, here for sm_90 without a GPU: every (precision, config)
+    compiled by a pool of processes into Triton's cache, none failing or spilling."""
+    pytest.importorskip(
+        "triton.backends.nvidia", reason="needs Triton's NVIDIA backend (CUDA builds of torch)"
+    )
+    from benchmarks.triton_compile import lowering_defects, warm_cache
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the workers compile for the GPU
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
+    rows, seconds = warm_cache(90, workers=2)
+    assert len(rows) == 24 and lowering_defects(rows) == [] and seconds > 0
+    assert {row["precision"] for row in rows} == {"tf32", "tf32x3"}
+    assert len(list(tmp_path.rglob("*.cubin"))) == 24  # every variant in the cache
+
+
+@interpreter
+@pytest.mark.timeout(600)
+def test_the_prepared_script_rehearses_end_to_end_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.sh itself, as the GPU machine runs it, with the rehearsal's arguments: it
+    exits 0, writes the report with the check's tables and says what became of the memory checker."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    argv = ["--device", "cpu", "--shapes", "24x48", "--segment-dim", "16", "--methods", "chunked,triton"]
+    argv += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0"]
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "TRITON_INTERPRET": "1"}
+    result = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu_check.sh"), *argv],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (tmp_path / "gpu_check.md").read_text()
+    assert "| 37 | 90 | 15 | float32 | tf32 |" in report and "| 24 | 48 | float32 | triton | " in report
+    assert "## compute-sanitizer memcheck, odd shape 1000 x 2010, C = 15" in report
+    assert (tmp_path / "log.txt").is_file() and (tmp_path / "gpu_check.json").is_file()
