@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from music_ssl import _validation as check
+from music_ssl.loss import MUSICLoss
 from music_ssl.segments import segment_codes, segment_probabilities
 
 
@@ -47,6 +48,7 @@ class MUSICProjectionHead(ProjectionHead):
 
     Examples:
         >>> head = MUSICProjectionHead(input_dim=512, hidden_dim=1024, output_dim=1024, segment_dim=32)
+        >>> loss_fn = head.loss(temperature=0.5)  # MUSICLoss with the head's segment_dim
         >>> z = head(backbone(x))  # (N, 1024)
         >>> codes = head.codes(z)  # (N, 32): the attribute each segment picks
     """
@@ -90,8 +92,28 @@ class MUSICProjectionHead(ProjectionHead):
 
     def attribute_probabilities(self, z: Tensor, temperature: float = 1.0) -> Tensor:
         """(N, output_dim) projection -> (N, S, C) attribute probabilities of every segment."""
-        return segment_probabilities(z, self.segment_dim, temperature)
+        return segment_probabilities(self._projection(z), self.segment_dim, temperature)
 
     def codes(self, z: Tensor) -> Tensor:
         """(N, output_dim) projection -> (N, S) index of the most likely attribute of every segment."""
-        return segment_codes(z, self.segment_dim)
+        return segment_codes(self._projection(z), self.segment_dim)
+
+    def loss(self, **options) -> MUSICLoss:
+        """The `MUSICLoss` that reads this head's output as it is segmented: its segment_dim, with
+        ``options`` (temperature, weights, ...) as `MUSICLoss` takes them."""
+        if "segment_dim" in options and options["segment_dim"] != self.segment_dim:
+            raise ValueError(
+                f"segment_dim={options['segment_dim']!r} differs from this head's segment_dim "
+                f"({self.segment_dim}); the loss built from a head reads its segments."
+            )
+        return MUSICLoss(**{**options, "segment_dim": self.segment_dim})
+
+    def _projection(self, z: object) -> Tensor:
+        check.projection("z", z)
+        assert isinstance(z, Tensor)
+        if z.shape[1] != self.output_dim:
+            raise ValueError(
+                f"z has width {z.shape[1]} (shape {tuple(z.shape)}), but this head's projections are "
+                f"{self.output_dim} wide; pass the head's output, head(features), not the features."
+            )
+        return z

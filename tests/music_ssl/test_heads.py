@@ -1,7 +1,8 @@
+import pytest
 import torch
 from torch import nn
 
-from music_ssl import MUSICProjectionHead, segment_codes, segment_probabilities
+from music_ssl import MUSICLoss, MUSICProjectionHead, segment_codes, segment_probabilities
 
 
 def test_head_layers_follow_lightly_blocks():
@@ -41,3 +42,25 @@ def test_functional_codes():
     z = torch.tensor([[0.0, 3.0, 1.0, 5.0, 0.0, 0.0]])
     assert segment_codes(z, segment_dim=3).tolist() == [[1, 0]]
     assert segment_probabilities(z, segment_dim=2).shape == (1, 3, 2)
+
+
+def test_the_loss_built_from_a_head_reads_its_segments():
+    head = MUSICProjectionHead(input_dim=8, hidden_dim=16, output_dim=64, segment_dim=16)
+    loss_fn = head.loss(temperature=0.5)
+    assert loss_fn.segment_dim == 16 and loss_fn.temperature == 0.5
+    z_a, z_b = head(torch.randn(6, 8)), head(torch.randn(6, 8))
+    torch.testing.assert_close(loss_fn(z_a, z_b), MUSICLoss(segment_dim=16, temperature=0.5)(z_a, z_b))
+    with pytest.raises(ValueError, match=r"segment_dim=32 differs from this head's segment_dim \(16\)"):
+        head.loss(segment_dim=32)
+
+
+@pytest.mark.parametrize("method", ["codes", "attribute_probabilities"])
+def test_the_heads_readers_check_that_they_get_its_output(method):
+    """Features instead of projections (a 64-wide backbone output read by a head of another width) used to
+    give codes of other segments, silently."""
+    head = MUSICProjectionHead(input_dim=8, hidden_dim=16, output_dim=64, segment_dim=16)
+    with pytest.raises(ValueError, match=r"z has width 32 .* this head's projections are 64 wide"):
+        getattr(head, method)(torch.randn(4, 32))
+    with pytest.raises(TypeError, match="z must be a torch.Tensor"):
+        getattr(head, method)([[0.0] * 64])
+    assert getattr(head, method)(torch.randn(4, 64)).shape[:2] == (4, 4)
