@@ -56,7 +56,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "All arguments except --lightly-repo are the runner's own.",
         add_help=False,  # -h reaches the runner and prints its arguments.
     )
-    parser.add_argument("--lightly-repo", type=Path, default=os.environ.get("LIGHTLY_REPO"))
+    parser.add_argument(
+        "--lightly-repo",
+        type=Path,
+        default=os.environ.get("LIGHTLY_REPO"),
+        help="the root of a lightly checkout (git clone https://github.com/lightly-ai/lightly), or the "
+        "runner's folder, benchmarks/imagenet/resnet50 (default: $LIGHTLY_REPO)",
+    )
     args, runner_argv = parser.parse_known_args(argv)
     if args.lightly_repo is None and {"-h", "--help"} & set(runner_argv):
         parser.print_help()
@@ -64,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.lightly_repo is None:
         parser.error("--lightly-repo PATH (or the LIGHTLY_REPO environment variable) is required")
 
-    runner = load_runner(find_runner(args.lightly_repo))
+    try:
+        main_py = find_runner(args.lightly_repo)
+    except ValueError as error:
+        parser.error(str(error))
+    runner = load_runner(main_py)
     register(runner.METHODS)
     runner_args = runner.parser.parse_args(runner_argv)
     runner.main(**vars(runner_args))

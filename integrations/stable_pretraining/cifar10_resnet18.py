@@ -23,22 +23,22 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning as pl
 import numpy as np
-import stable_pretraining as spt
 import torch
-import torchmetrics
-import torchvision
-from lightning.pytorch.loggers import WandbLogger
-from PIL import Image
-from stable_pretraining.data import transforms
 from torch import nn
 
 from music_ssl import MUSICLoss, MUSICProjectionHead
 from music_ssl.integrations import recipes
 from music_ssl.integrations.idx import read_idx
-from music_ssl.integrations.stable_pretraining import music_forward
+
+# stable-pretraining, Lightning, torchvision and torchmetrics are imported where they are used, so that
+# --help and a bad argument answer at once instead of after a minute of imports.
+if TYPE_CHECKING:
+    import stable_pretraining as spt
+    from PIL import Image
+    from stable_pretraining.data import transforms
 
 RECIPE = recipes.CIFAR10
 
@@ -73,11 +73,15 @@ class IdxImages(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        from PIL import Image
+
         return Image.fromarray(self.images[index]), int(self.labels[index])
 
 
 def load_splits(dataset: str, data_dir: str | Path, download: bool = False):
     """(train, val, num_classes) of (PIL image, label) datasets."""
+    import torchvision
+
     if dataset == "cifar10":
         train = torchvision.datasets.CIFAR10(root=str(data_dir), train=True, download=download)
         val = torchvision.datasets.CIFAR10(root=str(data_dir), train=False, download=download)
@@ -100,6 +104,8 @@ def load_splits(dataset: str, data_dir: str | Path, download: bool = False):
 def view_transform(size: int, normalize: dict, view: recipes.View = RECIPE.views[0]) -> transforms.Compose:
     """One view of the recipe's augmentations, cropped to ``size`` pixels (the CIFAR-10 recipe blurs and
     solarizes neither view, so neither step is built)."""
+    from stable_pretraining.data import transforms
+
     return transforms.Compose(
         transforms.RGB(),
         transforms.RandomResizedCrop((size, size), scale=view.crop_scale),
@@ -133,6 +139,8 @@ def small_backbone(width: int = 32) -> nn.Module:
 def build_backbone(name: str) -> tuple[nn.Module, int]:
     """(backbone, feature dimension)."""
     if name == "resnet18":
+        import stable_pretraining as spt
+
         backbone = spt.backbone.from_torchvision("resnet18", low_resolution=True)
         backbone.fc = nn.Identity()
         return backbone, 512
@@ -174,6 +182,10 @@ def music_module(
     args: argparse.Namespace, backbone: nn.Module, feature_dim: int, total_steps: int, warmup_steps: int
 ) -> spt.Module:
     """The recipe's ``spt.Module``: its projector and loss, SGD at `learning_rate`, warm-up then cosine."""
+    import stable_pretraining as spt
+
+    from music_ssl.integrations.stable_pretraining import music_forward
+
     return spt.Module(
         backbone=backbone,
         projector=MUSICProjectionHead(
@@ -211,10 +223,12 @@ def music_module(
     )
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written, every argument with its default."""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--dataset", choices=DATASETS, default="cifar10")
     parser.add_argument("--data-dir", default="data/cifar10")
     parser.add_argument("--no-download", dest="download", action="store_false", help="CIFAR-10 only")
@@ -252,6 +266,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", default="results/stable_pretraining")
     parser.add_argument("--seed", type=int, default=0)
+    for action in parser._actions:  # an argument without help text still shows its default
+        if action.help is None:
+            action.help = "(default: %(default)s)"
     args = parser.parse_args(argv)
     # Checked here, in the flags' own names: the head would name its output_dim, a word the user never typed.
     if args.devices is None:
@@ -268,11 +285,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"--proj-dim ({args.proj_dim}) must be a multiple of --segment-dim ({args.segment_dim}): the "
             f"projection is split into segments of --segment-dim attributes; e.g. --proj-dim {multiple}"
         )
+    if args.dataset != "cifar10" and not Path(args.data_dir).is_dir():
+        parser.error(
+            f"--data-dir {args.data_dir} is not a folder; --dataset {args.dataset} reads "
+            + (
+                "the idx files of Fashion-MNIST from it"
+                if args.dataset == "fashion-mnist"
+                else "train/ and val/"
+            )
+        )
     return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
+    import lightning as pl
+    import stable_pretraining as spt
+    import torchmetrics
+    from lightning.pytorch.loggers import WandbLogger
+    from stable_pretraining.data import transforms
+
     normalize = NORMALIZE[args.dataset]
     train_images, val_images, num_classes = load_splits(args.dataset, args.data_dir, args.download)
     if args.train_size is not None:
