@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from music_ssl import _validation as check
 
 
 class MUSICOutput(NamedTuple):
@@ -31,6 +34,16 @@ class MUSICOutput(NamedTuple):
     off: Tensor
     attribute_entropy: Tensor
     confidence: Tensor
+
+    def collapsed_segments(self, segment_dim: int, fraction: float = 0.5) -> list[int]:
+        """The segments whose attribute entropy fell below ``fraction`` of its maximum, log(segment_dim):
+        they use few of their attributes over the batch. Empty in healthy training (see docs/monitoring.md);
+        a check to switch on, e.g. ``if out.collapsed_segments(32): warnings.warn(...)``. One host sync."""
+        check.segment_dim(segment_dim)
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+            raise ValueError(f"fraction must be a float in (0, 1), got {fraction!r}.")
+        bound = fraction * math.log(segment_dim)
+        return [int(s) for s in torch.nonzero(self.attribute_entropy < bound).flatten().tolist()]
 
     def log_dict(self, prefix: str = "") -> dict[str, Tensor]:
         """Scalars ready for ``LightningModule.log_dict``, named ``{prefix}music_*``."""
