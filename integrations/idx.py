@@ -1,5 +1,6 @@
 """Files in the MNIST (idx) format, as Fashion-MNIST ships: the one reader that every command and test of
-this project uses for them, and where Debian's ``dataset-fashion-mnist`` package puts them."""
+this project uses for them, the dataset of PIL images that the scripts and examples read them as, and where
+Debian's ``dataset-fashion-mnist`` package puts them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import torch
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -49,3 +51,35 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     Path(path).write_bytes(header + array.tobytes())
+
+
+def holds_idx_split(root: str | Path, split: str) -> bool:
+    """Whether ``root`` holds ``{split}-images-idx3-ubyte.gz`` and its labels, as Debian's folder does."""
+    root = Path(root)
+    return all((root / f"{split}-{kind}.gz").is_file() for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+
+
+class IdxImages(torch.utils.data.Dataset):
+    """Images and labels of an MNIST-style idx split (``{split}-images-idx3-ubyte.gz``; ``train`` or
+    ``t10k`` for Fashion-MNIST) as (PIL image, label) pairs, ``transform`` applied to the image."""
+
+    def __init__(self, root: str | Path, split: str, transform=None) -> None:
+        root = Path(root)
+        if not holds_idx_split(root, split):
+            raise ValueError(
+                f"data_dir={str(root)!r} has no {split}-images-idx3-ubyte.gz and "
+                f"{split}-labels-idx1-ubyte.gz: expected the idx files of the {split} split (Debian: "
+                f"apt-get install dataset-fashion-mnist, in {DEBIAN_FASHION_MNIST})."
+            )
+        self.images = read_idx(root / f"{split}-images-idx3-ubyte.gz")
+        self.labels = read_idx(root / f"{split}-labels-idx1-ubyte.gz").astype(np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        image = Image.fromarray(self.images[index])
+        return (image if self.transform is None else self.transform(image)), int(self.labels[index])

@@ -164,7 +164,9 @@ def pretrain(
     lparams = loss_params(method, params)
     torch.manual_seed(seed)
     output_dim = projector_output_dim(method, params, profile.projector_output_dim)
-    model = build_model(profile, data.channels, int(lparams.get("segment_dim", 32)), output_dim).to(device)
+    # A method without segments reads the head's output whole: one segment of its width.
+    segment_dim = int(lparams.get("segment_dim", output_dim))
+    model = build_model(profile, data.channels, segment_dim, output_dim).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(method, lparams).to(device)

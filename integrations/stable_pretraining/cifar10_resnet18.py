@@ -25,19 +25,17 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 
 from music_ssl import MUSICLoss, MUSICProjectionHead
 from music_ssl.integrations import recipes
-from music_ssl.integrations.idx import read_idx
+from music_ssl.integrations.idx import IdxImages
 
 # stable-pretraining, Lightning, torchvision and torchmetrics are imported where they are used, so that
 # --help and a bad argument answer at once instead of after a minute of imports.
 if TYPE_CHECKING:
     import stable_pretraining as spt
-    from PIL import Image
     from stable_pretraining.data import transforms
 
 RECIPE = recipes.CIFAR10
@@ -52,30 +50,6 @@ NORMALIZE = {
 }
 # Metrics read back after training; the probes log them under these names.
 REPORTED = ("eval/linear_probe_top1", "eval/knn_probe_accuracy", "fit/loss_epoch")
-
-
-class IdxImages(torch.utils.data.Dataset):
-    """Images and labels of an MNIST-style idx split (``{split}-images-idx3-ubyte.gz``), as PIL images."""
-
-    def __init__(self, root: str | Path, split: str) -> None:
-        root = Path(root)
-        images_path = root / f"{split}-images-idx3-ubyte.gz"
-        labels_path = root / f"{split}-labels-idx1-ubyte.gz"
-        for path in (images_path, labels_path):
-            if not path.is_file():
-                raise ValueError(
-                    f"data_dir={str(root)!r} has no {path.name}: expected the idx files of {split}."
-                )
-        self.images = read_idx(images_path)
-        self.labels = read_idx(labels_path).astype(np.int64)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        from PIL import Image
-
-        return Image.fromarray(self.images[index]), int(self.labels[index])
 
 
 def load_splits(dataset: str, data_dir: str | Path, download: bool = False):

@@ -155,3 +155,23 @@ def test_the_field_report_gives_each_methods_probes_cost_and_difference_to_music
     assert "| MUSIC (music-ssl) | 88.10 ± 0.10 (n=3) | 84.00 ± 0.00 (n=3) | 30.0 | 80.0 | – | – |" in table
     assert "| SimCLR (lightly) | 87.10 ± 0.10 (n=3) | 84.90 ± 0.10 (n=3) | 20.0 | 70.0 | +1.00 " in table
     assert "(win) | -0.90 [" in table  # MUSIC ahead on the linear probe, behind on kNN
+
+
+@pytest.mark.parametrize("method", PEER_METHODS)
+def test_every_candidate_of_the_search_trains_a_step(method):
+    """Each candidate's head and loss, through the shared loop (a W-MSE embedding of 16 is narrower than
+    MUSIC's segments: the head of a method without segments reads its output as one segment)."""
+    from dataclasses import replace
+
+    from benchmarks.quality.augment import BatchAugment
+    from benchmarks.quality.train import pretrain
+    from tests.benchmarks.fashion_mnist import first_images
+
+    data = first_images(256, 16)
+    profile = replace(get_profile("cpu"), pretrain_subset=256, epochs=1)  # batch 256, as searched
+    augment = BatchAugment(profile.augment, *data.channel_stats())
+    for options in (DEFAULT_LOSS_PARAMS[method], *LOSS_ALTERNATIVES[method], *LOSS_FURTHER[method]):
+        params = {"lr": 0.01, **options}
+        trained = pretrain(method, params, data, profile, augment, max_steps=1, monitor=False, progress=False)
+        width = projector_output_dim(method, params, profile.projector_output_dim)
+        assert not trained.diverged and trained.model.projector.output_dim == width, (method, options)

@@ -37,6 +37,21 @@ def test_pytorch_example_on_fashion_mnist(fashion_mnist_root: Path) -> None:
     assert all(math.isfinite(loss) for loss in losses)
 
 
+def test_pytorch_example_on_the_local_idx_files_of_debians_folder() -> None:
+    """--data-dir the folder that holds the idx files themselves (Debian's dataset-fashion-mnist), not
+    torchvision's FashionMNIST/raw layout: read with music_ssl.integrations.idx, nothing downloaded."""
+    from music_ssl.integrations.idx import DEBIAN_FASHION_MNIST, holds_idx_split
+
+    if not holds_idx_split(DEBIAN_FASHION_MNIST, "train"):
+        pytest.skip("Fashion-MNIST idx files missing: apt-get install -y dataset-fashion-mnist")
+    example = load_example("pytorch")
+    losses = example.main(
+        ["--dataset", "fashion_mnist", "--data-dir", str(DEBIAN_FASHION_MNIST)]
+        + ["--batch-size", "16", "--max-steps", "2", "--num-workers", "0"]
+    )
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
+
+
 def test_pytorch_example_on_image_folder(image_folder: Path) -> None:
     example = load_example("pytorch")
     losses = example.main(

@@ -8,6 +8,7 @@
 # Usage (one process per device; `--accelerator cpu --devices 2` runs two processes over gloo):
 #   python music.py --dataset cifar10 --data-dir datasets/cifar10 --download
 #   python music.py --dataset fashion_mnist --data-dir datasets/fashion_mnist --download
+#   python music.py --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist  # local idx files
 #   python music.py --dataset folder --data-dir path/to/images  # a folder of images, any layout lightly reads
 
 import argparse
@@ -18,6 +19,7 @@ import torchvision
 from lightly.data import LightlyDataset
 from torch import nn
 
+from music_ssl.integrations.idx import IdxImages, holds_idx_split
 from music_ssl.integrations.lightly import (
     MUSICLoss,
     MUSICProjectionHead,
@@ -70,6 +72,8 @@ def make_dataset(name, data_dir, transform, download):
         return torchvision.datasets.CIFAR10(data_dir, download=download, transform=transform)
     if name == "fashion_mnist":
         transform = torchvision.transforms.Compose([to_rgb, transform])
+        if holds_idx_split(data_dir, "train"):  # the idx files themselves, as in Debian's folder
+            return IdxImages(data_dir, "train", transform=transform)
         return torchvision.datasets.FashionMNIST(data_dir, download=download, transform=transform)
     # A folder containing images or videos.
     return LightlyDataset(input_dir=data_dir, transform=transform)
