@@ -107,3 +107,31 @@ def tuning_table(entry: dict[str, Any]) -> str:
             f"{override['searched']}: {override['why']}"
         )
     return "\n".join(lines) + "\n"
+
+
+def sensitivity_table(entry: dict[str, Any]) -> str:
+    """What each method's search says about its hyper-parameters: the spread of validation linear top-1
+    over its learning rates (at its default loss options) and over its loss options (at its best learning
+    rate), and how many candidates diverged on a seed."""
+    lines = [
+        "| method | learning rates tried | spread over them (points) | loss options at the best lr "
+        "| spread over them (points) | candidates diverged |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for method in [m for m in NAMES if m in entry["trials"]]:
+        rows = entry["trials"][method]
+        finished = [r for r in rows if not r.get("diverged") and r.get("linear_top1") is not None]
+        stage1 = [r for r in finished if r["stage"] == 1]
+        best_lr = max(finished, key=lambda r: r["linear_top1"])["params"]["lr"] if finished else None
+        at_best = [r for r in finished if r["params"]["lr"] == best_lr]
+        lrs = sorted({r["params"]["lr"] for r in rows if r["stage"] == 1})
+
+        def spread(group: list[dict[str, Any]]) -> str:
+            scores = [r["linear_top1"] for r in group]
+            return f"{max(scores) - min(scores):.2f}" if len(scores) > 1 else "–"
+
+        lines.append(
+            f"| {NAMES[method].full} | {', '.join(map(str, lrs))} | {spread(stage1)} | {len(at_best)} "
+            f"| {spread(at_best)} | {sum(1 for r in rows if r.get('diverged'))} of {len(rows)} |"
+        )
+    return "\n".join(lines) + "\n"

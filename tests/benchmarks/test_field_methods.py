@@ -175,3 +175,28 @@ def test_every_candidate_of_the_search_trains_a_step(method):
         trained = pretrain(method, params, data, profile, augment, max_steps=1, monitor=False, progress=False)
         width = projector_output_dim(method, params, profile.projector_output_dim)
         assert not trained.diverged and trained.model.projector.output_dim == width, (method, options)
+
+
+def test_the_sensitivity_table_reads_each_methods_search():
+    from benchmarks.quality.report import sensitivity_table
+
+    def trial(stage, lr, score, diverged=False, **options):
+        return {
+            "stage": stage,
+            "params": {"lr": lr, **options},
+            "linear_top1": None if diverged else score,
+            "diverged": [{"seed": 0}] if diverged else [],
+        }
+
+    entry = {
+        "trials": {
+            "simclr": [
+                trial(1, 0.03, 84.0, temperature=0.5),
+                trial(1, 0.1, 85.0, temperature=0.5),
+                trial(1, 0.3, 0.0, diverged=True, temperature=0.5),
+                trial(2, 0.1, 84.5, temperature=0.2),
+            ]
+        }
+    }
+    table = sensitivity_table(entry)
+    assert "| SimCLR (lightly) | 0.03, 0.1, 0.3 | 1.00 | 2 | 0.50 | 1 of 4 |" in table
