@@ -154,6 +154,21 @@ def test_return_terms_must_be_a_bool():
         music_loss(_z(), _z(), return_terms="yes")
 
 
+def test_the_core_imports_no_ssl_framework():
+    """music_ssl is the core: importing it (all of its public names) loads none of the hosts."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, music_ssl\n"
+        "hosts = ('lightly', 'solo', 'stable_pretraining', 'lightning', 'pytorch_lightning', 'hydra')\n"
+        "print([m for m in sys.modules if m.split('.')[0] in hosts])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_public_api():
     """Editors see Tensor or MUSICOutput from return_terms; the generic head stays internal."""
     import typing
