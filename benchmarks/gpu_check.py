@@ -113,6 +113,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-seconds", type=float, default=0.5, help="timed seconds per config (3-20 runs)")
     parser.add_argument("--budget-s", type=float, default=400.0, help="start no new config after this")
     parser.add_argument(
+        "--check-share",
+        type=float,
+        default=0.45,
+        help="the accuracy checks start no new case after this share of --budget-s, so the timings "
+        "always get the rest",
+    )
+    parser.add_argument(
         "--no-warm-cache",
         action="store_true",
         help="cuda: do not compile every kernel variant in parallel processes before the checks",
@@ -218,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         save()
         print(json.dumps({"warm_cache": meta["warm_cache"]}), flush=True)
     if not args.skip_check:
-        run_checks(args.check_shapes, args.device, deadline, checks, save, args.odd_shapes)
+        check_deadline = min(deadline, time.perf_counter() + args.check_share * args.budget_s)
+        run_checks(args.check_shapes, args.device, check_deadline, checks, save, args.odd_shapes)
     if not args.skip_bench:
         run_benchmark(args, deadline, bench, save)
     if not args.skip_bench and args.device == "cuda" and time.perf_counter() < deadline:

@@ -104,6 +104,18 @@ def test_time_budget_skips_but_still_writes_the_report(tmp_path):
     assert all(row["error"] == "skipped (time budget)" for row in rows)
 
 
+@interpreter
+def test_the_checks_have_their_own_cap_so_the_timings_always_run(tmp_path):
+    """A share of the budget for the accuracy checks: checks that would run past it are skipped, and the
+    timings after them still run (here the share is 0: no check starts, every timing does)."""
+    argv = ["--device", "cpu", "--out", str(tmp_path), "--shapes", "24x48", "--segment-dim", "16"]
+    argv += ["--check-shapes", "20x90x15", "--check-share", "0", "--methods", "chunked", "--min-seconds", "0"]
+    assert gpu_check.main(argv) == 0
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert result["checks"] and all(row["error"] == "skipped (time budget)" for row in result["checks"])
+    assert result["bench"] and all("error" not in row for row in result["bench"])
+
+
 def _row(method, ms, peak_mib=64.0, n=2048, d=8192, dtype="float32"):
     return {
         "method": method,
