@@ -69,7 +69,7 @@ def dense_joint_entropies(operand: Callable[[Tensor], Tensor]):
 
 
 def _loss_and_gradients(z_a: Tensor, z_b: Tensor, segment_dim: int, operand: str):
-    options = MUSICOptions(segment_dim, gather_distributed=False).math(needs_grad=True)
+    options = MUSICOptions(segment_dim, gather_distributed=False).math(grad_enabled=True)
     joint = dense_joint_entropies(OPERANDS[operand])
     parts, grad_a, grad_b = fused._loss_and_gradients(z_a.double(), z_b.double(), options, joint, True)
     return {name: getattr(parts, name) for name in TERMS}, (grad_a, grad_b)

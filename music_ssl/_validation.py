@@ -60,6 +60,11 @@ def process_group(group: object) -> object:
 
     if group is None or (dist.is_available() and isinstance(group, dist.ProcessGroup)):
         return group
+    if dist.is_available() and group is dist.GroupMember.NON_GROUP_MEMBER:
+        raise ValueError(
+            "process_group is torch.distributed.GroupMember.NON_GROUP_MEMBER: new_group returned it because "
+            "this process is not one of the group's ranks; pass the data-parallel group this rank belongs to."
+        )
     raise TypeError(
         f"process_group must be None (the default group) or a torch.distributed.ProcessGroup, as "
         f"torch.distributed.new_group returns it, got {group!r} of type {type(group).__name__}."

@@ -6,11 +6,17 @@ group: the default group, or the data-parallel group passed as ``process_group``
 - ``gather_distributed=False``: never; every rank's joint is its own batch.
 - ``gather_distributed=True``: whenever the group has more than one rank. Every rank of the group must
   call the loss, also under ``torch.no_grad()``.
-- ``gather_distributed="auto"`` (the default): when the group has more than one rank *and* autograd will
-  need the global joint (gradients enabled and a view requires grad), which is when the gradients must be
-  those of one process on the concatenated batch. A call without gradients (an evaluation or logging
+- ``gather_distributed="auto"`` (the default): when the group has more than one rank *and* torch's grad
+  mode is on (`torch.is_grad_enabled()`), as in a training step, whose gradients must be those of one
+  process on the concatenated batch. The grad mode is a per-step switch that every rank of a
+  data-parallel step shares (whether this rank's views require grad is not: an empty rank's placeholder
+  may not). A call under ``torch.no_grad()`` or ``torch.inference_mode()`` (an evaluation or logging
   batch, possibly on rank 0 alone) uses this rank's own batch and no collective, so it can never wait for
   ranks that do not call.
+
+Every rank of the group must pass the same ``gather_distributed``: a rank with False, or with True under
+no_grad while the others have "auto", runs no collective that the others could wait on, so no check can
+see it; among ranks that gather, the agreement check below names every difference.
 
 Before any collective whose size depends on it, every rank's batch size travels with the numbers its
 call must agree on (`layout`), in one fixed-size all_gather; ranks that disagree all raise the same error.
@@ -69,11 +75,11 @@ def group_size(group: dist.ProcessGroup | None = None) -> int:
     return size
 
 
-def gathers(gather_distributed: bool | str, group: dist.ProcessGroup | None, needs_grad: bool) -> bool:
+def gathers(gather_distributed: bool | str, group: dist.ProcessGroup | None, grad_enabled: bool) -> bool:
     """Whether this call estimates the joint over the group's batch (see the module's docstring)."""
     if gather_distributed is False or group_size(group) == 1:
         return False
-    return gather_distributed is True or needs_grad
+    return gather_distributed is True or grad_enabled
 
 
 def agreement(options) -> tuple[float, ...]:

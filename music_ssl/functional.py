@@ -104,8 +104,10 @@ def music_loss_with(
     check.temperature_fits(options.temperature, z_a.dtype)
     check.segments(z_a.shape[1] // options.segment_dim, options.off_weight)
 
-    needs_grad = torch.is_grad_enabled() and (z_a.requires_grad or z_b.requires_grad)
-    math = options.math(needs_grad)
+    # The distributed policy reads the grad mode alone, a per-step switch that every rank of a
+    # data-parallel step shares, not whether this rank's views require grad (an empty rank's placeholder
+    # may not).
+    math = options.math(grad_enabled=torch.is_grad_enabled())
     name, fall_back = implementations.choose(options.implementation, z_a.device, z_a.dtype)
     if implementations.REGISTRY[name].joint_entropies is None:
         output = music_loss_reference(z_a, z_b, math)

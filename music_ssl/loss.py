@@ -49,18 +49,19 @@ class MUSICLoss(nn.Module):
         off_weight: Weight of L_off, the negative joint entropy of pairs of different segments.
         inv_weight: Weight of L_inv, the per-sample agreement of the two views.
         gather_distributed: "auto" (the default) estimates the joint distribution over the global batch
-            of the process group's ranks whenever the group has more than one process and gradients are
-            computed, as the MUSIC authors train, with gradients flowing back to every rank's inputs; a
-            call without gradients (evaluation, logging, possibly on one rank alone) uses this rank's
-            batch and runs no collective, so it cannot wait on ranks that do not call. True gathers on
-            every call (every rank of the group must call, also under no_grad); False keeps each rank's
-            joint to its own batch, as lightly's Barlow Twins loss does by default.
+            of the process group's ranks whenever the group has more than one process and torch's grad
+            mode is on, as the MUSIC authors train, with gradients flowing back to every rank's inputs; a
+            call under no_grad or inference_mode (evaluation, logging, possibly on one rank alone) uses
+            this rank's batch and runs no collective, so it cannot wait on ranks that do not call. True
+            gathers on every call (every rank of the group must call, also under no_grad); False keeps
+            each rank's joint to its own batch, as lightly's Barlow Twins loss does by default. Every rank
+            must pass the same value.
         implementation: "auto" (fastest for the input's device), "reference" (plain PyTorch, holds the
             D x D joint), "chunked" (fused PyTorch, walks the joint in bands, any device) or "triton"
             (fused GPU kernel).
         process_group: The data-parallel group whose ranks' batches make up the global batch (None: the
-            default group); with several data-parallel replicas or hybrid sharding, the group DDP averages
-            gradients over. Every rank of it must call the loss when it gathers.
+            default group): the group DDP averages gradients over, where data parallelism is combined with
+            tensor or pipeline parallelism. Every rank of it must call the loss when it gathers.
         options: All of the above as one `MUSICOptions`; ``MUSICLoss(options)`` builds the loss from it.
 
     Setting an option on a built loss checks it as construction does, so a schedule is one line per step:

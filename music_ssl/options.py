@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -70,15 +71,20 @@ class MUSICOptions:
         object.__setattr__(self, "_group_name", distributed.group_name(self.process_group))
         object.__setattr__(self, "_agreement", list(distributed.agreement(self)))
 
-    def math(self, needs_grad: bool) -> LossMath:
-        """What one call's math reads; ``needs_grad``: whether autograd will differentiate the call."""
+    def __deepcopy__(self, memo: dict) -> MUSICOptions:
+        # A process group cannot be copied (a copy of a model that holds the loss, as for an EMA teacher,
+        # would fail on it): the copy is the same options, sharing the group.
+        return dataclasses.replace(self)
+
+    def math(self, grad_enabled: bool) -> LossMath:
+        """What one call's math reads; ``grad_enabled``: torch's grad mode for the call."""
         return LossMath(
             self.segment_dim,
             self.temperature,
             self.diag_weight,
             self.off_weight,
             self.inv_weight,
-            distributed.gathers(self.gather_distributed, self.process_group, needs_grad),
+            distributed.gathers(self.gather_distributed, self.process_group, grad_enabled),
             self._group_name,  # type: ignore[attr-defined]
             self._agreement,  # type: ignore[attr-defined]
         )

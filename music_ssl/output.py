@@ -40,7 +40,11 @@ class MUSICOutput(NamedTuple):
         they use few of their attributes over the batch. Empty in healthy training (see docs/monitoring.md);
         a check to switch on, e.g. ``if out.collapsed_segments(32): warnings.warn(...)``. One host sync."""
         check.segment_dim(segment_dim)
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise TypeError(
+                f"fraction must be a float in (0, 1), got {fraction!r} of type {type(fraction).__name__}."
+            )
+        if not 0 < fraction < 1:
             raise ValueError(f"fraction must be a float in (0, 1), got {fraction!r}.")
         bound = fraction * math.log(segment_dim)
         return [int(s) for s in torch.nonzero(self.attribute_entropy < bound).flatten().tolist()]

@@ -24,7 +24,8 @@ are written.
 Memory, never D x D: the inputs copied once transposed, (D, N), so that both operands of the P tiles
 are contiguous along the reduction (K-major, what tensor cores need): 2 N D. The dL/dP band:
 band_rows x D with band_rows ~ N (512 to 4096). The gradients, the size of the local inputs: 2 N D;
-split reductions, at most N D. In all 5 to 7 N D floats.
+split reductions, at most N D; with TF32 products, rounded copies of the local rows, 2 N D more. In all
+5 to 9 N D floats.
 
 Precision follows PyTorch's switch for float32 matrix products, `torch.get_float32_matmul_precision()`:
 "highest" gives float32 accuracy (three TF32 tensor-core products of split operands, "tf32x3", on

@@ -286,3 +286,33 @@ def group_cases(draw):
 def test_drawn_groups_and_uneven_ranks_match_one_process_per_group(tmp_path_factory, case):
     groups, sizes, implementation = case
     _check_groups(tmp_path_factory.mktemp("groups"), groups, [tuple(s) for s in sizes], implementation)
+
+
+def _placeholder_worker(rank, world_size, port, out_dir):
+    torch.set_num_threads(1)
+    join_process_group(rank, world_size, port, timeout_s=15)
+    z_a, z_b = _data(8)
+    loss_fn = MUSICLoss(segment_dim=4)
+    if rank == 0:
+        loss = loss_fn(z_a.requires_grad_(), z_b)
+        loss.backward()
+        torch.save(loss.detach(), os.path.join(out_dir, "rank0.pt"))
+    else:  # an empty rank's placeholder, which requires no grad, in the same training step
+        loss_fn(torch.empty(0, 12), torch.empty(0, 12))
+    leave_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gathers(tmp_path):
+    """Every rank of a training step gathers, whether or not its views require grad: a rank that passes an
+    empty placeholder would otherwise skip the exchange and leave the others waiting."""
+    mp.spawn(_placeholder_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    z_a, z_b = _data(8)
+    expected = MUSICLoss(segment_dim=4, gather_distributed=False)(z_a, z_b)
+    # Rank 0 holds the whole global batch; with an empty rank 1 its loss is the global loss, doubled in
+    # the invariance share as DDP's average over the two ranks halves it.
+    got = torch.load(tmp_path / "rank0.pt")
+    assert torch.isfinite(got)
+    single = MUSICLoss(segment_dim=4, gather_distributed=False)(z_a, z_b, return_terms=True)
+    torch.testing.assert_close(got, single.diag + single.off + 2 * single.invariance)
+    assert not torch.isclose(got, expected)  # the share of a gathered call, not a local estimate

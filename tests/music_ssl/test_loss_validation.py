@@ -306,3 +306,31 @@ def test_a_process_group_that_is_not_one_is_a_clear_error():
         MUSICLoss(process_group=[0, 1])
     with pytest.raises(TypeError, match="process_group must be None"):
         music_loss(_z(), _z(), process_group="world")
+
+
+def test_a_group_this_rank_is_not_in_is_named_as_such():
+    import torch.distributed as dist
+
+    with pytest.raises(
+        ValueError, match="NON_GROUP_MEMBER: new_group returned it because this process is not"
+    ):
+        MUSICLoss(process_group=dist.GroupMember.NON_GROUP_MEMBER)
+
+
+def test_a_loss_with_a_process_group_can_be_deep_copied():
+    """A copy of a model that holds the loss (an EMA teacher, AveragedModel) shares the group."""
+    import subprocess
+    import sys
+
+    code = (
+        "import copy, os, torch.distributed as dist\n"
+        "from music_ssl import MUSICLoss\n"
+        "dist.init_process_group('gloo', store=dist.HashStore(), rank=0, world_size=1)\n"
+        "group = dist.new_group([0])\n"
+        "copied = copy.deepcopy(MUSICLoss(segment_dim=8, process_group=group))\n"
+        "assert copied.process_group is group and copied.segment_dim == 8\n"
+        "print('ok', flush=True)\n"
+        "os._exit(0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().endswith("ok"), result.stderr[-2000:]

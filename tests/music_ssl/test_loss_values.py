@@ -69,7 +69,7 @@ def test_chunked_band_sizes(band_rows, monkeypatch):
     bands = functools.partial(chunked_joint_entropies, band_rows=band_rows)
     chunked = dataclasses.replace(implementations.REGISTRY["chunked"], joint_entropies=bands)
     monkeypatch.setitem(implementations.REGISTRY, "chunked", chunked)
-    math = MUSICOptions(8, gather_distributed=False).math(needs_grad=True)
+    math = MUSICOptions(8, gather_distributed=False).math(grad_enabled=True)
     out = fused.music_loss_fused(z_a, z_b, math, "chunked", False)
     grads = torch.autograd.grad(out.loss, (z_a, z_b))
     torch.testing.assert_close(out.loss, expected, rtol=1e-10, atol=1e-12)

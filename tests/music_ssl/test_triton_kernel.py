@@ -50,7 +50,7 @@ def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
         temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0, gather_distributed=False
     )
     defaults.update(options)
-    math = MUSICOptions(segment_dim, **defaults).math(needs_grad=True)
+    math = MUSICOptions(segment_dim, **defaults).math(grad_enabled=True)
     with pytest.MonkeyPatch.context() as patch:
         bands = functools.partial(joint.triton_joint_entropies, band_rows=band_rows)
         triton = dataclasses.replace(implementations.REGISTRY["triton"], joint_entropies=bands)
