@@ -154,7 +154,7 @@ def test_return_terms_must_be_a_bool():
         music_loss(_z(), _z(), return_terms="yes")
 
 
-def test_the_core_imports_no_ssl_framework():
+def test_the_core_imports_no_ssl_framework(tmp_path):
     """music_ssl is the core: importing it (all of its public names) loads none of the hosts."""
     import subprocess
     import sys
@@ -164,7 +164,10 @@ def test_the_core_imports_no_ssl_framework():
         "hosts = ('lightly', 'solo', 'stable_pretraining', 'lightning', 'pytorch_lightning', 'hydra')\n"
         "print([m for m in sys.modules if m.split('.')[0] in hosts])"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # From an empty folder: the package as installed, not the checkout's.
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
@@ -317,7 +320,7 @@ def test_a_group_this_rank_is_not_in_is_named_as_such():
         MUSICLoss(process_group=dist.GroupMember.NON_GROUP_MEMBER)
 
 
-def test_a_loss_with_a_process_group_can_be_deep_copied():
+def test_a_loss_with_a_process_group_can_be_deep_copied(tmp_path):
     """A copy of a model that holds the loss (an EMA teacher, AveragedModel) shares the group."""
     import subprocess
     import sys
@@ -332,5 +335,8 @@ def test_a_loss_with_a_process_group_can_be_deep_copied():
         "print('ok', flush=True)\n"
         "os._exit(0)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # From an empty folder: the package as installed, not the checkout's.
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert result.stdout.strip().endswith("ok"), result.stderr[-2000:]

@@ -11,16 +11,19 @@ import pytest
 SCRIPT = "music_ssl.integrations.stable_pretraining.cifar10_resnet18"
 
 
-def _python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+def _python(code: str, cwd) -> subprocess.CompletedProcess:
+    """A fresh interpreter started from an empty folder, so that it imports music_ssl as installed (from
+    the checkout's root it would find the checkout's music_ssl, which has no integrations subpackage)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-def test_help_imports_none_of_the_heavy_packages_and_shows_defaults():
+def test_help_imports_none_of_the_heavy_packages_and_shows_defaults(tmp_path):
     result = _python(
         f"import sys, {SCRIPT} as script\n"
         "try:\n    script.parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = ('stable_pretraining', 'lightning', 'torchvision', 'torchmetrics')\n"
-        "print([m for m in heavy if m in sys.modules])"
+        "print([m for m in heavy if m in sys.modules])",
+        tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
