@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import sys
@@ -281,7 +282,17 @@ def step_memory(model, loss_fn, batch: torch.Tensor, augment: BatchAugment, devi
 
     On CUDA the allocator's peak; on the CPU, which keeps no such count, the peak of the running sum of
     torch's allocations and frees recorded by its profiler over the step.
+
+    The step runs on copies of the model and the loss, inside a fork of torch's random state: the trained
+    model's BatchNorm statistics, a loss's own state (W-MSE's running whitening) and the random numbers the
+    evaluation draws next are those of the run without the measurement.
     """
+    model, loss_fn = copy.deepcopy(model), copy.deepcopy(loss_fn)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return _step_memory(model, loss_fn, batch, augment, device)
+
+
+def _step_memory(model, loss_fn, batch: torch.Tensor, augment: BatchAugment, device: torch.device) -> int:
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step() -> None:
@@ -307,8 +318,6 @@ def step_memory(model, loss_fn, batch: torch.Tensor, augment: BatchAugment, devi
         for event in sorted(events, key=lambda e: e.start_ns()):
             held += event.nbytes()
             peak = max(peak, held)
-    model.zero_grad(set_to_none=True)
-    model.eval()
     return int(peak)
 
 

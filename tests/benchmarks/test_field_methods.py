@@ -200,3 +200,32 @@ def test_the_sensitivity_table_reads_each_methods_search():
     }
     table = sensitivity_table(entry)
     assert "| SimCLR (lightly) | 0.03, 0.1, 0.3 | 1.00 | 2 | 0.50 | 1 of 4 |" in table
+
+
+@pytest.mark.parametrize("method", ["music", "wmse", "visreg"])
+def test_measuring_a_steps_memory_changes_nothing_the_run_gives(method, monkeypatch):
+    """The measured step runs on copies inside a fork of torch's random state: the trained model (its
+    BatchNorm statistics included), and the random numbers drawn after it, are those of a run without it."""
+    from dataclasses import replace
+
+    import benchmarks.quality.train as train_module
+    from benchmarks.quality.augment import BatchAugment
+    from tests.benchmarks.fashion_mnist import first_images
+
+    data = first_images(256, 16)
+    profile = replace(get_profile("cpu"), pretrain_subset=256, epochs=1)
+    augment = BatchAugment(profile.augment, *data.channel_stats())
+    params = {"lr": 0.01, **DEFAULT_LOSS_PARAMS[method]}
+
+    def run():
+        trained = train_module.pretrain(method, params, data, profile, augment, monitor=False, progress=False)
+        return trained, torch.rand(3)
+
+    measured, after_measured = run()
+    monkeypatch.setattr(train_module, "step_memory", lambda *args: None)
+    plain, after_plain = run()
+    assert measured.peak_step_bytes > 0 and plain.peak_step_bytes is None
+    want = plain.model.state_dict()
+    for name, got in measured.model.state_dict().items():
+        assert torch.equal(got, want[name]), name
+    assert torch.equal(after_measured, after_plain)
