@@ -34,7 +34,7 @@ def test_help_imports_none_of_the_heavy_packages_and_shows_defaults(tmp_path):
 def test_a_missing_data_folder_is_a_usage_error_not_a_traceback(tmp_path, dataset):
     missing = tmp_path / "nowhere"
     result = _python(
-        f"import {SCRIPT} as s; s.parse_args(['--dataset', '{dataset}', '--data-dir', '{missing}'])"
+        f"import {SCRIPT} as s; s.parse_args(['--dataset', '{dataset}', '--data-dir', '{missing}'])", tmp_path
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"--data-dir {missing} is not a folder" in result.stderr
