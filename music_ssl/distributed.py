@@ -83,11 +83,13 @@ def gathers(gather_distributed: bool | str, group: dist.ProcessGroup | None, gra
 
 
 def agreement(options) -> tuple[float, ...]:
-    """The numbers of LAYOUT_FIELDS after dim and dtype, for `MUSICOptions` ``options``."""
+    """The numbers of LAYOUT_FIELDS after dim, dtype and segment_dim, for `MUSICOptions` ``options``.
+
+    Python numbers only: segment_dim travels as its own operator argument (under torch.compile with
+    dynamic shapes it can be symbolic, which torch 2.4 does not take in a list of floats)."""
     from music_ssl.implementations import CHOICES
 
     return (
-        float(options.segment_dim),
         options.temperature,
         options.diag_weight,
         options.off_weight,
@@ -97,10 +99,12 @@ def agreement(options) -> tuple[float, ...]:
     )
 
 
-def layout(dim: int, dtype: torch.dtype, agreed: tuple[float, ...] | list[float]) -> tuple[float, ...]:
+def layout(
+    dim: int, dtype: torch.dtype, segment_dim: int, agreed: tuple[float, ...] | list[float]
+) -> tuple[float, ...]:
     """Every number of LAYOUT_FIELDS for one rank's call (the dtype as its index in _DTYPES)."""
     code = _DTYPES.index(dtype) if dtype in _DTYPES else -1
-    return (float(dim), float(code), *agreed)
+    return (float(dim), float(code), float(segment_dim), *agreed)
 
 
 def _describe(values: tuple[float, ...]) -> str:

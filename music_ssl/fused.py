@@ -90,7 +90,7 @@ def _loss_and_gradients(
         p_a.reshape(batch_size, dim),
         p_b.reshape(batch_size, dim),
         gather,
-        distributed.layout(dim, z_a.dtype, agreement),
+        distributed.layout(dim, z_a.dtype, segment_dim, agreement),
         distributed.process_group(group),
         differentiable=False,
     )

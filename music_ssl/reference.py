@@ -51,7 +51,7 @@ def music_loss_reference(z_a: Tensor, z_b: Tensor, options: LossMath) -> MUSICOu
             log_p_a.exp(),
             log_p_b.exp(),
             gather,
-            distributed.layout(dim, z_a.dtype, agreement),
+            distributed.layout(dim, z_a.dtype, segment_dim, agreement),
             distributed.process_group(group),
         )
         global_batch_size = p_a.shape[0]
