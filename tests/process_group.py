@@ -17,12 +17,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def join_process_group(rank: int, world_size: int, port: int, timeout_seconds: float | None = None) -> None:
-    """``timeout_seconds``: how long a collective waits for the other ranks before it fails (default: torch's
+def join_process_group(rank: int, world_size: int, port: int, wait_seconds: float | None = None) -> None:
+    """``wait_seconds``: how long a collective waits for the other ranks before it fails (default: torch's
     30 minutes), so that a test of a would-be hang fails in seconds."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
-    timeout = {} if timeout_seconds is None else {"timeout": datetime.timedelta(seconds=timeout_seconds)}
+    timeout = {} if wait_seconds is None else {"timeout": datetime.timedelta(seconds=wait_seconds)}
     dist.init_process_group("gloo", rank=rank, world_size=world_size, **timeout)
 
 

@@ -180,7 +180,7 @@ def test_the_hosts_policy_gathers_whenever_several_processes_train(tmp_path, kin
 
 def _one_rank_evaluates(rank, world_size, port, gather, out_dir):
     torch.set_num_threads(1)
-    join_process_group(rank, world_size, port, timeout_seconds=15)
+    join_process_group(rank, world_size, port, wait_seconds=15)
     if rank == 0:  # a rank-0-only evaluation or logging batch, under no_grad
         z_a, z_b = _data(8)
         loss_fn = MUSICLoss(segment_dim=4, gather_distributed=gather)
@@ -207,7 +207,7 @@ GROUPS = ([0, 1], [2, 3])
 def _group_worker(rank, world_size, port, groups, sizes, implementation, out_dir):
     """``groups``: the ranks of each data-parallel group; ``sizes[g]``: the batch of each rank of group g."""
     torch.set_num_threads(1)
-    join_process_group(rank, world_size, port, timeout_seconds=60)
+    join_process_group(rank, world_size, port, wait_seconds=60)
     made = [dist.new_group(ranks) for ranks in groups]  # every rank creates every group, as torch asks
     index = next(i for i, ranks in enumerate(groups) if rank in ranks)
     group, position = made[index], groups[index].index(rank)
@@ -290,7 +290,7 @@ def test_drawn_groups_and_uneven_ranks_match_one_process_per_group(tmp_path_fact
 
 def _placeholder_worker(rank, world_size, port, out_dir):
     torch.set_num_threads(1)
-    join_process_group(rank, world_size, port, timeout_seconds=15)
+    join_process_group(rank, world_size, port, wait_seconds=15)
     z_a, z_b = _data(8)
     loss_fn = MUSICLoss(segment_dim=4)
     if rank == 0:
