@@ -138,6 +138,7 @@ def train_and_evaluate(
     timing = {
         "seconds": trained.seconds,
         "seconds_per_epoch": trained.seconds / max(1, len(epochs_run)),
+        "cpu_seconds_per_epoch": trained.cpu_seconds / max(1, len(epochs_run)),
     }
     if trained.peak_step_bytes is not None:
         timing["peak_step_mib"] = round(trained.peak_step_bytes / 2**20, 1)

@@ -27,6 +27,9 @@ class TrainResult:
     model: SSLModel
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0  # pretraining wall time, monitor evaluations excluded
+    # The same span in CPU time of this process (all its threads): unlike the wall time, it does not grow
+    # when another process shares the machine.
+    cpu_seconds: float = 0.0
     # Where training stopped on a non-finite value: epoch, step (1-based, over the whole run), the last
     # finite loss and the reason; None when it ran to the end.
     divergence: dict[str, Any] | None = None
@@ -199,7 +202,7 @@ def pretrain(
     last_finite: float | None = None
     for epoch in range(1, min(epochs, stop_epoch or epochs) + 1):
         model.train()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         perm = torch.randperm(len(images), generator=order).to(device)
         losses = []
         bar = tqdm(
@@ -240,6 +243,7 @@ def pretrain(
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         result.seconds += seconds
+        result.cpu_seconds += time.process_time() - cpu_start
         mean_loss = sum(losses) / len(losses) if losses else None
         entry: dict[str, Any] = {"epoch": epoch, "loss": mean_loss, "seconds": seconds}
         if result.divergence is None and not weights_finite(model):

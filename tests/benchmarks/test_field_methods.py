@@ -130,14 +130,15 @@ def test_the_field_report_gives_each_methods_probes_cost_and_difference_to_music
 
     study = STUDIES["field"]
     value = study.values[0]
-    scores = {"music": (88.0, 84.0, 30.0, 80.0), "simclr": (87.0, 85.0, 20.0, 70.0)}
-    for method, (linear, knn, seconds, mib) in scores.items():
+    scores = {"music": (88.0, 84.0, 30.0, 29.0, 80.0), "simclr": (87.0, 85.0, 20.0, 19.0, 70.0)}
+    for method, (linear, knn, seconds, cpu_seconds, mib) in scores.items():
         for seed in (0, 1, 2):
             row = {
                 "seed": seed,
                 "linear_top1": linear + 0.1 * seed,
                 "knn_top1": knn - 0.1 * seed * (method == "simclr"),
                 "seconds_per_epoch": seconds,
+                "cpu_seconds_per_epoch": cpu_seconds,
                 "peak_step_mib": mib,
                 "diverged": None,
             }
@@ -152,8 +153,8 @@ def test_the_field_report_gives_each_methods_probes_cost_and_difference_to_music
             write_run(run_path(tmp_path, study, method, value, seed), record)
     write_report(study, tmp_path, with_plot=False)
     table = (tmp_path / "field" / "table.md").read_text()
-    assert "| MUSIC (music-ssl) | 88.10 ± 0.10 (n=3) | 84.00 ± 0.00 (n=3) | 30.0 | 80.0 | – | – |" in table
-    assert "| SimCLR (lightly) | 87.10 ± 0.10 (n=3) | 84.90 ± 0.10 (n=3) | 20.0 | 70.0 | +1.00 " in table
+    assert "| MUSIC (music-ssl) | 88.10 ± 0.10 (n=3) | 84.00 ± 0.00 (n=3) | 30.0 | 29.0 | 80.0 | – | – |" in table
+    assert "| SimCLR (lightly) | 87.10 ± 0.10 (n=3) | 84.90 ± 0.10 (n=3) | 20.0 | 19.0 | 70.0 | +1.00 " in table
     assert "(win) | -0.90 [" in table  # MUSIC ahead on the linear probe, behind on kNN
 
 
@@ -225,6 +226,7 @@ def test_measuring_a_steps_memory_changes_nothing_the_run_gives(method, monkeypa
     monkeypatch.setattr(train_module, "step_memory", lambda *args: None)
     plain, after_plain = run()
     assert measured.peak_step_bytes > 0 and plain.peak_step_bytes is None
+    assert 0 < measured.cpu_seconds and 0 < plain.cpu_seconds
     want = plain.model.state_dict()
     for name, got in measured.model.state_dict().items():
         assert torch.equal(got, want[name]), name

@@ -15,7 +15,7 @@ from benchmarks.quality.study.plots import plot
 from benchmarks.quality.study.store import load_runs
 
 # The cost of a method, recorded with each run (`benchmarks.quality.run.train_and_evaluate`).
-COST_KEYS = ("seconds_per_epoch", "peak_step_mib")
+COST_KEYS = ("seconds_per_epoch", "cpu_seconds_per_epoch", "peak_step_mib")
 # What a study's table shows, by its kind.
 MEASURES = {
     "test": "test linear top-1 (%)",
@@ -73,12 +73,12 @@ def per_method_markdown(entry: dict[str, Any], methods: list[str]) -> list[str]:
     """One value's methods as rows: both probes, the cost, MUSIC minus the method on both probes."""
     lines = [
         "",
-        f"At the {entry['value']} settings, method by method (seconds per epoch and peak memory of a "
-        "training step measured in the same runs, on this machine):",
+        f"At the {entry['value']} settings, method by method (wall-clock and CPU seconds per epoch and "
+        "peak memory of a training step, measured in the same runs, on this machine):",
         "",
-        "| method | linear top-1 (%) | kNN top-1 (%) | s / epoch | peak step memory (MiB) "
+        "| method | linear top-1 (%) | kNN top-1 (%) | s / epoch | CPU s / epoch | peak step memory (MiB) "
         "| MUSIC minus it, linear | MUSIC minus it, kNN |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---:|---:|---|---|",
     ]
     peers = entry.get("comparison", {}).get("peers", {})
     for method in methods:
