@@ -16,7 +16,15 @@ from benchmarks.quality.attributes import code_usage, entropy  # noqa: E402
 from benchmarks.quality.names import NAMES  # noqa: E402
 from music_ssl import cluster_sizes  # noqa: E402
 
-COLORS = {"music": "tab:red", "barlow_twins": "tab:blue", "vicreg": "tab:green"}
+COLORS = {
+    "music": "tab:red",
+    "barlow_twins": "tab:blue",
+    "vicreg": "tab:green",
+    "simclr": "tab:purple",
+    "lejepa": "tab:brown",
+    "visreg": "tab:pink",
+    "wmse": "tab:olive",
+}
 # The plotted methods, in the order they are drawn, by their short names.
 LABELS = {method: NAMES[method].short for method in COLORS}
 DPI = 100

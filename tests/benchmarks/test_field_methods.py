@@ -153,9 +153,27 @@ def test_the_field_report_gives_each_methods_probes_cost_and_difference_to_music
             write_run(run_path(tmp_path, study, method, value, seed), record)
     write_report(study, tmp_path, with_plot=False)
     table = (tmp_path / "field" / "table.md").read_text()
-    assert "| MUSIC (music-ssl) | 88.10 ± 0.10 (n=3) | 84.00 ± 0.00 (n=3) | 30.0 | 29.0 | 80.0 | – | – |" in table
-    assert "| SimCLR (lightly) | 87.10 ± 0.10 (n=3) | 84.90 ± 0.10 (n=3) | 20.0 | 19.0 | 70.0 | +1.00 " in table
+    assert (
+        "| MUSIC (music-ssl) | 88.10 ± 0.10 (n=3) | 84.00 ± 0.00 (n=3) | 30.0 | 29.0 | 80.0 | – | – |"
+        in table
+    )
+    assert (
+        "| SimCLR (lightly) | 87.10 ± 0.10 (n=3) | 84.90 ± 0.10 (n=3) | 20.0 | 19.0 | 70.0 | +1.00 " in table
+    )
     assert "(win) | -0.90 [" in table  # MUSIC ahead on the linear probe, behind on kNN
+
+
+def test_the_field_plot_draws_every_method(tmp_path):
+    from benchmarks.quality.study.plots import plot_seeds
+
+    study = STUDIES["field"]
+    runs = [
+        {"method": m, "seed": seed, "row": {"linear_top1": 80.0 + i, "knn_top1": 78.0 + i, "diverged": None}}
+        for i, m in enumerate(study.methods)
+        for seed in (0, 1, 2)
+    ]
+    assert plot_seeds(runs, study, tmp_path / "field.png")
+    assert (tmp_path / "field.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("method", PEER_METHODS)
@@ -226,7 +244,7 @@ def test_measuring_a_steps_memory_changes_nothing_the_run_gives(method, monkeypa
     monkeypatch.setattr(train_module, "step_memory", lambda *args: None)
     plain, after_plain = run()
     assert measured.peak_step_bytes > 0 and plain.peak_step_bytes is None
-    assert 0 < measured.cpu_seconds and 0 < plain.cpu_seconds
+    assert measured.cpu_seconds > 0 and plain.cpu_seconds > 0
     want = plain.model.state_dict()
     for name, got in measured.model.state_dict().items():
         assert torch.equal(got, want[name]), name

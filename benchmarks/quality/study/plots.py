@@ -26,7 +26,7 @@ def plot_seeds(runs: list[dict[str, Any]], study: Study, path: Path) -> bool:
         return False
     methods = [m for m in study.methods if any(r["method"] == m for r in finished)]
     seeds = sorted({r["seed"] for r in finished})
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.3 * len(methods) + 2.5), 3.6))
     for ax, key, probe in zip(axes, ("linear_top1", "knn_top1"), ("linear", "kNN (k = 20)"), strict=True):
         by = {(r["method"], r["seed"]): r["row"][key] for r in finished}
         for seed in seeds:
@@ -37,7 +37,9 @@ def plot_seeds(runs: list[dict[str, Any]], study: Study, path: Path) -> bool:
             ax.scatter([x] * len(values), values, color=COLORS[method], zorder=2, s=18)
             mean = sum(values) / len(values)
             ax.hlines(mean, x - 0.25, x + 0.25, color=COLORS[method], lw=2, zorder=3)
-        ax.set_xticks(range(len(methods)), [LABELS[m] for m in methods])
+        ax.set_xticks(
+            range(len(methods)), [LABELS[m] for m in methods], rotation=30 if len(methods) > 3 else 0
+        )
         ax.set_xlim(-0.5, len(methods) - 0.5)
         ax.set_ylabel(f"test {probe} top-1 (%)")
         ax.grid(alpha=0.3, axis="y")
