@@ -81,7 +81,7 @@ def train(
     seen = {}
     for step in range(steps):
         batch = data.train_images[torch.randint(0, len(data.train_labels), (256,), generator=generator)]
-        out = loss_fn(model(augment(batch, generator)), model(augment(batch, generator)), return_terms=True)
+        out = loss_fn.terms(model(augment(batch, generator)), model(augment(batch, generator)))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()

@@ -33,6 +33,10 @@ METHODS: dict[str, Method] = {
     "reference": Method('MUSICLoss(implementation="reference")'),
     "chunked": Method('MUSICLoss(implementation="chunked")'),
     "chunked+tf32": Method("chunked with float32 matmuls on TF32 tensor cores", matmul_precision="high"),
+    "chunked+terms": Method(
+        'MUSICLoss(implementation="chunked").terms: the loss with its per-segment diagnostics, as every call '
+        "computed them before 0.3"
+    ),
     "triton": Method('MUSICLoss(implementation="triton")'),
     "triton+tf32": Method("triton with its products on TF32 tensor cores", matmul_precision="high"),
     "triton_joint_only": Method("the Triton joint kernels alone on ready probabilities, input gradients too"),
@@ -67,6 +71,11 @@ def loss_function(name: str, segment_dim: int) -> Callable[[Tensor, Tensor], Ten
     """fn(z_a, z_b) -> scalar loss for a method that is a loss (every one but the floor and the kernels
     alone)."""
     check_method(name)
+    if name == "chunked+terms":
+        from music_ssl import MUSICLoss
+
+        loss = MUSICLoss(segment_dim=segment_dim, implementation="chunked")
+        return lambda z_a, z_b: loss.terms(z_a, z_b).loss
     base = name.removesuffix("+tf32")
     if base == "plain":
         from benchmarks.plain_music import plain_music_loss
@@ -100,14 +109,17 @@ def _matmul_floor(z_a: Tensor, z_b: Tensor, dtype: torch.dtype) -> Callable[[], 
 
 
 def _joint_kernels(z_a: Tensor, z_b: Tensor, segment_dim: int, compute_grad: bool) -> Callable[[], object]:
-    """The Triton joint kernels alone, on ready float32 probabilities (no softmax, no autograd)."""
-    from music_ssl.triton_kernel import triton_joint_entropies
+    """The Triton joint kernels alone, on ready float32 probabilities (no softmax, no autograd): the
+    registry entry's kernel, `music_ssl.fused.JointKernel`'s contract."""
+    from music_ssl.implementations import REGISTRY
+
+    kernel = REGISTRY["triton"].kernel
 
     shape = (z_a.shape[0], -1, segment_dim)
     p_a = torch.softmax(z_a.detach().float().view(shape), -1).view_as(z_a).contiguous()
     p_b = torch.softmax(z_b.detach().float().view(shape), -1).view_as(z_b).contiguous()
     rows = (0, z_a.shape[0])
-    return lambda: triton_joint_entropies(p_a, p_b, rows, segment_dim, 1.0, 1.0, 1.0, compute_grad)
+    return lambda: kernel(p_a, p_b, rows, segment_dim, 1.0, 1.0, 1.0, compute_grad)
 
 
 def build_step(

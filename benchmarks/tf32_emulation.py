@@ -16,6 +16,7 @@ predictions are held against).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -39,9 +40,9 @@ OPERANDS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-def dense_joint_entropies(operand: Callable[[Tensor], Tensor]):
-    """The joint kernel's contract (`music_ssl.implementations.JointEntropies`), dense in float64, every
-    product operand passed through ``operand``."""
+def dense_joint_terms(operand: Callable[[Tensor], Tensor]):
+    """The joint kernel's contract (`music_ssl.fused.JointKernel`), dense in float64, every product operand
+    passed through ``operand``."""
 
     def joint(p_a, p_b, local_rows, segment_dim, diag_coef, off_coef, grad_scale, compute_grad):
         n, d = p_a.shape
@@ -68,11 +69,17 @@ def dense_joint_entropies(operand: Callable[[Tensor], Tensor]):
     return joint
 
 
+@functools.cache
+def _emulated(operand: str) -> fused.FusedLoss:
+    """The fused operator with the dense kernel of ``operand`` (an operator of its own per operand)."""
+    return fused.FusedLoss(f"tf32_emulation_{operand}", dense_joint_terms(OPERANDS[operand]))
+
+
 def _loss_and_gradients(z_a: Tensor, z_b: Tensor, segment_dim: int, operand: str):
-    options = MUSICOptions(segment_dim, gather_distributed=False).math(grad_enabled=True)
-    joint = dense_joint_entropies(OPERANDS[operand])
-    parts, grad_a, grad_b = fused._loss_and_gradients(z_a.double(), z_b.double(), options, joint, True)
-    return {name: getattr(parts, name) for name in TERMS}, (grad_a, grad_b)
+    z = [x.detach().double().requires_grad_() for x in (z_a, z_b)]
+    parts = _emulated(operand)(*z, MUSICOptions(segment_dim, gather_distributed=False), True, False)
+    grads = torch.autograd.grad(parts.loss, z)
+    return {name: getattr(parts, name).detach() for name in TERMS}, grads
 
 
 def predicted_errors(n: int, d: int, c: int, operands: tuple[str, ...] = ("tf32_rounded", "tf32_truncated")):

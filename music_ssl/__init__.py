@@ -9,9 +9,8 @@ from music_ssl.codes import (
     soft_agreement,
     unpack_codes,
 )
-from music_ssl.functional import music_loss
 from music_ssl.heads import MUSICProjectionHead
-from music_ssl.loss import MUSICLoss
+from music_ssl.loss import MUSICLoss, music_loss, music_loss_terms
 from music_ssl.options import MUSICOptions
 from music_ssl.output import MUSICOutput
 from music_ssl.segments import segment_codes, segment_probabilities
@@ -25,6 +24,7 @@ __all__ = [
     "cluster_sizes",
     "code_agreement",
     "music_loss",
+    "music_loss_terms",
     "pack_codes",
     "segment_clusterings",
     "segment_codes",

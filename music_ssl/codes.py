@@ -12,17 +12,18 @@ import math
 import torch
 from torch import Tensor
 
-from music_ssl import _validation as check
+from music_ssl import checks
+from music_ssl.fused import compute_dtype
 
 
 def bits_per_attribute(segment_dim: int) -> int:
     """Bits that hold one attribute of a segment of `segment_dim` attributes (ceil(log2 C), at least 1)."""
-    check.segment_dim(segment_dim)
+    checks.segment_dim(segment_dim)
     return max(1, math.ceil(math.log2(segment_dim)))
 
 
 def _check_codes(name: str, codes: object, segment_dim: int) -> Tensor:
-    check.segment_dim(segment_dim)
+    checks.segment_dim(segment_dim)
     if not isinstance(codes, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, S), got {type(codes).__name__}.")
     if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
@@ -57,7 +58,7 @@ def pack_codes(codes: Tensor, segment_dim: int) -> Tensor:
 def unpack_codes(packed: Tensor, num_segments: int, segment_dim: int) -> Tensor:
     """The inverse of `pack_codes`: bytes (N, B) -> codes (N, num_segments) as int64."""
     bits = bits_per_attribute(segment_dim)
-    check.positive_int("num_segments", num_segments)
+    checks.positive_int("num_segments", num_segments)
     if not isinstance(packed, Tensor) or packed.dtype != torch.uint8 or packed.dim() != 2:
         raise TypeError(f"packed must be a (N, B) uint8 tensor from pack_codes, got {packed!r:.80}.")
     needed = math.ceil(num_segments * bits / 8)
@@ -94,7 +95,7 @@ def code_agreement(codes_a: Tensor, codes_b: Tensor, segment_dim: int, block_row
             f"codes_a and codes_b must have the same number of segments, got {codes_a.shape[1]} and "
             f"{codes_b.shape[1]}."
         )
-    check.positive_int("block_rows", block_rows)
+    checks.positive_int("block_rows", block_rows)
     out = torch.empty(codes_a.shape[0], codes_b.shape[0], dtype=torch.long, device=codes_a.device)
     with torch.autocast(device_type=codes_a.device.type, enabled=False):
         for b_start in range(0, codes_b.shape[0], block_rows):
@@ -120,7 +121,7 @@ def soft_agreement(probabilities_a: Tensor, probabilities_b: Tensor) -> Tensor:
             f"probabilities_a and probabilities_b must have the same (S, C), got "
             f"{tuple(probabilities_a.shape[1:])} and {tuple(probabilities_b.shape[1:])}."
         )
-    dtype = check.compute_dtype(probabilities_a.dtype)
+    dtype = compute_dtype(probabilities_a.dtype)
     with torch.autocast(device_type=probabilities_a.device.type, enabled=False):
         return probabilities_a.flatten(1).to(dtype) @ probabilities_b.flatten(1).to(dtype).T
 

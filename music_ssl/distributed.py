@@ -24,11 +24,11 @@ call must agree on (`layout`), in one fixed-size all_gather; ranks that disagree
 
 from __future__ import annotations
 
+import typing
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
-
-from music_ssl import _validation as check
 
 # gather_distributed and implementation as written, encoded by their index for the agreement check.
 GATHER_CHOICES = (False, True, "auto")
@@ -82,29 +82,13 @@ def gathers(gather_distributed: bool | str, group: dist.ProcessGroup | None, gra
     return gather_distributed is True or grad_enabled
 
 
-def agreement(options) -> tuple[float, ...]:
-    """The numbers of LAYOUT_FIELDS after dim, dtype and segment_dim, for `MUSICOptions` ``options``.
-
-    Python numbers only: segment_dim travels as its own operator argument (under torch.compile with
-    dynamic shapes it can be symbolic, which torch 2.4 does not take in a list of floats)."""
-    from music_ssl.implementations import CHOICES
-
-    return (
-        options.temperature,
-        options.diag_weight,
-        options.off_weight,
-        options.inv_weight,
-        float(GATHER_CHOICES.index(options.gather_distributed)),
-        float(CHOICES.index(options.implementation)),
-    )
-
-
 def layout(
-    dim: int, dtype: torch.dtype, segment_dim: int, agreed: tuple[float, ...] | list[float]
+    dim: int, dtype: torch.dtype, segment_dim: int, agreement: typing.Sequence[float]
 ) -> tuple[float, ...]:
-    """Every number of LAYOUT_FIELDS for one rank's call (the dtype as its index in _DTYPES)."""
+    """Every number of LAYOUT_FIELDS for one rank's call (the dtype as its index in _DTYPES); ``agreement``
+    is `MUSICOptions.agreement`."""
     code = _DTYPES.index(dtype) if dtype in _DTYPES else -1
-    return (float(dim), float(code), float(segment_dim), *agreed)
+    return (float(dim), float(code), float(segment_dim), *agreement)
 
 
 def _describe(values: tuple[float, ...]) -> str:
@@ -203,22 +187,32 @@ def gather_rows(
 def global_views(
     p_a: Tensor,
     p_b: Tensor,
-    gather: bool,
-    own_layout: tuple[float, ...],
-    group: dist.ProcessGroup | None = None,
+    gather_index: int,
+    grad_enabled: bool,
+    group_name: str,
+    call: tuple[torch.dtype, int, typing.Sequence[float]],
     differentiable: bool = True,
 ) -> tuple[Tensor, Tensor, tuple[int, int], int]:
-    """Both views' rows of the batch the joint is estimated on, this rank's slice of them and the number
-    of ranks whose batches it holds.
+    """Both views' (N, D) rows of the batch the joint is estimated on, this rank's slice of them and the
+    number of ranks whose batches it holds.
 
+    ``gather_index`` is gather_distributed's index in GATHER_CHOICES, ``grad_enabled`` torch's grad mode
+    for the call (the policy of the module's docstring decides from both whether to gather), ``group_name``
+    `MUSICOptions.group_name`, and ``call`` the input dtype, segment_dim and `MUSICOptions.agreement`.
     The one place where that batch is checked: it must hold at least two samples over all ranks (a single
-    rank may hold none), and every rank must have called the loss with the same `own_layout`."""
-    if gather:
-        counts = _rows_per_rank(p_a, own_layout, group)
+    rank may hold none), and every rank must have called the loss with the same layout."""
+    group = process_group(group_name)
+    if gathers(GATHER_CHOICES[gather_index], group, grad_enabled):
+        dtype, segment_dim, agreement = call
+        counts = _rows_per_rank(p_a, layout(p_a.shape[1], dtype, segment_dim, agreement), group)
         global_a, rows = gather_rows(p_a, differentiable, counts, group)
         global_b, _ = gather_rows(p_b, differentiable, counts, group)
         size = group_size(group)
     else:
         global_a, global_b, rows, size = p_a, p_b, (0, p_a.shape[0]), 1
-    check.batch_size(global_a.shape[0])
+    if global_a.shape[0] < 2:
+        raise ValueError(
+            f"MUSIC needs a (global) batch of at least 2 samples to estimate the joint distribution, "
+            f"got {global_a.shape[0]}."
+        )
     return global_a, global_b, rows, size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from music_ssl import _validation as check
+from music_ssl import checks
 from music_ssl.loss import MUSICLoss
 from music_ssl.segments import segment_codes, segment_probabilities
 
@@ -62,9 +62,9 @@ class MUSICProjectionHead(ProjectionHead):
         segment_dim: int = 32,
         batch_norm: bool = True,
     ) -> None:
-        check.segment_dim(segment_dim)
+        checks.segment_dim(segment_dim)
         for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("output_dim", output_dim)):
-            check.positive_int(name, value)
+            checks.positive_int(name, value)
         if isinstance(num_layers, bool) or not isinstance(num_layers, int):
             raise TypeError(
                 f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers!r} of type "
@@ -72,8 +72,8 @@ class MUSICProjectionHead(ProjectionHead):
             )
         if num_layers < 1:
             raise ValueError(f"num_layers must be an int >= 1 (number of Linear layers), got {num_layers}.")
-        check.flag("batch_norm", batch_norm)
-        check.output_dim(output_dim, segment_dim)
+        checks.flag("batch_norm", batch_norm)
+        checks.output_dim(output_dim, segment_dim)
         dims = [input_dim] + [hidden_dim] * (num_layers - 1)
         super().__init__(
             [
@@ -90,9 +90,14 @@ class MUSICProjectionHead(ProjectionHead):
     def num_segments(self) -> int:
         return self.output_dim // self.segment_dim
 
-    def attribute_probabilities(self, z: Tensor, temperature: float = 1.0) -> Tensor:
-        """(N, output_dim) projection -> (N, S, C) attribute probabilities of every segment."""
+    def segment_probabilities(self, z: Tensor, temperature: float = 1.0) -> Tensor:
+        """(N, output_dim) projection -> (N, S, C) attribute probabilities of every segment, as
+        `music_ssl.segment_probabilities` with this head's segment_dim."""
         return segment_probabilities(self._projection(z), self.segment_dim, temperature)
+
+    def attribute_probabilities(self, z: Tensor, temperature: float = 1.0) -> Tensor:
+        """`segment_probabilities` under its former name; kept as an alias."""
+        return self.segment_probabilities(z, temperature)
 
     def codes(self, z: Tensor) -> Tensor:
         """(N, output_dim) projection -> (N, S) index of the most likely attribute of every segment."""
@@ -106,10 +111,12 @@ class MUSICProjectionHead(ProjectionHead):
                 f"segment_dim={options['segment_dim']!r} differs from this head's segment_dim "
                 f"({self.segment_dim}); the loss built from a head reads its segments."
             )
-        return MUSICLoss(**{**options, "segment_dim": self.segment_dim})
+        loss = MUSICLoss(**{**options, "segment_dim": self.segment_dim})
+        loss.options.check_width(self.output_dim)  # a single segment with off_weight > 0 fails here
+        return loss
 
     def _projection(self, z: object) -> Tensor:
-        check.projection("z", z)
+        checks.projection("z", z)
         assert isinstance(z, Tensor)
         if z.shape[1] != self.output_dim:
             raise ValueError(

@@ -1,82 +1,43 @@
 """The implementations of the MUSIC loss, and the one place that chooses among them.
 
-An implementation is a way to compute the loss; users name one with ``implementation=``. Each declares
-itself once, in `REGISTRY`: its name, the joint-entropy kernel that the fused operator calls (none for
-the reference, which differentiates the plain formula with autograd), when it cannot run, the input
-dtypes it computes itself, and what runs in its place (for other dtypes, and after a compile or launch
-failure under "auto").
+An implementation is a way to compute the loss; users name one with ``implementation=``. Each is one
+entry of `REGISTRY`, which is the whole dispatch: the entry computes the loss, and declares where it can
+run, the input dtypes it computes itself, what runs in its place, and where "auto" may pick it.
 
 - "reference": plain PyTorch with autograd, the D x D joint in memory; the source of truth.
-- "chunked": the fused PyTorch path, any device and dtype; the joint is never held whole.
-- "triton": the fused GPU kernel, float16/bfloat16/float32 inputs; float64 inputs (a verification dtype)
-  go to "chunked", which computes in float64. Tested in Triton's interpreter; not yet run on a GPU.
-- "auto" (the default) is a choice, not an implementation: "chunked" everywhere, until the Triton kernel
-  has passed the GPU check (`benchmarks/gpu_check.sh`) on real hardware; then `AUTO_USES_TRITON` is
-  switched on and "auto" picks "triton" on CUDA devices where it can run.
+- "chunked": the fused operator with its PyTorch kernel, any device and dtype; the joint is never held
+  whole.
+- "triton": the fused operator with the Triton kernel, float16/bfloat16/float32 inputs; float64 inputs (a
+  verification dtype) go to "chunked", which computes in float64. Tested in Triton's interpreter; not yet
+  run on a GPU.
+- "auto" (the default) is a choice, not an implementation: the first entry of `REGISTRY` that declares
+  the input's device among its ``auto_devices`` and can run there. "chunked" everywhere, until the Triton
+  kernel has passed the GPU check (`benchmarks/gpu_check.sh`) on real hardware; then `AUTO_USES_TRITON`
+  is switched on and "auto" picks "triton" on CUDA devices where it can run.
 
 With "auto" picking Triton, a kernel that fails to compile or launch (a GPU or a Triton release it was
 never run on) makes "auto" warn once with the reason and use the fallback from then on. Any other error
 (out of memory, bad input) propagates as from any torch operation and changes no later choice; an
 explicit "triton" raises every error.
+
+A new backend is one `register` call (see docs/implementation.md, "Adding a backend"); the test suite
+reads its lists of implementations from `REGISTRY`.
 """
 
 from __future__ import annotations
 
-import subprocess
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
-from torch import Tensor
 
-from music_ssl.chunked import chunked_joint_entropies
+from music_ssl import fused
+from music_ssl.reference import reference_loss
 
 # Whether "auto" runs the Triton kernel on CUDA devices. Off: the kernel has not yet run on a GPU. The GPU
 # check's report says, once everything it measures passes, that this is the line to switch (and on which
 # GPU and Triton release it passed).
 AUTO_USES_TRITON = False
-
-# Triton's own words when a kernel cannot be built or started: its launcher's "Triton Error [CUDA]: ...",
-# MLIR's lowering, ptxas and the PTX/cubin stages. Not "launch" or "compile": torch appends both to every
-# CUDA error ("consider passing CUDA_LAUNCH_BLOCKING=1", "Compile with TORCH_USE_CUDA_DSA").
-_BUILD_OR_START_WORDS = (
-    "Triton Error",
-    "PassManager::run failed",
-    "ptxas",
-    "PTX",
-    "cubin",
-    "out of resource",
-)
-# A device that faulted: the kernel (or the context) is broken, and another implementation would not help.
-_DEVICE_FAULTS = (
-    "illegal memory access",
-    "illegal address",
-    "misaligned address",
-    "illegal instruction",
-    "device-side assert",
-    "unspecified launch failure",
-    "out of memory",
-)
-
-
-class JointEntropies(Protocol):
-    """What a fused implementation supplies: the weighted sums of P log P over the diagonal entries of
-    diagonal blocks and over off-diagonal blocks of the joint P = p_a^T p_b / N, and dL/dp of both views
-    for the local rows; see `music_ssl.chunked.chunked_joint_entropies`, the contract's reference."""
-
-    def __call__(
-        self,
-        p_a: Tensor,
-        p_b: Tensor,
-        local_rows: tuple[int, int],
-        segment_dim: int,
-        diag_coef: float,
-        off_coef: float,
-        grad_scale: float,
-        compute_grad: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]: ...
 
 
 def _runs_anywhere(device: torch.device) -> str:
@@ -90,10 +51,14 @@ def _triton_unavailable_reason(device: torch.device) -> str:
     return triton_kernel.unavailable_reason(device)
 
 
-def _triton_joint_entropies(*args):
+def _triton_joint_terms(*args):
     from music_ssl import triton_kernel
 
-    return triton_kernel.triton_joint_entropies(*args)
+    return triton_kernel.triton_joint_terms(*args)
+
+
+def _always() -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -101,8 +66,16 @@ class Implementation:
     """One way to compute the loss."""
 
     name: str
-    # The fused operator's joint kernel; None for an implementation that differentiates the plain formula.
-    joint_entropies: JointEntropies | None
+    # (z_a, z_b, options, terms, fall_back) -> the loss, or its MUSICOutput with terms; views and options
+    # checked. fall_back: whether a compile or launch failure may run the fallback ("auto" chose it).
+    loss: Callable[..., object]
+    # The fused operator's joint kernel (`fused.JointKernel`); None for an implementation whose gradients
+    # are plain autograd's (it supports double backward and forward-mode AD).
+    kernel: fused.JointKernel | None = None
+    # The device types on which "auto" may pick it, once `proven()`; () : never. "auto" takes the first
+    # such entry in `REGISTRY`'s order (the fastest first) that can run on the input's device.
+    auto_devices: tuple[str, ...] = ()
+    proven: Callable[[], bool] = _always
     # Why it cannot run on a device ("" when it can).
     unavailable_reason: Callable[[torch.device], str] = _runs_anywhere
     # The input dtypes it computes itself (None: all); inputs of other dtypes go to `fallback`.
@@ -110,53 +83,88 @@ class Implementation:
     # What computes in its place: for other dtypes, for inputs too large for it, and under "auto" after a
     # compile or launch failure.
     fallback: str | None = None
-    # The most elements a (global batch, D) probability matrix may have (None: no limit).
-    max_elements: int | None = None
 
+    @property
+    def fused(self) -> bool:
+        return self.kernel is not None
 
-REGISTRY = {
-    implementation.name: implementation
-    for implementation in (
-        Implementation("reference", None),
-        Implementation("chunked", chunked_joint_entropies),
-        Implementation(
-            "triton",
-            _triton_joint_entropies,
-            _triton_unavailable_reason,
-            dtypes=(torch.float16, torch.bfloat16, torch.float32),
-            fallback="chunked",
-            max_elements=2**31 - 1,  # the kernels' pointer offsets are int32
-        ),
-    )
-}
-
-# What ``implementation=`` accepts.
-CHOICES = ("auto", *REGISTRY)
 
 # Implementation name -> "Type: message" of its first compile or launch failure under "auto".
-_failures: dict[str, str] = {}
+FAILURES: dict[str, str] = {}
+
+# Every device type torch computes on: the chunked kernel runs on all of them.
+EVERY_DEVICE = ("cpu", "cuda", "mps", "xpu", "hpu", "mtia", "privateuseone", "meta")
+
+REGISTRY: dict[str, Implementation] = {}
+# What ``implementation=`` accepts.
+CHOICES: tuple[str, ...] = ("auto",)
 
 
-def _auto_choice(device: torch.device) -> str:
-    # Only on CUDA: on the CPU, Triton could only run in its (slow) interpreter.
-    if (
-        AUTO_USES_TRITON
-        and device.type == "cuda"
-        and "triton" not in _failures
-        and not REGISTRY["triton"].unavailable_reason(device)
-    ):
-        return "triton"
-    return "chunked"
+def register(implementation: Implementation) -> None:
+    """Adds ``implementation`` to the end of `REGISTRY`, and so to what ``implementation=`` accepts."""
+    global CHOICES
+    if implementation.name in CHOICES:
+        raise ValueError(f"An implementation named {implementation.name!r} is already registered.")
+    REGISTRY[implementation.name] = implementation
+    CHOICES = ("auto", *REGISTRY)
 
 
-def choose(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[str, bool]:
-    """(the implementation that runs, whether a compile or launch failure runs its fallback instead).
+def fused_implementation(
+    name: str,
+    kernel: fused.JointKernel,
+    fallback: tuple[str, fused.JointKernel] | None = None,
+    max_elements: int | None = None,
+    **declared,
+) -> Implementation:
+    """The entry of a fused implementation whose joint terms ``kernel`` computes; ``fallback``: the name
+    and kernel of the implementation that runs in its place, ``max_elements``: the most elements of the
+    global batch's (N, D) probabilities it takes; ``declared``: the other fields of `Implementation`."""
+    backup = None if fallback is None else fused.Fallback(*fallback, FAILURES, max_elements)
+    return Implementation(
+        name,
+        fused.FusedLoss(name, kernel, backup),
+        kernel=kernel,
+        fallback=None if fallback is None else fallback[0],
+        **declared,
+    )
+
+
+register(Implementation("reference", reference_loss))
+register(
+    fused_implementation(
+        "triton",
+        _triton_joint_terms,
+        fallback=("chunked", fused.chunked_joint_terms),
+        max_elements=2**31 - 1,  # the kernels' pointer offsets are int32
+        auto_devices=("cuda",),  # on the CPU, Triton runs only in its (slow) interpreter
+        proven=lambda: AUTO_USES_TRITON,
+        unavailable_reason=_triton_unavailable_reason,
+        dtypes=(torch.float16, torch.bfloat16, torch.float32),
+    )
+)
+register(fused_implementation("chunked", fused.chunked_joint_terms, auto_devices=EVERY_DEVICE))
+
+
+def _auto_choice(device: torch.device) -> Implementation:
+    """The first entry that "auto" may pick on ``device``, can run there and has not failed to compile."""
+    for implementation in REGISTRY.values():
+        if (
+            device.type in implementation.auto_devices
+            and implementation.proven()
+            and implementation.name not in FAILURES
+            and not implementation.unavailable_reason(device)
+        ):
+            return implementation
+    raise ValueError(f"No implementation of the MUSIC loss runs on {device}; registered: {tuple(REGISTRY)}.")
+
+
+def choose(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[Implementation, bool]:
+    """(the implementation that runs, whether a compile or launch failure may run its fallback instead).
 
     Raises:
         ValueError: an explicitly requested implementation cannot run on ``device``.
     """
-    name = _auto_choice(device) if requested == "auto" else requested
-    implementation = REGISTRY[name]
+    implementation = _auto_choice(device) if requested == "auto" else REGISTRY[requested]
     if implementation.dtypes is not None and dtype not in implementation.dtypes:
         assert implementation.fallback is not None
         return choose(implementation.fallback, device, dtype)
@@ -165,66 +173,7 @@ def choose(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[st
         if reason:
             alternative = f"implementation={implementation.fallback!r} or " if implementation.fallback else ""
             raise ValueError(
-                f"implementation={name!r} cannot run here: {reason} Use {alternative}'auto' "
-                "('chunked' runs on any device)."
+                f"implementation={implementation.name!r} cannot run here: {reason} Use {alternative}'auto', "
+                "which picks one that runs on this device."
             )
-    return name, requested == "auto" and implementation.fallback is not None
-
-
-def is_compile_or_launch_failure(error: BaseException) -> bool:
-    """Whether ``error`` says a kernel could not be built or started on this device, the only failures
-    that "auto" falls back from: by Triton's exception types and its own messages. Out of memory, bad
-    input and a device fault (an illegal memory access, a device-side assert) are not among them."""
-    if isinstance(error, torch.OutOfMemoryError | ValueError | TypeError):
-        return False
-    message = str(error)
-    if any(fault in message.lower() for fault in _DEVICE_FAULTS):
-        return False
-    if type(error).__module__.partition(".")[0] == "triton":  # CompilationError, OutOfResources, ...
-        return True
-    if isinstance(error, subprocess.CalledProcessError):  # ptxas, run by Triton as a subprocess
-        return True
-    if isinstance(error, RuntimeError | NotImplementedError):
-        return any(word in message for word in _BUILD_OR_START_WORDS)
-    return False
-
-
-def _record_failure(name: str, fallback: str, error: Exception) -> None:
-    """Remembers that `name` failed to compile or launch under "auto" and warns, once."""
-    if name in _failures:
-        return
-    _failures[name] = f"{type(error).__name__}: {error}"
-    warnings.warn(
-        f"The {name} MUSIC kernel failed on this device ({_failures[name]}); implementation='auto' uses "
-        f"{fallback!r} from now on (same results, slower). Pass implementation={name!r} to raise the error.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-
-
-def joint_entropies(name: str, fall_back: bool, *args):
-    """Runs the joint kernel of implementation `name`; a compile or launch failure runs the fallback's
-    when ``fall_back`` (and warns once), and is raised with the fallback named otherwise."""
-    implementation = REGISTRY[name]
-    assert implementation.joint_entropies is not None, f"{name!r} has no joint kernel"
-    elements = args[0].numel()  # the global batch's probabilities, (N, D)
-    if implementation.max_elements is not None and elements > implementation.max_elements:
-        if fall_back:
-            return joint_entropies(implementation.fallback, False, *args)
-        raise ValueError(
-            f"implementation={name!r} takes at most {implementation.max_elements} elements of the global "
-            f"batch's (N, D) probabilities, got {tuple(args[0].shape)} ({elements}); use "
-            f"implementation={implementation.fallback!r} or 'auto', which uses it for such sizes."
-        )
-    try:
-        return implementation.joint_entropies(*args)
-    except Exception as error:
-        if implementation.fallback is None or not is_compile_or_launch_failure(error):
-            raise
-        if not fall_back:
-            raise RuntimeError(
-                f"The {name} MUSIC kernel failed on this device ({type(error).__name__}: {error}). "
-                f"Use implementation={implementation.fallback!r} (the same results) instead."
-            ) from error
-        _record_failure(name, implementation.fallback, error)
-        return joint_entropies(implementation.fallback, False, *args)
+    return implementation, requested == "auto" and implementation.fallback is not None

@@ -1,16 +1,102 @@
-"""MUSICLoss: the module form of `music_loss`."""
+"""MUSICLoss and its functional forms, `music_loss` (the loss) and `music_loss_terms` (its parts).
+
+One call reads top to bottom: the views are checked (`checks.views`), the registry picks the
+implementation (`implementations.choose`), and the implementation computes the loss (for the fused ones,
+one custom operator, `music_ssl.fused`, which gathers the global batch through `music_ssl.distributed`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, overload
+import warnings
 
 from torch import Tensor, nn
 
-from music_ssl import _validation as check
-from music_ssl.functional import music_loss_with
+from music_ssl import checks, implementations
 from music_ssl.options import MUSICOptions, ProcessGroup
 from music_ssl.output import MUSICOutput
+
+
+def _evaluate(z_a: Tensor, z_b: Tensor, options: MUSICOptions, terms: bool) -> Tensor | MUSICOutput:
+    """The loss of two views (its `MUSICOutput` with ``terms``), for options already checked."""
+    checks.views(z_a, z_b, options.segment_dim, options.temperature, options.off_weight)
+    implementation, fall_back = implementations.choose(options.implementation, z_a.device, z_a.dtype)
+    return implementation.loss(z_a, z_b, options, terms, fall_back)  # type: ignore[return-value]
+
+
+def _terms_requested(return_terms: object, replacement: str) -> bool:
+    """The deprecated ``return_terms`` flag, checked; True warns that ``replacement`` is its successor."""
+    if not isinstance(return_terms, bool):
+        raise TypeError(
+            f"return_terms must be a bool, got {return_terms!r} of type {type(return_terms).__name__}."
+        )
+    if return_terms:
+        warnings.warn(
+            f"return_terms=True is deprecated and will be removed in music-ssl 0.4; call {replacement} "
+            "instead, which returns the MUSICOutput.",
+            FutureWarning,
+            stacklevel=3,
+        )
+    return return_terms
+
+
+def music_loss(
+    z_a: Tensor,
+    z_b: Tensor,
+    segment_dim: int = 32,
+    temperature: float = 1.0,
+    diag_weight: float = 1.0,
+    off_weight: float = 1.0,
+    inv_weight: float = 1.0,
+    gather_distributed: bool | str = "auto",
+    implementation: str = "auto",
+    return_terms: bool = False,
+    process_group: ProcessGroup | None = None,
+) -> Tensor:
+    """MUSIC loss of two views' projections, each (N, D); see `MUSICLoss` for the arguments.
+
+    Returns:
+        The scalar loss (float32, or float64 for float64 inputs). ``return_terms=True`` (deprecated: use
+        `music_loss_terms`) returns its `MUSICOutput` instead.
+    """
+    options = MUSICOptions(
+        segment_dim,
+        temperature,
+        diag_weight,
+        off_weight,
+        inv_weight,
+        gather_distributed,
+        implementation,
+        process_group,
+    )
+    return _evaluate(z_a, z_b, options, _terms_requested(return_terms, "music_loss_terms"))  # type: ignore[return-value]
+
+
+def music_loss_terms(
+    z_a: Tensor,
+    z_b: Tensor,
+    segment_dim: int = 32,
+    temperature: float = 1.0,
+    diag_weight: float = 1.0,
+    off_weight: float = 1.0,
+    inv_weight: float = 1.0,
+    gather_distributed: bool | str = "auto",
+    implementation: str = "auto",
+    process_group: ProcessGroup | None = None,
+) -> MUSICOutput:
+    """`music_loss` and its parts from one evaluation: a `MUSICOutput` (the loss, its three terms and the
+    per-segment diagnostics, attribute entropy and confidence, which only this form computes)."""
+    options = MUSICOptions(
+        segment_dim,
+        temperature,
+        diag_weight,
+        off_weight,
+        inv_weight,
+        gather_distributed,
+        implementation,
+        process_group,
+    )
+    return _evaluate(z_a, z_b, options, True)  # type: ignore[return-value]
 
 
 def _option(name: str) -> property:
@@ -23,12 +109,9 @@ def _option(name: str) -> property:
     return property(get, set, doc=f"The loss's {name}; setting it checks the new value.")
 
 
-# MUSICLoss's defaults after segment_dim, as MUSICOptions holds them.
-_DEFAULTS = tuple(
-    field.default
-    for field in dataclasses.fields(MUSICOptions)
-    if field.name not in ("segment_dim", "process_group")
-)
+# The options MUSICLoss takes one by one, in its order, and their defaults.
+_OPTION_NAMES = tuple(field.name for field in dataclasses.fields(MUSICOptions) if field.init)
+_DEFAULTS = MUSICOptions()
 
 
 class MUSICLoss(nn.Module):
@@ -81,7 +164,7 @@ class MUSICLoss(nn.Module):
         >>> loss_fn = MUSICLoss()
         >>> z_a, z_b = model(view_a), model(view_b)  # (N, 8192) projections
         >>> loss = loss_fn(z_a, z_b)
-        >>> out = loss_fn(z_a, z_b, return_terms=True)  # loss, its three terms and diagnostics
+        >>> out = loss_fn.terms(z_a, z_b)  # the loss, its three terms and diagnostics, one evaluation
         >>> self.log_dict(out.log_dict(prefix="train_"))
     """
 
@@ -99,7 +182,10 @@ class MUSICLoss(nn.Module):
         super().__init__()
         given = (temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation)
         if isinstance(segment_dim, MUSICOptions):
-            if given != _DEFAULTS or process_group is not None:
+            defaults = tuple(getattr(_DEFAULTS, name) for name in _OPTION_NAMES[1:-1])
+            if any(a is not b and a != b for a, b in zip(given, defaults, strict=True)) or (
+                process_group is not None
+            ):
                 raise TypeError(
                     "MUSICLoss takes either a MUSICOptions or the options one by one, not both; got "
                     f"{segment_dim!r} and other options. Use dataclasses.replace(options, ...) to change one."
@@ -119,25 +205,17 @@ class MUSICLoss(nn.Module):
     implementation = _option("implementation")
     process_group = _option("process_group")
 
-    @overload
-    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: Literal[False] = False) -> Tensor: ...
+    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: bool = False) -> Tensor:
+        """The loss of two views' projections, each of shape (N, D): a scalar tensor.
 
-    @overload
-    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: Literal[True]) -> MUSICOutput: ...
+        ``return_terms=True`` (deprecated: use `terms`) returns the `MUSICOutput` instead."""
+        return _evaluate(z_a, z_b, self.options, _terms_requested(return_terms, "MUSICLoss.terms"))  # type: ignore[return-value]
 
-    @overload
-    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: bool = False) -> Tensor | MUSICOutput: ...
-
-    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: bool = False) -> Tensor | MUSICOutput:
-        """Computes the loss of two views' projections, each of shape (N, D).
-
-        Returns:
-            The scalar loss, or a `MUSICOutput` (loss, the three terms, per-segment attribute entropy
-            and confidence) when ``return_terms=True``.
-        """
-        return music_loss_with(z_a, z_b, self.options, check.flag("return_terms", return_terms))
+    def terms(self, z_a: Tensor, z_b: Tensor) -> MUSICOutput:
+        """The loss and its parts from one evaluation: a `MUSICOutput` with the loss (differentiable), its
+        three terms and the per-segment diagnostics (attribute entropy and confidence), which only this
+        method computes."""
+        return _evaluate(z_a, z_b, self.options, True)  # type: ignore[return-value]
 
     def extra_repr(self) -> str:
-        return ", ".join(
-            f"{name}={getattr(self.options, name)!r}" for name in MUSICOptions.__dataclass_fields__
-        )
+        return ", ".join(f"{name}={getattr(self.options, name)!r}" for name in _OPTION_NAMES)

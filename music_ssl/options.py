@@ -1,35 +1,16 @@
-"""The loss's options as one validated, immutable value, from `MUSICLoss` / `music_loss` to the kernels."""
+"""The loss's options as one validated, immutable value, from `MUSICLoss` / `music_loss` to the operator."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch.distributed as dist
 
-from music_ssl import _validation as check
-from music_ssl import distributed
+from music_ssl import checks, distributed, implementations
 
 # The type of ``process_group`` (a torch built without torch.distributed has none: only None is accepted).
 ProcessGroup = dist.ProcessGroup if dist.is_available() else type(None)
-
-
-class LossMath(NamedTuple):
-    """What the math of one call reads, as `MUSICOptions.math()` gives it: primitives only, as a custom
-    operator's schema takes them."""
-
-    segment_dim: int
-    temperature: float
-    diag_weight: float
-    off_weight: float
-    inv_weight: float
-    # Whether this call estimates the joint over the process group's batch (the distributed policy's
-    # answer for this call), the group's name for `distributed.process_group`, and the numbers every rank
-    # of the group must agree on (`distributed.agreement`).
-    gather: bool
-    group: str
-    agreement: list[float]
 
 
 @dataclass(frozen=True)
@@ -39,6 +20,12 @@ class MUSICOptions:
     Built when a `MUSICLoss` is constructed, so a bad option fails there, eagerly, and a compiled step
     (`torch.compile`, also with `dynamic=True`) never traces a check of a Python number. A changed option
     is a new value: ``dataclasses.replace(options, temperature=0.5)`` checks it again.
+
+    What a call needs besides the options themselves is derived here once: ``group_name``, the name under
+    which the fused operator finds the process group again (an operator takes no group object), and
+    ``agreement``, the numbers every rank of the group must agree on before one joint is estimated over
+    their batches (`music_ssl.distributed`), and ``gather_index``, gather_distributed as an operator takes
+    it (its index in `music_ssl.distributed.GATHER_CHOICES`).
     """
 
     segment_dim: int = 32
@@ -49,17 +36,20 @@ class MUSICOptions:
     gather_distributed: bool | str = "auto"
     implementation: str = "auto"
     process_group: ProcessGroup | None = None
+    group_name: str = dataclasses.field(init=False, repr=False, compare=False)
+    agreement: tuple[float, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    gather_index: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         checked = {
-            "segment_dim": check.segment_dim(self.segment_dim),
-            "temperature": check.temperature(self.temperature),
-            "diag_weight": check.weight("diag_weight", self.diag_weight),
-            "off_weight": check.weight("off_weight", self.off_weight),
-            "inv_weight": check.weight("inv_weight", self.inv_weight),
-            "gather_distributed": check.gather(self.gather_distributed),
-            "implementation": check.implementation(self.implementation),
-            "process_group": check.process_group(self.process_group),
+            "segment_dim": checks.segment_dim(self.segment_dim),
+            "temperature": checks.temperature(self.temperature),
+            "diag_weight": checks.weight("diag_weight", self.diag_weight),
+            "off_weight": checks.weight("off_weight", self.off_weight),
+            "inv_weight": checks.weight("inv_weight", self.inv_weight),
+            "gather_distributed": checks.gather(self.gather_distributed),
+            "implementation": checks.choice("implementation", self.implementation, implementations.CHOICES),
+            "process_group": checks.process_group(self.process_group),
         }
         if checked["gather_distributed"] is True and not dist.is_available():
             raise ValueError(
@@ -68,23 +58,30 @@ class MUSICOptions:
             )
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # normalized: ints stay ints, weights become floats
-        object.__setattr__(self, "_group_name", distributed.group_name(self.process_group))
-        object.__setattr__(self, "_agreement", list(distributed.agreement(self)))
+        object.__setattr__(self, "group_name", distributed.group_name(self.process_group))
+        # Python numbers only: segment_dim travels as its own operator argument (under torch.compile with
+        # dynamic shapes it can be symbolic, which torch 2.4 does not take in a list of floats).
+        gather_index = distributed.GATHER_CHOICES.index(self.gather_distributed)
+        agreement = (
+            self.temperature,
+            self.diag_weight,
+            self.off_weight,
+            self.inv_weight,
+            float(gather_index),
+            float(implementations.CHOICES.index(self.implementation)),
+        )
+        object.__setattr__(self, "agreement", agreement)
+        object.__setattr__(self, "gather_index", gather_index)
 
     def __deepcopy__(self, memo: dict) -> MUSICOptions:
         # A process group cannot be copied (a copy of a model that holds the loss, as for an EMA teacher,
         # would fail on it): the copy is the same options, sharing the group.
         return dataclasses.replace(self)
 
-    def math(self, grad_enabled: bool) -> LossMath:
-        """What one call's math reads; ``grad_enabled``: torch's grad mode for the call."""
-        return LossMath(
-            self.segment_dim,
-            self.temperature,
-            self.diag_weight,
-            self.off_weight,
-            self.inv_weight,
-            distributed.gathers(self.gather_distributed, self.process_group, grad_enabled),
-            self._group_name,  # type: ignore[attr-defined]
-            self._agreement,  # type: ignore[attr-defined]
-        )
+    def check_width(self, dim: int) -> None:
+        """Raises the error a call would raise for projections ``dim`` wide: not whole segments, or a single
+        segment while off_weight > 0 (the off-diagonal term needs two). For checking a configuration
+        before training (a projection head's output_dim)."""
+        checks.positive_int("dim", dim)
+        checks.segment_width("projections of", (1, dim), self.segment_dim)
+        checks.segments(dim // self.segment_dim, self.off_weight)

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from music_ssl import _validation as check
+from music_ssl import checks
 
 
 class MUSICOutput(NamedTuple):
@@ -16,7 +16,7 @@ class MUSICOutput(NamedTuple):
 
     Attributes:
         loss: The weighted loss ``w_diag * diag + w_off * off + w_inv * invariance``; differentiable.
-        invariance: L_inv, the per-sample agreement term: the mean over this rank's batch, weighted under
+        inv: L_inv, the per-sample agreement term: the mean over this rank's batch, weighted under
             gathering by (ranks x local batch / global batch) so that its mean over ranks is the global
             batch's L_inv (the weight is 1 for equal batches and in a single process); detached.
         diag: L_diag, the negative entropy of the diagonal of every segment's joint; detached.
@@ -29,17 +29,22 @@ class MUSICOutput(NamedTuple):
     """
 
     loss: Tensor
-    invariance: Tensor
+    inv: Tensor
     diag: Tensor
     off: Tensor
     attribute_entropy: Tensor
     confidence: Tensor
 
+    @property
+    def invariance(self) -> Tensor:
+        """``inv`` under its former name; kept as an alias."""
+        return self.inv
+
     def collapsed_segments(self, segment_dim: int, fraction: float = 0.5) -> list[int]:
         """The segments whose attribute entropy fell below ``fraction`` of its maximum, log(segment_dim):
         they use few of their attributes over the batch. Empty in healthy training (see docs/monitoring.md);
         a check to switch on, e.g. ``if out.collapsed_segments(32): warnings.warn(...)``. One host sync."""
-        check.segment_dim(segment_dim)
+        checks.segment_dim(segment_dim)
         if isinstance(fraction, bool) or not isinstance(fraction, int | float):
             raise TypeError(
                 f"fraction must be a float in (0, 1), got {fraction!r} of type {type(fraction).__name__}."
@@ -53,7 +58,7 @@ class MUSICOutput(NamedTuple):
         """Scalars ready for ``LightningModule.log_dict``, named ``{prefix}music_*``."""
         return {
             f"{prefix}music_loss": self.loss.detach(),
-            f"{prefix}music_inv": self.invariance,
+            f"{prefix}music_inv": self.inv,
             f"{prefix}music_diag": self.diag,
             f"{prefix}music_off": self.off,
             f"{prefix}music_attribute_entropy": self.attribute_entropy.mean(),

@@ -6,14 +6,17 @@ This is the source of truth for the math. The fused implementations are tested a
 from __future__ import annotations
 
 import contextlib
+import typing
 
 import torch
 from torch import Tensor
 
 from music_ssl import distributed
-from music_ssl.options import LossMath
+from music_ssl.fused import log_probabilities
 from music_ssl.output import MUSICOutput, segment_diagnostics
-from music_ssl.segments import log_probabilities
+
+if typing.TYPE_CHECKING:
+    from music_ssl.options import MUSICOptions
 
 
 def xlogx(x: Tensor) -> Tensor:
@@ -25,9 +28,12 @@ def xlogx(x: Tensor) -> Tensor:
     return x * x.clamp_min(torch.finfo(x.dtype).tiny).log()
 
 
-def music_loss_reference(z_a: Tensor, z_b: Tensor, options: LossMath) -> MUSICOutput:
-    """Computes MUSIC from the definitions of docs/math.md. Arguments are assumed validated."""
-    segment_dim, temperature, diag_weight, off_weight, inv_weight, gather, group, agreement = options
+def reference_loss(
+    z_a: Tensor, z_b: Tensor, options: MUSICOptions, terms: bool, fall_back: bool = False
+) -> Tensor | MUSICOutput:
+    """Computes MUSIC from the definitions of docs/math.md: the loss, or its `MUSICOutput` with ``terms``.
+    Arguments are assumed validated; ``fall_back`` is unused (the reference has no other kernel)."""
+    segment_dim, temperature = options.segment_dim, options.temperature
     batch_size, dim = z_a.shape
     num_segments = dim // segment_dim
 
@@ -45,14 +51,15 @@ def music_loss_reference(z_a: Tensor, z_b: Tensor, options: LossMath) -> MUSICOu
         # L_inv = -log sum_i p_a p_b, in log space so that saturated, disagreeing codes stay finite. The
         # mean over this rank's samples; a rank that holds none (an uneven last batch) contributes 0.
         agreement_log = torch.logsumexp(log_p_a + log_p_b, dim=-1)
-        local_invariance = -agreement_log.sum() / (max(batch_size, 1) * num_segments)
+        local_inv = -agreement_log.sum() / (max(batch_size, 1) * num_segments)
 
         p_a, p_b, _, ranks = distributed.global_views(
-            log_p_a.exp(),
-            log_p_b.exp(),
-            gather,
-            distributed.layout(dim, z_a.dtype, segment_dim, agreement),
-            distributed.process_group(group),
+            log_p_a.exp().reshape(batch_size, dim),
+            log_p_b.exp().reshape(batch_size, dim),
+            options.gather_index,
+            torch.is_grad_enabled(),
+            options.group_name,
+            (z_a.dtype, segment_dim, options.agreement),
         )
         global_batch_size = p_a.shape[0]
 
@@ -71,8 +78,11 @@ def music_loss_reference(z_a: Tensor, z_b: Tensor, options: LossMath) -> MUSICOu
         # This rank's share of L_inv: its local mean, weighted so that the mean over ranks (what DDP's
         # gradient averaging takes) is the global mean also for unequal batches; the factor is 1 for equal
         # batches and without gathering.
-        invariance = local_invariance * (ranks * batch_size / global_batch_size)
-        loss = diag_weight * diag + off_weight * off + inv_weight * invariance
+        inv = local_inv * (ranks * batch_size / global_batch_size)
+        loss = options.diag_weight * diag + options.off_weight * off + options.inv_weight * inv
 
-    entropy, confidence = segment_diagnostics(p_a, p_b)
-    return MUSICOutput(loss, invariance.detach(), diag.detach(), off.detach(), entropy, confidence)
+    if not terms:
+        return loss
+    shape = (global_batch_size, num_segments, segment_dim)
+    entropy, confidence = segment_diagnostics(p_a.reshape(shape), p_b.reshape(shape))
+    return MUSICOutput(loss, inv.detach(), diag.detach(), off.detach(), entropy, confidence)

@@ -103,7 +103,7 @@ class MUSIC(LightningModule):
         features = self.forward(torch.cat(views)).flatten(start_dim=1)
         z = self.projection_head(features)
         z_a, z_b = z.chunk(len(views))
-        output = self.criterion(z_a, z_b, return_terms=True)
+        output = self.criterion.terms(z_a, z_b)
 
         self.log("train_loss", output.loss, prog_bar=True, sync_dist=True, batch_size=len(targets))
         self.log_dict(output.log_dict(prefix="train_"), sync_dist=True, batch_size=len(targets))

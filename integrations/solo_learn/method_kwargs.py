@@ -13,8 +13,7 @@ from typing import Any
 
 import torch
 
-from music_ssl import MUSICProjectionHead
-from music_ssl import _validation as check
+from music_ssl import MUSICOptions, MUSICProjectionHead
 
 REQUIRED = ("proj_hidden_dim", "proj_output_dim")
 
@@ -87,14 +86,12 @@ def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         )
 
     kwargs = {**DEFAULTS, **method_kwargs}
+    names = ("segment_dim", "temperature", "diag_weight", "off_weight", "inv_weight", "implementation")
     try:
-        kwargs["segment_dim"] = check.segment_dim(kwargs["segment_dim"])
-        kwargs["temperature"] = check.temperature(kwargs["temperature"])
-        for name in ("diag_weight", "off_weight", "inv_weight"):
-            kwargs[name] = check.weight(name, kwargs[name])
-        kwargs["implementation"] = check.implementation(kwargs["implementation"])
+        options = MUSICOptions(**{name: kwargs[name] for name in names})
     except (TypeError, ValueError) as error:
         raise type(error)(f"method_kwargs of method=music: {error}") from error
+    kwargs.update({name: getattr(options, name) for name in names})  # normalized as the loss holds them
     try:
         # Built on the meta device: the head's own checks run, no weight is allocated. input_dim is
         # the backbone's, known only when the method is built; any valid value checks the rest.
@@ -112,7 +109,7 @@ def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
             "proj_num_layers are MUSICProjectionHead's hidden_dim, output_dim and num_layers)"
         ) from error
     try:
-        check.segments(head.num_segments, kwargs["off_weight"])
+        options.check_width(head.output_dim)
     except ValueError as error:
         raise ValueError(f"method_kwargs of method=music: {error}") from error
     return kwargs

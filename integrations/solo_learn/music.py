@@ -10,7 +10,7 @@ import torch
 from solo.methods.base import BaseMethod
 
 from music_ssl import MUSICProjectionHead
-from music_ssl.integrations.solo_learn.losses import music_loss_func
+from music_ssl.integrations.solo_learn.losses import music_loss_terms_func
 from music_ssl.integrations.solo_learn.method_kwargs import resolve_method_kwargs
 from music_ssl.integrations.solo_learn.view_pairs import combine_pair_logs, view_pairs
 
@@ -149,7 +149,7 @@ class MUSIC(BaseMethod):
         music_loss = 0.0
         logs = []
         for pair in self.view_pairs:
-            terms = music_loss_func(
+            terms = music_loss_terms_func(
                 z[pair.first],
                 z[pair.second],
                 segment_dim=self.segment_dim,
@@ -158,7 +158,6 @@ class MUSIC(BaseMethod):
                 off_weight=self.off_weight,
                 inv_weight=self.inv_weight,
                 implementation=self.implementation,
-                return_terms=True,
             )
             music_loss = music_loss + pair.weight * terms.loss
             logs.append(terms.log_dict(prefix="train_"))

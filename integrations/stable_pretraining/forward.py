@@ -65,7 +65,7 @@ def music_forward(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor]:
     if self.training:
         music_loss = loss_of(self)
         z_a, z_b = (self.projector(embedding) for embedding in embeddings)
-        terms = music_loss(z_a, z_b, return_terms=True)
+        terms = music_loss.terms(z_a, z_b)
         out["loss"] = terms.loss
         self.log_dict(music_log_dict(terms, stage), on_step=True, on_epoch=True, sync_dist=True)
     return out

@@ -6,7 +6,7 @@
 - `planning`: band sizes and split reductions;
 - `interpreter`: what only Triton's interpreter needs (releases it cannot run, its tiles, its splits);
 - `versions`: release numbers as the checks compare them;
-- `joint`: the host driver, `triton_joint_entropies`, and the choice of product precision.
+- `joint`: the host driver, `triton_joint_terms`, and the choice of product precision.
 
 Availability: CUDA tensors with triton importable, or CPU tensors under Triton's interpreter
 (`TRITON_INTERPRET=1`, set before triton is first imported; `music_ssl` imports this package only when
@@ -14,6 +14,6 @@ Availability: CUDA tensors with triton importable, or CPU tensors under Triton's
 """
 
 from music_ssl.triton_kernel.availability import interpreter_active, is_available, triton, unavailable_reason
-from music_ssl.triton_kernel.joint import triton_joint_entropies
+from music_ssl.triton_kernel.joint import triton_joint_terms
 
-__all__ = ["interpreter_active", "is_available", "triton", "triton_joint_entropies", "unavailable_reason"]
+__all__ = ["interpreter_active", "is_available", "triton", "triton_joint_terms", "unavailable_reason"]

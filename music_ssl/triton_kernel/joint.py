@@ -1,7 +1,7 @@
 """The host side of the Triton implementation: bands of P launched as kernels, the gradient products,
 precision.
 
-Same contract as `music_ssl.chunked.chunked_joint_entropies`. P = p_a^T p_b / N is produced a band of
+Same contract as `music_ssl.fused.chunked_joint_terms`. P = p_a^T p_b / N is produced a band of
 rows at a time; three launches per band:
 
 1. `joint_band_kernel`: every program computes one tile of the band of P with `tl.dot` over all N
@@ -125,7 +125,7 @@ def _matmul(interpret: bool, a: Tensor, b: Tensor, c: Tensor, alpha: float, accu
         c.copy_(out.sum(dim=0))
 
 
-def triton_joint_entropies(
+def triton_joint_terms(
     p_a: Tensor,
     p_b: Tensor,
     local_rows: tuple[int, int],
@@ -138,7 +138,7 @@ def triton_joint_entropies(
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Sums of P log P over the diagonal entries of diagonal blocks and over off-diagonal blocks.
 
-    Same arguments and returns as `music_ssl.chunked.chunked_joint_entropies`, for float32
+    Same arguments and returns as `music_ssl.fused.chunked_joint_terms`, for float32
     probabilities; `band_rows` (rows of P per band when gradients are computed, default about N) may be
     any positive int: bands need not align with segments or tiles.
     """

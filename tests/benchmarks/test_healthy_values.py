@@ -18,10 +18,10 @@ def test_the_reference_points_are_what_the_loss_gives_there(segment_dim):
     points = reference_points(segment_dim)
     loss_fn = MUSICLoss(segment_dim=segment_dim)
     width, n = 4 * segment_dim, 64
-    uniform = loss_fn(torch.zeros(n, width), torch.zeros(n, width), return_terms=True)
+    uniform = loss_fn.terms(torch.zeros(n, width), torch.zeros(n, width))
     one_hot = torch.full((n, width), -1e4)
     one_hot[:, ::segment_dim] = 0.0  # every image attribute 0 in every segment, in both views
-    collapsed = loss_fn(one_hot, one_hot.clone(), return_terms=True)
+    collapsed = loss_fn.terms(one_hot, one_hot.clone())
     for out, point in ((uniform, "uniform outputs"), (collapsed, "complete collapse")):
         logged = {k: float(v) for k, v in out.log_dict().items()}
         for key in KEYS:
@@ -54,7 +54,7 @@ def test_a_short_training_run_moves_every_key_as_the_page_says():
 
 
 def test_the_collapse_check_refuses_a_bad_fraction_or_segment_dim():
-    out = MUSICLoss(segment_dim=4)(torch.zeros(8, 16), torch.zeros(8, 16), return_terms=True)
+    out = MUSICLoss(segment_dim=4).terms(torch.zeros(8, 16), torch.zeros(8, 16))
     with pytest.raises(ValueError, match=r"fraction must be a float in \(0, 1\), got 1.5"):
         out.collapsed_segments(4, fraction=1.5)
     with pytest.raises(TypeError, match="segment_dim must be an int >= 2"):

@@ -8,7 +8,16 @@ from benchmarks.methods import METHODS, Method, build_step, loss_function, matmu
 from benchmarks.triton_compile import lowering_defects
 from music_ssl import music_loss, triton_kernel
 
-LOSSES = ("plain", "plain+tf32", "reference", "chunked", "chunked+tf32", "triton", "triton+tf32")
+LOSSES = (
+    "plain",
+    "plain+tf32",
+    "reference",
+    "chunked",
+    "chunked+tf32",
+    "chunked+terms",
+    "triton",
+    "triton+tf32",
+)
 
 
 def _runnable(name: str) -> bool:

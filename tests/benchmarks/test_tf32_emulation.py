@@ -10,8 +10,7 @@ import torch
 
 from benchmarks import tf32_emulation
 from benchmarks.triton_accuracy import TERMS, TOLERANCE, relative_error
-from music_ssl import fused, triton_kernel
-from music_ssl.options import MUSICOptions
+from music_ssl import music_loss_terms, triton_kernel
 from music_ssl.triton_kernel import joint
 from music_ssl.triton_kernel.tf32 import to_tf32_
 
@@ -53,7 +52,7 @@ def test_the_kernel_with_tf32_products_rounds_its_operands_as_the_emulation_does
     z_a = torch.randn(40, 96, generator=generator)
     z_b = z_a + torch.randn(40, 96, generator=generator)
     z = [x.clone().requires_grad_() for x in (z_a, z_b)]
-    out = fused.music_loss_fused(*z, MUSICOptions(8, gather_distributed=False).math(True), "triton", False)
+    out = music_loss_terms(*z, 8, gather_distributed=False, implementation="triton")
     grads = torch.autograd.grad(out.loss, z)
     distance = {}
     for operands in ("exact", "ieee", "tf32_truncated", "tf32_rounded"):

@@ -37,7 +37,7 @@ def assert_joint_over_the_global_batch(ranks: list[dict], criterion: Callable[..
     the joint terms equal on every rank, the losses averaging to the global loss as DDP averages them."""
     z_a = torch.cat([rank["z_a"] for rank in ranks])
     z_b = torch.cat([rank["z_b"] for rank in ranks])
-    expected = criterion(z_a, z_b, return_terms=True)
+    expected = criterion.terms(z_a, z_b)
     losses = torch.stack([rank["loss"] for rank in ranks])
     torch.testing.assert_close(losses.mean(), expected.loss, rtol=1e-5, atol=1e-6)
     for rank in ranks:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss
+from tests.music_ssl import backends
 
 
 def _step(implementation, compiled):
@@ -31,7 +32,7 @@ def _step(implementation, compiled):
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("implementation", ["chunked", "auto"])
+@pytest.mark.parametrize("implementation", backends.params(fused_only=True, auto=True, interpreted=False))
 def test_compiled_step_matches_eager(implementation):
     want_losses, want_grads = _step(implementation, compiled=False)
     got_losses, got_grads = _step(implementation, compiled=True)
@@ -49,18 +50,18 @@ def test_compiled_terms_and_no_grad_evaluation():
     @torch.compile(fullgraph=True, backend="aot_eager")
     def terms(z_a, z_b):
         with torch.no_grad():
-            return loss_fn(z_a, z_b, return_terms=True)
+            return loss_fn.terms(z_a, z_b)
 
     torch._dynamo.reset()
     got = terms(z_a, z_b)
-    want = loss_fn(z_a, z_b, return_terms=True)
+    want = loss_fn.terms(z_a, z_b)
     for name in want._fields:
         torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("form", ["module", "functional"])
-@pytest.mark.parametrize("implementation", ["chunked", "auto", "reference"])
+@pytest.mark.parametrize("implementation", backends.params(auto=True, interpreted=False))
 def test_dynamic_shapes_compile_once_and_match_eager(implementation, form):
     """torch.compile(dynamic=True, fullgraph=True): one graph serves every batch size, with eager's loss
     and gradients, for the module and for the functional form, whose options are checked inside the

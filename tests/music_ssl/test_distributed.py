@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from music_ssl import MUSICLoss
+from tests.music_ssl import backends
 from tests.process_group import free_port, join_process_group, leave_process_group
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed")
@@ -29,18 +30,20 @@ def _data(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _loss_function(kind: str, implementation: str):
-    """The loss as each host builds it: the core with True, "auto" or its default, solo-learn's pure
-    function."""
+    """The loss's terms as each host computes them: the core with True, "auto" or its default, solo-learn's
+    pure function."""
     if kind == "solo_learn":
-        from music_ssl.integrations.solo_learn.losses import music_loss_func
+        from music_ssl.integrations.solo_learn.losses import music_loss_terms_func
 
-        return lambda z_a, z_b, return_terms: music_loss_func(
-            z_a, z_b, segment_dim=8, temperature=0.7, implementation=implementation, return_terms=return_terms
+        return lambda z_a, z_b: music_loss_terms_func(
+            z_a, z_b, segment_dim=8, temperature=0.7, implementation=implementation
         )
     if kind == "core_default":
-        return MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation)
+        return MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation).terms
     gather = {"core": True, "core_auto": "auto"}[kind]
-    return MUSICLoss(segment_dim=8, temperature=0.7, gather_distributed=gather, implementation=implementation)
+    return MUSICLoss(
+        segment_dim=8, temperature=0.7, gather_distributed=gather, implementation=implementation
+    ).terms
 
 
 def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core"):
@@ -50,8 +53,8 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core")
     x_a, x_b = _data(sum(sizes))
     start = sum(sizes[:rank])
     rows = slice(start, start + sizes[rank])
-    loss_fn = _loss_function(kind, implementation)
-    out = loss_fn(model(x_a[rows]), model(x_b[rows]), return_terms=True)
+    terms = _loss_function(kind, implementation)
+    out = terms(model(x_a[rows]), model(x_b[rows]))
     out.loss.backward()
     grads = [p.grad.detach().clone() for p in model.parameters()]
     torch.save(
@@ -60,7 +63,7 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core")
             "loss": out.loss.detach(),
             "diag": out.diag,
             "off": out.off,
-            "invariance": out.invariance,
+            "inv": out.inv,
         },
         os.path.join(out_dir, f"rank{rank}.pt"),
     )
@@ -69,7 +72,7 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core")
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [(6, 6), (7, 3), (5, 0, 4)], ids=["equal", "unequal", "one-empty"])
-@pytest.mark.parametrize("implementation", ["reference", "chunked"])
+@pytest.mark.parametrize("implementation", backends.names(interpreted=False))
 def test_ddp_gradients_equal_single_process_on_concatenated_batch(
     tmp_path, sizes, implementation, kind="core"
 ):
@@ -86,21 +89,21 @@ def test_ddp_gradients_equal_single_process_on_concatenated_batch(
     model = _model()
     x_a, x_b = _data(sum(sizes))
     loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation="reference")
-    expected = loss_fn(model(x_a), model(x_b), return_terms=True)
+    expected = loss_fn.terms(model(x_a), model(x_b))
     expected.loss.backward()
 
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(world_size)]
     losses = torch.stack([result["loss"] for result in results])
     assert torch.isfinite(losses).all()
     torch.testing.assert_close(losses.mean(), expected.loss.detach(), rtol=1e-5, atol=1e-6)
-    invariances = torch.stack([result["invariance"] for result in results])
-    torch.testing.assert_close(invariances.mean(), expected.invariance, rtol=1e-5, atol=1e-6)
+    invariances = torch.stack([result["inv"] for result in results])
+    torch.testing.assert_close(invariances.mean(), expected.inv, rtol=1e-5, atol=1e-6)
     for result in results:
         torch.testing.assert_close(result["diag"], expected.diag, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(result["off"], expected.off, rtol=1e-5, atol=1e-6)
         # What a rank returns adds up: its loss is the weighted sum of its terms, also for uneven batches.
         torch.testing.assert_close(
-            result["loss"], result["diag"] + result["off"] + result["invariance"], rtol=1e-6, atol=1e-6
+            result["loss"], result["diag"] + result["off"] + result["inv"], rtol=1e-6, atol=1e-6
         )
         for got, param in zip(result["grads"], model.parameters(), strict=True):
             torch.testing.assert_close(got, param.grad, rtol=1e-4, atol=1e-6)
@@ -216,7 +219,7 @@ def _group_worker(rank, world_size, port, groups, sizes, implementation, out_dir
     start = sum(sizes[index][:position])
     rows = slice(start, start + sizes[index][position])
     loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation, process_group=group)
-    out = loss_fn(model(x_a[rows]), model(x_b[rows]), return_terms=True)
+    out = loss_fn.terms(model(x_a[rows]), model(x_b[rows]))
     out.loss.backward()
     grads = [p.grad.detach().clone() for p in model.parameters()]
     torch.save({"grads": grads, "loss": out.loss.detach()}, os.path.join(out_dir, f"rank{rank}.pt"))
@@ -253,7 +256,7 @@ def _check_groups(tmp_path, groups, sizes, implementation):
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [((6, 6), (6, 6)), ((7, 3), (2, 9))], ids=["equal", "unequal"])
-@pytest.mark.parametrize("implementation", ["reference", "chunked"])
+@pytest.mark.parametrize("implementation", backends.names(interpreted=False))
 def test_the_joint_and_the_gradients_are_those_of_the_process_group(tmp_path, sizes, implementation):
     """Four processes in two data-parallel groups of two: every group's loss and gradients are those of
     one process on the group's concatenated batch (the world's batch would mix in the other group's)."""
@@ -277,7 +280,7 @@ def group_cases(draw):
         )
         for ranks in groups
     )
-    return groups, sizes, draw(st.sampled_from(["reference", "chunked"]))
+    return groups, sizes, draw(st.sampled_from(backends.names(interpreted=False)))
 
 
 @pytest.mark.timeout(600)
@@ -313,6 +316,6 @@ def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gat
     # the invariance share as DDP's average over the two ranks halves it.
     got = torch.load(tmp_path / "rank0.pt")
     assert torch.isfinite(got)
-    single = MUSICLoss(segment_dim=4, gather_distributed=False)(z_a, z_b, return_terms=True)
-    torch.testing.assert_close(got, single.diag + single.off + 2 * single.invariance)
+    single = MUSICLoss(segment_dim=4, gather_distributed=False).terms(z_a, z_b)
+    torch.testing.assert_close(got, single.diag + single.off + 2 * single.inv)
     assert not torch.isclose(got, expected)  # the share of a gathered call, not a local estimate

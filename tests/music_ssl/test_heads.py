@@ -29,7 +29,8 @@ def test_head_output_probabilities_and_codes():
     head = MUSICProjectionHead(input_dim=8, hidden_dim=16, output_dim=12, segment_dim=4)
     z = head(torch.randn(5, 8))
     assert z.shape == (5, 12)
-    probs = head.attribute_probabilities(z, temperature=0.5)
+    probs = head.segment_probabilities(z, temperature=0.5)
+    assert torch.equal(head.attribute_probabilities(z, temperature=0.5), probs)  # the former name
     assert probs.shape == (5, 3, 4)
     torch.testing.assert_close(probs.sum(-1), torch.ones(5, 3))
     torch.testing.assert_close(probs, torch.softmax(z.reshape(5, 3, 4) / 0.5, -1))
@@ -54,7 +55,7 @@ def test_the_loss_built_from_a_head_reads_its_segments():
         head.loss(segment_dim=32)
 
 
-@pytest.mark.parametrize("method", ["codes", "attribute_probabilities"])
+@pytest.mark.parametrize("method", ["codes", "segment_probabilities", "attribute_probabilities"])
 def test_the_heads_readers_check_that_they_get_its_output(method):
     """Features instead of projections (a 64-wide backbone output read by a head of another width) used to
     give codes of other segments, silently."""
@@ -64,3 +65,18 @@ def test_the_heads_readers_check_that_they_get_its_output(method):
     with pytest.raises(TypeError, match="z must be a torch.Tensor"):
         getattr(head, method)([[0.0] * 64])
     assert getattr(head, method)(torch.randn(4, 64)).shape[:2] == (4, 4)
+
+
+def test_the_loss_a_head_builds_checks_its_width():
+    """A head with a single segment cannot train with the off-diagonal term: head.loss() says so when built,
+    not at the first step."""
+    head = MUSICProjectionHead(input_dim=8, hidden_dim=16, output_dim=16, segment_dim=16)
+    with pytest.raises(ValueError, match="off_weight > 0 needs at least two segments"):
+        head.loss()
+    assert head.loss(off_weight=0.0).segment_dim == 16
+
+
+def test_the_output_keeps_its_former_field_name():
+    out = MUSICLoss(segment_dim=4).terms(torch.randn(8, 16), torch.randn(8, 16))
+    assert out.invariance is out.inv
+    assert out.log_dict()["music_inv"] is out.inv

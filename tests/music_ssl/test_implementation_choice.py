@@ -8,22 +8,19 @@ import torch
 
 from music_ssl import implementations, music_loss, triton_kernel
 from music_ssl.triton_kernel import joint
-from tests.music_ssl.test_implementation_choice_gpu import triton_runs_everywhere
+from tests.music_ssl.test_implementation_choice_gpu import chosen, triton_runs_everywhere
 
 
 @pytest.fixture
-def failing_triton(monkeypatch):
+def failing_triton(monkeypatch, no_failures):
     """A GPU on which the Triton kernel fails to compile: auto would pick it, and it raises."""
 
     def fail(*args, **kwargs):
         raise RuntimeError("PTX assembly failed for sm_120 (simulated)")
 
-    monkeypatch.setattr(implementations, "_failures", {})
-    monkeypatch.setattr(
-        implementations, "_auto_choice", lambda device: "chunked" if implementations._failures else "triton"
-    )
-    triton_runs_everywhere(monkeypatch)
-    monkeypatch.setattr(triton_kernel, "triton_joint_entropies", fail)
+    monkeypatch.setattr(implementations, "AUTO_USES_TRITON", True)
+    triton_runs_everywhere(monkeypatch, auto_on_cpu=True)
+    monkeypatch.setattr(triton_kernel, "triton_joint_terms", fail)
 
 
 def _inputs():
@@ -33,7 +30,7 @@ def _inputs():
 
 def test_auto_warns_once_and_falls_back_to_chunked(failing_triton):
     z_a, z_b = _inputs()
-    assert implementations.choose("auto", z_a.device, z_a.dtype) == ("triton", True)
+    assert chosen("auto", z_a.device, z_a.dtype) == ("triton", True)
     with pytest.warns(RuntimeWarning, match=r"sm_120 \(simulated\).*uses 'chunked' from now on"):
         loss = music_loss(z_a, z_b, segment_dim=16, implementation="auto")
     want = music_loss(z_a, z_b, segment_dim=16, implementation="chunked")
@@ -44,7 +41,7 @@ def test_auto_warns_once_and_falls_back_to_chunked(failing_triton):
         torch.testing.assert_close(got, expected)
 
     # Later calls go straight to chunked, without a second warning.
-    assert implementations.choose("auto", z_a.device, z_a.dtype) == ("chunked", False)
+    assert chosen("auto", z_a.device, z_a.dtype) == ("chunked", False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         torch.testing.assert_close(music_loss(z_a, z_b, segment_dim=16, implementation="auto"), want)
@@ -54,7 +51,7 @@ def test_explicit_triton_raises_the_failure(failing_triton):
     z_a, z_b = _inputs()
     with pytest.raises(RuntimeError, match=r"sm_120 \(simulated\).*Use implementation='chunked'"):
         music_loss(z_a, z_b, segment_dim=16, implementation="triton")
-    assert implementations._failures == {}  # an explicit choice does not switch auto off
+    assert implementations.FAILURES == {}  # an explicit choice does not switch auto off
 
 
 @pytest.mark.parametrize(
@@ -90,7 +87,7 @@ def test_kernel_launch_reads_torch_matmul_precision(monkeypatch):
         for setting in ("highest", "high"):
             torch.set_float32_matmul_precision(setting)
             seen.clear()
-            joint.triton_joint_entropies(p, p, (0, 8), 16, 1.0, 1.0, 1.0, False)
+            joint.triton_joint_terms(p, p, (0, 8), 16, 1.0, 1.0, 1.0, False)
             assert seen == ["tf32x3" if setting == "highest" else "tf32"]
     finally:
         torch.set_float32_matmul_precision(previous)

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import music_ssl
-from music_ssl import implementations, music_loss, triton_kernel
+from music_ssl import fused, implementations, music_loss, triton_kernel
 
 CUDA = torch.device("cuda")
 
@@ -58,13 +58,18 @@ def _in_fresh_process(tmp_path, scenario: str, env: dict[str, str] | None = None
 
         seen = {{"file": music_ssl.__file__}}
         cuda = torch.device("cuda")
-        seen["auto"] = implementations.choose("auto", cuda, torch.float32)
+
+        def chosen(*args):
+            implementation, fall_back = implementations.choose(*args)
+            return [implementation.name, fall_back]
+
+        seen["auto"] = chosen("auto", cuda, torch.float32)
         try:
-            seen["triton"] = implementations.choose("triton", cuda, torch.float32)
+            seen["triton"] = chosen("triton", cuda, torch.float32)
         except ValueError as error:
             seen["triton"] = "ValueError: " + str(error)
         implementations.AUTO_USES_TRITON = True  # as after the GPU check has passed
-        seen["auto_once_verified"] = implementations.choose("auto", cuda, torch.float32)
+        seen["auto_once_verified"] = chosen("auto", cuda, torch.float32)
         if {fake_cuda}:
             with FakeTensorMode():
                 z_a, z_b = (torch.randn(8, 64, device=cuda, requires_grad=True) for _ in range(2))
@@ -85,23 +90,32 @@ def _in_fresh_process(tmp_path, scenario: str, env: dict[str, str] | None = None
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def triton_runs_everywhere(monkeypatch) -> None:
-    """The registry's Triton entry as where triton can run (the choice only; nothing launches)."""
-    triton = dataclasses.replace(implementations.REGISTRY["triton"], unavailable_reason=lambda device: "")
+def triton_runs_everywhere(monkeypatch, auto_on_cpu: bool = False) -> None:
+    """The registry's Triton entry as where triton can run (the choice only; nothing launches); with
+    ``auto_on_cpu``, CPU tensors stand in for CUDA ones: "auto" may pick it for them."""
+    entry = implementations.REGISTRY["triton"]
+    devices = (*entry.auto_devices, "cpu") if auto_on_cpu else entry.auto_devices
+    triton = dataclasses.replace(entry, unavailable_reason=lambda device: "", auto_devices=devices)
     monkeypatch.setitem(implementations.REGISTRY, "triton", triton)
+
+
+def chosen(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[str, bool]:
+    """`implementations.choose` as (name, whether it may fall back)."""
+    implementation, fall_back = implementations.choose(requested, device, dtype)
+    return implementation.name, fall_back
 
 
 def test_auto_on_cuda_runs_chunked_until_the_kernel_has_passed_the_gpu_check(monkeypatch):
     """The Triton kernel has only run in Triton's interpreter: auto does not make it the default on GPUs."""
     triton_runs_everywhere(monkeypatch)
     assert not implementations.AUTO_USES_TRITON
-    assert implementations.choose("auto", CUDA, torch.float32) == ("chunked", False)
-    assert implementations.choose("auto", CUDA, torch.bfloat16) == ("chunked", False)
-    assert implementations.choose("triton", CUDA, torch.float32) == ("triton", False)
+    assert chosen("auto", CUDA, torch.float32) == ("chunked", False)
+    assert chosen("auto", CUDA, torch.bfloat16) == ("chunked", False)
+    assert chosen("triton", CUDA, torch.float32) == ("triton", False)
     monkeypatch.setattr(implementations, "AUTO_USES_TRITON", True)
-    assert implementations.choose("auto", CUDA, torch.float32) == ("triton", True)
-    assert implementations.choose("auto", CUDA, torch.float64) == ("chunked", False)
-    assert implementations.choose("auto", torch.device("cpu"), torch.float32) == ("chunked", False)
+    assert chosen("auto", CUDA, torch.float32) == ("triton", True)
+    assert chosen("auto", CUDA, torch.float64) == ("chunked", False)
+    assert chosen("auto", torch.device("cpu"), torch.float32) == ("chunked", False)
 
 
 def test_triton_importable(tmp_path):
@@ -135,19 +149,14 @@ def test_triton_too_old(tmp_path):
 
 
 @pytest.fixture
-def verified_triton(monkeypatch):
+def verified_triton(monkeypatch, no_failures):
     """auto as on a GPU where the kernel has passed the GPU check; the kernel is replaced per test. CPU
-    tensors stand in for CUDA ones (the choice is forced, the kernel is a stub)."""
+    tensors stand in for CUDA ones (auto picks Triton on them until it has failed; the kernel is a stub)."""
     monkeypatch.setattr(implementations, "AUTO_USES_TRITON", True)
-    monkeypatch.setattr(implementations, "_failures", {})
-    triton_runs_everywhere(monkeypatch)
-    # CPU tensors stand in for CUDA ones: auto picks Triton on them until it has failed.
-    monkeypatch.setattr(
-        implementations, "_auto_choice", lambda device: "chunked" if implementations._failures else "triton"
-    )
+    triton_runs_everywhere(monkeypatch, auto_on_cpu=True)
 
     def use(kernel):
-        monkeypatch.setattr(triton_kernel, "triton_joint_entropies", kernel)
+        monkeypatch.setattr(triton_kernel, "triton_joint_terms", kernel)
 
     return use
 
@@ -173,7 +182,7 @@ def test_auto_falls_back_when_the_kernel_fails_to_compile(verified_triton):
     with pytest.warns(RuntimeWarning, match=r"CompilationError: at 12:4.*uses 'chunked' from now on"):
         loss = music_loss(z_a, z_b, segment_dim=16)
     torch.testing.assert_close(loss, music_loss(z_a, z_b, segment_dim=16, implementation="chunked"))
-    assert implementations.choose("auto", CUDA, torch.float32) == ("chunked", False)
+    assert chosen("auto", CUDA, torch.float32) == ("chunked", False)
 
 
 # The tail torch appends to every CUDA error (c10/cuda/CUDAException.cpp): it names a launch and compiling.
@@ -223,8 +232,8 @@ def test_other_errors_propagate_and_change_no_later_choice(verified_triton, erro
     with pytest.raises(type(error)) as raised:
         music_loss(z_a, z_b, segment_dim=16, implementation=implementation)
     assert raised.value is error  # as raised, not wrapped
-    assert implementations._failures == {}
-    assert implementations.choose("auto", CUDA, torch.float32) == ("triton", True)
+    assert implementations.FAILURES == {}
+    assert chosen("auto", CUDA, torch.float32) == ("triton", True)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +253,7 @@ def test_other_errors_propagate_and_change_no_later_choice(verified_triton, erro
     ],
 )
 def test_what_counts_as_a_compile_or_launch_failure(error, falls_back):
-    assert implementations.is_compile_or_launch_failure(error) is falls_back
+    assert fused.is_compile_or_launch_failure(error) is falls_back
 
 
 def test_a_batch_beyond_the_kernels_int32_offsets_runs_chunked_under_auto(verified_triton, monkeypatch):
@@ -255,13 +264,12 @@ def test_a_batch_beyond_the_kernels_int32_offsets_runs_chunked_under_auto(verifi
         raise AssertionError("the Triton kernel ran on an input beyond its offsets")
 
     verified_triton(never)
-    small = dataclasses.replace(implementations.REGISTRY["triton"], max_elements=500)
-    monkeypatch.setitem(implementations.REGISTRY, "triton", small)
+    monkeypatch.setattr(implementations.REGISTRY["triton"].loss.fallback, "max_elements", 500)
     z_a, z_b = _inputs()  # 16 x 64 = 1024 elements
     torch.testing.assert_close(
         music_loss(z_a, z_b, segment_dim=16), music_loss(z_a, z_b, segment_dim=16, implementation="chunked")
     )
-    assert implementations._failures == {}
+    assert implementations.FAILURES == {}
     with pytest.raises(
         ValueError, match=r"implementation='triton' takes at most 500 elements.*\(16, 64\).*'chunked'"
     ):

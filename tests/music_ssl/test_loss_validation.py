@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss, segment_codes, segment_probabilities
+from music_ssl import (
+    MUSICLoss,
+    MUSICProjectionHead,
+    music_loss,
+    music_loss_terms,
+    segment_codes,
+    segment_probabilities,
+)
+from tests.music_ssl import backends
 
 
 def _z(n=8, d=64, dtype=torch.float32):
@@ -32,7 +40,7 @@ def _z(n=8, d=64, dtype=torch.float32):
         (_z(dtype=torch.float64), _z(), ValueError, r"same dtype, got torch.float64 and torch.float32"),
     ],
 )
-@pytest.mark.parametrize("implementation", ["reference", "chunked", "auto"])
+@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
 def test_bad_projections(z_a, z_b, error, match, implementation):
     with pytest.raises(error, match=match):
         music_loss(z_a, z_b, implementation=implementation)
@@ -173,19 +181,32 @@ def test_the_core_imports_no_ssl_framework(tmp_path):
 
 
 def test_public_api():
-    """Editors see Tensor or MUSICOutput from return_terms; the generic head stays internal."""
+    """The loss and its terms are paired functions, as torch pairs max_pool2d and max_pool2d_with_indices;
+    the generic head stays internal."""
     import typing
 
     import music_ssl
 
     assert not hasattr(music_ssl, "ProjectionHead") and "ProjectionHead" not in music_ssl.__all__
-    returns = [typing.get_type_hints(f)["return"] for f in typing.get_overloads(music_loss)]
-    assert returns[:2] == [torch.Tensor, music_ssl.MUSICOutput]
-    returns = [typing.get_type_hints(f)["return"] for f in typing.get_overloads(MUSICLoss.forward)]
-    assert returns[:2] == [torch.Tensor, music_ssl.MUSICOutput]
+    assert typing.get_type_hints(music_loss)["return"] is torch.Tensor
+    assert typing.get_type_hints(MUSICLoss.forward)["return"] is torch.Tensor
+    assert typing.get_type_hints(music_loss_terms)["return"] is music_ssl.MUSICOutput
+    assert typing.get_type_hints(MUSICLoss.terms)["return"] is music_ssl.MUSICOutput
 
 
-@pytest.mark.parametrize("implementation", ["reference", "chunked", "auto"])
+def test_return_terms_still_works_for_a_release_and_names_its_replacement():
+    z_a, z_b = _z(), _z()
+    loss_fn = MUSICLoss()
+    with pytest.warns(FutureWarning, match=r"return_terms=True is deprecated.*MUSICLoss\.terms"):
+        out = loss_fn(z_a, z_b, return_terms=True)
+    for got, want in zip(out, loss_fn.terms(z_a, z_b), strict=True):
+        torch.testing.assert_close(got, want)
+    with pytest.warns(FutureWarning, match="call music_loss_terms instead"):
+        out = music_loss(z_a, z_b, return_terms=True)
+    torch.testing.assert_close(out.loss, music_loss(z_a, z_b))
+
+
+@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
 @pytest.mark.parametrize(
     ("dtype", "temperature", "match"),
     [
@@ -209,7 +230,7 @@ def _with(value, where):
     return z
 
 
-@pytest.mark.parametrize("implementation", ["reference", "chunked", "auto"])
+@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
 @pytest.mark.parametrize(
     "z_a",
     [
@@ -255,7 +276,7 @@ def test_auto_gathering_is_the_identity_in_one_process():
     )
 
 
-@pytest.mark.parametrize("implementation", ["reference", "chunked", "auto"])
+@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_a_temperature_at_which_the_logits_overflow_still_gives_a_finite_loss(implementation, dtype):
     """An accepted temperature (above the smallest normal number) with logits of ordinary size: z /
@@ -264,9 +285,7 @@ def test_a_temperature_at_which_the_logits_overflow_still_gives_a_finite_loss(im
     temperature = 2 * torch.finfo(torch.float32 if dtype != torch.float64 else dtype).tiny
     z_a = (10 * _z(dtype=torch.float32)).to(dtype).requires_grad_()
     z_b = (10 * _z(dtype=torch.float32)).to(dtype).requires_grad_()
-    out = music_loss(
-        z_a, z_b, segment_dim=16, temperature=temperature, implementation=implementation, return_terms=True
-    )
+    out = music_loss_terms(z_a, z_b, segment_dim=16, temperature=temperature, implementation=implementation)
     out.loss.backward()
     assert torch.isfinite(out.loss) and torch.isfinite(z_a.grad).all() and torch.isfinite(z_b.grad).all()
     torch.testing.assert_close(out.confidence, torch.ones_like(out.confidence))  # hard codes

@@ -1,17 +1,13 @@
 """Every implementation against the float64 spec: values, terms and gradients."""
 
-import dataclasses
-import functools
-
 import pytest
 import torch
 
-from music_ssl import MUSICLoss, fused, implementations, music_loss
-from music_ssl.chunked import chunked_joint_entropies
-from music_ssl.options import MUSICOptions
+from music_ssl import MUSICLoss, fused, music_loss, music_loss_terms
+from tests.music_ssl import backends
 from tests.music_ssl.spec import spec_loss, spec_terms
 
-CPU_IMPLEMENTATIONS = ["reference", "chunked"]
+CPU_IMPLEMENTATIONS = backends.params(interpreted=False)
 # (N, D, C): batch and dimensions that are no multiple of any band size, one segment, many segments.
 SHAPES = [(2, 4, 2), (7, 12, 3), (37, 96, 8), (33, 130, 13), (64, 1024, 32), (5, 40, 40)]
 
@@ -29,14 +25,12 @@ def test_matches_spec_values_and_gradients(implementation, n, d, c):
     off_weight = 1.0 if d // c > 1 else 0.0
     expected = spec_loss(z_a, z_b, c, off_weight=off_weight)
     expected_grads = torch.autograd.grad(expected, (z_a, z_b))
-    out = music_loss(
-        z_a, z_b, segment_dim=c, off_weight=off_weight, implementation=implementation, return_terms=True
-    )
+    out = music_loss_terms(z_a, z_b, segment_dim=c, off_weight=off_weight, implementation=implementation)
     grads = torch.autograd.grad(out.loss, (z_a, z_b))
     assert out.loss.dtype == torch.float64
     torch.testing.assert_close(out.loss, expected, rtol=1e-10, atol=1e-12)
     inv, diag, off = spec_terms(z_a, z_b, c)
-    torch.testing.assert_close(out.invariance, inv.detach(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(out.inv, inv.detach(), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(out.diag, diag.detach(), rtol=1e-10, atol=1e-12)
     if d // c > 1:
         torch.testing.assert_close(out.off, off.detach(), rtol=1e-10, atol=1e-12)
@@ -60,19 +54,16 @@ def test_temperatures_and_weights(implementation, temperature, weights):
         torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("band_rows", [1, 5, 16, 17, 100, 4096])
-def test_chunked_band_sizes(band_rows, monkeypatch):
-    """Bands of one segment, of several, of a size that is not a multiple of the segment, and of all rows."""
+@pytest.mark.parametrize("chunk_rows", [1, 5, 16, 17, 100, 4096])
+def test_chunk_sizes(chunk_rows, monkeypatch):
+    """Chunks of one segment, of several, of a size that is not a multiple of the segment, and of all rows."""
     z_a, z_b = _inputs(23, 80)
     expected = spec_loss(z_a, z_b, 8)
     expected_grads = torch.autograd.grad(expected, (z_a, z_b))
-    bands = functools.partial(chunked_joint_entropies, band_rows=band_rows)
-    chunked = dataclasses.replace(implementations.REGISTRY["chunked"], joint_entropies=bands)
-    monkeypatch.setitem(implementations.REGISTRY, "chunked", chunked)
-    math = MUSICOptions(8, gather_distributed=False).math(grad_enabled=True)
-    out = fused.music_loss_fused(z_a, z_b, math, "chunked", False)
-    grads = torch.autograd.grad(out.loss, (z_a, z_b))
-    torch.testing.assert_close(out.loss, expected, rtol=1e-10, atol=1e-12)
+    monkeypatch.setattr(fused, "CHUNK_ROWS", chunk_rows)
+    loss = music_loss(z_a, z_b, 8, gather_distributed=False, implementation="chunked")
+    grads = torch.autograd.grad(loss, (z_a, z_b))
+    torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-12)
     for got, want in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-12)
 
@@ -118,9 +109,9 @@ def test_default_loss_on_lightly_sized_projections():
 @pytest.mark.parametrize("implementation", CPU_IMPLEMENTATIONS)
 def test_no_grad_path_gives_same_terms(implementation):
     z_a, z_b = _inputs(20, 48)
-    with_grad = music_loss(z_a, z_b, segment_dim=8, implementation=implementation, return_terms=True)
+    with_grad = music_loss_terms(z_a, z_b, segment_dim=8, implementation=implementation)
     with torch.no_grad():
-        without = music_loss(z_a, z_b, segment_dim=8, implementation=implementation, return_terms=True)
+        without = music_loss_terms(z_a, z_b, segment_dim=8, implementation=implementation)
     for got, want in zip(without, with_grad, strict=True):
         torch.testing.assert_close(got, want.detach())
     assert not without.loss.requires_grad
@@ -129,8 +120,8 @@ def test_no_grad_path_gives_same_terms(implementation):
 @pytest.mark.parametrize("implementation", CPU_IMPLEMENTATIONS)
 def test_terms_and_diagnostics(implementation):
     z_a, z_b = _inputs(50, 40)
-    out = music_loss(z_a, z_b, segment_dim=10, implementation=implementation, return_terms=True)
-    torch.testing.assert_close(out.loss.detach(), out.diag + out.off + out.invariance)
+    out = music_loss_terms(z_a, z_b, segment_dim=10, implementation=implementation)
+    torch.testing.assert_close(out.loss.detach(), out.diag + out.off + out.inv)
     assert out.attribute_entropy.shape == (4,) and out.confidence.shape == (4,)
     assert (out.attribute_entropy >= 0).all() and (
         out.attribute_entropy <= torch.log(torch.tensor(10.0))

@@ -5,12 +5,13 @@ implementation must give the reference's loss, terms and gradients, or raise the
 import pytest
 import torch
 
-from music_ssl import music_loss, triton_kernel
+from music_ssl import music_loss_terms
+from tests.music_ssl import backends
 
 hypothesis = pytest.importorskip("hypothesis", reason="pip install hypothesis (in music-ssl[test])")
 st = hypothesis.strategies
 
-IMPLEMENTATIONS = ["chunked", "auto"] + (["triton"] if triton_kernel.is_available("cpu") else [])
+IMPLEMENTATIONS = backends.names(fused_only=True, auto=True)
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 # Relative tolerance of the terms and of the gradients per input dtype: every implementation computes in
 # float32 (float64 for float64), so only the summation order and the final cast of dL/dz differ.
@@ -55,7 +56,7 @@ def _run(case, implementation):
     views = [v.requires_grad_(wanted) for v, wanted in zip(views, case["requires_grad"], strict=True)]
     diag_weight, off_weight, inv_weight = case["weights"]
     try:
-        out = music_loss(
+        out = music_loss_terms(
             *views,
             segment_dim=case["segment_dim"],
             temperature=case["temperature"],
@@ -63,7 +64,6 @@ def _run(case, implementation):
             off_weight=off_weight,
             inv_weight=inv_weight,
             implementation=implementation,
-            return_terms=True,
         )
     except (ValueError, TypeError) as error:
         return ("error", type(error), str(error))

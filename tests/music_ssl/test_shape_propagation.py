@@ -5,16 +5,17 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from music_ssl import music_loss
+from music_ssl import music_loss, music_loss_terms
+from tests.music_ssl import backends
 
-IMPLEMENTATIONS = ("reference", "chunked", "auto")
+IMPLEMENTATIONS = backends.params(interpreted=False, auto=True)
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_meta_device(implementation, dtype):
     z_a, z_b = (torch.randn(8, 64, device="meta", dtype=dtype, requires_grad=True) for _ in range(2))
-    out = music_loss(z_a, z_b, segment_dim=16, implementation=implementation, return_terms=True)
+    out = music_loss_terms(z_a, z_b, segment_dim=16, implementation=implementation)
     assert out.loss.device.type == "meta" and out.loss.shape == ()
     assert out.loss.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
     assert out.attribute_entropy.shape == out.confidence.shape == (4,)

@@ -6,8 +6,9 @@ import torch
 import torch.autograd.forward_ad as forward_ad
 
 from music_ssl import MUSICLoss, music_loss
+from tests.music_ssl import backends
 
-FUSED = ("auto", "chunked")
+FUSED = backends.params(fused_only=True, auto=True, interpreted=False)
 
 
 def _inputs():

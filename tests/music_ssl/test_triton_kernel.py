@@ -10,14 +10,12 @@ outputs of fewer than 8 tiles). Tolerance: relative error (max abs error / max a
 float32.
 """
 
-import dataclasses
 import functools
 
 import pytest
 import torch
 
-from music_ssl import fused, implementations, music_loss, triton_kernel
-from music_ssl.options import MUSICOptions
+from music_ssl import implementations, music_loss, music_loss_terms, triton_kernel
 from music_ssl.reference import xlogx
 from music_ssl.triton_kernel import availability, joint, planning
 from music_ssl.triton_kernel import interpreter as interpreter_only
@@ -50,20 +48,16 @@ def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
         temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0, gather_distributed=False
     )
     defaults.update(options)
-    math = MUSICOptions(segment_dim, **defaults).math(grad_enabled=True)
     with pytest.MonkeyPatch.context() as patch:
-        bands = functools.partial(joint.triton_joint_entropies, band_rows=band_rows)
-        triton = dataclasses.replace(implementations.REGISTRY["triton"], joint_entropies=bands)
-        patch.setitem(implementations.REGISTRY, "triton", triton)
-        out = fused.music_loss_fused(*z32, math, "triton", False)
+        bands = functools.partial(joint.triton_joint_terms, band_rows=band_rows)
+        patch.setattr(triton_kernel, "triton_joint_terms", bands)
+        out = music_loss_terms(*z32, segment_dim, implementation="triton", **defaults)
         grads = torch.autograd.grad(out.loss, z32)
     z64 = [z.detach().double().requires_grad_() for z in (z_a, z_b)]
-    expected = music_loss(
-        *z64, segment_dim=segment_dim, implementation="reference", return_terms=True, **options
-    )
+    expected = music_loss_terms(*z64, segment_dim=segment_dim, implementation="reference", **options)
     expected_grads = torch.autograd.grad(expected.loss, z64)
     assert out.loss.dtype == torch.float32
-    for name in ("loss", "invariance", "diag", "off"):
+    for name in ("loss", "inv", "diag", "off"):
         want = getattr(expected, name)
         if want.abs().item() > 0:
             assert _rel_err(getattr(out, name), want) <= RTOL, name
@@ -112,10 +106,10 @@ def test_half_precision_inputs(dtype):
     """Half inputs are upcast before the kernel: the reference sees the same rounded values."""
     z_a, z_b = (z.to(dtype) for z in _inputs(21, 48))
     z = [x.clone().requires_grad_() for x in (z_a, z_b)]
-    out = music_loss(*z, segment_dim=8, implementation="triton", return_terms=True)
+    out = music_loss_terms(*z, segment_dim=8, implementation="triton")
     grads = torch.autograd.grad(out.loss, z)
     z64 = [x.double().requires_grad_() for x in (z_a, z_b)]
-    expected = music_loss(*z64, segment_dim=8, implementation="reference", return_terms=True)
+    expected = music_loss_terms(*z64, segment_dim=8, implementation="reference")
     expected_grads = torch.autograd.grad(expected.loss, z64)
     assert out.loss.dtype == torch.float32
     assert _rel_err(out.loss, expected.loss) <= RTOL
@@ -152,7 +146,7 @@ def _probabilities(n, d, c, seed=0):
 def test_local_rows_and_grad_scale(rows, band_rows):
     """A rank's slice of the global batch (also an empty one), with the world-size gradient factor."""
     p_a, p_b = _probabilities(37, 96, 8)
-    got = joint.triton_joint_entropies(p_a, p_b, rows, 8, 0.3, 0.02, 2.0, True, band_rows=band_rows)
+    got = joint.triton_joint_terms(p_a, p_b, rows, 8, 0.3, 0.02, 2.0, True, band_rows=band_rows)
     want = _joint_reference(p_a, p_b, rows, 8, 0.3, 0.02, 2.0)
     assert _rel_err(got[0], want[0]) <= RTOL
     assert _rel_err(got[1], want[1]) <= RTOL
@@ -165,9 +159,7 @@ def test_local_rows_and_grad_scale(rows, band_rows):
 @interpreter
 def test_without_gradients():
     p_a, p_b = _probabilities(23, 60, 12)
-    diag_sum, off_sum, grad_a, grad_b = joint.triton_joint_entropies(
-        p_a, p_b, (0, 23), 12, 1.0, 1.0, 1.0, False
-    )
+    diag_sum, off_sum, grad_a, grad_b = joint.triton_joint_terms(p_a, p_b, (0, 23), 12, 1.0, 1.0, 1.0, False)
     want = _joint_reference(p_a, p_b, (0, 23), 12, 1.0, 1.0, 1.0)
     assert grad_a is None and grad_b is None
     assert _rel_err(diag_sum, want[0]) <= RTOL
@@ -175,7 +167,7 @@ def test_without_gradients():
 
     z_a, z_b = _inputs(23, 60)
     with torch.no_grad():
-        out = music_loss(z_a, z_b, segment_dim=12, implementation="triton", return_terms=True)
+        out = music_loss_terms(z_a, z_b, segment_dim=12, implementation="triton")
     expected = music_loss(z_a.double(), z_b.double(), segment_dim=12, implementation="reference")
     assert _rel_err(out.loss, expected) <= RTOL
 
@@ -186,7 +178,7 @@ def test_collapse_gives_zero_and_finite_gradients():
     z = torch.zeros(18, 48)
     z[:, ::8] = 30.0
     z_a, z_b = z.clone().requires_grad_(), z.clone().requires_grad_()
-    out = music_loss(z_a, z_b, segment_dim=8, implementation="triton", return_terms=True)
+    out = music_loss_terms(z_a, z_b, segment_dim=8, implementation="triton")
     out.loss.backward()
     assert abs(out.diag.item()) < 1e-5 and abs(out.off.item()) < 1e-5
     assert torch.isfinite(z_a.grad).all() and torch.isfinite(z_b.grad).all()
@@ -213,8 +205,8 @@ def test_float64_inputs_use_the_chunked_path():
     """float64 is a verification dtype: implementation='triton' computes it with the chunked kernel in
     float64, and the Triton driver itself refuses anything but float32 probabilities."""
     cpu = torch.device("cpu")
-    assert implementations.choose("triton", cpu, torch.float64)[0] == "chunked"
-    assert implementations.choose("auto", torch.device("cuda"), torch.float64)[0] == "chunked"
+    assert implementations.choose("triton", cpu, torch.float64)[0].name == "chunked"
+    assert implementations.choose("auto", torch.device("cuda"), torch.float64)[0].name == "chunked"
     z_a, z_b = (z.double() for z in _inputs(9, 24))
     got = music_loss(z_a, z_b, segment_dim=6, implementation="triton")
     want = music_loss(z_a, z_b, segment_dim=6, implementation="reference")
@@ -222,7 +214,7 @@ def test_float64_inputs_use_the_chunked_path():
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     p_a, p_b = (p.double() for p in _probabilities(9, 24, 6))
     with pytest.raises(TypeError, match="must be float32 probabilities, got torch.float64"):
-        joint.triton_joint_entropies(p_a, p_b, (0, 9), 6, 1.0, 1.0, 1.0, True)
+        joint.triton_joint_terms(p_a, p_b, (0, 9), 6, 1.0, 1.0, 1.0, True)
 
 
 def test_availability_follows_the_mode_of_import(monkeypatch):
@@ -237,7 +229,7 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
         assert triton_kernel.is_available(cpu)
         assert triton_kernel.unavailable_reason(cpu) == ""
         # auto never picks the interpreter.
-        assert implementations.choose("auto", cpu, torch.float32)[0] == "chunked"
+        assert implementations.choose("auto", cpu, torch.float32)[0].name == "chunked"
 
     # As on a machine where a recent triton was imported without the flag.
     monkeypatch.setattr(availability.triton, "__version__", "3.8.0")
@@ -246,7 +238,7 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert not triton_kernel.is_available(cpu)
     assert "TRITON_INTERPRET=1" in triton_kernel.unavailable_reason(cpu)
-    assert implementations.choose("auto", cpu, torch.float32)[0] == "chunked"
+    assert implementations.choose("auto", cpu, torch.float32)[0].name == "chunked"
     z = torch.randn(4, 16)
     with pytest.raises(ValueError, match="implementation='triton' cannot run here: tensors are on cpu"):
         music_loss(z, z, segment_dim=8, implementation="triton")
@@ -280,7 +272,7 @@ def test_triton_older_than_3_is_refused(monkeypatch):
     for device in ("cpu", "cuda"):
         reason = triton_kernel.unavailable_reason(device)
         assert "triton 2.1.0 is too old: the kernel needs triton >= 3.0" in reason
-    assert implementations.choose("auto", torch.device("cuda"), torch.float32)[0] == "chunked"
+    assert implementations.choose("auto", torch.device("cuda"), torch.float32)[0].name == "chunked"
 
 
 def test_mixed_import_modes_are_refused(monkeypatch):

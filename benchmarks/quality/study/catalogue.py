@@ -165,6 +165,19 @@ STUDIES = {
             vary=_three_times_the_epochs_on_every_image,
             plot=SeedsPlot(),
         ),
+        # The long schedule for MUSIC and the field study's two strongest peers (VICReg and SimCLR), at
+        # the seeds MUSIC and VICReg share with `long` (their runs are copied from it).
+        Study(
+            "field_long",
+            "test",
+            "settings",
+            ("3x epochs, full train split",),
+            (0, 1, 2),
+            vary=_three_times_the_epochs_on_every_image,
+            plot=SeedsPlot(),
+            methods=("music", "vicreg", "simclr"),
+            per_method_table=True,
+        ),
         Study(
             "projector_dim",
             "test",

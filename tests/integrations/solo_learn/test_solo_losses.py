@@ -7,7 +7,7 @@ import torch
 
 import music_ssl.integrations.solo_learn.losses as losses
 from music_ssl import MUSICOutput, music_loss
-from music_ssl.integrations.solo_learn.losses import music_loss_func
+from music_ssl.integrations.solo_learn.losses import music_loss_func, music_loss_terms_func
 
 KWARGS = dict(segment_dim=8, temperature=0.5, diag_weight=0.7, off_weight=1.3, inv_weight=2.0)
 
@@ -20,7 +20,7 @@ def test_matches_core_loss():
 
 def test_returns_terms_on_request():
     z1, z2 = torch.randn(16, 32, requires_grad=True), torch.randn(16, 32)
-    out = music_loss_func(z1, z2, **KWARGS, return_terms=True)
+    out = music_loss_terms_func(z1, z2, **KWARGS)
     assert isinstance(out, MUSICOutput)
     torch.testing.assert_close(out.loss, music_loss(z1, z2, **KWARGS))
     assert out.attribute_entropy.shape == (4,) and out.confidence.shape == (4,)

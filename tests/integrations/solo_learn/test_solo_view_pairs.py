@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from music_ssl import music_loss
+from music_ssl import music_loss_terms
 from music_ssl.integrations.solo_learn.view_pairs import ViewPair, combine_pair_logs, view_pairs
 
 
@@ -47,7 +47,7 @@ def test_combined_logs_weight_the_means_and_keep_the_minimum():
     torch.manual_seed(0)
     z = [torch.randn(16, 32) for _ in range(3)]
     pairs = view_pairs(2, 1)
-    outputs = [music_loss(z[p.first], z[p.second], segment_dim=8, return_terms=True) for p in pairs]
+    outputs = [music_loss_terms(z[p.first], z[p.second], segment_dim=8) for p in pairs]
     logs = [out.log_dict(prefix="train_") for out in outputs]
     combined = combine_pair_logs(logs, [p.weight for p in pairs])
 

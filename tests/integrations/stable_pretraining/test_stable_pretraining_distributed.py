@@ -69,12 +69,17 @@ def train(rank: int, root: str) -> dict:
     module = benchmark.music_module(args, backbone, feature_dim, total_steps, warmup_steps)
     seen = {}
 
-    def record(loss_module, inputs, kwargs, output) -> None:
-        if not seen:  # the first step
-            seen.update(z_a=inputs[0].detach(), z_b=inputs[1].detach(), loss=output.loss.detach())
-            seen.update(diag=output.diag.detach(), off=output.off.detach())
+    terms = module.music_loss.terms
 
-    module.music_loss.register_forward_hook(record, with_kwargs=True)
+    def record(z_a, z_b):
+        """The loss's terms, recorded on the first step: what the training step evaluates."""
+        output = terms(z_a, z_b)
+        if not seen:
+            seen.update(z_a=z_a.detach(), z_b=z_b.detach(), loss=output.loss.detach())
+            seen.update(diag=output.diag.detach(), off=output.off.detach())
+        return output
+
+    module.music_loss.terms = record
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=args.devices,

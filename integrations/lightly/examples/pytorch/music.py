@@ -114,7 +114,7 @@ def main(argv=None):
             x1 = x1.to(device)
             z0 = model(x0)
             z1 = model(x1)
-            out = criterion(z0, z1, return_terms=True)
+            out = criterion.terms(z0, z1)
             total_loss += out.loss.detach()
             out.loss.backward()
             optimizer.step()
@@ -125,7 +125,7 @@ def main(argv=None):
                 break
         print(
             f"epoch: {epoch:>02}, loss: {total_loss / num_batches:.5f}, "
-            f"inv: {out.invariance:.4f}, diag: {out.diag:.4f}, off: {out.off:.4f}, "
+            f"inv: {out.inv:.4f}, diag: {out.diag:.4f}, off: {out.off:.4f}, "
             f"attribute entropy: {out.attribute_entropy.mean():.3f}"
         )
         if len(losses) == args.max_steps:

@@ -47,7 +47,7 @@ class MUSIC(pl.LightningModule):
         (x0, x1) = batch[0]
         z0 = self.forward(x0)
         z1 = self.forward(x1)
-        out = self.criterion(z0, z1, return_terms=True)
+        out = self.criterion.terms(z0, z1)
         self.log("train_loss", out.loss, prog_bar=True)
         # The three loss terms and the attribute entropy / confidence of the segments.
         self.log_dict(out.log_dict(prefix="train_"))

@@ -50,7 +50,7 @@ class MUSIC(pl.LightningModule):
         (x0, x1) = batch[0]
         z0 = self.forward(x0)
         z1 = self.forward(x1)
-        out = self.criterion(z0, z1, return_terms=True)
+        out = self.criterion.terms(z0, z1)
         # diag, off and the segment diagnostics are global already; sync_dist averages the
         # per-device invariance term.
         self.log("train_loss", out.loss, prog_bar=True, sync_dist=True)

@@ -1,4 +1,6 @@
-"""Argument checks shared by every entry point: one error style, raised before any math runs."""
+"""Argument checks shared by every entry point: one error style, raised before any math runs.
+
+Imports nothing of the package: checking an argument loads no implementation."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ from numbers import Real
 
 import torch
 from torch import Tensor
-
-from music_ssl.implementations import CHOICES
 
 
 def segment_dim(segment_dim: object) -> int:
@@ -79,15 +79,14 @@ def positive_int(name: str, value: object) -> int:
     return value
 
 
-def implementation(implementation: object) -> str:
-    if not isinstance(implementation, str):
+def choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
         raise TypeError(
-            f"implementation must be a str, one of {CHOICES}, got {implementation!r} of type "
-            f"{type(implementation).__name__}."
+            f"{name} must be a str, one of {choices}, got {value!r} of type {type(value).__name__}."
         )
-    if implementation not in CHOICES:
-        raise ValueError(f"implementation must be one of {CHOICES}, got {implementation!r}.")
-    return implementation  # type: ignore[return-value]
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
+    return value
 
 
 def output_dim(output_dim: int, segment_dim: int) -> None:
@@ -125,6 +124,14 @@ def segment_width(names: str, shape: tuple[int, ...], segment_dim: int) -> None:
         )
 
 
+def views(z_a: object, z_b: object, segment_dim: int, temperature: float, off_weight: float) -> None:
+    """Everything one call of the loss checks about its views, given options already checked."""
+    projections(z_a, z_b, segment_dim)
+    assert isinstance(z_a, Tensor)
+    temperature_fits(temperature, z_a.dtype)
+    segments(z_a.shape[1] // segment_dim, off_weight)
+
+
 def projections(z_a: object, z_b: object, segment_dim: int) -> None:
     projection("z_a", z_a)
     projection("z_b", z_b)
@@ -144,11 +151,13 @@ def projections(z_a: object, z_b: object, segment_dim: int) -> None:
 
 
 def temperature_fits(temperature: float, dtype: torch.dtype) -> None:
-    """The logits are divided by the temperature in the compute dtype: 1 / temperature must be finite."""
-    smallest = torch.finfo(compute_dtype(dtype)).tiny
+    """The logits are divided by the temperature in the dtype the loss computes in (float32, float64 for
+    float64 inputs: `music_ssl.fused.compute_dtype`): 1 / temperature must be finite there."""
+    computed = torch.promote_types(dtype, torch.float32)
+    smallest = torch.finfo(computed).tiny
     if temperature < smallest:
         raise ValueError(
-            f"temperature={temperature:g} is below the smallest normal {compute_dtype(dtype)} number "
+            f"temperature={temperature:g} is below the smallest normal {computed} number "
             f"({smallest:.3g}), so logits / temperature overflow for {dtype} inputs; use a temperature "
             f">= {smallest:.3g} (in practice around 0.1 to 1)."
         )
@@ -161,16 +170,3 @@ def segments(num_segments: int, off_weight: float) -> None:
             f"of different segments), got a single segment with off_weight={off_weight}; "
             "use off_weight=0.0 or a smaller segment_dim."
         )
-
-
-def batch_size(global_batch_size: int) -> None:
-    if global_batch_size < 2:
-        raise ValueError(
-            f"MUSIC needs a (global) batch of at least 2 samples to estimate the joint distribution, "
-            f"got {global_batch_size}."
-        )
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64; every other floating dtype is computed in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32

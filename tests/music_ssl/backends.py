@@ -1,0 +1,53 @@
+"""The implementations the generic tests run, read from the registry: the one list the suite has.
+
+A test parametrizes over `params(...)` (or loops over `names(...)`), never over names of its own, so a
+backend added with `music_ssl.implementations.register` is tested by every generic test at once.
+
+With MUSIC_SSL_TEST_TOY_BACKEND=1 in the environment, importing this module registers "toy": the
+chunked kernel under another name, as a new backend would be added. `test_adding_a_backend.py` runs the
+generic suite that way and checks that every part of it picked the toy up.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from music_ssl import fused, implementations
+
+TOY = "toy"
+CPU = torch.device("cpu")
+
+if os.environ.get("MUSIC_SSL_TEST_TOY_BACKEND") == "1" and TOY not in implementations.REGISTRY:
+    implementations.register(implementations.fused_implementation(TOY, fused.chunked_joint_terms))
+
+# Implementations that run on CPU tensors only in an interpreter (Triton's): the generic tests that run
+# many shapes leave them out (`interpreted=False`); test_triton_kernel.py runs them on small shapes.
+_INTERPRETED_ON_CPU = ("triton",)
+
+
+def names(fused_only: bool = False, auto: bool = False, interpreted: bool = True) -> list[str]:
+    """The registered implementations that run on CPU tensors here, in the registry's order; with
+    ``fused_only`` only those of the fused operator; ``auto`` adds "auto"."""
+    chosen = [
+        entry.name
+        for entry in implementations.REGISTRY.values()
+        if (entry.fused or not fused_only)
+        and (interpreted or entry.name not in _INTERPRETED_ON_CPU)
+        and not entry.unavailable_reason(CPU)
+    ]
+    return chosen + (["auto"] if auto else [])
+
+
+def params(fused_only: bool = False, auto: bool = False, interpreted: bool = True) -> list:
+    """`names` as pytest parameters, with every registered implementation that cannot run here listed as
+    a skip that gives its reason."""
+    out = []
+    for entry in implementations.REGISTRY.values():
+        if (fused_only and not entry.fused) or (not interpreted and entry.name in _INTERPRETED_ON_CPU):
+            continue
+        reason = entry.unavailable_reason(CPU)
+        out.append(pytest.param(entry.name, marks=pytest.mark.skipif(bool(reason), reason=reason or "runs")))
+    return out + (["auto"] if auto else [])
