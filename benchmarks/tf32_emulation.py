@@ -28,7 +28,7 @@ from benchmarks.methods import make_views
 from benchmarks.triton_accuracy import TERMS, TOLERANCE, relative_error
 from music_ssl import fused
 from music_ssl.options import MUSICOptions
-from music_ssl.triton_kernel.tf32 import to_tf32_
+from music_ssl.triton_kernel.joint import to_tf32_
 
 SHAPES = ((2048, 8192, 32), (256, 8192, 32), (2048, 8160, 80))
 # How a float64 value reaches the tensor cores: as float32 (the kernel's operands), then as TF32.

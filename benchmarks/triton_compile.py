@@ -1,6 +1,6 @@
 """Compiles the Triton kernels for a GPU architecture without a GPU, and reads what they lowered to.
 
-For every kernel variant and every configuration of `music_ssl.triton_kernel.configs.GPU_CONFIGS`: the
+For every kernel variant and every configuration of `music_ssl.triton_kernel.kernels.GPU_CONFIGS`: the
 instruction `tl.dot` became (wgmma, mma or fma), shared memory, registers and stack bytes (register
 spills). Uses Triton's compiler API and the cuobjdump bundled with Triton's NVIDIA backend; the kernels'
 argument names and constexprs must match `music_ssl.triton_kernel.kernels`.
@@ -28,14 +28,19 @@ def compile_offline(arch: int = 90, precisions=PRECISIONS_ON_TENSOR_CORES, confi
     from triton.compiler import ASTSource
 
     from music_ssl.triton_kernel import interpreter_active
-    from music_ssl.triton_kernel.configs import GPU_CONFIGS, GPU_GROUP_M, SPILL_WITH_TF32X3
-    from music_ssl.triton_kernel.kernels import joint_band_kernel, scaled_matmul_kernel
+    from music_ssl.triton_kernel.kernels import (
+        GPU_CONFIGS,
+        GPU_GROUP_M,
+        SPILL_WITH_TF32X3,
+        joint_chunk_kernel,
+        scaled_matmul_kernel,
+    )
 
     cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     if interpreter_active():
         raise RuntimeError("--compile-only compiles for the GPU: unset TRITON_INTERPRET.")
     # The autotuned kernels wrap the jitted functions that triton.compile takes.
-    band_kernel = joint_band_kernel.fn
+    chunk_kernel = joint_chunk_kernel.fn
     matmul_kernel = scaled_matmul_kernel.fn
     aligned = [["tt.divisibility", 16]]
 
@@ -72,8 +77,8 @@ def compile_offline(arch: int = 90, precisions=PRECISIONS_ON_TENSOR_CORES, confi
             pointers.update(partial_ptr="*fp32", c_ptr="*fp32")
             types = {**scalars, **pointers}
             variants = {
-                "band+grad": (band_kernel, {"WRITE_GRAD": True}, ["stride_an", "stride_bn", "stride_gd"]),
-                "band": (band_kernel, {"WRITE_GRAD": False}, ["stride_an", "stride_bn", "stride_gd"]),
+                "chunk+grad": (chunk_kernel, {"WRITE_GRAD": True}, ["stride_an", "stride_bn", "stride_gd"]),
+                "chunk": (chunk_kernel, {"WRITE_GRAD": False}, ["stride_an", "stride_bn", "stride_gd"]),
                 "grad_a": (matmul_kernel, {"ACCUMULATE": False}, ["stride_ak", "stride_bk", "stride_cn"]),
                 "grad_b": (matmul_kernel, {"ACCUMULATE": True}, ["stride_ak", "stride_bn", "stride_cn"]),
             }
@@ -130,7 +135,7 @@ def warm_cache(arch: int, workers: int) -> tuple[list[dict], float]:
     import multiprocessing
     import time
 
-    from music_ssl.triton_kernel.configs import GPU_CONFIGS, SPILL_WITH_TF32X3
+    from music_ssl.triton_kernel.kernels import GPU_CONFIGS, SPILL_WITH_TF32X3
 
     jobs = [
         (precision, config)

@@ -26,12 +26,12 @@ def profile_triton(n: int, d: int, segment_dim: int) -> str:
 def autotuned_configs() -> dict:
     """The configuration each autotuned kernel picked, per autotuning key ({} under the interpreter)."""
     from music_ssl.triton_kernel import interpreter_active
-    from music_ssl.triton_kernel.kernels import joint_band_kernel, scaled_matmul_kernel
+    from music_ssl.triton_kernel.kernels import joint_chunk_kernel, scaled_matmul_kernel
 
     if interpreter_active():
         return {}  # Interpreted kernels are not autotuned.
     chosen = {}
-    for kernel in (joint_band_kernel, scaled_matmul_kernel):
+    for kernel in (joint_chunk_kernel, scaled_matmul_kernel):
         name = kernel.base_fn.__name__
         chosen[name] = {str(key): str(config) for key, config in getattr(kernel, "cache", {}).items()}
     return chosen

@@ -140,7 +140,7 @@ class MUSICLoss(nn.Module):
             each rank's joint to its own batch, as lightly's Barlow Twins loss does by default. Every rank
             must pass the same value.
         implementation: "auto" (fastest for the input's device), "reference" (plain PyTorch, holds the
-            D x D joint), "chunked" (fused PyTorch, walks the joint in bands, any device) or "triton"
+            D x D joint), "chunked" (fused PyTorch, walks the joint in chunks, any device) or "triton"
             (fused GPU kernel).
         process_group: The data-parallel group whose ranks' batches make up the global batch (None: the
             default group): the group DDP averages gradients over, where data parallelism is combined with

@@ -1,12 +1,10 @@
-"""The joint-entropy terms of MUSIC as Triton kernels: the bands of "chunked", fused on the GPU.
+"""The joint terms of MUSIC as Triton kernels: the chunks of "chunked", fused on the GPU.
 
-- `availability`: whether triton is there, recent enough, and in which mode (GPU or interpreter);
-- `configs`: tile shapes on the GPU (autotuned);
-- `kernels`: the two jitted kernels;
-- `planning`: band sizes and split reductions;
-- `interpreter`: what only Triton's interpreter needs (releases it cannot run, its tiles, its splits);
-- `versions`: release numbers as the checks compare them;
-- `joint`: the host driver, `triton_joint_terms`, and the choice of product precision.
+- `availability`: whether triton is there, recent enough, and in which mode (GPU or interpreter), and
+  the releases whose interpreter cannot run the kernels;
+- `kernels`: the two jitted kernels and their autotuned GPU tiles;
+- `joint`: the host driver, `triton_joint_terms`: chunks, split reductions, the choice of product
+  precision and the TF32 rounding of operands, the interpreter's fixed tiles.
 
 Availability: CUDA tensors with triton importable, or CPU tensors under Triton's interpreter
 (`TRITON_INTERPRET=1`, set before triton is first imported; `music_ssl` imports this package only when

@@ -1,4 +1,5 @@
-"""Whether the Triton kernels can run: triton's presence and release, and the interpreter mode.
+"""Whether the Triton kernels can run: triton's presence and release, and the interpreter mode (and the
+releases whose interpreter cannot run them).
 
 Triton's interpreter (`TRITON_INTERPRET=1`) runs the kernels on CPU tensors, for tests. The flag is read
 twice, both at import: by triton.language, which wraps its own jitted helpers (tl.cdiv, tl.sum, ...),
@@ -8,12 +9,10 @@ saw different flags cannot launch anything, and says so.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import torch
-
-from music_ssl.triton_kernel import interpreter
-from music_ssl.triton_kernel.versions import release
 
 try:
     import triton
@@ -103,10 +102,41 @@ def unavailable_reason(device: torch.device | str) -> str:
     if interpreter_active():
         import numpy
 
-        return interpreter.defect(triton.__version__, numpy.__version__)
+        return interpreter_defect(triton.__version__, numpy.__version__)
     return ""
 
 
 def is_available(device: torch.device | str) -> bool:
     """Whether the kernel can run on `device`: CUDA with triton importable, or CPU under the interpreter."""
     return not unavailable_reason(device)
+
+
+def release(version: str) -> tuple[int, ...]:
+    """(3, 6) from "3.6.0", "3.6.0+git1234" or "3.6"."""
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def interpreter_defect(triton_version: str, numpy_version: str) -> str:
+    """Why Triton's interpreter cannot run these kernels with these versions (empty when it can).
+
+    - Triton 3.0 (torch 2.4's) and 3.1: the interpreter does not pass constexpr arguments to tl.arange as
+      constexpr ("arange's arguments must be of type tl.constexpr").
+    - Triton before 3.7 with numpy >= 2.4: the interpreter turned loop bounds into ints with int() on
+      one-element arrays, which numpy 2.4 refuses, so every kernel with a runtime loop bound fails
+      (triton-lang/triton#9171, fixed in 3.7).
+    """
+    if release(triton_version) < (3, 2):
+        return (
+            f"Triton {triton_version}'s interpreter cannot run these kernels (it does not pass constexpr "
+            "arguments as constexpr to tl.arange); install a newer triton to run them in the interpreter."
+        )
+    if release(triton_version) < (3, 7) and release(numpy_version) >= (2, 4):
+        return (
+            f"Triton {triton_version}'s interpreter cannot run kernels with loops under numpy "
+            f"{numpy_version} (triton-lang/triton#9171); install triton >= 3.7 or numpy < 2.4."
+        )
+    return ""

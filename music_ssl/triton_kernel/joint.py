@@ -1,29 +1,29 @@
-"""The host side of the Triton implementation: bands of P launched as kernels, the gradient products,
+"""The host side of the Triton implementation: chunks of P launched as kernels, the gradient products,
 precision.
 
-Same contract as `music_ssl.fused.chunked_joint_terms`. P = p_a^T p_b / N is produced a band of
-rows at a time; three launches per band:
+Same contract as `music_ssl.fused.chunked_joint_terms`. P = p_a^T p_b / N is produced a chunk of
+rows at a time; three launches per chunk:
 
-1. `joint_band_kernel`: every program computes one tile of the band of P with `tl.dot` over all N
+1. `joint_chunk_kernel`: every program computes one tile of the chunk of P with `tl.dot` over all N
    samples, then applies the epilogue in registers: x*log(x) with log(max(x, tiny)), the weights by
    position (diagonal entries of diagonal blocks -> diag sum, off-diagonal blocks -> off sum, the rest of
-   a diagonal block -> nothing; block membership from global indices, i // C == j // C, so bands and
+   a diagonal block -> nothing; block membership from global indices, i // C == j // C, so chunks and
    tiles need not line up with segments), and dL/dP = coef * (log P + 1). Its two partial sums go to a
    per-program slot of a small buffer, summed on the host afterwards (deterministic, no atomics); dL/dP
-   is written for this band only.
-2. `scaled_matmul_kernel` twice: dL/dp_a[:, band] = p_b dL/dP_band^T / N and
-   dL/dp_b += p_a[:, band] dL/dP_band / N, for the local rows only. When the output has fewer tiles
+   is written for this chunk only.
+2. `scaled_matmul_kernel` twice: dL/dp_a[:, chunk] = p_b dL/dP_chunk^T / N and
+   dL/dp_b += p_a[:, chunk] dL/dP_chunk / N, for the local rows only. When the output has fewer tiles
    than the GPU has SMs (dL/dp_a at small N) the reduction is split and the partial products summed
-   (`music_ssl.triton_kernel.planning`).
+   (`k_splits`).
 
-Why bands rather than recomputing P in the backward pass: an entry of P needs the full reduction over N
-before its logarithm, so a recompute scheme pays a fourth N*D^2 product; the band keeps the cost at the
-three products of the objective. Without gradients the whole of P is one band and only the partial sums
+Why chunks rather than recomputing P in the backward pass: an entry of P needs the full reduction over N
+before its logarithm, so a recompute scheme pays a fourth N*D^2 product; the chunk keeps the cost at the
+three products of the objective. Without gradients the whole of P is one chunk and only the partial sums
 are written.
 
 Memory, never D x D: the inputs copied once transposed, (D, N), so that both operands of the P tiles
-are contiguous along the reduction (K-major, what tensor cores need): 2 N D. The dL/dP band:
-band_rows x D with band_rows ~ N (512 to 4096). The gradients, the size of the local inputs: 2 N D;
+are contiguous along the reduction (K-major, what tensor cores need): 2 N D. The dL/dP chunk:
+chunk_rows x D with chunk_rows ~ N (512 to 4096). The gradients, the size of the local inputs: 2 N D;
 split reductions, at most N D; with TF32 products, rounded copies of the local rows, 2 N D more. In all
 5 to 9 N D floats.
 
@@ -32,8 +32,8 @@ Precision follows PyTorch's switch for float32 matrix products, `torch.get_float
 GPUs with TF32 tensor cores; IEEE products elsewhere); "high" and "medium" allow TF32 tensor cores on
 GPUs that have them, as for torch's own matmuls, with every operand rounded to the nearest TF32 value
 first (the
-tensor cores would truncate it: see `music_ssl.triton_kernel.tf32`): the probabilities as they are
-copied, dL/dP as the band kernel writes it. Accumulation is float32 either way;
+tensor cores would truncate it: see `to_tf32_`): the probabilities as they are
+copied, dL/dP as the chunk kernel writes it. Accumulation is float32 either way;
 benchmarks/triton_accuracy.py measures both settings against float64 on a GPU. Under Triton's
 interpreter (CPU tensors, used by the tests) products are IEEE.
 """
@@ -41,14 +41,94 @@ interpreter (CPU tensors, used by the tests) products are IEEE.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from torch import Tensor
 
-from music_ssl.triton_kernel import availability, interpreter, tf32
-from music_ssl.triton_kernel.configs import GPU_CONFIGS
-from music_ssl.triton_kernel.kernels import joint_band_kernel, scaled_matmul_kernel
-from music_ssl.triton_kernel.planning import default_band_rows, gpu_split_plan, k_splits
+from music_ssl.triton_kernel import availability
+from music_ssl.triton_kernel.kernels import GPU_CONFIGS, joint_chunk_kernel, scaled_matmul_kernel
+
+# What only Triton's interpreter (CPU tensors, for tests) launches; nothing here changes what a GPU runs.
+# tl.dot needs at least 16 per dimension; small tiles keep the interpreted tests fast.
+INTERPRETER_BLOCK = 16
+INTERPRETER_GROUP_M = 2
+INTERPRETER_TILES = {"BLOCK_M": INTERPRETER_BLOCK, "BLOCK_N": INTERPRETER_BLOCK, "BLOCK_K": INTERPRETER_BLOCK}
+
+# (target output tiles, smallest piece of the reduction, tile side) for `k_splits`: a GPU splits the
+# reduction of products with fewer tiles than it has SMs; the interpreter, with 16 x 16 tiles, splits those
+# with fewer than 8, so that the tests' small shapes exercise the split and the sum of partial products.
+INTERPRETER_SPLIT_PLAN = (8, INTERPRETER_BLOCK, INTERPRETER_BLOCK)
+
+
+# float32 values as TF32 tensor cores read them, and as the kernel rounds them first.
+#
+# A TF32 operand keeps float32's sign and 8-bit exponent and the top 10 of its 23 mantissa bits. The
+# tensor-core instruction the kernel's `tl.dot(..., input_precision="tf32")` lowers to on Hopper (wgmma
+# with .tf32 operands, fed straight from shared memory) reads a float32 operand by dropping the low 13
+# bits: truncation, a bias of about -2^-11 relative on every product, which adds up in a sum of products
+# instead of averaging out (about -7e-4 relative on P). torch's own TF32 matmuls round first. So does the
+# kernel: every operand of its products is rounded to the nearest TF32 value (ties away from zero, as
+# PTX's cvt.rna.tf32.f32) before it reaches the tensor cores, whose truncation then drops only zeros. A
+# rounded operand errs by at most 2^-11 relative, without bias, and the errors of a sum of products
+# average out (about 1e-6 relative on the loss's terms; `benchmarks/tf32_emulation.py`).
+#
+# The kernel does this in Triton (`kernels._round_to_tf32`, for dL/dP as it is written) and here, on the
+# host (`to_tf32_`), for the probabilities it copies anyway.
+
+# Half of the last kept mantissa bit, added before the 13 dropped bits are cleared: round to nearest.
+HALF_ULP = 1 << 12
+# Clears the 13 low mantissa bits (0xFFFFE000 as an int32).
+KEEP = -(1 << 13)
+
+
+def to_tf32_(x: Tensor, rounding: bool = True) -> Tensor:
+    """``x`` (float32, finite), in place, as a TF32 operand carries it: rounded to the nearest TF32 value
+    (ties away from zero), or with ``rounding=False`` truncated, as the tensor cores read an unrounded
+    operand."""
+    if x.dtype != torch.float32:
+        raise TypeError(f"x must be float32, got {x.dtype}")
+    bits = x.view(torch.int32)
+    if rounding:
+        bits.add_(HALF_ULP)
+    bits.bitwise_and_(KEEP)
+    return x
+
+
+def default_chunk_rows(batch_size: int, dim: int) -> int:
+    """Rows of P per chunk when gradients are computed.
+
+    About N rows: the dL/dP chunk then weighs about as much as one input, and a chunk's products are large
+    enough for full tensor-core speed. A multiple of 256 so GPU tiles do not straddle chunks."""
+    rows = min(max(batch_size, 512), 4096)
+    return min(dim, -(-rows // 256) * 256)
+
+
+@functools.cache
+def multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def gpu_split_plan(device: torch.device) -> tuple[int, int, int]:
+    """(target output tiles, smallest piece of the reduction, tile side) for `k_splits` on a GPU: as many
+    tiles as SMs, pieces of at least 512 (a multiple of every BLOCK_K), 128 x 128 tiles."""
+    return multiprocessors(device), 512, 128
+
+
+def k_splits(m: int, n: int, k: int, plan: tuple[int, int, int]) -> tuple[int, int]:
+    """(splits, k_piece) so that a product with few output tiles still fills the GPU.
+
+    dL/dp_a of a chunk is (local N) x (chunk rows) with a reduction over all D columns: at N = 256 that
+    is 8 tiles of 128 x 128 for 132 SMs. Splitting the reduction into pieces and summing the partial
+    products afterwards restores the parallelism. `plan` is `gpu_split_plan(device)`, or the
+    interpreter's (`INTERPRETER_SPLIT_PLAN`)."""
+    target, min_piece, tile = plan
+    tiles = -(-m // tile) * -(-n // tile)
+    splits = max(1, min(-(-target // tiles), k // min_piece, 16))
+    piece = -(-k // splits)
+    piece = -(-piece // min_piece) * min_piece
+    return -(-k // piece), piece
+
 
 # Pointer offsets are int32 in the kernels.
 _MAX_ELEMENTS = 2**31 - 1
@@ -77,7 +157,7 @@ def _operand(x: Tensor, rounded: bool) -> Tensor:
     take TF32 operands."""
     if not rounded:
         return x.contiguous()
-    return tf32.to_tf32_(x.clone(memory_format=torch.contiguous_format))
+    return to_tf32_(x.clone(memory_format=torch.contiguous_format))
 
 
 def on_device(device: torch.device):
@@ -90,7 +170,7 @@ def on_device(device: torch.device):
 def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
     """grid(config) -> grid tuple; under the interpreter the config is the fixed small one."""
     if interpret:
-        kernel[grid(interpreter.TILES)](*args, **meta, **interpreter.TILES, GROUP_M=interpreter.GROUP_M)
+        kernel[grid(INTERPRETER_TILES)](*args, **meta, **INTERPRETER_TILES, GROUP_M=INTERPRETER_GROUP_M)
     else:
         kernel[grid](*args, **meta)
 
@@ -98,7 +178,7 @@ def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
 def _matmul(interpret: bool, a: Tensor, b: Tensor, c: Tensor, alpha: float, accumulate: bool, **meta):
     """c = alpha * a @ b (c += with accumulate), with the reduction split when c has few tiles."""
     (m, k), n = a.shape, b.shape[1]
-    splits, chunk = k_splits(m, n, k, interpreter.SPLIT_PLAN if interpret else gpu_split_plan(a.device))
+    splits, piece = k_splits(m, n, k, INTERPRETER_SPLIT_PLAN if interpret else gpu_split_plan(a.device))
     out = c if splits == 1 else c.new_empty((splits, m, n))
     out_strides = (0, *c.stride()) if splits == 1 else out.stride()
     _launch(
@@ -111,7 +191,7 @@ def _matmul(interpret: bool, a: Tensor, b: Tensor, c: Tensor, alpha: float, accu
         m,
         n,
         k,
-        chunk,
+        piece,
         *a.stride(),
         *b.stride(),
         *out_strides,
@@ -134,13 +214,13 @@ def triton_joint_terms(
     off_coef: float,
     grad_scale: float,
     compute_grad: bool,
-    band_rows: int | None = None,
+    chunk_rows: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Sums of P log P over the diagonal entries of diagonal blocks and over off-diagonal blocks.
 
     Same arguments and returns as `music_ssl.fused.chunked_joint_terms`, for float32
-    probabilities; `band_rows` (rows of P per band when gradients are computed, default about N) may be
-    any positive int: bands need not align with segments or tiles.
+    probabilities; `chunk_rows` (rows of P per chunk when gradients are computed, default about N) may be
+    any positive int: chunks need not align with segments or tiles.
     """
     if p_a.dtype != torch.float32 or p_b.dtype != torch.float32:
         raise TypeError(
@@ -169,40 +249,40 @@ def triton_joint_terms(
     a_t = _operand(p_a.T, rounded)
     b_t = _operand(p_b.T, rounded)
     if compute_grad:
-        rows_per_band = band_rows if band_rows is not None else default_band_rows(batch_size, dim)
-        rows_per_band = max(1, min(rows_per_band, dim))
+        rows_per_chunk = chunk_rows if chunk_rows is not None else default_chunk_rows(batch_size, dim)
+        rows_per_chunk = max(1, min(rows_per_chunk, dim))
     else:
-        rows_per_band = dim
-    if rows_per_band * dim > _MAX_ELEMENTS:
-        rows_per_band = max(1, _MAX_ELEMENTS // dim)
-    num_bands = -(-dim // rows_per_band)
+        rows_per_chunk = dim
+    if rows_per_chunk * dim > _MAX_ELEMENTS:
+        rows_per_chunk = max(1, _MAX_ELEMENTS // dim)
+    num_chunks = -(-dim // rows_per_chunk)
     # One slot per program of the largest grid any config launches.
-    min_m = interpreter.BLOCK if interpret else min(config[0] for config in GPU_CONFIGS)
-    min_n = interpreter.BLOCK if interpret else min(config[1] for config in GPU_CONFIGS)
-    slots = -(-rows_per_band // min_m) * -(-dim // min_n)
-    partials = p_a.new_zeros((num_bands, slots, 2))
+    min_m = INTERPRETER_BLOCK if interpret else min(config[0] for config in GPU_CONFIGS)
+    min_n = INTERPRETER_BLOCK if interpret else min(config[1] for config in GPU_CONFIGS)
+    slots = -(-rows_per_chunk // min_m) * -(-dim // min_n)
+    partials = p_a.new_zeros((num_chunks, slots, 2))
 
     grad_a = grad_b = None
-    grad_band = partials  # Placeholder pointer when no gradient is written.
+    grad_chunk = partials  # Placeholder pointer when no gradient is written.
     if compute_grad:
         grad_a = p_a.new_empty((local_count, dim))
         grad_b = p_b.new_empty((local_count, dim))
-        grad_band = p_a.new_empty((rows_per_band, dim))
+        grad_chunk = p_a.new_empty((rows_per_chunk, dim))
         local_a, local_b = (_operand(p[start:stop], rounded) for p in (p_a, p_b))
         scale = float(grad_scale) / batch_size
 
     with on_device(p_a.device):
-        for band_index, first in enumerate(range(0, dim, rows_per_band)):
-            last = min(first + rows_per_band, dim)
+        for chunk_index, first in enumerate(range(0, dim, rows_per_chunk)):
+            last = min(first + rows_per_chunk, dim)
             rows = last - first
             _launch(
-                joint_band_kernel,
+                joint_chunk_kernel,
                 interpret,
                 lambda config, rows=rows: (-(-rows // config["BLOCK_M"]) * -(-dim // config["BLOCK_N"]),),
                 a_t,
                 b_t,
-                grad_band,
-                partials[band_index],
+                grad_chunk,
+                partials[chunk_index],
                 batch_size,
                 dim,
                 first,
@@ -212,8 +292,8 @@ def triton_joint_terms(
                 a_t.stride(1),
                 b_t.stride(0),
                 b_t.stride(1),
-                grad_band.stride(0),
-                grad_band.stride(1),
+                grad_chunk.stride(0),
+                grad_chunk.stride(1),
                 1.0 / batch_size,
                 torch.finfo(torch.float32).tiny,
                 float(diag_coef),
@@ -223,10 +303,10 @@ def triton_joint_terms(
             )
             if not compute_grad or local_count == 0:
                 continue
-            band = grad_band[:rows]
-            # dL/dp_a[:, band] = p_b dL/dP_band^T / N: a reduction over all columns of P.
-            _matmul(interpret, local_b, band.T, grad_a[:, first:last], scale, False, **meta)
-            # dL/dp_b += p_a[:, band] dL/dP_band / N: a reduction over the band's rows.
-            _matmul(interpret, local_a[:, first:last], band, grad_b, scale, band_index > 0, **meta)
+            chunk = grad_chunk[:rows]
+            # dL/dp_a[:, chunk] = p_b dL/dP_chunk^T / N: a reduction over all columns of P.
+            _matmul(interpret, local_b, chunk.T, grad_a[:, first:last], scale, False, **meta)
+            # dL/dp_b += p_a[:, chunk] dL/dP_chunk / N: a reduction over the chunk's rows.
+            _matmul(interpret, local_a[:, first:last], chunk, grad_b, scale, chunk_index > 0, **meta)
     sums = partials.sum(dim=(0, 1), dtype=torch.float64).to(p_a.dtype)
     return sums[0], sums[1], grad_a, grad_b

@@ -1,4 +1,5 @@
-"""The Triton kernels: one band of P with its x log x epilogue, and a scaled matrix product.
+"""The Triton kernels: one chunk of P with its x log x epilogue, and a scaled matrix product; their tile
+shapes on GPUs (autotuned; the interpreter's fixed tiles are `joint.INTERPRETER_TILES`).
 
 Both share their tile product (`_tile_product`) and tile order (`_grouped_tile`), inlined by Triton; only
 their epilogues differ. The host side that launches them is `music_ssl.triton_kernel.joint`.
@@ -6,8 +7,57 @@ their epilogues differ. The host side that launches them is `music_ssl.triton_ke
 
 from __future__ import annotations
 
-from music_ssl.triton_kernel.availability import jit, tl
-from music_ssl.triton_kernel.configs import autotuned
+from music_ssl.triton_kernel.availability import interpreted, jit, tl, too_old, triton
+
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages). Compiled offline for sm_90 (python -m
+# benchmarks.gpu_check --compile-only): with TF32 products every kernel lowers to wgmma without register
+# spills; float32 operands use up to 192 KiB of shared memory (128 x 128 x 64, 3 stages). 4-warp
+# 128 x 128 and 128 x 256 tiles spilled in the epilogue and were left out. With tf32x3 products (torch's
+# "highest") two of them spill and are not tried (`SPILL_WITH_TF32X3`).
+GPU_CONFIGS = (
+    (128, 128, 32, 8, 3),
+    (128, 128, 64, 8, 3),
+    (64, 256, 32, 8, 3),
+    (128, 64, 32, 4, 4),
+)
+# Tiles of programs launched together along M share strips of both operands in L2.
+GPU_GROUP_M = 8
+# tf32x3 products hold two parts of every operand: these tiles spilled registers in its compile for sm_90.
+SPILL_WITH_TF32X3 = ((128, 128, 64, 8, 3), (64, 256, 32, 8, 3))
+
+
+def _config_tuple(config) -> tuple[int, ...]:
+    kwargs = config.kwargs
+    return (kwargs["BLOCK_M"], kwargs["BLOCK_N"], kwargs["BLOCK_K"], config.num_warps, config.num_stages)
+
+
+def prune_for_precision(configs, named_args, **kwargs):
+    """The configs autotuning tries for a launch: without those that spill in its precision."""
+    if kwargs.get("INPUT_PRECISION") != "tf32x3":
+        return configs
+    return [config for config in configs if _config_tuple(config) not in SPILL_WITH_TF32X3]
+
+
+def autotuned(**options):
+    """triton.autotune over GPU_CONFIGS for compiled kernels; interpreted kernels get the fixed
+    interpreter blocks at launch (`music_ssl.triton_kernel.joint`)."""
+
+    def wrap(kernel):
+        if triton is None or interpreted(kernel) or too_old():
+            return kernel  # Interpreted, or a triton too old to run it (see unavailable_reason).
+        configs = [
+            triton.Config(
+                {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": GPU_GROUP_M},
+                num_warps=warps,
+                num_stages=stages,
+            )
+            for m, n, k, warps, stages in GPU_CONFIGS
+        ]
+        return triton.autotune(
+            configs, prune_configs_by={"early_config_prune": prune_for_precision}, **options
+        )(kernel)
+
+    return wrap
 
 
 @jit
@@ -24,7 +74,7 @@ def _grouped_tile(num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
 @jit
 def _round_to_tf32(x):
     """x (float32) rounded to the nearest TF32 value, ties away from zero: 2**12 added to the bits, the 13
-    low mantissa bits cleared (`music_ssl.triton_kernel.tf32`)."""
+    low mantissa bits cleared (`music_ssl.triton_kernel.joint.to_tf32_`)."""
     bits = x.to(tl.int32, bitcast=True)
     return ((bits + 4096) & -8192).to(tl.float32, bitcast=True)
 
@@ -75,7 +125,7 @@ def _tile_product(
 # instructions, registers and shared memory, so one's tiles are no choice for the other.
 @autotuned(key=["n_rows", "dim", "WRITE_GRAD", "INPUT_PRECISION"], reset_to_zero=["partial_ptr"])
 @jit
-def joint_band_kernel(
+def joint_chunk_kernel(
     a_ptr,
     b_ptr,
     grad_ptr,
@@ -145,9 +195,9 @@ def joint_band_kernel(
         grad = coef * (log_joint + 1.0)
         if INPUT_PRECISION == "tf32":  # an operand of the gradient products: rounded, not truncated
             grad = _round_to_tf32(grad)
-        band_rows = rows - row_start
+        chunk_rows = rows - row_start
         tl.store(
-            grad_ptr + band_rows[:, None] * stride_gm + cols[None, :] * stride_gd,
+            grad_ptr + chunk_rows[:, None] * stride_gm + cols[None, :] * stride_gd,
             grad.to(grad_ptr.dtype.element_ty),
             mask=valid,
         )
@@ -163,7 +213,7 @@ def scaled_matmul_kernel(
     M,
     N,
     K,
-    k_chunk,
+    k_piece,
     stride_am,
     stride_ak,
     stride_bk,
@@ -181,21 +231,21 @@ def scaled_matmul_kernel(
 ):
     """c (M x N) = alpha * a @ b, or c += alpha * a @ b with ACCUMULATE; any strides (transposes: views).
 
-    Split K: program (pid, s) reduces over k in [s * k_chunk, (s + 1) * k_chunk) into c + s * stride_cs."""
+    Split K: program (pid, s) reduces over k in [s * k_piece, (s + 1) * k_piece) into c + s * stride_cs."""
     pid_m, pid_n = _grouped_tile(tl.cdiv(M, BLOCK_M), tl.cdiv(N, BLOCK_N), GROUP_M)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < M
     col_ok = cols < N
-    k_start = tl.program_id(1) * k_chunk
+    k_start = tl.program_id(1) * k_piece
     acc = _tile_product(
         a_ptr,
         b_ptr,
         rows,
         cols,
         k_start,
-        tl.minimum(K, k_start + k_chunk),
-        k_chunk,
+        tl.minimum(K, k_start + k_piece),
+        k_piece,
         stride_am,
         stride_ak,
         stride_bk,

@@ -96,6 +96,6 @@ def test_loss_benchmark_measures_a_tf32_variant():
 
 
 def test_compiled_kernels_are_judged_on_wgmma_and_spills():
-    good = {"kernel": "band", "dot": "wgmma", "stack_bytes": 0}
+    good = {"kernel": "chunk", "dot": "wgmma", "stack_bytes": 0}
     rows = [good, {**good, "dot": "mma"}, {**good, "stack_bytes": 8}, {"kernel": "grad_a", "error": "boom"}]
     assert lowering_defects(rows) == rows[1:]

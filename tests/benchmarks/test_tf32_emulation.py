@@ -12,7 +12,7 @@ from benchmarks import tf32_emulation
 from benchmarks.triton_accuracy import TERMS, TOLERANCE, relative_error
 from music_ssl import music_loss_terms, triton_kernel
 from music_ssl.triton_kernel import joint
-from music_ssl.triton_kernel.tf32 import to_tf32_
+from music_ssl.triton_kernel.joint import to_tf32_
 
 MARGIN = 3  # predicted errors at most a third of the stated tolerance
 

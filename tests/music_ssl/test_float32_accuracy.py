@@ -1,7 +1,7 @@
 """The float32 loss and its terms are as accurate in every implementation as in the reference.
 
 Confident logits (10 to 50 times the unit scale) on views that mostly agree concentrate the joint on few
-entries; the sums of P log P then run over bands of hundreds of thousands of entries, and a sum whose error
+entries; the sums of P log P then run over chunks of hundreds of thousands of entries, and a sum whose error
 grows with its length drifts far from the float64 truth while the reference's stays near float32's
 resolution.
 """

@@ -8,7 +8,7 @@ from tests.music_ssl import backends
 from tests.music_ssl.spec import spec_loss, spec_terms
 
 CPU_IMPLEMENTATIONS = backends.params(interpreted=False)
-# (N, D, C): batch and dimensions that are no multiple of any band size, one segment, many segments.
+# (N, D, C): batch and dimensions that are no multiple of any chunk size, one segment, many segments.
 SHAPES = [(2, 4, 2), (7, 12, 3), (37, 96, 8), (33, 130, 13), (64, 1024, 32), (5, 40, 40)]
 
 

@@ -4,7 +4,7 @@ triton.language wraps its own jitted helpers when triton is imported, so TRITON_
 before that import, for the whole process: tests/conftest.py sets it on machines without CUDA.
 
 Shapes are small and no multiples of the interpreter's 16 x 16 x 16 tiles; segments (C = 6, 8, 12) and
-bands straddle tile edges, so masks on both tile edges and block membership by global index are
+chunks straddle tile edges, so masks on both tile edges and block membership by global index are
 exercised, and the gradient products run with their reduction split (which the interpreter does for
 outputs of fewer than 8 tiles). Tolerance: relative error (max abs error / max abs value) <= 1e-4 in
 float32.
@@ -17,8 +17,7 @@ import torch
 
 from music_ssl import implementations, music_loss, music_loss_terms, triton_kernel
 from music_ssl.reference import xlogx
-from music_ssl.triton_kernel import availability, joint, planning
-from music_ssl.triton_kernel import interpreter as interpreter_only
+from music_ssl.triton_kernel import availability, joint, kernels
 
 pytestmark = pytest.mark.skipif(triton_kernel.triton is None, reason="triton is not installed")
 
@@ -41,7 +40,7 @@ def _inputs(n, d, scale=2.0, seed=0):
     return z_a, z_b
 
 
-def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
+def _compare_with_reference(z_a, z_b, segment_dim, chunk_rows=None, **options):
     """music_loss through the Triton kernel on z (float32 or lower) vs the reference on z in float64."""
     z32 = [z.clone().requires_grad_() for z in (z_a, z_b)]
     defaults = dict(
@@ -49,8 +48,8 @@ def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
     )
     defaults.update(options)
     with pytest.MonkeyPatch.context() as patch:
-        bands = functools.partial(joint.triton_joint_terms, band_rows=band_rows)
-        patch.setattr(triton_kernel, "triton_joint_terms", bands)
+        chunks = functools.partial(joint.triton_joint_terms, chunk_rows=chunk_rows)
+        patch.setattr(triton_kernel, "triton_joint_terms", chunks)
         out = music_loss_terms(*z32, segment_dim, implementation="triton", **defaults)
         grads = torch.autograd.grad(out.loss, z32)
     z64 = [z.detach().double().requires_grad_() for z in (z_a, z_b)]
@@ -68,18 +67,18 @@ def _compare_with_reference(z_a, z_b, segment_dim, band_rows=None, **options):
 
 @interpreter
 @pytest.mark.parametrize(
-    "n,d,c,band_rows",
+    "n,d,c,chunk_rows",
     [
-        (37, 96, 8, None),  # one band; 8-wide segments inside 16-wide tiles, 37 = 2 * 16 + 5 samples
-        (37, 96, 8, 40),  # bands of 40 rows: a band edge cuts segment 5 and a tile
+        (37, 96, 8, None),  # one chunk; 8-wide segments inside 16-wide tiles, 37 = 2 * 16 + 5 samples
+        (37, 96, 8, 40),  # chunks of 40 rows: a chunk edge cuts segment 5 and a tile
         (20, 60, 12, None),  # segments of 12 straddle tile edges; D = 60 leaves a 12-column last tile
-        (19, 60, 6, 25),  # bands of 25 rows cut segments and tiles
+        (19, 60, 6, 25),  # chunks of 25 rows cut segments and tiles
         (5, 40, 40, None),  # one segment: no off-diagonal blocks, N smaller than a tile
     ],
 )
-def test_matches_reference_values_and_gradients(n, d, c, band_rows):
+def test_matches_reference_values_and_gradients(n, d, c, chunk_rows):
     off_weight = 1.0 if d // c > 1 else 0.0
-    _compare_with_reference(*_inputs(n, d), c, band_rows=band_rows, off_weight=off_weight)
+    _compare_with_reference(*_inputs(n, d), c, chunk_rows=chunk_rows, off_weight=off_weight)
 
 
 @interpreter
@@ -92,7 +91,7 @@ def test_temperatures_and_weights(temperature, weights):
     _compare_with_reference(
         *_inputs(19, 60),
         6,
-        band_rows=32,
+        chunk_rows=32,
         temperature=temperature,
         diag_weight=diag_weight,
         off_weight=off_weight,
@@ -142,11 +141,11 @@ def _probabilities(n, d, c, seed=0):
 
 
 @interpreter
-@pytest.mark.parametrize("rows,band_rows", [((5, 20), 40), ((30, 37), 17), ((11, 11), 40)])
-def test_local_rows_and_grad_scale(rows, band_rows):
+@pytest.mark.parametrize("rows,chunk_rows", [((5, 20), 40), ((30, 37), 17), ((11, 11), 40)])
+def test_local_rows_and_grad_scale(rows, chunk_rows):
     """A rank's slice of the global batch (also an empty one), with the world-size gradient factor."""
     p_a, p_b = _probabilities(37, 96, 8)
-    got = joint.triton_joint_terms(p_a, p_b, rows, 8, 0.3, 0.02, 2.0, True, band_rows=band_rows)
+    got = joint.triton_joint_terms(p_a, p_b, rows, 8, 0.3, 0.02, 2.0, True, chunk_rows=chunk_rows)
     want = _joint_reference(p_a, p_b, rows, 8, 0.3, 0.02, 2.0)
     assert _rel_err(got[0], want[0]) <= RTOL
     assert _rel_err(got[1], want[1]) <= RTOL
@@ -225,7 +224,7 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
     assert "meta" in triton_kernel.unavailable_reason(torch.device("meta"))
     if triton_kernel.interpreter_active():
         monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-        monkeypatch.setattr(interpreter_only, "defect", lambda *versions: "")
+        monkeypatch.setattr(availability, "interpreter_defect", lambda *versions: "")
         assert triton_kernel.is_available(cpu)
         assert triton_kernel.unavailable_reason(cpu) == ""
         # auto never picks the interpreter.
@@ -249,12 +248,12 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
 
 def test_interpreter_of_old_triton_under_new_numpy_is_refused(monkeypatch):
     """Triton < 3.7's interpreter cannot run loops under numpy >= 2.4: a clear error, not a crash in it."""
-    assert "triton-lang/triton#9171" in interpreter_only.defect("3.6.0", "2.4.6")
-    assert interpreter_only.defect("3.6.0", "2.3.5") == ""
-    assert "cannot run these kernels" in interpreter_only.defect("3.0.0", "1.26.4")
-    assert "cannot run these kernels" in interpreter_only.defect("3.1.0", "1.26.4")
-    assert interpreter_only.defect("3.7.0", "2.5.0") == ""
-    assert interpreter_only.defect("3.8.0+git4a5b", "2.4.0") == ""
+    assert "triton-lang/triton#9171" in availability.interpreter_defect("3.6.0", "2.4.6")
+    assert availability.interpreter_defect("3.6.0", "2.3.5") == ""
+    assert "cannot run these kernels" in availability.interpreter_defect("3.0.0", "1.26.4")
+    assert "cannot run these kernels" in availability.interpreter_defect("3.1.0", "1.26.4")
+    assert availability.interpreter_defect("3.7.0", "2.5.0") == ""
+    assert availability.interpreter_defect("3.8.0+git4a5b", "2.4.0") == ""
     if not triton_kernel.interpreter_active():
         return
     import numpy
@@ -286,28 +285,27 @@ def test_mixed_import_modes_are_refused(monkeypatch):
 
 def test_split_reduction_plan(monkeypatch):
     """GPU plan: split the reduction only where the output has fewer tiles than the GPU has SMs."""
-    monkeypatch.setattr(planning, "multiprocessors", lambda device: 132)
-    plan = planning.gpu_split_plan(torch.device("cuda"))
-    # dL/dp_a of a 512-row band at N = 256, D = 8192: 8 output tiles, 16 chunks of 512.
-    assert planning.k_splits(256, 512, 8192, plan) == (16, 512)
+    monkeypatch.setattr(joint, "multiprocessors", lambda device: 132)
+    plan = joint.gpu_split_plan(torch.device("cuda"))
+    # dL/dp_a of a 512-row chunk at N = 256, D = 8192: 8 output tiles, 16 pieces of 512.
+    assert joint.k_splits(256, 512, 8192, plan) == (16, 512)
     # N = 2048: 256 tiles fill the GPU already.
-    assert planning.k_splits(2048, 2048, 8192, plan) == (1, 8192)
-    assert planning.k_splits(256, 8192, 512, plan) == (1, 512)
+    assert joint.k_splits(2048, 2048, 8192, plan) == (1, 8192)
+    assert joint.k_splits(256, 8192, 512, plan) == (1, 512)
     for n, d in [(256, 8192), (2048, 8192), (4096, 16384), (8, 96)]:
-        rows = planning.default_band_rows(n, d)
+        rows = joint.default_chunk_rows(n, d)
         assert rows == d or (rows % 256 == 0 and 512 <= rows <= 4096)
 
 
 def test_autotuning_leaves_out_the_tiles_that_spill_in_tf32x3():
-    from music_ssl.triton_kernel import configs
 
     class Config:  # triton.Config's fields that the pruning reads
         def __init__(self, m, n, k, warps, stages):
             self.kwargs = {"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k}
             self.num_warps, self.num_stages = warps, stages
 
-    every = [Config(*tiles) for tiles in configs.GPU_CONFIGS]
-    assert configs.prune_for_precision(every, {}, INPUT_PRECISION="tf32") == every
-    kept = configs.prune_for_precision(every, {}, INPUT_PRECISION="tf32x3")
-    assert kept and len(kept) == len(every) - len(configs.SPILL_WITH_TF32X3)
-    assert all(configs._config_tuple(c) not in configs.SPILL_WITH_TF32X3 for c in kept)
+    every = [Config(*tiles) for tiles in kernels.GPU_CONFIGS]
+    assert kernels.prune_for_precision(every, {}, INPUT_PRECISION="tf32") == every
+    kept = kernels.prune_for_precision(every, {}, INPUT_PRECISION="tf32x3")
+    assert kept and len(kept) == len(every) - len(kernels.SPILL_WITH_TF32X3)
+    assert all(kernels._config_tuple(c) not in kernels.SPILL_WITH_TF32X3 for c in kept)

@@ -1,8 +1,8 @@
-"""The cost of chunked's band sums of P log P next to the band's matrix product, side by side in one run.
+"""The cost of chunked's chunk sums of P log P next to the chunk's matrix product, side by side in one run.
 
-    python -m benchmarks.band_sum_cost --n 256 --d 8192 --rows 512 --threads 1
+    python -m benchmarks.chunk_sum_cost --n 256 --d 8192 --rows 512 --threads 1
 
-Times, per 512-row band of P = p_a^T p_b / N: the product itself, the single running float32 dot product
+Times, per 512-row chunk of P = p_a^T p_b / N: the product itself, the single running float32 dot product
 the sums used to be, and the in-place P log P followed by torch's pairwise sum that replaced it.
 """
 
@@ -31,16 +31,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
     p_a, p_b = (torch.rand(args.n, args.d, generator=generator) for _ in range(2))
-    band, log_band, scratch = (torch.empty(args.rows, args.d) for _ in range(3))
-    torch.addmm(band, p_a.T[: args.rows], p_b, beta=0, alpha=1 / args.n, out=band)
-    torch.clamp_min(band, torch.finfo(band.dtype).tiny, out=log_band).log_()
-    copy = _ms(lambda: scratch.copy_(band), args.repeats)
+    chunk, log_chunk, scratch = (torch.empty(args.rows, args.d) for _ in range(3))
+    torch.addmm(chunk, p_a.T[: args.rows], p_b, beta=0, alpha=1 / args.n, out=chunk)
+    torch.clamp_min(chunk, torch.finfo(chunk.dtype).tiny, out=log_chunk).log_()
+    copy = _ms(lambda: scratch.copy_(chunk), args.repeats)
     times = {
-        "band_product_ms": _ms(
-            lambda: torch.addmm(band, p_a.T[: args.rows], p_b, beta=0, out=band), args.repeats
+        "chunk_product_ms": _ms(
+            lambda: torch.addmm(chunk, p_a.T[: args.rows], p_b, beta=0, out=chunk), args.repeats
         ),
-        "running_dot_ms": _ms(lambda: torch.dot(band.view(-1), log_band.view(-1)), args.repeats),
-        "in_place_sum_ms": _ms(lambda: scratch.copy_(band).mul_(log_band).sum(), args.repeats) - copy,
+        "running_dot_ms": _ms(lambda: torch.dot(chunk.view(-1), log_chunk.view(-1)), args.repeats),
+        "in_place_sum_ms": _ms(lambda: scratch.copy_(chunk).mul_(log_chunk).sum(), args.repeats) - copy,
     }
     print(", ".join(f"{name} {value:.2f}" for name, value in times.items()))
     return times
