@@ -1,4 +1,4 @@
-"""Forward + backward time and peak memory of every method of `benchmarks.methods` on CUDA.
+"""Forward + backward time and peak memory of every method of `benchmarks.loss_methods` on CUDA.
 
 Time is the median of CUDA-event timings after two warm-up passes (compilation, Triton's autotuning,
 cuBLAS heuristics); peak memory is `torch.cuda.max_memory_allocated` above what was allocated before the
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.methods import (
+from benchmarks.loss_methods import (
     DTYPES,
     METHODS,
     build_step,

@@ -11,7 +11,7 @@ every method on CUDA, in one run that fits a time budget.
    TF32 products and, on the first shape, exact float32 products.
 2. Benchmark (`benchmarks.gpu_benchmark`): forward + backward, median of CUDA-event timings after warm-up
    (and after Triton's autotuning), and peak memory above the inputs for every method of
-   `benchmarks.methods` (the plain eager formulation, the reference, chunked and Triton paths, lightly's
+   `benchmarks.loss_methods` (the plain eager formulation, the reference, chunked and Triton paths, lightly's
    BarlowTwinsLoss and VICRegLoss, the Triton kernels alone) at (N, D) = (2048, 8192), (256, 8192),
    (4096, 16384), float32 and bfloat16; plus the floor: the three N x D x D products alone on tensor cores
    (TF32 for float32, bf16 for bfloat16). PyTorch's default for float32 matmuls is full float32 (no TF32),
@@ -49,7 +49,7 @@ import torch
 
 from benchmarks import gpu_report
 from benchmarks.gpu_benchmark import run_benchmark
-from benchmarks.methods import DTYPES, METHODS, PLAIN_BASELINE
+from benchmarks.loss_methods import DTYPES, METHODS, PLAIN_BASELINE
 from benchmarks.triton_accuracy import run_checks
 
 CHECK_SHAPES = ((2048, 8192, 32), (256, 8192, 32), (2048, 8160, 80))

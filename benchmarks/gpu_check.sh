@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, to run from the repository root on a machine with a CUDA GPU (see benchmarks/gpu_check.py).
 # It checks the Triton kernel against the float64 reference at full size, then measures forward + backward
-# time and peak memory of every loss in benchmarks/methods.py at (N, D) up to (4096, 16384), float32 and
+# time and peak memory of every loss in benchmarks/loss_methods.py at (N, D) up to (4096, 16384), float32 and
 # bfloat16, and profiles the Triton path. At most 8 minutes in all: the check compiles every kernel
 # variant in parallel first, starts no new configuration after 330 s (--budget-s) and is cut off after
 # 390 s; then, where compute-sanitizer is installed, its memcheck runs the odd shape once more (cut off

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.methods import DTYPES
+from benchmarks.loss_methods import DTYPES
 from benchmarks.triton_accuracy import BF16_GRAD_TOLERANCE, TERMS, TOLERANCE
 
 TARGET_SHAPE = (2048, 8192)

@@ -4,7 +4,7 @@ Every (method, N, D) runs in a fresh subprocess, so peak memory is measured with
 on CUDA with torch.cuda.max_memory_allocated, on the CPU as the rise of the process' peak resident set
 (VmHWM, reset through /proc/self/clear_refs) over its size before the first call. Time is the median of
 forward + backward over several repeats after a warm-up, all methods of a table in one run. The methods
-are those of `benchmarks.methods`; by default the three matrix products alone (the floor), the plain
+are those of `benchmarks.loss_methods`; by default the three matrix products alone (the floor), the plain
 formulation, the reference and chunked implementations, and lightly's Barlow Twins and VICReg losses.
 
     python -m benchmarks.loss_benchmark --device cpu --out results/loss_benchmark
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.methods import METHODS, build_step, check_method, matmul_precision
+from benchmarks.loss_methods import METHODS, build_step, check_method, matmul_precision
 
 DEFAULT_METHODS = ("matmul_floor", "plain", "reference", "chunked", "barlow_twins", "vicreg")
 DEFAULT_SHAPES = ("256x1024", "256x8192", "2048x8192")
@@ -52,7 +52,7 @@ def measure(
     repeats: int,
     what: tuple[str, ...] = ("time", "memory"),
 ) -> dict:
-    """Times one method of `benchmarks.methods.METHODS` and/or measures its peak extra memory in this
+    """Times one method of `benchmarks.loss_methods.METHODS` and/or measures its peak extra memory in this
     process (a subprocess of its own)."""
     check_method(method)
     dev = torch.device(device)
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
-        help=f"comma-separated, from benchmarks.methods: {','.join(METHODS)}",
+        help=f"comma-separated, from benchmarks.loss_methods: {','.join(METHODS)}",
     )
     parser.add_argument("--segment-dim", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from benchmarks.methods import make_views
+from benchmarks.loss_methods import make_views
 from benchmarks.triton_accuracy import TERMS, TOLERANCE, relative_error
 from music_ssl import fused
 from music_ssl.options import MUSICOptions

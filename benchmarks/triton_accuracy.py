@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from benchmarks.methods import DTYPES, make_views, matmul_precision, release_memory
+from benchmarks.loss_methods import DTYPES, make_views, matmul_precision, release_memory
 
 # torch's float32 matmul precision for each precision checked. "ieee" is torch's "highest": float32
 # accuracy, which the kernel computes as tf32x3 on GPUs with TF32 tensor cores (IEEE products elsewhere).

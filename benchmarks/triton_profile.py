@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.methods import build_step, make_views, matmul_precision
+from benchmarks.loss_methods import build_step, make_views, matmul_precision
 
 
 def profile_triton(n: int, d: int, segment_dim: int) -> str:

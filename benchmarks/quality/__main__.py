@@ -27,10 +27,10 @@ import torch
 
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import RESULTS, get_profile
-from benchmarks.quality.methods import SSL_METHODS
 from benchmarks.quality.plots import write_plots
 from benchmarks.quality.report import markdown_table
 from benchmarks.quality.run import run_benchmark, versions
+from benchmarks.quality.ssl_methods import SSL_METHODS
 from benchmarks.quality.tuned import method_params
 
 PUBLISH_DIR = RESULTS

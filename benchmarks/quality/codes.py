@@ -39,8 +39,8 @@ from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import RESULTS, get_profile
 from benchmarks.quality.evaluate import extract_features
-from benchmarks.quality.methods import SSL_METHODS, loss_params
 from benchmarks.quality.models import save_model
+from benchmarks.quality.ssl_methods import SSL_METHODS, loss_params
 from benchmarks.quality.study.catalogue import STUDIES
 from benchmarks.quality.study.store import write_run
 from benchmarks.quality.train import build_model, pretrain

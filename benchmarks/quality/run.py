@@ -18,8 +18,8 @@ from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import evaluate_profile, extract_features
-from benchmarks.quality.methods import SSL_METHODS, loss_params
 from benchmarks.quality.names import full_names
+from benchmarks.quality.ssl_methods import SSL_METHODS, loss_params
 from benchmarks.quality.stats import compare
 from benchmarks.quality.train import build_model, pretrain
 

@@ -21,7 +21,7 @@ from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import get_profile
 from benchmarks.quality.data import load_dataset
 from benchmarks.quality.evaluate import evaluate_profile, extract_features
-from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, SSL_METHODS, build_loss
+from benchmarks.quality.ssl_methods import DEFAULT_LOSS_PARAMS, SSL_METHODS, build_loss
 from benchmarks.quality.train import build_model, monitor_knn, monitor_split
 
 

@@ -18,8 +18,8 @@ from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import extract_features, knn_classify
-from benchmarks.quality.methods import build_loss, loss_params, projector_output_dim
 from benchmarks.quality.models import SSLModel, build_backbone
+from benchmarks.quality.ssl_methods import build_loss, loss_params, projector_output_dim
 
 
 @dataclass

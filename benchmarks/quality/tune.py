@@ -37,8 +37,8 @@ from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import Profile, get_profile
 from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.evaluate import evaluate_features, extract_features
-from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, FIELD_METHODS, SSL_METHODS
 from benchmarks.quality.report import tuning_table
+from benchmarks.quality.ssl_methods import DEFAULT_LOSS_PARAMS, FIELD_METHODS, SSL_METHODS
 from benchmarks.quality.train import pretrain
 from benchmarks.quality.tuned import TUNED_PATH, read_entry, tuned_key, write_entry
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.quality.config import Profile
-from benchmarks.quality.methods import DEFAULT_LOSS_PARAMS, FIELD_METHODS
+from benchmarks.quality.ssl_methods import DEFAULT_LOSS_PARAMS, FIELD_METHODS
 
 TUNED_PATH = Path(__file__).with_name("tuned.json")
 

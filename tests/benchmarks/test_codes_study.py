@@ -88,7 +88,7 @@ def test_long_settings_evaluate_only_the_seeds_whose_models_were_kept(tmp_path):
     """--settings long: the long study's schedule, and only seeds with all three kept models; none is
     retrained."""
     from benchmarks.quality.config import get_profile
-    from benchmarks.quality.methods import SSL_METHODS
+    from benchmarks.quality.ssl_methods import SSL_METHODS
 
     main = get_profile("cpu")
     for method in SSL_METHODS:

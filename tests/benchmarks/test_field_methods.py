@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.quality.config import get_profile
-from benchmarks.quality.methods import (
+from benchmarks.quality.ssl_methods import (
     DEFAULT_LOSS_PARAMS,
     FIELD_METHODS,
     PEER_METHODS,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from benchmarks.quality.config import Profile
-from benchmarks.quality.methods import FIELD_METHODS, SSL_METHODS
+from benchmarks.quality.ssl_methods import FIELD_METHODS, SSL_METHODS
 
 DIMS = (128, 256, 512, 1024, 2048, 4096)
 MUSIC_SEGMENT_DIMS = (8, 16, 32, 64)

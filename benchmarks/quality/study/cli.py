@@ -36,7 +36,7 @@ from typing import Any
 
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import RESULTS, get_profile
-from benchmarks.quality.methods import FIELD_METHODS
+from benchmarks.quality.ssl_methods import FIELD_METHODS
 from benchmarks.quality.study.catalogue import STUDIES
 from benchmarks.quality.study.report import write_report
 from benchmarks.quality.study.reuse import import_main_run

@@ -7,8 +7,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.methods import FIELD_METHODS
 from benchmarks.quality.names import NAMES, full_names
+from benchmarks.quality.ssl_methods import FIELD_METHODS
 from benchmarks.quality.stats import compare
 from benchmarks.quality.study.catalogue import Study, value_label
 from benchmarks.quality.study.plots import plot

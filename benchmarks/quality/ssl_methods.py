@@ -1,4 +1,5 @@
-"""The losses under comparison, each built from one parameter dict.
+"""The self-supervised methods the quality benchmark trains, each built from one parameter dict (the loss
+functions the speed and memory benchmarks time are `benchmarks.loss_methods`).
 
 MUSIC is music-ssl's `MUSICLoss`; every peer is a loss lightly ships, used unchanged. Everything else
 (backbone, projector depth and width, augmentations, optimizer, schedule) is shared; a peer whose method

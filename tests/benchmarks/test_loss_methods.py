@@ -1,10 +1,11 @@
-"""The one table of methods that the loss benchmark and the GPU check compare (benchmarks/methods.py)."""
+"""The one table of methods that the loss benchmark and the GPU check compare (benchmarks/loss_methods.py)."""
 
 import pytest
 import torch
 
-from benchmarks import gpu_check, loss_benchmark, methods
-from benchmarks.methods import METHODS, Method, build_step, loss_function, matmul_precision
+from benchmarks import gpu_check, loss_benchmark
+from benchmarks import loss_methods as methods
+from benchmarks.loss_methods import METHODS, Method, build_step, loss_function, matmul_precision
 from benchmarks.triton_compile import lowering_defects
 from music_ssl import music_loss, triton_kernel
 

@@ -1,4 +1,5 @@
-"""The loss functions the benchmarks compare, and one forward + backward of each.
+"""The loss functions the speed and memory benchmarks compare, and one forward + backward of each (the
+self-supervised methods the quality benchmark trains are `benchmarks.quality.ssl_methods`).
 
 `METHODS` is the one table of methods for the loss benchmark (`benchmarks/loss_benchmark.py`) and the GPU
 check (`benchmarks/gpu_check.py`); `build_step` turns a name from it into a function that runs one
