@@ -38,17 +38,17 @@ if typing.TYPE_CHECKING:
     from music_ssl.options import MUSICOptions
 
 DOUBLE_BACKWARD_MESSAGE = (
-    "The fused MUSIC implementations ('chunked', 'triton', and 'auto', which picks one of them) do not "
-    "support double backward (differentiating a gradient, e.g. a gradient penalty or "
-    "backward(create_graph=True)). Use MUSICLoss(implementation='reference'), whose backward is "
-    "differentiable."
+    "The {name!r} MUSIC implementation (a fused one: its gradient comes from a custom operator, and "
+    "'auto' picks a fused one) does not support double backward (differentiating a gradient, e.g. a "
+    "gradient penalty or backward(create_graph=True)). Use MUSICLoss(implementation='reference'), whose "
+    "backward is differentiable."
 )
 
 TRANSFORM_MESSAGE = (
     "Forward-mode AD and torch.func transforms (jvp, jacfwd, grad, vmap, ...) do not reach through the "
-    "fused MUSIC implementations ('chunked', 'triton', and 'auto', which picks one of them): their "
-    "gradients come from a custom operator that only reverse-mode autograd calls. Use "
-    "MUSICLoss(implementation='reference'), whose derivatives are plain autograd's."
+    "{name!r} MUSIC implementation (a fused one, and 'auto' picks a fused one): its gradients come from a "
+    "custom operator that only reverse-mode autograd calls. Use MUSICLoss(implementation='reference'), "
+    "whose derivatives are plain autograd's."
 )
 
 # Rows of P per chunk of the PyTorch kernel. 512 rows keep its two float32 chunk buffers at 32 MiB for
@@ -303,7 +303,7 @@ def _logits_gradient(p: Tensor, grad_p: Tensor, q: Tensor, inv_coef: float, temp
     return grad_p.add_(p, alpha=inv_coef).sub_(q, alpha=inv_coef).div_(temperature)
 
 
-def _check_plain_autograd(z_a: Tensor, z_b: Tensor) -> None:
+def _check_plain_autograd(z_a: Tensor, z_b: Tensor, name: str) -> None:
     """Refuses dual tensors (torch.autograd.forward_ad) and tensors wrapped by a torch.func transform,
     which would otherwise get a zero tangent or fail inside torch."""
     if torch.compiler.is_compiling():
@@ -311,7 +311,7 @@ def _check_plain_autograd(z_a: Tensor, z_b: Tensor) -> None:
     for z in (z_a, z_b):
         wrapped = torch._C._functorch.is_functorch_wrapped_tensor(z)
         if wrapped or torch.autograd.forward_ad.unpack_dual(z).tangent is not None:
-            raise RuntimeError(TRANSFORM_MESSAGE)
+            raise RuntimeError(TRANSFORM_MESSAGE.format(name=name))
 
 
 # What the operator returns: `MUSICOutput`'s fields in their order (the diagnostics empty unless asked
@@ -331,7 +331,7 @@ class FusedLoss:
         self.operator = _operator(self)
 
     def __call__(self, z_a: Tensor, z_b: Tensor, options: MUSICOptions, terms: bool, fall_back: bool):
-        _check_plain_autograd(z_a, z_b)
+        _check_plain_autograd(z_a, z_b, self.name)
         grad_enabled = torch.is_grad_enabled()
         outputs = self.operator(
             z_a,
@@ -476,7 +476,7 @@ def _operator(fused: FusedLoss):
 
     def _backward(ctx, grad_loss: Tensor, *grad_others: Tensor) -> tuple[Tensor | None, ...]:
         if torch.is_grad_enabled():
-            raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
+            raise RuntimeError(DOUBLE_BACKWARD_MESSAGE.format(name=name))
         grad_a, grad_b = ctx.saved_tensors
         dtype_a, dtype_b = ctx.input_dtypes
         incoming = grad_loss.to(grad_a.dtype)

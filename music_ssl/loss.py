@@ -139,9 +139,10 @@ class MUSICLoss(nn.Module):
             gathers on every call (every rank of the group must call, also under no_grad); False keeps
             each rank's joint to its own batch, as lightly's Barlow Twins loss does by default. Every rank
             must pass the same value.
-        implementation: "auto" (fastest for the input's device), "reference" (plain PyTorch, holds the
-            D x D joint), "chunked" (fused PyTorch, walks the joint in chunks, any device) or "triton"
-            (fused GPU kernel).
+        implementation: "auto" (the fastest proven implementation for the input's device) or the name
+            of an entry of `music_ssl.implementations.REGISTRY`: built in, "reference" (plain PyTorch,
+            holds the D x D joint), "chunked" (fused PyTorch, walks the joint in chunks, any device) and
+            "triton" (fused GPU kernel); docs/implementation.md has the table.
         process_group: The data-parallel group whose ranks' batches make up the global batch (None: the
             default group): the group DDP averages gradients over, where data parallelism is combined with
             tensor or pipeline parallelism. Every rank of it must call the loss when it gathers.
