@@ -59,16 +59,9 @@ def music_loss(
         The scalar loss (float32, or float64 for float64 inputs). ``return_terms=True`` (deprecated: use
         `music_loss_terms`) returns its `MUSICOutput` instead.
     """
-    options = MUSICOptions(
-        segment_dim,
-        temperature,
-        diag_weight,
-        off_weight,
-        inv_weight,
-        gather_distributed,
-        implementation,
-        process_group,
-    )
+    weights = (diag_weight, off_weight, inv_weight)
+    execution = (gather_distributed, implementation, process_group)  # where and how it runs
+    options = MUSICOptions(segment_dim, temperature, *weights, *execution)
     return _evaluate(z_a, z_b, options, _terms_requested(return_terms, "music_loss_terms"))  # type: ignore[return-value]
 
 
@@ -86,16 +79,9 @@ def music_loss_terms(
 ) -> MUSICOutput:
     """`music_loss` and its parts from one evaluation: a `MUSICOutput` (the loss, its three terms and the
     per-segment diagnostics, attribute entropy and confidence, which only this form computes)."""
-    options = MUSICOptions(
-        segment_dim,
-        temperature,
-        diag_weight,
-        off_weight,
-        inv_weight,
-        gather_distributed,
-        implementation,
-        process_group,
-    )
+    weights = (diag_weight, off_weight, inv_weight)
+    execution = (gather_distributed, implementation, process_group)  # where and how it runs
+    options = MUSICOptions(segment_dim, temperature, *weights, *execution)
     return _evaluate(z_a, z_b, options, True)  # type: ignore[return-value]
 
 
