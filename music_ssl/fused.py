@@ -20,8 +20,8 @@ distribution of the invariance term (3 N x D; the log-probabilities are exponent
 two float32 gradients the size of the inputs, finished in place in the kernel's buffers.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: torch 2.4 infers the operator's schema from evaluated
+# annotations only.
 import dataclasses
 import subprocess
 import typing
@@ -330,7 +330,7 @@ class FusedLoss:
         self.name, self.kernel, self.fallback = name, kernel, fallback
         self.operator = _operator(self)
 
-    def __call__(self, z_a: Tensor, z_b: Tensor, options: MUSICOptions, terms: bool, fall_back: bool):
+    def __call__(self, z_a: Tensor, z_b: Tensor, options: "MUSICOptions", terms: bool, fall_back: bool):
         _check_plain_autograd(z_a, z_b, self.name)
         grad_enabled = torch.is_grad_enabled()
         outputs = self.operator(

@@ -169,7 +169,8 @@ def test_the_core_imports_no_ssl_framework(tmp_path):
 
     code = (
         "import sys, music_ssl\n"
-        "hosts = ('lightly', 'solo', 'stable_pretraining', 'lightning', 'pytorch_lightning', 'hydra')\n"
+        "hosts = ('lightly', 'solo', 'stable_pretraining', 'lightning', 'pytorch_lightning', 'hydra',\n"
+        "         'omegaconf')\n"
         "print([m for m in sys.modules if m.split('.')[0] in hosts])"
     )
     # From an empty folder: the package as installed, not the checkout's.
