@@ -22,10 +22,7 @@ two float32 gradients the size of the inputs, finished in place in the kernel's 
 
 # No `from __future__ import annotations`: torch 2.4 infers the operator's schema from evaluated
 # annotations only.
-import dataclasses
-import subprocess
 import typing
-import warnings
 from typing import Protocol
 
 import torch
@@ -35,6 +32,7 @@ from music_ssl import distributed
 from music_ssl.output import MUSICOutput, segment_diagnostics
 
 if typing.TYPE_CHECKING:
+    from music_ssl.fallback import Fallback
     from music_ssl.options import MUSICOptions
 
 DOUBLE_BACKWARD_MESSAGE = (
@@ -207,94 +205,6 @@ def _epilogue(
     return diag_part, off_part
 
 
-# Triton's own words when a kernel cannot be built or started: its launcher's "Triton Error [CUDA]: ...",
-# MLIR's lowering, ptxas and the PTX/cubin stages. Not "launch" or "compile": torch appends both to every
-# CUDA error ("consider passing CUDA_LAUNCH_BLOCKING=1", "Compile with TORCH_USE_CUDA_DSA").
-_BUILD_OR_START_WORDS = (
-    "Triton Error",
-    "PassManager::run failed",
-    "ptxas",
-    "PTX",
-    "cubin",
-    "out of resource",
-)
-# A device that faulted: the kernel (or the context) is broken, and another implementation would not help.
-_DEVICE_FAULTS = (
-    "illegal memory access",
-    "illegal address",
-    "misaligned address",
-    "illegal instruction",
-    "device-side assert",
-    "unspecified launch failure",
-    "out of memory",
-)
-
-
-def is_compile_or_launch_failure(error: BaseException) -> bool:
-    """Whether ``error`` says a kernel could not be built or started on this device, the only failures
-    that "auto" falls back from: by Triton's exception types and its own messages. Out of memory, bad
-    input and a device fault (an illegal memory access, a device-side assert) are not among them."""
-    if isinstance(error, torch.OutOfMemoryError | ValueError | TypeError):
-        return False
-    message = str(error)
-    if any(fault in message.lower() for fault in _DEVICE_FAULTS):
-        return False
-    if type(error).__module__.partition(".")[0] == "triton":  # CompilationError, OutOfResources, ...
-        return True
-    if isinstance(error, subprocess.CalledProcessError):  # ptxas, run by Triton as a subprocess
-        return True
-    if isinstance(error, RuntimeError | NotImplementedError):
-        return any(word in message for word in _BUILD_OR_START_WORDS)
-    return False
-
-
-@dataclasses.dataclass
-class Fallback:
-    """What a fused implementation's operator runs in place of its own kernel: for inputs larger than
-    ``max_elements``, and, when a call allows it ("auto"), after a compile or launch failure, which it
-    records in ``failures`` (implementation name -> "Type: message") and warns about once."""
-
-    name: str
-    kernel: JointKernel
-    failures: dict[str, str]
-    max_elements: int | None = None
-
-
-def _joint_terms(name: str, kernel: JointKernel, fallback: Fallback | None, fall_back: bool, *args):
-    """The kernel's joint terms, or the fallback's (see `Fallback`)."""
-    if fallback is None:
-        return kernel(*args)
-    elements = args[0].numel()  # the global batch's probabilities, (N, D)
-    if fallback.max_elements is not None and elements > fallback.max_elements:
-        if fall_back:
-            return fallback.kernel(*args)
-        raise ValueError(
-            f"implementation={name!r} takes at most {fallback.max_elements} elements of the global "
-            f"batch's (N, D) probabilities, got {tuple(args[0].shape)} ({elements}); use "
-            f"implementation={fallback.name!r} or 'auto', which uses it for such sizes."
-        )
-    try:
-        return kernel(*args)
-    except Exception as error:
-        if not is_compile_or_launch_failure(error):
-            raise
-        if not fall_back:
-            raise RuntimeError(
-                f"The {name} MUSIC kernel failed on this device ({type(error).__name__}: {error}). "
-                f"Use implementation={fallback.name!r} (the same results) instead."
-            ) from error
-        if name not in fallback.failures:
-            fallback.failures[name] = f"{type(error).__name__}: {error}"
-            warnings.warn(
-                f"The {name} MUSIC kernel failed on this device ({fallback.failures[name]}); "
-                f"implementation='auto' uses {fallback.name!r} from now on (same results, slower). Pass "
-                f"implementation={name!r} to raise the error.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        return fallback.kernel(*args)
-
-
 def _logits_gradient(p: Tensor, grad_p: Tensor, q: Tensor, inv_coef: float, temperature: float) -> Tensor:
     """dL/dz, in place in grad_p, from dL/dp of the joint terms (through the softmax) and the invariance
     term, whose gradient with respect to the logits is inv_coef * (p - q)."""
@@ -326,7 +236,7 @@ class FusedLoss:
     ``fall_back``: whether this call may run the fallback's kernel after a compile or launch failure of
     its own ("auto")."""
 
-    def __init__(self, name: str, kernel: JointKernel, fallback: Fallback | None = None) -> None:
+    def __init__(self, name: str, kernel: JointKernel, fallback: "Fallback | None" = None) -> None:
         self.name, self.kernel, self.fallback = name, kernel, fallback
         self.operator = _operator(self)
 
@@ -410,11 +320,10 @@ def _operator(fused: FusedLoss):
             off_coef = off_weight / (num_segments * (num_segments - 1)) if num_segments > 1 else 0.0
             # Every rank computes the same joint terms; DDP averages gradients over ranks, so each rank
             # contributes `ranks` times its share (what an all-gather with a summing backward would give).
-            diag_sum, off_sum, grad_p_a, grad_p_b = _joint_terms(
-                name,
-                fused.kernel,
-                fused.fallback,
-                fall_back,
+            joint_terms = (
+                fused.kernel if fused.fallback is None else fused.fallback.wrap(name, fused.kernel, fall_back)
+            )
+            diag_sum, off_sum, grad_p_a, grad_p_b = joint_terms(
                 global_a.contiguous(),
                 global_b.contiguous(),
                 rows,

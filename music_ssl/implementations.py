@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from music_ssl import fused
+from music_ssl.fallback import Fallback
 from music_ssl.reference import reference_loss
 
 # Whether "auto" runs the Triton kernel on CUDA devices. Off: the kernel has not yet run on a GPU. The GPU
@@ -119,7 +120,7 @@ def fused_implementation(
     """The entry of a fused implementation whose joint terms ``kernel`` computes; ``fallback``: the name
     and kernel of the implementation that runs in its place, ``max_elements``: the most elements of the
     global batch's (N, D) probabilities it takes; ``declared``: the other fields of `Implementation`."""
-    backup = None if fallback is None else fused.Fallback(*fallback, FAILURES, max_elements)
+    backup = None if fallback is None else Fallback(*fallback, FAILURES, max_elements)
     return Implementation(
         name,
         fused.FusedLoss(name, kernel, backup),

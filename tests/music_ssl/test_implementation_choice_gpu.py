@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import music_ssl
-from music_ssl import fused, implementations, music_loss, triton_kernel
+from music_ssl import fallback, implementations, music_loss, triton_kernel
 
 CUDA = torch.device("cuda")
 
@@ -253,7 +253,7 @@ def test_other_errors_propagate_and_change_no_later_choice(verified_triton, erro
     ],
 )
 def test_what_counts_as_a_compile_or_launch_failure(error, falls_back):
-    assert fused.is_compile_or_launch_failure(error) is falls_back
+    assert fallback.is_compile_or_launch_failure(error) is falls_back
 
 
 def test_a_batch_beyond_the_kernels_int32_offsets_runs_chunked_under_auto(verified_triton, monkeypatch):
