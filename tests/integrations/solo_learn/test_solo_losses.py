@@ -28,6 +28,15 @@ def test_returns_terms_on_request():
     assert z1.grad is not None
 
 
+def test_return_terms_still_works_for_a_release_and_names_its_replacement():
+    z1, z2 = torch.randn(16, 32), torch.randn(16, 32)
+    with pytest.warns(FutureWarning, match="call music_loss_terms_func instead"):
+        out = music_loss_func(z1, z2, **KWARGS, return_terms=True)
+    torch.testing.assert_close(out.loss, music_loss(z1, z2, **KWARGS))
+    with pytest.raises(TypeError, match="return_terms must be a bool, got 'yes'"):
+        music_loss_func(z1, z2, return_terms="yes")
+
+
 def test_uses_the_global_batch_whenever_several_processes_train(monkeypatch):
     """The one distributed policy of every host: gather_distributed="auto" (two real processes run it in
     tests/music_ssl/test_distributed.py)."""
