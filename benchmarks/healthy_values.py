@@ -21,7 +21,7 @@ import torch
 
 from benchmarks.quality.augment import AugmentConfig, BatchAugment
 from benchmarks.quality.data import DEBIAN_FASHION_MNIST, load_dataset
-from benchmarks.quality.models import SmallCNN
+from integrations.backbones import SmallCNN
 from music_ssl import MUSICProjectionHead
 
 KEYS = (

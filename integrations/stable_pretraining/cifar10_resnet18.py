@@ -30,6 +30,7 @@ from torch import nn
 
 from music_ssl import MUSICLoss, MUSICProjectionHead
 from music_ssl.integrations import recipes
+from music_ssl.integrations.backbones import SmallCNN, resnet18_cifar
 from music_ssl.integrations.idx import IdxImages
 
 # stable-pretraining, Lightning, torchvision and torchmetrics are imported where they are used, so that
@@ -98,29 +99,18 @@ def view_transform(size: int, normalize: dict, view: recipes.View = RECIPE.views
 
 def small_backbone(width: int = 32) -> nn.Module:
     """Four Conv-BN-ReLU stages, each halving the resolution: a (N, 4 * width) feature for quick runs."""
-    layers: list[nn.Module] = []
-    in_channels = 3
-    for out_channels in (width, 2 * width, 4 * width, 4 * width):
-        layers += [
-            nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        ]
-        in_channels = out_channels
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return SmallCNN(3, widths=(width, 2 * width, 4 * width, 4 * width), strides=(2, 2, 2, 2))
 
 
 def build_backbone(name: str) -> tuple[nn.Module, int]:
-    """(backbone, feature dimension)."""
+    """(backbone, feature dimension), both from ``music_ssl.integrations.backbones``."""
     if name == "resnet18":
-        import stable_pretraining as spt
-
-        backbone = spt.backbone.from_torchvision("resnet18", low_resolution=True)
-        backbone.fc = nn.Identity()
-        return backbone, 512
-    if name == "small":
-        return small_backbone(32), 128
-    raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}.")
+        backbone = resnet18_cifar(3)
+    elif name == "small":
+        backbone = small_backbone(32)
+    else:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}.")
+    return backbone, backbone.out_dim
 
 
 def schedule_steps(
