@@ -39,6 +39,7 @@ $(FASHION_MNIST):
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The whole suite on the built wheel, then the core's and the lightly adapter's tests on the oldest
 # releases allowed.

@@ -37,7 +37,7 @@ class SmallCNN(nn.Module):
                 f"widths={widths} and strides={strides}: expected one stride per width, at least one of each"
             )
         layers, cin = [], in_channels
-        for cout, stride in zip(widths, strides):
+        for cout, stride in zip(widths, strides, strict=True):
             layers.append(_conv_bn_relu(cin, cout, stride))
             cin = cout
         self.features = nn.Sequential(*layers)

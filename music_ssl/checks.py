@@ -28,17 +28,19 @@ def temperature(temperature: object) -> float:
     if isinstance(temperature, bool) or not isinstance(temperature, Real):
         raise TypeError(f"temperature must be a positive float, got {temperature!r}.")
     # Comparisons, not math.isfinite, which torch.compile cannot trace (NaN fails both).
-    if not 0 < temperature < math.inf:
+    value = float(temperature)
+    if not 0 < value < math.inf:
         raise ValueError(f"temperature must be a positive, finite float, got {temperature}.")
-    return float(temperature)
+    return value
 
 
 def weight(name: str, weight: object) -> float:
     if isinstance(weight, bool) or not isinstance(weight, Real):
         raise TypeError(f"{name} must be a non-negative float, got {weight!r}.")
-    if not 0 <= weight < math.inf:
+    value = float(weight)
+    if not 0 <= value < math.inf:
         raise ValueError(f"{name} must be a non-negative, finite float, got {weight}.")
-    return float(weight)
+    return value
 
 
 def flag(name: str, value: object) -> bool:
@@ -49,7 +51,7 @@ def flag(name: str, value: object) -> bool:
 
 def gather(value: object) -> bool | str:
     if value is True or value is False or value == "auto":
-        return value  # type: ignore[return-value]
+        return value
     raise (ValueError if isinstance(value, str) else TypeError)(
         f"gather_distributed must be True, False or 'auto', got {value!r} of type {type(value).__name__}."
     )

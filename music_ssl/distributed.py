@@ -144,12 +144,12 @@ class _GatherRows(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, counts: list[int], rows: tuple[int, int], group) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, counts: list[int], rows: tuple[int, int], group) -> Tensor:
         ctx.rows, ctx.group = rows, group
         return _all_gather_rows(x, counts, group)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
         grad = grad.contiguous()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
         start, stop = ctx.rows

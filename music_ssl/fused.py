@@ -158,7 +158,7 @@ def chunked_joint_terms(
         )
         diag_sum += diag_part
         off_sum += off_part
-        if not compute_grad:
+        if grad_a_t is None or grad_b is None:  # compute_grad is False
             continue
         # P = p_a^T p_b / N: dL/dp_a[:, chunk] = p_b dL/dP_chunk^T / N and
         # dL/dp_b += p_a[:, chunk] dL/dP_chunk / N.
@@ -166,7 +166,7 @@ def chunked_joint_terms(
         torch.addmm(out_rows, grad_chunk, local_b.T, beta=0.0, alpha=scale, out=out_rows)
         grad_b.addmm_(local_a[:, first:last], grad_chunk, alpha=scale)
 
-    grad_a = grad_a_t.T if compute_grad else None
+    grad_a = None if grad_a_t is None else grad_a_t.T
     return diag_sum, off_sum, grad_a, grad_b
 
 

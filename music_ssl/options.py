@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 
 import torch.distributed as dist
@@ -10,7 +11,10 @@ import torch.distributed as dist
 from music_ssl import checks, distributed, implementations
 
 # The type of ``process_group`` (a torch built without torch.distributed has none: only None is accepted).
-ProcessGroup = dist.ProcessGroup if dist.is_available() else type(None)
+if typing.TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
+else:
+    ProcessGroup = dist.ProcessGroup if dist.is_available() else type(None)
 
 
 @dataclass(frozen=True)

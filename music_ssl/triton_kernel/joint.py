@@ -301,7 +301,7 @@ def triton_joint_terms(
                 WRITE_GRAD=compute_grad,
                 **meta,
             )
-            if not compute_grad or local_count == 0:
+            if grad_a is None or grad_b is None or local_count == 0:  # no gradient wanted, or no local row
                 continue
             chunk = grad_chunk[:rows]
             # dL/dp_a[:, chunk] = p_b dL/dP_chunk^T / N: a reduction over all columns of P.

@@ -17,7 +17,8 @@ def test_small_cnn_gives_out_dim_features_from_its_last_stage(kwargs, pixels, fe
 
 
 def test_small_cnn_refuses_a_stride_per_width_mismatch():
-    with pytest.raises(ValueError, match=r"widths=\(8, 16\) and strides=\(2,\): expected one stride per width"):
+    expected = r"widths=\(8, 16\) and strides=\(2,\): expected one stride per width"
+    with pytest.raises(ValueError, match=expected):
         SmallCNN(widths=(8, 16), strides=(2,))
 
 
