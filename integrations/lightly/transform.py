@@ -45,21 +45,31 @@ class MUSICTransform(MultiViewTransform):
 
     Examples:
         >>> transform = MUSICTransform()  # ImageNet recipe, 224 px
-        >>> small = MUSICTransform(
+        >>> small = MUSICTransform(input_size=32)  # CIFAR-sized images: both views at 32 px
+        >>> custom = MUSICTransform(
         ...     view_1_transform=MUSICView1Transform(input_size=32, gaussian_blur=0.0),
         ...     view_2_transform=MUSICView2Transform(input_size=32, gaussian_blur=0.0),
         ... )
 
     Args:
-        view_1_transform: Transform of the first view, `MUSICView1Transform()` if None.
-        view_2_transform: Transform of the second view, `MUSICView2Transform()` if None.
+        view_1_transform: Transform of the first view, `MUSICView1Transform(**view_kwargs)` if None.
+        view_2_transform: Transform of the second view, `MUSICView2Transform(**view_kwargs)` if None.
+        **view_kwargs: Keyword arguments of `VICRegViewTransform` (``input_size``, ``gaussian_blur``,
+            ``normalize``, ...) given to both default view transforms, as `VICRegTransform(input_size=32)`
+            takes them; not allowed beside explicit view transforms.
     """
 
     def __init__(
         self,
         view_1_transform: MUSICView1Transform | None = None,
         view_2_transform: MUSICView2Transform | None = None,
+        **view_kwargs: object,
     ) -> None:
-        view_1_transform = view_1_transform or MUSICView1Transform()
-        view_2_transform = view_2_transform or MUSICView2Transform()
+        if view_kwargs and (view_1_transform is not None or view_2_transform is not None):
+            raise TypeError(
+                f"MUSICTransform got view_1_transform/view_2_transform and also {sorted(view_kwargs)}: "
+                "pass the keyword arguments to the view transforms you build, or build neither."
+            )
+        view_1_transform = view_1_transform or MUSICView1Transform(**view_kwargs)
+        view_2_transform = view_2_transform or MUSICView2Transform(**view_kwargs)
         super().__init__(transforms=[view_1_transform, view_2_transform])

@@ -94,3 +94,18 @@ def test_views_are_built_with_the_recipe_parameters() -> None:
         assert step_named(view, "RandomHorizontalFlip").p == expected["hf_prob"]
         assert step_named(view, "GaussianBlur").prob == expected["gaussian_blur"]
         assert step_named(view, "RandomSolarization").prob == expected["solarize_prob"]
+
+
+def test_view_keywords_build_both_views_as_vicreg_transform_takes_them(image_folder: Path) -> None:
+    image = LightlyDataset(input_dir=str(image_folder))[0][0]
+    transform = MUSICTransform(input_size=32, gaussian_blur=0.0)
+    assert [view.shape for view in transform(image)] == [(3, 32, 32), (3, 32, 32)]
+    view_1, view_2 = transform.transforms
+    # Each view keeps its own recipe defaults where no keyword overrides them.
+    solarization = [probability_of(view, RandomSolarization) for view in (view_1, view_2)]
+    assert solarization == [0.0, 0.2]
+
+
+def test_view_keywords_beside_explicit_views_are_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"view_1_transform/view_2_transform and also \['input_size'\]"):
+        MUSICTransform(view_1_transform=MUSICView1Transform(), input_size=32)

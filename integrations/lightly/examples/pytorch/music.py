@@ -17,14 +17,13 @@ import torch
 import torchvision
 from lightly.data import LightlyDataset
 from torch import nn
+from tqdm import tqdm
 
 from music_ssl.integrations.idx import IdxImages, holds_idx_split
 from music_ssl.integrations.lightly import (
     MUSICLoss,
     MUSICProjectionHead,
     MUSICTransform,
-    MUSICView1Transform,
-    MUSICView2Transform,
 )
 
 
@@ -82,10 +81,7 @@ def main(argv=None):
     model.to(device)
 
     # VICReg's asymmetric augmentations; no blur for small images.
-    transform = MUSICTransform(
-        view_1_transform=MUSICView1Transform(input_size=args.input_size, gaussian_blur=0.0),
-        view_2_transform=MUSICView2Transform(input_size=args.input_size, gaussian_blur=0.0),
-    )
+    transform = MUSICTransform(input_size=args.input_size, gaussian_blur=0.0)
     dataset = make_dataset(args.dataset, args.data_dir, transform, args.download)
 
     dataloader = torch.utils.data.DataLoader(
@@ -108,7 +104,8 @@ def main(argv=None):
     for epoch in range(args.epochs):
         total_loss = 0
         num_batches = 0
-        for batch in dataloader:
+        progress = tqdm(dataloader, desc=f"epoch {epoch}", unit="batch", leave=False)
+        for batch in progress:
             x0, x1 = batch[0]
             x0 = x0.to(device)
             x1 = x1.to(device)
@@ -121,6 +118,7 @@ def main(argv=None):
             optimizer.zero_grad()
             num_batches += 1
             losses.append(out.loss.item())
+            progress.set_postfix(loss=f"{losses[-1]:.4f}")
             if len(losses) == args.max_steps:
                 break
         print(

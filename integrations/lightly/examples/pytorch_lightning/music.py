@@ -24,8 +24,6 @@ from music_ssl.integrations.lightly import (
     MUSICLoss,
     MUSICProjectionHead,
     MUSICTransform,
-    MUSICView1Transform,
-    MUSICView2Transform,
 )
 
 
@@ -96,10 +94,7 @@ def main(argv=None):
     model = MUSIC()
 
     # VICReg's asymmetric augmentations; no blur for small images.
-    transform = MUSICTransform(
-        view_1_transform=MUSICView1Transform(input_size=args.input_size, gaussian_blur=0.0),
-        view_2_transform=MUSICView2Transform(input_size=args.input_size, gaussian_blur=0.0),
-    )
+    transform = MUSICTransform(input_size=args.input_size, gaussian_blur=0.0)
     dataset = make_dataset(args.dataset, args.data_dir, transform, args.download)
 
     dataloader = torch.utils.data.DataLoader(
