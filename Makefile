@@ -16,7 +16,7 @@ PYTEST := pytest -q -ra -o pythonpath= --import-mode=append
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data dist test test-wheel test-oldest lint benchmark loss-benchmark tune study field
+.PHONY: install data browser docs dist test test-wheel test-oldest lint benchmark loss-benchmark tune study field
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ $(FASHION_MNIST):
 	$(SUDO) apt-get update
 	$(SUDO) apt-get install -y dataset-fashion-mnist
 
+# The headless browser that tests/test_docs_site.py opens the built site in.
+browser:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+# The documentation site, warnings as errors, into build/site.
+docs: install
+	$(BIN)/mkdocs build --strict
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,7 +51,7 @@ lint: install
 
 # The whole suite on the built wheel, then the core's and the lightly adapter's tests on the oldest
 # releases allowed.
-test: lint test-wheel test-oldest
+test: lint docs test-wheel test-oldest
 
 # The sdist, the wheel built from it, and a second wheel straight from the tree (the suite checks that the
 # two wheels hold the same files), with the standard build front end; then their metadata.
@@ -60,7 +68,7 @@ $(WHEEL_VENV)/.torch:
 	$(WHEEL_VENV)/bin/pip install torch torchvision
 	touch $@
 
-test-wheel: dist data $(WHEEL_VENV)/.torch
+test-wheel: dist data browser $(WHEEL_VENV)/.torch
 	$(WHEEL_VENV)/bin/pip install "$$(ls $(DIST)/*.whl)[dev]"
 	$(WHEEL_VENV)/bin/pip install --force-reinstall --no-deps $(DIST)/*.whl
 	MUSIC_SSL_DIST=$(DIST) $(WHEEL_VENV)/bin/$(PYTEST)

@@ -150,8 +150,10 @@ class MUSICLoss(nn.Module):
     Examples:
         >>> loss_fn = MUSICLoss()
         >>> z_a, z_b = model(view_a), model(view_b)  # (N, 8192) projections
-        >>> loss = loss_fn(z_a, z_b)
-        >>> out = loss_fn.terms(z_a, z_b)  # the loss, its three terms and diagnostics, one evaluation
+        >>> loss = loss_fn(z_a, z_b)  # the loss alone
+        >>> # Or, to log its terms too, one evaluation that returns the loss with them:
+        >>> out = loss_fn.terms(z_a, z_b)
+        >>> out.loss.backward()
         >>> self.log_dict(out.log_dict(prefix="train_"))
     """
 
