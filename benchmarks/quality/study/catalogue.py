@@ -227,6 +227,7 @@ STUDIES = {
             (0, 1, 2, 3, 4),
             vary=_threads,
             main_run_value=_main_run_threads,
+            methods=FIELD_METHODS,
         ),
         Study("optimizer", "validation", "optimizer", OPTIMIZER_GRID, (0, 1), vary=_optimizer),
     )

@@ -7,7 +7,7 @@
     python -m benchmarks.quality.study projector_depth    # 0, 1 and 2 hidden layers, 2 seeds
     python -m benchmarks.quality.study music_options      # MUSIC's segment size and term weights per dim
     python -m benchmarks.quality.study projector_dim_tuned  # projector_dim, MUSIC at music_options' choice
-    python -m benchmarks.quality.study stability          # main-run settings, seeds 0-4, 1 and 2 threads
+    python -m benchmarks.quality.study stability          # every field method, seeds 0-4, 1 and 2 threads
     python -m benchmarks.quality.study optimizer          # LARS at five learning rates against tuned SGD
 
 Every run is written to ``OUT/<study>/runs/<name>.json`` when it finishes and skipped when that file
