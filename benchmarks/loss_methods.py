@@ -111,7 +111,7 @@ def _matmul_floor(z_a: Tensor, z_b: Tensor, dtype: torch.dtype) -> Callable[[], 
 
 def _joint_kernels(z_a: Tensor, z_b: Tensor, segment_dim: int, compute_grad: bool) -> Callable[[], object]:
     """The Triton joint kernels alone, on ready float32 probabilities (no softmax, no autograd): the
-    registry entry's kernel, `music_ssl.fused.JointKernel`'s contract."""
+    registry entry's kernel, `music_ssl.implementations.JointKernel`'s contract."""
     from music_ssl.implementations import REGISTRY
 
     kernel = REGISTRY["triton"].kernel

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from benchmarks.loss_methods import make_views
 from benchmarks.triton_accuracy import TERMS, TOLERANCE, relative_error
-from music_ssl import fused
+from music_ssl import distributed, fused
 from music_ssl.options import MUSICOptions
 from music_ssl.triton_kernel.joint import to_tf32_
 
@@ -41,8 +41,8 @@ OPERANDS: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 def dense_joint_terms(operand: Callable[[Tensor], Tensor]):
-    """The joint kernel's contract (`music_ssl.fused.JointKernel`), dense in float64, every product operand
-    passed through ``operand``."""
+    """The joint kernel's contract (`music_ssl.implementations.JointKernel`), dense in float64, every
+    product operand passed through ``operand``."""
 
     def joint(p_a, p_b, local_rows, segment_dim, diag_coef, off_coef, grad_scale, compute_grad):
         n, d = p_a.shape
@@ -77,7 +77,9 @@ def _emulated(operand: str) -> fused.FusedLoss:
 
 def _loss_and_gradients(z_a: Tensor, z_b: Tensor, segment_dim: int, operand: str):
     z = [x.detach().double().requires_grad_() for x in (z_a, z_b)]
-    parts = _emulated(operand)(*z, MUSICOptions(segment_dim, gather_distributed=False), True, False)
+    options = MUSICOptions(segment_dim, gather_distributed=False)
+    batch = distributed.global_batch(torch.stack(z), 2, options, differentiable=False)
+    parts = _emulated(operand)(batch, 2, options, True, False)
     grads = torch.autograd.grad(parts.loss, z)
     return {name: getattr(parts, name).detach() for name in TERMS}, grads
 

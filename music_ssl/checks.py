@@ -10,6 +10,20 @@ from numbers import Real
 import torch
 from torch import Tensor
 
+DOUBLE_BACKWARD_MESSAGE = (
+    "The {name!r} MUSIC implementation (a fused one: its gradient comes from a custom operator, and "
+    "'auto' picks a fused one) does not support double backward (differentiating a gradient, e.g. a "
+    "gradient penalty or backward(create_graph=True)). Use MUSICLoss(implementation='reference'), whose "
+    "backward is differentiable."
+)
+
+TRANSFORM_MESSAGE = (
+    "Forward-mode AD and torch.func transforms (jvp, jacfwd, grad, vmap, ...) do not reach through the "
+    "{name!r} MUSIC implementation (a fused one, and 'auto' picks a fused one): its gradients come from a "
+    "custom operator that only reverse-mode autograd calls. Use MUSICLoss(implementation='reference'), "
+    "whose derivatives are plain autograd's."
+)
+
 
 def segment_dim(segment_dim: object) -> int:
     if isinstance(segment_dim, bool) or not isinstance(segment_dim, int):
@@ -126,30 +140,80 @@ def segment_width(names: str, shape: tuple[int, ...], segment_dim: int) -> None:
         )
 
 
-def views(z_a: object, z_b: object, segment_dim: int, temperature: float, off_weight: float) -> None:
-    """Everything one call of the loss checks about its views, given options already checked."""
-    projections(z_a, z_b, segment_dim)
-    assert isinstance(z_a, Tensor)
-    temperature_fits(temperature, z_a.dtype)
-    segments(z_a.shape[1] // segment_dim, off_weight)
+def views(
+    z_a: object,
+    z_b: object,
+    num_global: object,
+    segment_dim: int,
+    temperature: float,
+    off_weight: float,
+) -> tuple[tuple[Tensor, ...], int]:
+    """Everything one call of the loss checks about its views, given options already checked: two views
+    ``z_a``, ``z_b``, or a sequence of V >= 2 views in ``z_a`` (``z_b`` None), the first ``num_global`` of
+    them global. Returns the views and how many are global."""
+    if z_b is None and isinstance(z_a, list | tuple):
+        named = [(f"views[{index}]", z) for index, z in enumerate(z_a)]
+        if len(named) < 2:
+            raise ValueError(
+                f"MUSIC compares views: pass a sequence of at least two (N, D) projections, got {len(named)}."
+            )
+    else:
+        if z_b is None:
+            raise TypeError(
+                "z_b is missing: pass two views, loss(z_a, z_b), or a list of every view, "
+                f"loss([z_1, z_2, ...], num_global=G); got z_a of type {type(z_a).__name__} alone."
+            )
+        named = [("z_a", z_a), ("z_b", z_b)]
+    for name, z in named:
+        projection(name, z)
+    first_name, first = named[0]
+    assert isinstance(first, Tensor)
+    for name, z in named[1:]:
+        assert isinstance(z, Tensor)
+        for what, mine, theirs in (
+            ("shape", tuple(first.shape), tuple(z.shape)),
+            ("device", first.device, z.device),
+            ("dtype", first.dtype, z.dtype),
+        ):
+            if mine != theirs:
+                raise ValueError(_differ(first_name, name, what, mine, theirs))
+    both = "z_a and z_b have" if first_name == "z_a" else "the views have"
+    segment_width(both, tuple(first.shape), segment_dim)
+    temperature_fits(temperature, first.dtype)
+    segments(first.shape[1] // segment_dim, off_weight)
+    return tuple(z for _, z in named), global_count(num_global, len(named))
 
 
-def projections(z_a: object, z_b: object, segment_dim: int) -> None:
-    projection("z_a", z_a)
-    projection("z_b", z_b)
-    assert isinstance(z_a, Tensor) and isinstance(z_b, Tensor)
-    if z_a.shape != z_b.shape:
-        raise ValueError(
-            f"z_a and z_b must have the same shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}."
+def _differ(first: str, other: str, what: str, mine: object, theirs: object) -> str:
+    message = f"{first} and {other} must have the same {what}, got {mine} and {theirs}"
+    if what == "shape":
+        return message + " (every view is (N, D): the same images, projected to the same width)."
+    if what == "dtype":
+        return (
+            message + f"; cast one to the other's (e.g. {other}.to({first}.dtype)), so that the loss is "
+            "symmetric in the views."
         )
-    if z_a.device != z_b.device:
-        raise ValueError(f"z_a and z_b must be on the same device, got {z_a.device} and {z_b.device}.")
-    if z_a.dtype != z_b.dtype:
+    return message + "."
+
+
+def global_count(num_global: object, num_views: int) -> int:
+    """How many of ``num_views`` views are global (the first ones); None is accepted for two views."""
+    if num_global is None:
+        if num_views == 2:
+            return 2
         raise ValueError(
-            f"z_a and z_b must have the same dtype, got {z_a.dtype} and {z_b.dtype}; cast one to the other's "
-            "(e.g. z_b.to(z_a.dtype)), so that the loss is symmetric in the two views."
+            f"num_global must be given with more than two views (got {num_views}): how many of them, the "
+            "first ones, are global views; every pair with at least one global view enters the loss. Use "
+            f"num_global={num_views} when every view is global."
         )
-    segment_width("z_a and z_b have", tuple(z_a.shape), segment_dim)
+    if isinstance(num_global, bool) or not isinstance(num_global, int):
+        raise TypeError(
+            f"num_global must be an int from 1 to the number of views ({num_views}), got {num_global!r} "
+            f"of type {type(num_global).__name__}."
+        )
+    if not 1 <= num_global <= num_views:
+        raise ValueError(f"num_global must be from 1 to the number of views ({num_views}), got {num_global}.")
+    return num_global
 
 
 def temperature_fits(temperature: float, dtype: torch.dtype) -> None:

@@ -25,16 +25,22 @@ call must agree on (`layout`), in one fixed-size all_gather; ranks that disagree
 from __future__ import annotations
 
 import typing
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+if typing.TYPE_CHECKING:
+    from music_ssl.options import MUSICOptions
 
 # gather_distributed and implementation as written, encoded by their index for the agreement check.
 GATHER_CHOICES = (False, True, "auto")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # What every rank of the group must agree on before one joint is estimated over their batches.
 LAYOUT_FIELDS = (
+    "views",
+    "global views",
     "dim",
     "dtype",
     "segment_dim",
@@ -45,22 +51,6 @@ LAYOUT_FIELDS = (
     "gather_distributed",
     "implementation",
 )
-
-# Process groups by the name the operator's schema carries (a custom operator takes no group object).
-_groups: dict[str, dist.ProcessGroup] = {}
-
-
-def group_name(group: object) -> str:
-    """The name under which the fused operator finds ``group`` again ("" for the default group)."""
-    if group is None:
-        return ""
-    name = f"music_ssl_group_{id(group)}"
-    _groups[name] = group  # type: ignore[assignment]
-    return name
-
-
-def process_group(name: str) -> dist.ProcessGroup | None:
-    return _groups[name] if name else None
 
 
 def group_size(group: dist.ProcessGroup | None = None) -> int:
@@ -82,13 +72,12 @@ def gathers(gather_distributed: bool | str, group: dist.ProcessGroup | None, gra
     return gather_distributed is True or grad_enabled
 
 
-def layout(
-    dim: int, dtype: torch.dtype, segment_dim: int, agreement: typing.Sequence[float]
-) -> tuple[float, ...]:
-    """Every number of LAYOUT_FIELDS for one rank's call (the dtype as its index in _DTYPES); ``agreement``
-    is `MUSICOptions.agreement`."""
-    code = _DTYPES.index(dtype) if dtype in _DTYPES else -1
-    return (float(dim), float(code), float(segment_dim), *agreement)
+def layout(views: Tensor, num_global: int, options: MUSICOptions) -> tuple[float, ...]:
+    """Every number of LAYOUT_FIELDS for one rank's call of stacked (V, N, D) ``views`` (the dtype as its
+    index in _DTYPES)."""
+    code = _DTYPES.index(views.dtype) if views.dtype in _DTYPES else -1
+    shape = (views.shape[0], num_global, views.shape[2])
+    return (*(float(n) for n in shape), float(code), float(options.segment_dim), *options.agreement)
 
 
 def _describe(values: tuple[float, ...]) -> str:
@@ -102,7 +91,7 @@ def _describe(values: tuple[float, ...]) -> str:
             parts.append(f"gather_distributed={GATHER_CHOICES[int(value)]!r}")
         elif name == "implementation":
             parts.append(f"implementation={CHOICES[int(value)]!r}")
-        elif name in ("dim", "segment_dim"):
+        elif name in ("views", "global views", "dim", "segment_dim"):
             parts.append(f"{name}={int(value)}")
         else:
             parts.append(f"{name}={value:g}")
@@ -121,8 +110,8 @@ def _rows_per_rank(x: Tensor, own_layout: tuple[float, ...], group: dist.Process
         described = "; ".join(f"rank {rank}: {_describe(values)}" for rank, values in enumerate(layouts))
         raise ValueError(
             "The MUSIC loss estimates one joint over the batches of every rank of the process group, so "
-            "every rank must call it with the same projection width, dtype and options (implementation "
-            f"included: they differ in the collectives they run); got {described}."
+            "every rank must call it with the same views (count, global count, width and dtype) and options "
+            f"(implementation included: they differ in the collectives they run); got {described}."
         )
     return [int(values[0]) for values in rows]
 
@@ -184,35 +173,39 @@ def gather_rows(
         return _all_gather_rows(x.contiguous(), counts, group), rows
 
 
-def global_views(
-    p_a: Tensor,
-    p_b: Tensor,
-    gather_index: int,
-    grad_enabled: bool,
-    group_name: str,
-    call: tuple[torch.dtype, int, typing.Sequence[float]],
-    differentiable: bool = True,
-) -> tuple[Tensor, Tensor, tuple[int, int], int]:
-    """Both views' (N, D) rows of the batch the joint is estimated on, this rank's slice of them and the
-    number of ranks whose batches it holds.
+class GlobalBatch(NamedTuple):
+    """The batch one call estimates the joint on, as the implementations take it."""
 
-    ``gather_index`` is gather_distributed's index in GATHER_CHOICES, ``grad_enabled`` torch's grad mode
-    for the call (the policy of the module's docstring decides from both whether to gather), ``group_name``
-    `MUSICOptions.group_name`, and ``call`` the input dtype, segment_dim and `MUSICOptions.agreement`.
+    # (V, N, D): this rank's projections of every view, as passed (the global views first).
+    views: Tensor
+    # (V, N_global, D): every view's rows of the whole group's batch, this rank's included; ``views``
+    # itself when the call does not gather.
+    group_views: Tensor
+    # The rows of ``group_views`` that are this rank's.
+    rows: tuple[int, int]
+    # How many ranks' batches ``group_views`` holds.
+    ranks: int
+
+
+def global_batch(views: Tensor, num_global: int, options: MUSICOptions, differentiable: bool) -> GlobalBatch:
+    """The batch of the call of stacked (V, N, D) ``views`` under ``options``: the group's, when the policy
+    of the module's docstring gathers, else this rank's. ``differentiable``: whether the gather carries
+    gradients back to every rank's rows (the reference's autograd); the fused operator produces the
+    gradients of its local rows itself and takes the gathered rows detached.
+
     The one place where that batch is checked: it must hold at least two samples over all ranks (a single
     rank may hold none), and every rank must have called the loss with the same layout."""
-    group = process_group(group_name)
-    if gathers(GATHER_CHOICES[gather_index], group, grad_enabled):
-        dtype, segment_dim, agreement = call
-        counts = _rows_per_rank(p_a, layout(p_a.shape[1], dtype, segment_dim, agreement), group)
-        global_a, rows = gather_rows(p_a, differentiable, counts, group)
-        global_b, _ = gather_rows(p_b, differentiable, counts, group)
-        size = group_size(group)
+    group = options.process_group
+    if gathers(options.gather_distributed, group, torch.is_grad_enabled()):
+        counts = _rows_per_rank(views[0], layout(views, num_global, options), group)
+        # Rows of the batch first, for the gather: (N, V, D).
+        gathered, rows = gather_rows(views.transpose(0, 1), differentiable, counts, group)
+        batch = GlobalBatch(views, gathered.transpose(0, 1).contiguous(), rows, group_size(group))
     else:
-        global_a, global_b, rows, size = p_a, p_b, (0, p_a.shape[0]), 1
-    if global_a.shape[0] < 2:
+        batch = GlobalBatch(views, views, (0, views.shape[1]), 1)
+    if batch.group_views.shape[1] < 2:
         raise ValueError(
             f"MUSIC needs a (global) batch of at least 2 samples to estimate the joint distribution, "
-            f"got {global_a.shape[0]}."
+            f"got {batch.group_views.shape[1]}."
         )
-    return global_a, global_b, rows, size
+    return batch

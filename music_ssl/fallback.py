@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import subprocess
+import typing
 import warnings
 
 import torch
 
-from music_ssl.fused import JointKernel
+if typing.TYPE_CHECKING:
+    from music_ssl.implementations import JointKernel
 
 # Triton's own words when a kernel cannot be built or started: its launcher's "Triton Error [CUDA]: ...",
 # MLIR's lowering, ptxas and the PTX/cubin stages. Not "launch" or "compile": torch appends both to every

@@ -12,42 +12,32 @@ Numerics follow what flows in: the math is float32 (float64 for float64 inputs) 
 dtype, and dL/dz stays float32 until it meets the incoming gradient (a loss scale of 2**16 for float16
 training), then is cast once to the input's dtype, as autograd does for the reference.
 
-Memory is O(N D), never D x D. The joint P = p_a^T p_b / N is produced a chunk of rows at a time (rows
-of whole segments, so that the diagonal blocks of a chunk sit inside its own columns); on each chunk the
-x log x epilogue, the weighted sums and dL/dP are applied in place, and dL/dP is contracted with the
-inputs right away. Besides the kernel's two chunk buffers: the probabilities and the agreement
-distribution of the invariance term (3 N x D; the log-probabilities are exponentiated in place), then
-two float32 gradients the size of the inputs, finished in place in the kernel's buffers.
+Several views are one operator call: each view's softmax is computed once, and the joint terms of every
+pair of views (`view_pairs`) are accumulated into one gradient per view.
+
+Memory is O(V N D), never D x D. The joint P = p_a^T p_b / N of a pair is produced a chunk of rows at a
+time (rows of whole segments, so that the diagonal blocks of a chunk sit inside its own columns); on each
+chunk the x log x epilogue, the weighted sums and dL/dP are applied in place, and dL/dP is contracted
+with the inputs right away. Besides the kernel's two chunk buffers: the probabilities and the agreement
+distributions of the invariance terms (the log-probabilities are exponentiated in place; two views share
+one agreement), then float32 gradients the size of the inputs.
 """
 
 # No `from __future__ import annotations`: torch 2.4 infers the operator's schema from evaluated
 # annotations only.
 import typing
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from music_ssl import distributed
+from music_ssl import checks
 from music_ssl.output import MUSICOutput, segment_diagnostics
 
 if typing.TYPE_CHECKING:
+    from music_ssl.distributed import GlobalBatch
     from music_ssl.fallback import Fallback
+    from music_ssl.implementations import JointKernel
     from music_ssl.options import MUSICOptions
-
-DOUBLE_BACKWARD_MESSAGE = (
-    "The {name!r} MUSIC implementation (a fused one: its gradient comes from a custom operator, and "
-    "'auto' picks a fused one) does not support double backward (differentiating a gradient, e.g. a "
-    "gradient penalty or backward(create_graph=True)). Use MUSICLoss(implementation='reference'), whose "
-    "backward is differentiable."
-)
-
-TRANSFORM_MESSAGE = (
-    "Forward-mode AD and torch.func transforms (jvp, jacfwd, grad, vmap, ...) do not reach through the "
-    "{name!r} MUSIC implementation (a fused one, and 'auto' picks a fused one): its gradients come from a "
-    "custom operator that only reverse-mode autograd calls. Use MUSICLoss(implementation='reference'), "
-    "whose derivatives are plain autograd's."
-)
 
 # Rows of P per chunk of the PyTorch kernel. 512 rows keep its two float32 chunk buffers at 32 MiB for
 # D = 8192 while the chunk products stay large enough to run at full matrix-multiply speed. Read at each
@@ -76,25 +66,6 @@ def log_probabilities(z: Tensor, segment_dim: int, temperature: float) -> Tensor
     # where, not clamp_min: a NaN logit stays NaN in the loss and its gradient (clamp's gradient drops it).
     floor = torch.finfo(dtype).min / 2**33
     return torch.log_softmax(torch.where(shifted < floor, floor, shifted), dim=-1)
-
-
-class JointKernel(Protocol):
-    """What a fused implementation supplies: the weighted sums of P log P over the diagonal entries of
-    diagonal blocks and over off-diagonal blocks of the joint P = p_a^T p_b / N (the joint terms before
-    their normalization), and dL/dp of both views for the local rows; `chunked_joint_terms` is the
-    contract's reference."""
-
-    def __call__(
-        self,
-        p_a: Tensor,
-        p_b: Tensor,
-        local_rows: tuple[int, int],
-        segment_dim: int,
-        diag_coef: float,
-        off_coef: float,
-        grad_scale: float,
-        compute_grad: bool,
-    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]: ...
 
 
 def _diagonal_blocks(chunk: Tensor, first_column: int, num_segments: int, segment_dim: int) -> Tensor:
@@ -205,58 +176,74 @@ def _epilogue(
     return diag_part, off_part
 
 
-def _logits_gradient(p: Tensor, grad_p: Tensor, q: Tensor, inv_coef: float, temperature: float) -> Tensor:
-    """dL/dz, in place in grad_p, from dL/dp of the joint terms (through the softmax) and the invariance
-    term, whose gradient with respect to the logits is inv_coef * (p - q)."""
+def view_pairs(num_views: int, num_global: int) -> list[tuple[int, int]]:
+    """The pairs of views whose two-view losses MUSIC averages: every pair (i, j), i < j, with at least
+    one global view (i < num_global): global-global and global-local, no local-local."""
+    return [(i, j) for i in range(num_global) for j in range(i + 1, num_views)]
+
+
+def _add(parts: "list[Tensor | None]", index: int, value: Tensor) -> None:
+    """parts[index] += value; the first value is taken as it is (with two views, both share one)."""
+    so_far = parts[index]
+    parts[index] = value if so_far is None else so_far + value
+
+
+def _logits_gradient(
+    p: Tensor, grad_p: Tensor, agreement_sum: Tensor, pairs: float, inv_coef: float
+) -> Tensor:
+    """dL/dz * temperature, in place in grad_p, from dL/dp of the joint terms (through the softmax) and the
+    invariance terms of the ``pairs`` pairs a view is in: the gradient of one pair's term with respect to
+    the logits is inv_coef * (p - q), q the pair's agreement distribution; ``agreement_sum`` is the sum of
+    their q."""
     projection = (p * grad_p).sum(dim=-1, keepdim=True)
     grad_p.sub_(projection).mul_(p)
-    return grad_p.add_(p, alpha=inv_coef).sub_(q, alpha=inv_coef).div_(temperature)
+    return grad_p.add_(p, alpha=inv_coef * pairs).sub_(agreement_sum, alpha=inv_coef)
 
 
-def _check_plain_autograd(z_a: Tensor, z_b: Tensor, name: str) -> None:
+def _check_plain_autograd(views: Tensor, name: str) -> None:
     """Refuses dual tensors (torch.autograd.forward_ad) and tensors wrapped by a torch.func transform,
     which would otherwise get a zero tangent or fail inside torch."""
     if torch.compiler.is_compiling():
         return  # torch.compile traces plain tensors; a transform around it wraps the compiled call
-    for z in (z_a, z_b):
-        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(z)
-        if wrapped or torch.autograd.forward_ad.unpack_dual(z).tangent is not None:
-            raise RuntimeError(TRANSFORM_MESSAGE.format(name=name))
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor(views)
+    if wrapped or torch.autograd.forward_ad.unpack_dual(views).tangent is not None:
+        raise RuntimeError(checks.TRANSFORM_MESSAGE.format(name=name))
 
 
 # What the operator returns: `MUSICOutput`'s fields in their order (the diagnostics empty unless asked
-# for), then dL/dz_a and dL/dz_b (empty without gradients).
+# for), then dL/dz of the stacked views (empty without gradients).
 _NUM_PARTS = len(MUSICOutput._fields)
 
 
 class FusedLoss:
     """The loss of the fused implementation ``name``, whose joint terms ``kernel`` computes, through the
     custom operator ``music_ssl::music_loss_<name>`` (`operator`); called as an `Implementation`'s loss,
-    ``(z_a, z_b, options, terms, fall_back)`` -> the loss, or its `MUSICOutput` with ``terms``.
+    ``(batch, num_global, options, terms, fall_back)`` -> the loss, or its `MUSICOutput` with ``terms``.
     ``fall_back``: whether this call may run the fallback's kernel after a compile or launch failure of
     its own ("auto")."""
 
-    def __init__(self, name: str, kernel: JointKernel, fallback: "Fallback | None" = None) -> None:
+    def __init__(self, name: str, kernel: "JointKernel", fallback: "Fallback | None" = None) -> None:
         self.name, self.kernel, self.fallback = name, kernel, fallback
         self.operator = _operator(self)
 
-    def __call__(self, z_a: Tensor, z_b: Tensor, options: "MUSICOptions", terms: bool, fall_back: bool):
-        _check_plain_autograd(z_a, z_b, self.name)
-        grad_enabled = torch.is_grad_enabled()
+    def __call__(
+        self, batch: "GlobalBatch", num_global: int, options: "MUSICOptions", terms: bool, fall_back: bool
+    ):
+        views = batch.views
+        _check_plain_autograd(views, self.name)
         outputs = self.operator(
-            z_a,
-            z_b,
+            views,
+            batch.group_views.detach(),
+            batch.rows[0],
+            batch.ranks,
+            num_global,
             options.segment_dim,
             options.temperature,
             options.diag_weight,
             options.off_weight,
             options.inv_weight,
-            options.agreement,
-            options.gather_index,
-            grad_enabled,
-            options.group_name,
             fall_back,
-            grad_enabled and (z_a.requires_grad or z_b.requires_grad),
+            torch.is_grad_enabled() and views.requires_grad,
             terms,
         )
         return MUSICOutput(*outputs[:_NUM_PARTS]) if terms else outputs[0]
@@ -268,53 +255,53 @@ def _operator(fused: FusedLoss):
 
     @torch.library.custom_op(f"music_ssl::music_loss_{name}", mutates_args=())
     def music_loss_operator(
-        z_a: Tensor,
-        z_b: Tensor,
+        views: Tensor,
+        group_views: Tensor,
+        first_row: int,
+        ranks: int,
+        num_global: int,
         segment_dim: int,
         temperature: float,
         diag_weight: float,
         off_weight: float,
         inv_weight: float,
-        agreement: typing.Sequence[float],  # noqa: UP006 (torch 2.4's schema inference knows typing's)
-        gather_distributed: int,
-        grad_enabled: bool,
-        group_name: str,
         fall_back: bool,
         compute_grad: bool,
         compute_terms: bool,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """`MUSICOutput`'s fields (the diagnostics empty without compute_terms), dL/dz_a and dL/dz_b
-        (float32, float64 for float64 inputs; empty without compute_grad). ``gather_distributed``: the
-        option's index in `distributed.GATHER_CHOICES`."""
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """`MUSICOutput`'s fields (the diagnostics empty without compute_terms) and dL/dviews (float32,
+        float64 for float64 inputs; empty without compute_grad) of this rank's (V, N, D) ``views``, whose
+        rows start at ``first_row`` of ``group_views``, the (V, N_global, D) batch of ``ranks`` ranks that
+        the joint is estimated on (``views`` itself when ranks is 1)."""
         # Inside the operator every product is the math dtype, whatever autocast region it was called from.
-        with torch.autocast(device_type=z_a.device.type, enabled=False):
-            batch_size, dim = z_a.shape
+        with torch.autocast(device_type=views.device.type, enabled=False):
+            num_views, batch_size, dim = views.shape
+            global_batch_size = group_views.shape[1]
             num_segments = dim // segment_dim
-            log_p_a = log_probabilities(z_a, segment_dim, temperature)
-            log_p_b = log_probabilities(z_b, segment_dim, temperature)
-            # L_inv = -mean log sum_c p_a p_b. Its gradient needs q = softmax(log p_a + log p_b), the
-            # agreement distribution, made in place in the buffer of log p_a + log p_b.
-            agreement_q = log_p_a + log_p_b
-            log_agreement = torch.logsumexp(agreement_q, dim=-1, keepdim=True)
+            rows = (first_row, first_row + batch_size)
+            pairs = view_pairs(num_views, num_global)
+            # Each view's softmax once: (V, N_global, S, C); this rank's rows are a slice of it.
+            log_p = log_probabilities(
+                group_views.reshape(num_views * global_batch_size, dim), segment_dim, temperature
+            ).reshape(num_views, global_batch_size, num_segments, segment_dim)
+            local_log_p = log_p[:, rows[0] : rows[1]]
+
+            # L_inv = -mean log sum_c p_i p_j per pair. Its gradient needs q = softmax(log p_i + log p_j),
+            # the pair's agreement distribution, summed per view (with two views both share one q).
+            agreement_log_sum = log_p.new_zeros(())
+            agreement_sums: list[Tensor | None] = [None] * num_views
+            for i, j in pairs:
+                agreement = local_log_p[i] + local_log_p[j]
+                log_agreement = torch.logsumexp(agreement, dim=-1, keepdim=True)
+                agreement_log_sum += log_agreement.sum()
+                if compute_grad:
+                    q = agreement.sub_(log_agreement).exp_()
+                    _add(agreement_sums, i, q)
+                    _add(agreement_sums, j, q)
             # A rank may hold no sample (an uneven last batch): its mean is 0, not 0/0.
             local_count = max(batch_size, 1)
-            local_inv = -log_agreement.sum() / (local_count * num_segments)
-            if compute_grad:
-                agreement_q.sub_(log_agreement).exp_()
-            else:
-                del agreement_q
-            p_a, p_b = log_p_a.exp_(), log_p_b.exp_()
-
-            global_a, global_b, rows, ranks = distributed.global_views(
-                p_a.reshape(batch_size, dim),
-                p_b.reshape(batch_size, dim),
-                gather_distributed,
-                grad_enabled,
-                group_name,
-                (z_a.dtype, segment_dim, agreement),
-                differentiable=False,
-            )
-            global_batch_size = global_a.shape[0]
+            local_inv = -agreement_log_sum / (local_count * num_segments * len(pairs))
+            p = log_p.exp_()
 
             diag_coef = diag_weight / num_segments
             off_coef = off_weight / (num_segments * (num_segments - 1)) if num_segments > 1 else 0.0
@@ -323,73 +310,82 @@ def _operator(fused: FusedLoss):
             joint_terms = (
                 fused.kernel if fused.fallback is None else fused.fallback.wrap(name, fused.kernel, fall_back)
             )
-            diag_sum, off_sum, grad_p_a, grad_p_b = joint_terms(
-                global_a.contiguous(),
-                global_b.contiguous(),
-                rows,
-                segment_dim,
-                diag_coef,
-                off_coef,
-                float(ranks),
-                compute_grad,
-            )
-            diag = diag_sum / num_segments
-            off = off_sum / (num_segments * (num_segments - 1)) if num_segments > 1 else off_sum.new_zeros(())
+            diag_sum, off_sum = p.new_zeros(()), p.new_zeros(())
+            grads_p: list[Tensor | None] = [None] * num_views
+            for i, j in pairs:
+                pair_diag, pair_off, grad_i, grad_j = joint_terms(
+                    p[i].reshape(global_batch_size, dim),
+                    p[j].reshape(global_batch_size, dim),
+                    rows,
+                    segment_dim,
+                    diag_coef,
+                    off_coef,
+                    ranks / len(pairs),
+                    compute_grad,
+                )
+                diag_sum += pair_diag
+                off_sum += pair_off
+                if grad_i is not None and grad_j is not None:
+                    _add(grads_p, i, grad_i)
+                    _add(grads_p, j, grad_j)
+            diag = diag_sum / (num_segments * len(pairs))
+            pairs_segments = num_segments * (num_segments - 1) * len(pairs)
+            off = off_sum / pairs_segments if num_segments > 1 else off_sum.new_zeros(())
             # This rank's share of L_inv: the local mean weighted so that DDP's average over ranks is the
             # global mean also for unequal per-rank batches (1 for equal batches and without gathering).
             inv_scale = ranks * batch_size / global_batch_size
             inv = local_inv * inv_scale
             loss = diag_weight * diag + off_weight * off + inv_weight * inv
             if compute_terms:
-                shape = (global_batch_size, num_segments, segment_dim)
-                entropy, confidence = segment_diagnostics(global_a.reshape(shape), global_b.reshape(shape))
+                entropy, confidence = segment_diagnostics(p)
             else:
                 entropy, confidence = loss.new_empty((0,)), loss.new_empty((0,))
             if compute_grad:
-                assert grad_p_a is not None and grad_p_b is not None
-                shape = (batch_size, num_segments, segment_dim)
-                # d(-logsumexp(la + lb))/dla = -q; through log_softmax that becomes p - q.
-                inv_coef = inv_weight * inv_scale / (local_count * num_segments)
-                grad_a = _logits_gradient(p_a, grad_p_a.reshape(shape), agreement_q, inv_coef, temperature)
-                grad_b = _logits_gradient(p_b, grad_p_b.reshape(shape), agreement_q, inv_coef, temperature)
-                # Contiguous, as the shapes function declares (the chunked kernel builds dL/dz_a transposed).
-                grad_a, grad_b = (g.reshape(batch_size, dim).contiguous() for g in (grad_a, grad_b))
+                # d(-logsumexp(l_i + l_j))/dl_i = -q; through log_softmax that becomes p_i - q.
+                inv_coef = inv_weight * inv_scale / (local_count * num_segments * len(pairs))
+                grad = loss.new_empty((num_views, batch_size, dim))
+                for view in range(num_views):
+                    grad_p, agreement_sum = grads_p[view], agreement_sums[view]
+                    assert grad_p is not None and agreement_sum is not None
+                    in_pairs = sum(view in pair for pair in pairs)
+                    local_p = p[view, rows[0] : rows[1]]
+                    grad_p = grad_p.reshape(local_p.shape)
+                    _logits_gradient(local_p, grad_p, agreement_sum, in_pairs, inv_coef)
+                    grad[view] = grad_p.reshape(batch_size, dim)
+                    grads_p[view] = agreement_sums[view] = None
+                grad.div_(temperature)
             else:
-                grad_a, grad_b = loss.new_empty((0,)), loss.new_empty((0,))
-        return loss, inv, diag, off, entropy, confidence, grad_a, grad_b
+                grad = loss.new_empty((0,))
+        return loss, inv, diag, off, entropy, confidence, grad
 
     @music_loss_operator.register_fake
-    def _shapes(z_a, z_b, segment_dim, *options):
+    def _shapes(views, group_views, first_row, ranks, num_global, segment_dim, *options):
         compute_grad, compute_terms = options[-2:]
-        dtype = compute_dtype(z_a.dtype)
-        num_segments = z_a.shape[1] // segment_dim
+        dtype = compute_dtype(views.dtype)
+        num_segments = views.shape[2] // segment_dim
 
         def empty(*shape: int) -> Tensor:
-            return z_a.new_empty(shape, dtype=dtype)
+            return views.new_empty(shape, dtype=dtype)
 
         per_segment = (num_segments,) if compute_terms else (0,)
-        grad_shape = tuple(z_a.shape) if compute_grad else (0,)
         return (
             *(empty() for _ in range(4)),
             empty(*per_segment),
             empty(*per_segment),
-            empty(*grad_shape),
-            empty(*grad_shape),
+            empty(*views.shape) if compute_grad else empty(0),
         )
 
     def _save_gradients(ctx, inputs, output) -> None:
         ctx.mark_non_differentiable(*output[1:])  # only the loss is differentiable
-        ctx.save_for_backward(output[_NUM_PARTS], output[_NUM_PARTS + 1])
-        ctx.input_dtypes = (inputs[0].dtype, inputs[1].dtype)
-        ctx.num_options = len(inputs) - 2
+        ctx.save_for_backward(output[_NUM_PARTS])
+        ctx.input_dtype = inputs[0].dtype
+        ctx.num_others = len(inputs) - 1
 
     def _backward(ctx, grad_loss: Tensor, *grad_others: Tensor) -> tuple[Tensor | None, ...]:
         if torch.is_grad_enabled():
-            raise RuntimeError(DOUBLE_BACKWARD_MESSAGE.format(name=name))
-        grad_a, grad_b = ctx.saved_tensors
-        dtype_a, dtype_b = ctx.input_dtypes
-        incoming = grad_loss.to(grad_a.dtype)
-        return (grad_a * incoming).to(dtype_a), (grad_b * incoming).to(dtype_b), *([None] * ctx.num_options)
+            raise RuntimeError(checks.DOUBLE_BACKWARD_MESSAGE.format(name=name))
+        (grad,) = ctx.saved_tensors
+        return (grad * grad_loss.to(grad.dtype)).to(ctx.input_dtype), *([None] * ctx.num_others)
 
     music_loss_operator.register_autograd(_backward, setup_context=_save_gradients)
 

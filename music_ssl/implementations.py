@@ -28,12 +28,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
+from torch import Tensor
 
 from music_ssl import fused
 from music_ssl.fallback import Fallback
 from music_ssl.reference import reference_loss
+
+
+class JointKernel(Protocol):
+    """What a fused implementation supplies: the weighted sums of P log P over the diagonal entries of
+    diagonal blocks and over off-diagonal blocks of the joint P = p_a^T p_b / N (the joint terms before
+    their normalization), and dL/dp of both views for the local rows; the contract's reference is
+    `music_ssl.fused.chunked_joint_terms`."""
+
+    def __call__(
+        self,
+        p_a: Tensor,
+        p_b: Tensor,
+        local_rows: tuple[int, int],
+        segment_dim: int,
+        diag_coef: float,
+        off_coef: float,
+        grad_scale: float,
+        compute_grad: bool,
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]: ...
+
 
 # Whether "auto" runs the Triton kernel on CUDA devices. Off: the kernel has not yet run on a GPU. The GPU
 # check's report says, once everything it measures passes, that this is the line to switch (and on which
@@ -70,9 +92,9 @@ class Implementation:
     # (z_a, z_b, options, terms, fall_back) -> the loss, or its MUSICOutput with terms; views and options
     # checked. fall_back: whether a compile or launch failure may run the fallback ("auto" chose it).
     loss: Callable[..., object]
-    # The fused operator's joint kernel (`fused.JointKernel`); None for an implementation whose gradients
+    # The fused operator's joint kernel (`JointKernel`); None for an implementation whose gradients
     # are plain autograd's (it supports double backward and forward-mode AD).
-    kernel: fused.JointKernel | None = None
+    kernel: JointKernel | None = None
     # The device types on which "auto" may pick it, once `proven()`; () : never. "auto" takes the first
     # such entry in `REGISTRY`'s order (the fastest first) that can run on the input's device.
     auto_devices: tuple[str, ...] = ()
@@ -112,8 +134,8 @@ def register(implementation: Implementation) -> None:
 
 def fused_implementation(
     name: str,
-    kernel: fused.JointKernel,
-    fallback: tuple[str, fused.JointKernel] | None = None,
+    kernel: JointKernel,
+    fallback: tuple[str, JointKernel] | None = None,
     max_elements: int | None = None,
     **declared,
 ) -> Implementation:

@@ -1,31 +1,52 @@
 """MUSICLoss and its functional forms, `music_loss` (the loss) and `music_loss_terms` (its parts).
 
 One call reads top to bottom: the views are checked (`checks.views`), the registry picks the
-implementation (`implementations.choose`), and the implementation computes the loss (for the fused ones,
-one custom operator, `music_ssl.fused`, which gathers the global batch through `music_ssl.distributed`).
+implementation (`implementations.choose`), the batch the joint is estimated on is gathered where the
+distributed policy says so (`distributed.global_batch`), and the implementation computes the loss (for
+the fused ones, one custom operator, `music_ssl.fused`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
-from music_ssl import checks, implementations
+from music_ssl import checks, distributed, implementations
 from music_ssl.options import MUSICOptions, ProcessGroup
 from music_ssl.output import MUSICOutput
 
 
-def _evaluate(z_a: Tensor, z_b: Tensor, options: MUSICOptions, terms: bool) -> Tensor | MUSICOutput:
-    """The loss of two views (its `MUSICOutput` with ``terms``), for options already checked."""
-    checks.views(z_a, z_b, options.segment_dim, options.temperature, options.off_weight)
-    implementation, fall_back = implementations.choose(options.implementation, z_a.device, z_a.dtype)
-    return implementation.loss(z_a, z_b, options, terms, fall_back)  # type: ignore[return-value]
+def _evaluate(
+    z_a: Tensor | Sequence[Tensor],
+    z_b: Tensor | None,
+    num_global: int | None,
+    options: MUSICOptions,
+    terms: bool,
+) -> Tensor | MUSICOutput:
+    """The loss of the views (its `MUSICOutput` with ``terms``), for options already checked."""
+    views, num_global = checks.views(
+        z_a, z_b, num_global, options.segment_dim, options.temperature, options.off_weight
+    )
+    implementation, fall_back = implementations.choose(
+        options.implementation, views[0].device, views[0].dtype
+    )
+    # An implementation without a kernel of its own (autograd's gradients) gathers inside autograd.
+    differentiable = implementation.kernel is None
+    batch = distributed.global_batch(torch.stack(views), num_global, options, differentiable)
+    return implementation.loss(batch, num_global, options, terms, fall_back)  # type: ignore[return-value]
 
 
 def _terms_requested(return_terms: object, replacement: str) -> bool:
     """The deprecated ``return_terms`` flag, checked; True warns that ``replacement`` is its successor."""
+    if isinstance(return_terms, Tensor):
+        raise TypeError(
+            "return_terms got a tensor: more than two views go in one list, with how many of them (the "
+            "first ones) are global, e.g. loss([z_1, z_2, z_3, z_4], num_global=2)."
+        )
     if not isinstance(return_terms, bool):
         raise TypeError(
             f"return_terms must be a bool, got {return_terms!r} of type {type(return_terms).__name__}."
@@ -41,8 +62,8 @@ def _terms_requested(return_terms: object, replacement: str) -> bool:
 
 
 def music_loss(
-    z_a: Tensor,
-    z_b: Tensor,
+    z_a: Tensor | Sequence[Tensor],
+    z_b: Tensor | None = None,
     segment_dim: int = 32,
     temperature: float = 1.0,
     diag_weight: float = 1.0,
@@ -52,8 +73,11 @@ def music_loss(
     implementation: str = "auto",
     return_terms: bool = False,
     process_group: ProcessGroup | None = None,
+    *,
+    num_global: int | None = None,
 ) -> Tensor:
-    """MUSIC loss of two views' projections, each (N, D); see `MUSICLoss` for the arguments.
+    """MUSIC loss of two views' projections, each (N, D), or of a list of views with ``z_b`` omitted; see
+    `MUSICLoss` for the arguments.
 
     Returns:
         The scalar loss (float32, or float64 for float64 inputs). ``return_terms=True`` (deprecated: use
@@ -62,12 +86,13 @@ def music_loss(
     weights = (diag_weight, off_weight, inv_weight)
     execution = (gather_distributed, implementation, process_group)  # where and how it runs
     options = MUSICOptions(segment_dim, temperature, *weights, *execution)
-    return _evaluate(z_a, z_b, options, _terms_requested(return_terms, "music_loss_terms"))  # type: ignore[return-value]
+    terms = _terms_requested(return_terms, "music_loss_terms")
+    return _evaluate(z_a, z_b, num_global, options, terms)  # type: ignore[return-value]
 
 
 def music_loss_terms(
-    z_a: Tensor,
-    z_b: Tensor,
+    z_a: Tensor | Sequence[Tensor],
+    z_b: Tensor | None = None,
     segment_dim: int = 32,
     temperature: float = 1.0,
     diag_weight: float = 1.0,
@@ -76,13 +101,15 @@ def music_loss_terms(
     gather_distributed: bool | str = "auto",
     implementation: str = "auto",
     process_group: ProcessGroup | None = None,
+    *,
+    num_global: int | None = None,
 ) -> MUSICOutput:
     """`music_loss` and its parts from one evaluation: a `MUSICOutput` (the loss, its three terms and the
     per-segment diagnostics, attribute entropy and confidence, which only this form computes)."""
     weights = (diag_weight, off_weight, inv_weight)
     execution = (gather_distributed, implementation, process_group)  # where and how it runs
     options = MUSICOptions(segment_dim, temperature, *weights, *execution)
-    return _evaluate(z_a, z_b, options, True)  # type: ignore[return-value]
+    return _evaluate(z_a, z_b, num_global, options, True)  # type: ignore[return-value]
 
 
 def _option(name: str) -> property:
@@ -107,6 +134,11 @@ class MUSICLoss(nn.Module):
     distribution over segment_dim discrete attributes (a softmax). The loss rewards the two views for
     picking the same attribute in every segment (invariance), every attribute for being used equally
     across the batch (no collapse) and different segments for being independent (no redundancy).
+
+    More than two views (multi-crop: a few global views, then smaller local ones) go in one list with
+    ``num_global``, how many of them, the first ones, are global: the loss is the mean of the two-view
+    loss over every pair of views with at least one global view (global-global and global-local, never
+    local-local), which for two views is the two-view loss itself. Each view's softmax is computed once.
 
     - [0] Niu & Wang, "Multi-Segmental Informational Coding for Self-Supervised Representation
       Learning", 2022, https://arxiv.org/abs/2206.06461
@@ -140,7 +172,8 @@ class MUSICLoss(nn.Module):
     Raises:
         ValueError: If an option is out of range, or gather_distributed is True while
             torch.distributed is not available; when called, if the views differ in shape, device or
-            dtype, or their width is 0 or not a multiple of segment_dim.
+            dtype, their width is 0 or not a multiple of segment_dim, fewer than two views are given, or
+            num_global is not from 1 to the number of views (or missing with more than two views).
         TypeError: If an option or a view has the wrong type (a float segment_dim, an integer tensor).
         RuntimeError: When called under forward-mode AD or a torch.func transform with a fused
             implementation, or differentiated twice through one; implementation="reference" supports both.
@@ -155,6 +188,8 @@ class MUSICLoss(nn.Module):
         >>> out = loss_fn.terms(z_a, z_b)
         >>> out.loss.backward()
         >>> self.log_dict(out.log_dict(prefix="train_"))
+        >>> # Multi-crop: two global views, then six local ones.
+        >>> loss = loss_fn([model(view) for view in views], num_global=2)
     """
 
     def __init__(
@@ -194,17 +229,28 @@ class MUSICLoss(nn.Module):
     implementation = _option("implementation")
     process_group = _option("process_group")
 
-    def forward(self, z_a: Tensor, z_b: Tensor, return_terms: bool = False) -> Tensor:
-        """The loss of two views' projections, each of shape (N, D): a scalar tensor.
+    def forward(
+        self,
+        z_a: Tensor | Sequence[Tensor],
+        z_b: Tensor | None = None,
+        return_terms: bool = False,
+        *,
+        num_global: int | None = None,
+    ) -> Tensor:
+        """The loss of two views' projections, each of shape (N, D), or of a list of V >= 2 views (``z_b``
+        omitted) whose first ``num_global`` are the global ones: a scalar tensor.
 
         ``return_terms=True`` (deprecated: use `terms`) returns the `MUSICOutput` instead."""
-        return _evaluate(z_a, z_b, self.options, _terms_requested(return_terms, "MUSICLoss.terms"))  # type: ignore[return-value]
+        terms = _terms_requested(return_terms, "MUSICLoss.terms")
+        return _evaluate(z_a, z_b, num_global, self.options, terms)  # type: ignore[return-value]
 
-    def terms(self, z_a: Tensor, z_b: Tensor) -> MUSICOutput:
+    def terms(
+        self, z_a: Tensor | Sequence[Tensor], z_b: Tensor | None = None, *, num_global: int | None = None
+    ) -> MUSICOutput:
         """The loss and its parts from one evaluation: a `MUSICOutput` with the loss (differentiable), its
         three terms and the per-segment diagnostics (attribute entropy and confidence), which only this
-        method computes."""
-        return _evaluate(z_a, z_b, self.options, True)  # type: ignore[return-value]
+        method computes. Takes the views as `forward` does."""
+        return _evaluate(z_a, z_b, num_global, self.options, True)  # type: ignore[return-value]
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}={getattr(self.options, name)!r}" for name in _OPTION_NAMES)

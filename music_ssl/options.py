@@ -25,11 +25,9 @@ class MUSICOptions:
     (`torch.compile`, also with `dynamic=True`) never traces a check of a Python number. A changed option
     is a new value: ``dataclasses.replace(options, temperature=0.5)`` checks it again.
 
-    What a call needs besides the options themselves is derived here once: ``group_name``, the name under
-    which the fused operator finds the process group again (an operator takes no group object), and
-    ``agreement``, the numbers every rank of the group must agree on before one joint is estimated over
-    their batches (`music_ssl.distributed`), and ``gather_index``, gather_distributed as an operator takes
-    it (its index in `music_ssl.distributed.GATHER_CHOICES`).
+    What a call needs besides the options themselves is derived here once: ``agreement``, the numbers
+    every rank of the group must agree on before one joint is estimated over their batches
+    (`music_ssl.distributed`).
     """
 
     segment_dim: int = 32
@@ -40,9 +38,7 @@ class MUSICOptions:
     gather_distributed: bool | str = "auto"
     implementation: str = "auto"
     process_group: ProcessGroup | None = None
-    group_name: str = dataclasses.field(init=False, repr=False, compare=False)
     agreement: tuple[float, ...] = dataclasses.field(init=False, repr=False, compare=False)
-    gather_index: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         checked = {
@@ -62,20 +58,15 @@ class MUSICOptions:
             )
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # normalized: ints stay ints, weights become floats
-        object.__setattr__(self, "group_name", distributed.group_name(self.process_group))
-        # Python numbers only: segment_dim travels as its own operator argument (under torch.compile with
-        # dynamic shapes it can be symbolic, which torch 2.4 does not take in a list of floats).
-        gather_index = distributed.GATHER_CHOICES.index(self.gather_distributed)
         agreement = (
             self.temperature,
             self.diag_weight,
             self.off_weight,
             self.inv_weight,
-            float(gather_index),
+            float(distributed.GATHER_CHOICES.index(self.gather_distributed)),
             float(implementations.CHOICES.index(self.implementation)),
         )
         object.__setattr__(self, "agreement", agreement)
-        object.__setattr__(self, "gather_index", gather_index)
 
     def __deepcopy__(self, memo: dict) -> MUSICOptions:
         # A process group cannot be copied (a copy of a model that holds the loss, as for an EMA teacher,

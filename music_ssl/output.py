@@ -15,14 +15,16 @@ class MUSICOutput(NamedTuple):
     """The MUSIC loss and its parts, from a single evaluation.
 
     Attributes:
-        loss: The weighted loss ``w_diag * diag + w_off * off + w_inv * invariance``; differentiable.
+        loss: The weighted loss ``w_diag * diag + w_off * off + w_inv * invariance``; differentiable. With
+            more than two views, each term is the mean of the two-view terms over the pairs of views that
+            enter the loss (see `MUSICLoss`).
         inv: L_inv, the per-sample agreement term: the mean over this rank's batch, weighted under
             gathering by (ranks x local batch / global batch) so that its mean over ranks is the global
             batch's L_inv (the weight is 1 for equal batches and in a single process); detached.
         diag: L_diag, the negative entropy of the diagonal of every segment's joint; detached.
         off: L_off, the mean negative joint entropy of pairs of different segments; detached.
         attribute_entropy: Shape (S,). Entropy in nats of each segment's attribute distribution over the
-            (global) batch, averaged over the two views; log(segment_dim) means every attribute is used
+            (global) batch, averaged over the views; log(segment_dim) means every attribute is used
             equally, 0 means the segment collapsed onto one attribute. Detached.
         confidence: Shape (S,). Mean probability of each sample's most likely attribute, per segment;
             1/segment_dim is uniform, 1 is a hard code. Detached.
@@ -67,10 +69,11 @@ class MUSICOutput(NamedTuple):
         }
 
 
-def segment_diagnostics(p_a: Tensor, p_b: Tensor) -> tuple[Tensor, Tensor]:
-    """Attribute-usage entropy and confidence per segment from (N, S, C) attribute probabilities."""
+def segment_diagnostics(p: Tensor) -> tuple[Tensor, Tensor]:
+    """Attribute-usage entropy and confidence per segment from the (V, N, S, C) attribute probabilities of
+    V views, averaged over the views."""
     with torch.no_grad():
-        marginal = 0.5 * (p_a.mean(dim=0) + p_b.mean(dim=0))
+        marginal = p.mean(dim=(0, 1))
         entropy = -torch.special.xlogy(marginal, marginal).sum(dim=-1)
-        confidence = 0.5 * (p_a.amax(dim=-1).mean(dim=0) + p_b.amax(dim=-1).mean(dim=0))
+        confidence = p.amax(dim=-1).mean(dim=(0, 1))
     return entropy, confidence

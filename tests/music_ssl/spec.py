@@ -46,3 +46,18 @@ def spec_terms(z_a, z_b, segment_dim, temperature=1.0):
 def spec_loss(z_a, z_b, segment_dim, temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0):
     inv, diag, off = spec_terms(z_a, z_b, segment_dim, temperature)
     return diag_weight * diag + off_weight * off + inv_weight * inv
+
+
+def spec_multi_view_terms(views, num_global, segment_dim, temperature=1.0):
+    """docs/math.md's several views: every two-view term averaged over the pairs (i, j), i < j, that hold
+    a global view (i < num_global)."""
+    pairs = [(i, j) for i in range(len(views)) for j in range(len(views)) if i < j and i < num_global]
+    terms = [spec_terms(views[i], views[j], segment_dim, temperature) for i, j in pairs]
+    return tuple(sum(term[k] for term in terms) / len(pairs) for k in range(3))
+
+
+def spec_multi_view_loss(
+    views, num_global, segment_dim, temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0
+):
+    inv, diag, off = spec_multi_view_terms(views, num_global, segment_dim, temperature)
+    return diag_weight * diag + off_weight * off + inv_weight * inv

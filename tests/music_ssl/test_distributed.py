@@ -24,9 +24,13 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 48))
 
 
-def _data(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _data(batch_size: int, num_views: int = 2) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(2)
-    return torch.randn(batch_size, 12, generator=generator), torch.randn(batch_size, 12, generator=generator)
+    return [torch.randn(batch_size, 12, generator=generator) for _ in range(num_views)]
+
+
+# Multi-crop: two global views and three local ones, every pair with a global view in the loss.
+MULTI_CROP = {"num_views": 5, "num_global": 2}
 
 
 def _loss_function(kind: str, implementation: str):
@@ -38,6 +42,9 @@ def _loss_function(kind: str, implementation: str):
         return lambda z_a, z_b: music_loss_terms_func(
             z_a, z_b, segment_dim=8, temperature=0.7, implementation=implementation
         )
+    if kind == "multi_crop":
+        loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation)
+        return lambda *z: loss_fn.terms(list(z), num_global=MULTI_CROP["num_global"])
     if kind == "core_default":
         return MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation).terms
     gather = {"core": True, "core_auto": "auto"}[kind]
@@ -50,11 +57,11 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core")
     torch.set_num_threads(1)
     join_process_group(rank, world_size, port)
     model = nn.parallel.DistributedDataParallel(_model())
-    x_a, x_b = _data(sum(sizes))
+    views = _data(sum(sizes), MULTI_CROP["num_views"] if kind == "multi_crop" else 2)
     start = sum(sizes[:rank])
     rows = slice(start, start + sizes[rank])
     terms = _loss_function(kind, implementation)
-    out = terms(model(x_a[rows]), model(x_b[rows]))
+    out = terms(*(model(x[rows]) for x in views))
     out.loss.backward()
     grads = [p.grad.detach().clone() for p in model.parameters()]
     torch.save(
@@ -87,9 +94,13 @@ def test_ddp_gradients_equal_single_process_on_concatenated_batch(
     )
 
     model = _model()
-    x_a, x_b = _data(sum(sizes))
     loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation="reference")
-    expected = loss_fn.terms(model(x_a), model(x_b))
+    if kind == "multi_crop":
+        views = _data(sum(sizes), MULTI_CROP["num_views"])
+        expected = loss_fn.terms([model(x) for x in views], num_global=MULTI_CROP["num_global"])
+    else:
+        x_a, x_b = _data(sum(sizes))
+        expected = loss_fn.terms(model(x_a), model(x_b))
     expected.loss.backward()
 
     results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(world_size)]
@@ -113,7 +124,8 @@ def _mismatched_worker(rank, world_size, port, per_rank, out_dir):
     torch.set_num_threads(1)
     join_process_group(rank, world_size, port)
     mine = per_rank[rank]
-    z_a, z_b = (torch.randn(4, mine["dim"], dtype=mine["dtype"]) for _ in range(2))
+    views = [torch.randn(4, mine["dim"], dtype=mine["dtype"]) for _ in range(mine.get("views", 2))]
+    z_a, z_b = views[0], views[1]
     loss_fn = MUSICLoss(
         segment_dim=mine["segment_dim"],
         temperature=mine["temperature"],
@@ -121,7 +133,10 @@ def _mismatched_worker(rank, world_size, port, per_rank, out_dir):
         implementation=mine["implementation"],
     )
     try:
-        loss_fn(z_a.requires_grad_(), z_b)
+        if len(views) == 2:
+            loss_fn(z_a.requires_grad_(), z_b)
+        else:
+            loss_fn([z_a.requires_grad_(), *views[1:]], num_global=mine["num_global"])
         message = "no error"
     except ValueError as error:
         message = str(error)
@@ -130,6 +145,8 @@ def _mismatched_worker(rank, world_size, port, per_rank, out_dir):
     leave_process_group()  # its barrier: the ranks are still in step, nothing was left in a collective
 
 
+# How the agreement check names the call's views (two, both global) before its other numbers.
+VIEWS0, VIEWS1 = "rank 0: views=2, global views=2, ", "rank 1: views=2, global views=2, "
 SAME = {"dim": 32, "segment_dim": 8, "dtype": torch.float32, "temperature": 1.0, "implementation": "chunked"}
 
 
@@ -137,29 +154,40 @@ SAME = {"dim": 32, "segment_dim": 8, "dtype": torch.float32, "temperature": 1.0,
 @pytest.mark.parametrize(
     ("rank1", "shown"),
     [
-        ({"segment_dim": 16}, "rank 0: dim=32, dtype=torch.float32, segment_dim=8, temperature=1"),
-        ({"dim": 64}, "rank 1: dim=64, dtype=torch.float32, segment_dim=8"),
-        ({"dtype": torch.float64}, "rank 1: dim=32, dtype=torch.float64, segment_dim=8"),
-        ({"temperature": 0.5}, "rank 1: dim=32, dtype=torch.float32, segment_dim=8, temperature=0.5"),
+        ({"segment_dim": 16}, VIEWS0 + "dim=32, dtype=torch.float32, segment_dim=8, temperature=1"),
+        ({"dim": 64}, VIEWS1 + "dim=64, dtype=torch.float32, segment_dim=8"),
+        ({"dtype": torch.float64}, VIEWS1 + "dim=32, dtype=torch.float64, segment_dim=8"),
+        ({"temperature": 0.5}, VIEWS1 + "dim=32, dtype=torch.float32, segment_dim=8, temperature=0.5"),
         (
             {"implementation": "reference", "segment_dim": 4},
-            "rank 1: dim=32, dtype=torch.float32, segment_dim=4",
+            VIEWS1 + "dim=32, dtype=torch.float32, segment_dim=4",
         ),
         # The reference gathers inside autograd (a backward all_reduce), the fused ones outside: a mix
         # used to pass the check and hang in backward.
         (
             {"implementation": "reference"},
-            "rank 1: dim=32, dtype=torch.float32, segment_dim=8, temperature=1, "
+            VIEWS1 + "dim=32, dtype=torch.float32, segment_dim=8, temperature=1, "
             "diag_weight=1, off_weight=1, inv_weight=1, gather_distributed=True, implementation='reference'",
         ),
         # As written: "auto" and True gather alike with gradients, but only True gathers without them.
         (
             {"gather": "auto"},
-            "rank 1: dim=32, dtype=torch.float32, segment_dim=8, temperature=1, "
+            VIEWS1 + "dim=32, dtype=torch.float32, segment_dim=8, temperature=1, "
             "diag_weight=1, off_weight=1, inv_weight=1, gather_distributed='auto'",
         ),
+        # A rank with a third (local) view would estimate other pairs' joints.
+        ({"views": 3, "num_global": 2}, "rank 1: views=3, global views=2, dim=32, dtype=torch.float32"),
     ],
-    ids=["segment_dim", "dim", "dtype", "temperature", "across_implementations", "implementation", "gather"],
+    ids=[
+        "segment_dim",
+        "dim",
+        "dtype",
+        "temperature",
+        "across_implementations",
+        "implementation",
+        "gather",
+        "views",
+    ],
 )
 def test_ranks_that_disagree_get_the_same_clear_error(tmp_path, rank1, shown):
     """Different segment_dim (same D) would silently average gradients of different joints, a different D
@@ -179,6 +207,17 @@ def test_the_hosts_policy_gathers_whenever_several_processes_train(tmp_path, kin
     global batch under DDP, as the authors train: the same gradients as one process on the concatenated
     batch."""
     test_ddp_gradients_equal_single_process_on_concatenated_batch(tmp_path, (7, 3), "chunked", kind)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("sizes", [(7, 3), (5, 0, 4)], ids=["unequal", "one-empty"])
+@pytest.mark.parametrize("implementation", backends.names(interpreted=False))
+def test_multi_crop_joints_are_over_the_global_batch(tmp_path, sizes, implementation):
+    """Two global and three local views: the joint of every pair is over the group's batch, and DDP's
+    gradients are those of one process on the concatenated batch, for uneven ranks and an empty one."""
+    test_ddp_gradients_equal_single_process_on_concatenated_batch(
+        tmp_path, sizes, implementation, "multi_crop"
+    )
 
 
 def _one_rank_evaluates(rank, world_size, port, gather, out_dir):
