@@ -6,6 +6,8 @@ Examples:
     >>> projection_head = MUSICProjectionHead(512, 2048, 2048, num_layers=3, segment_dim=32)
     >>> criterion = MUSICLoss(segment_dim=32)
     >>> loss = criterion(projection_head(backbone(x0)), projection_head(backbone(x1)))
+    >>> # Multi-crop: MUSICMultiCropTransform() gives two global views, then six local ones.
+    >>> loss = criterion([projection_head(backbone(x)) for x in views], num_global=2)
 
 The ImageNet ResNet-50 benchmark method lives in `music_ssl.integrations.lightly.imagenet_resnet50`;
 `register(METHODS)` adds it to lightly's benchmark runner and `python -m
@@ -26,12 +28,26 @@ from music_ssl import MUSICLoss, MUSICOutput, MUSICProjectionHead
 from .registry import register
 
 if TYPE_CHECKING:
-    from .transform import MUSICTransform, MUSICView1Transform, MUSICView2Transform
+    from .transform import (
+        MUSICLocalViewTransform,
+        MUSICMultiCropTransform,
+        MUSICTransform,
+        MUSICView1Transform,
+        MUSICView2Transform,
+    )
 
-_TRANSFORMS = ("MUSICTransform", "MUSICView1Transform", "MUSICView2Transform")
+_TRANSFORMS = (
+    "MUSICLocalViewTransform",
+    "MUSICMultiCropTransform",
+    "MUSICTransform",
+    "MUSICView1Transform",
+    "MUSICView2Transform",
+)
 
 __all__ = [
+    "MUSICLocalViewTransform",
     "MUSICLoss",
+    "MUSICMultiCropTransform",
     "MUSICOutput",
     "MUSICProjectionHead",
     "MUSICTransform",

@@ -5,6 +5,8 @@ LightningModule built as `MUSIC(batch_size_per_device, num_classes)` whose `forw
 features and which trains an `online_classifier` on them. Settings are the MUSIC authors' ImageNet
 recipe, `music_ssl.integrations.recipes.IMAGENET`, in lightly's terms in `recipe.py`; its learning rate
 follows the global batch (every process's batch together), and the loss estimates the joint over it.
+`multi_crop_transform` adds six local views of 96 px to the recipe's two views; the same module trains on
+either.
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ from torchvision.models import resnet50
 from music_ssl import MUSICLoss, MUSICOutput, MUSICProjectionHead
 
 from . import recipe
-from .transform import MUSICTransform
+from .transform import MUSICMultiCropTransform, MUSICTransform
+from .views import size_groups
 
 
 class MUSIC(LightningModule):
     """MUSIC [0] with a ResNet-50 backbone, trained and evaluated as lightly's benchmark methods are.
+
+    Trains on the two views of `transform`, or on the two global and six local views of
+    `multi_crop_transform`: the views of the first view's size are global, the smaller ones local, and the
+    loss is MUSIC's mean over every pair with a global view (for two views, the two-view loss). The online
+    classifier learns from the global views.
 
     Logs `train_loss` (what the runner's early stopping watches), the three loss terms and the
     segment diagnostics of `MUSICOutput.log_dict` (`train_music_inv`, `train_music_diag`,
@@ -94,24 +102,25 @@ class MUSIC(LightningModule):
 
     def training_step(self, batch: tuple[list[Tensor], Tensor, list[str]], batch_idx: int) -> Tensor:
         views, targets = batch[0], batch[1]
-        if not isinstance(views, list | tuple) or len(views) != 2:
-            count = len(views) if isinstance(views, list | tuple) else f"a {type(views).__name__}"
-            raise ValueError(
-                f"MUSIC trains on two views of every image, got {count}: build the dataset with "
-                "transform=MUSICTransform() (music_ssl.integrations.lightly), which returns two views."
-            )
-        features = self.forward(torch.cat(views)).flatten(start_dim=1)
-        z = self.projection_head(features)
-        z_a, z_b = z.chunk(len(views))
-        output = self.criterion.terms(z_a, z_b)
+        # Two views of one size, or global views then smaller local ones (multi-crop): each run of views
+        # of one size goes through the backbone as one batch.
+        groups = size_groups(views)
+        num_global = groups[0].stop
+        features = [self.forward(torch.cat(views[group])).flatten(start_dim=1) for group in groups]
+        z = []
+        for group, group_features in zip(groups, features, strict=True):
+            z.extend(self.projection_head(group_features).chunk(group.stop - group.start))
+        # With two views, the two-view loss; with local views, its mean over the pairs with a global view.
+        output = self.criterion.terms(z, num_global=num_global)
 
         self.log("train_loss", output.loss, prog_bar=True, sync_dist=True, batch_size=len(targets))
         self.log_dict(output.log_dict(prefix="train_"), sync_dist=True, batch_size=len(targets))
         self._log_segment_histograms(output)
 
-        # The online classifier sees detached features: it measures the representation, never shapes it.
+        # The online classifier sees detached features of the global views: it measures the
+        # representation, never shapes it.
         cls_loss, cls_log = self.online_classifier.training_step(
-            (features.detach(), targets.repeat(len(views))), batch_idx
+            (features[0].detach(), targets.repeat(num_global)), batch_idx
         )
         self.log_dict(cls_log, sync_dist=True, batch_size=len(targets))
         return output.loss + cls_loss
@@ -172,3 +181,5 @@ class MUSIC(LightningModule):
 
 # VICReg's asymmetric augmentations at 224 px, as the MUSIC authors used on ImageNet.
 transform = MUSICTransform()
+# Multi-crop: those two views as global views (crops of 40-100 %), then six local views of 96 px.
+multi_crop_transform = MUSICMultiCropTransform()

@@ -1,11 +1,13 @@
-"""Runs lightly's unmodified ImageNet ResNet-50 benchmark runner with MUSIC registered as "music".
+"""Runs lightly's unmodified ImageNet ResNet-50 benchmark runner with MUSIC registered as "music" (the
+recipe's two views) and "music_multicrop" (two global views and six local ones).
 
 Usage:
     python -m music_ssl.integrations.lightly.run_benchmark --lightly-repo PATH [runner arguments]
 
 PATH is a checkout of https://github.com/lightly-ai/lightly (or its benchmarks/imagenet/resnet50
 folder); it defaults to the LIGHTLY_REPO environment variable. Every other argument goes to the
-runner's own parser, e.g. `--methods music --train-dir ... --val-dir ... --devices 8`.
+runner's own parser, e.g. `--methods music --train-dir ... --val-dir ... --devices 8`, or
+`--methods music_multicrop ...` for multi-crop.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def load_runner(main_py: Path) -> ModuleType:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = ArgumentParser(
         "python -m music_ssl.integrations.lightly.run_benchmark",
-        description="lightly's ImageNet ResNet-50 benchmark runner with MUSIC available as --methods music. "
+        description="lightly's ImageNet ResNet-50 benchmark runner with MUSIC available as --methods music "
+        "(two views) and --methods music_multicrop (two global and six local views). "
         "All arguments except --lightly-repo are the runner's own.",
         add_help=False,  # -h reaches the runner and prints its arguments.
     )
@@ -76,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(str(error))
     runner = load_runner(main_py)
     register(runner.METHODS)
+    register(runner.METHODS, name="music_multicrop", multi_crop=True)
     runner_args = runner.parser.parse_args(runner_argv)
     runner.main(**vars(runner_args))
 

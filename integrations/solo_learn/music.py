@@ -12,7 +12,27 @@ from solo.methods.base import BaseMethod
 from music_ssl import MUSICProjectionHead
 from music_ssl.integrations.solo_learn.losses import music_loss_terms_func
 from music_ssl.integrations.solo_learn.method_kwargs import resolve_method_kwargs
-from music_ssl.integrations.solo_learn.view_pairs import combine_pair_logs, view_pairs
+
+
+def _check_crops(num_large_crops: int, num_small_crops: int) -> None:
+    """Refuses crop counts that do not give MUSIC two views of every image to compare.
+
+    Args:
+        num_large_crops (int): number of large crops (``cfg.data.num_large_crops``), the global views.
+        num_small_crops (int): number of small crops (``cfg.data.num_small_crops``), the local views.
+
+    Raises:
+        ValueError: if there is no large crop, or fewer than two crops in all.
+    """
+
+    if num_large_crops < 1 or num_large_crops + num_small_crops < 2:
+        raise ValueError(
+            f"method=music needs at least two views of every image, one of them a large crop, but the "
+            f"augmentations give num_large_crops={num_large_crops} and num_small_crops={num_small_crops}: "
+            "use two large crops (num_crops: 2, or two pipelines with the first pipeline's crop_size), "
+            "optionally with small crops (pipelines with another crop_size), or one large crop and at "
+            "least one small crop."
+        )
 
 
 class MUSIC(BaseMethod):
@@ -37,12 +57,13 @@ class MUSIC(BaseMethod):
 
         Every option is checked when the method is built, by music-ssl's own checks.
 
-        Multi-crop: the loss is the mean of MUSIC over every pair of large crops and every
-        (large crop, small crop) pair, each pair with the same weight; small crops are not paired
-        with each other (see ``view_pairs``). Two large crops and no small crop give one pair: the
-        setting of solo-learn's Barlow Twins and VICReg, whose training_step unpacks exactly two
-        projections (``z1, z2 = out["z"]``), so they need exactly two large crops and small crops
-        never reach their loss. A configuration without any pair of views is refused.
+        Multi-crop: the projections of all crops, the num_large_crops large crops (global views)
+        first and then the num_small_crops small crops (local views), go to the loss in one call,
+        with num_global=num_large_crops. The loss is the mean of the two-view MUSIC loss over
+        every pair of views holding at least one large crop: each pair of large crops and each
+        (large crop, small crop) pair, all with the same weight; two small crops are never
+        compared. Two large crops and no small crop give exactly the two-view loss. At least two
+        crops, one of them large, are required: one large crop alone is refused here.
         """
 
         super().__init__(cfg)
@@ -54,7 +75,7 @@ class MUSIC(BaseMethod):
         self.off_weight: float = kwargs.off_weight
         self.inv_weight: float = kwargs.inv_weight
         self.implementation: str = kwargs.implementation
-        self.view_pairs = view_pairs(self.num_large_crops, self.num_small_crops)
+        _check_crops(self.num_large_crops, self.num_small_crops)
 
         # projector: its output is read as proj_output_dim / segment_dim segments of attribute logits
         self.projector = MUSICProjectionHead(
@@ -129,8 +150,8 @@ class MUSIC(BaseMethod):
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """Training step for MUSIC reusing BaseMethod training step.
 
-        Logs the weighted mean over view pairs of ``MUSICOutput.log_dict``'s scalars, except
-        ``train_music_attribute_entropy_min``, the minimum over pairs (see ``combine_pair_logs``).
+        The projections of all crops go to the loss together, the large crops as its global views;
+        logs ``MUSICOutput.log_dict``'s scalars with the prefix ``train_``.
 
         Args:
             batch (Sequence[Any]): a batch of data in the format of [img_indexes, [X], Y], where
@@ -143,26 +164,20 @@ class MUSIC(BaseMethod):
 
         out = super().training_step(batch, batch_idx)
         class_loss = out["loss"]
-        z = out["z"]  # large crops, then small crops
+        z = out["z"]  # num_large_crops large crops, then num_small_crops small crops
 
         # ------- music loss -------
-        music_loss = 0.0
-        logs = []
-        for pair in self.view_pairs:
-            terms = music_loss_terms_func(
-                z[pair.first],
-                z[pair.second],
-                segment_dim=self.segment_dim,
-                temperature=self.temperature,
-                diag_weight=self.diag_weight,
-                off_weight=self.off_weight,
-                inv_weight=self.inv_weight,
-                implementation=self.implementation,
-            )
-            music_loss = music_loss + pair.weight * terms.loss
-            logs.append(terms.log_dict(prefix="train_"))
+        terms = music_loss_terms_func(
+            z,
+            segment_dim=self.segment_dim,
+            temperature=self.temperature,
+            diag_weight=self.diag_weight,
+            off_weight=self.off_weight,
+            inv_weight=self.inv_weight,
+            implementation=self.implementation,
+            num_global=self.num_large_crops,
+        )
 
-        weights = [pair.weight for pair in self.view_pairs]
-        self.log_dict(combine_pair_logs(logs, weights), on_epoch=True, sync_dist=True)
+        self.log_dict(terms.log_dict(prefix="train_"), on_epoch=True, sync_dist=True)
 
-        return music_loss + class_loss
+        return terms.loss + class_loss

@@ -17,8 +17,10 @@ from pytorch_lightning import Trainer  # noqa: E402
 from pytorch_lightning.loggers import Logger  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from music_ssl import music_loss  # noqa: E402
 from music_ssl.integrations.lightly import imagenet_resnet50  # noqa: E402
 from music_ssl.integrations.lightly.transform import (  # noqa: E402
+    MUSICMultiCropTransform,
     MUSICTransform,
     MUSICView1Transform,
     MUSICView2Transform,
@@ -186,13 +188,99 @@ def test_trains_on_fashion_mnist_and_logs_finite_terms(image_folder: Path, tmp_p
     assert torch.isfinite(logits).all()
 
 
-@pytest.mark.parametrize("views", [1, 3])
-def test_a_wrong_number_of_views_is_a_clear_error(views: int) -> None:
+@pytest.mark.parametrize("views", [0, 1])
+def test_fewer_than_two_views_is_a_clear_error(views: int) -> None:
     model = small_music()
     batch = (
         [torch.randn(BATCH_SIZE, 3, 32, 32) for _ in range(views)],
         torch.zeros(BATCH_SIZE, dtype=torch.long),
         [],
     )
-    with pytest.raises(ValueError, match=rf"two views of every image, got {views}: .*MUSICTransform\(\)"):
+    with pytest.raises(
+        ValueError, match=rf"at least two views of every image, got {views}: .*MUSICTransform\(\)"
+    ):
         model.training_step(batch, 0)
+
+
+def test_local_views_before_global_ones_are_a_clear_error() -> None:
+    views = [torch.randn(BATCH_SIZE, 3, 16, 16), torch.randn(BATCH_SIZE, 3, 32, 32)]
+    with pytest.raises(ValueError, match=r"view 1 \(32x32 px\) follows a smaller view"):
+        small_music().training_step((views, torch.zeros(BATCH_SIZE, dtype=torch.long), []), 0)
+
+
+def logged_training_loss(model: imagenet_resnet50.MUSIC, views: list[torch.Tensor]) -> torch.Tensor:
+    """training_step's MUSIC loss (what it logs as train_loss), the step run without a Trainer."""
+    logged: dict[str, torch.Tensor] = {}
+    model.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
+    model.log_dict = lambda values, **kwargs: logged.update(values)
+    model.training_step((views, torch.arange(BATCH_SIZE) % NUM_CLASSES, []), 0)
+    return logged["train_loss"]
+
+
+def projections(model: imagenet_resnet50.MUSIC, views: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [model.projection_head(model(view).flatten(start_dim=1)) for view in views]
+
+
+def test_multi_crop_loss_is_the_core_loss_of_the_projections_with_two_global_views() -> None:
+    """Two 32 px global views and three 16 px local views: the step's loss is music_loss over the same
+    projections with num_global=2 (batch norm in eval mode, so that projecting views together or one by
+    one gives the same projections)."""
+    torch.manual_seed(0)
+    model = small_music().eval()
+    views = [torch.randn(BATCH_SIZE, 3, 32, 32) for _ in range(2)]
+    views += [torch.randn(BATCH_SIZE, 3, 16, 16) for _ in range(3)]
+    loss = logged_training_loss(model, views)
+    with torch.no_grad():
+        z = projections(model, views)
+    options = {"segment_dim": 8, "temperature": IMAGENET.temperature}
+    torch.testing.assert_close(loss, music_loss(z, num_global=2, **options))
+    assert not torch.allclose(loss, music_loss(z[0], z[1], **options))
+
+
+def test_two_view_loss_is_the_two_view_call() -> None:
+    torch.manual_seed(0)
+    model = small_music().eval()
+    views = [torch.randn(BATCH_SIZE, 3, 32, 32) for _ in range(2)]
+    loss = logged_training_loss(model, views)
+    with torch.no_grad():
+        z_a, z_b = projections(model, views)
+    torch.testing.assert_close(loss, model.criterion(z_a, z_b))
+
+
+def test_multi_crop_trains_through_lightning_on_fashion_mnist(image_folder: Path, tmp_path: Path) -> None:
+    """The runner's contract with the multi-crop transform: two global and two local views per image."""
+    torch.manual_seed(0)
+    model = small_music()
+    transform = MUSICMultiCropTransform(input_size=32, n_local_views=2, local_view_size=16, gaussian_blur=0.0)
+    dataset = LightlyDataset(input_dir=str(image_folder), transform=transform)
+    seen_views: list[list[tuple[int, ...]]] = []
+    training_step = model.training_step
+
+    def recording_step(batch, batch_idx):
+        seen_views.append([tuple(view.shape) for view in batch[0]])
+        return training_step(batch, batch_idx)
+
+    model.training_step = recording_step
+    trainer = Trainer(
+        max_steps=2,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, train_dataloaders=DataLoader(dataset, batch_size=BATCH_SIZE, drop_last=True))
+
+    assert trainer.global_step == 2
+    assert seen_views == [[(BATCH_SIZE, 3, 32, 32)] * 2 + [(BATCH_SIZE, 3, 16, 16)] * 2] * 2
+    for name in ("train_loss", "train_music_inv", "train_online_cls_loss"):
+        assert math.isfinite(trainer.callback_metrics[name].item()), name
+
+
+def test_multi_crop_transform_of_the_module_gives_two_global_and_six_local_views() -> None:
+    transform = imagenet_resnet50.multi_crop_transform
+    assert isinstance(transform, MUSICMultiCropTransform) and len(transform.transforms) == 8

@@ -60,9 +60,12 @@ def train_one_step(rank: int, root: str) -> dict:
 
     terms = model.criterion.terms
 
-    def record(z_a, z_b):
-        """The criterion's terms, recorded: what the training step evaluates."""
-        output = terms(z_a, z_b)
+    def record(z_a, z_b=None, *, num_global=None):
+        """The criterion's terms, recorded: what the training step evaluates; the training
+        step gives its two views as one list."""
+        output = terms(z_a, z_b, num_global=num_global)
+        if z_b is None:
+            z_a, z_b = z_a
         seen.update(z_a=z_a.detach(), z_b=z_b.detach(), loss=output.loss.detach())
         seen.update(diag=output.diag.detach(), off=output.off.detach())
         return output

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from PIL import Image
 
 pytest.importorskip("lightly", reason="pip install 'music-ssl[lightly]'")
 pytest.importorskip("torchvision", reason="pip install 'music-ssl[lightly]'")
@@ -87,3 +88,37 @@ def test_pytorch_lightning_distributed_example_runs_two_processes(image_folder: 
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "`Trainer.fit` stopped: `max_steps=2` reached." in result.stdout + result.stderr
+
+
+def test_pytorch_example_trains_multi_crop(fashion_mnist_root: Path) -> None:
+    """--n-local-views 2: two global views of 32 px and two local views of 16 px reach the loss."""
+    example = load_example("pytorch")
+    args = example.parse_args(["--n-local-views", "2"])
+    transform = example.make_transform(args)
+    views = transform(Image.new("L", (28, 28), color=128).convert("RGB"))
+    assert [tuple(view.shape) for view in views] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 2
+    losses = example.main(
+        ["--dataset", "fashion_mnist", "--data-dir", str(fashion_mnist_root), "--n-local-views", "2"]
+        + ["--batch-size", "16", "--max-steps", "2", "--num-workers", "0"]
+    )
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
+
+
+def test_pytorch_lightning_example_trains_multi_crop(fashion_mnist_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
+    example = load_example("pytorch_lightning")
+    trainer = example.main(
+        ["--dataset", "fashion_mnist", "--data-dir", str(fashion_mnist_root)]
+        + ["--n-local-views", "2", "--local-view-size", "12"]
+        + ["--batch-size", "16", "--max-steps", "2", "--num-workers", "0"]
+        + ["--accelerator", "cpu", "--log-dir", str(tmp_path)]
+    )
+    assert trainer.global_step == 2
+    assert math.isfinite(trainer.callback_metrics["train_loss"].item())
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "pytorch_lightning", "pytorch_lightning_distributed"])
+def test_examples_refuse_a_negative_number_of_local_views(framework: str, capsys) -> None:
+    with pytest.raises(SystemExit):
+        load_example(framework).parse_args(["--n-local-views", "-1"])
+    assert "--n-local-views must be 0 or more, got -1" in capsys.readouterr().err

@@ -33,6 +33,21 @@ def test_register_adds_music_next_to_the_runner_methods() -> None:
     assert sorted(methods) == ["barlowtwins", "music"]
 
 
+def test_register_multi_crop_uses_the_multi_crop_transform() -> None:
+    methods = runner_methods()
+    register(methods)
+    register(methods, name="music_multicrop", multi_crop=True)
+    assert methods["music_multicrop"] == {
+        "model": imagenet_resnet50.MUSIC,
+        "transform": imagenet_resnet50.multi_crop_transform,
+    }
+    assert methods["music"]["transform"] is imagenet_resnet50.transform
+    with pytest.raises(ValueError, match=r"'music' .*MUSICTransform; pass another name"):
+        register(methods, multi_crop=True)
+    with pytest.raises(TypeError, match=r"multi_crop must be a bool, got 'yes'"):
+        register(methods, name="other", multi_crop="yes")
+
+
 def test_register_under_another_name_and_refuses_to_overwrite() -> None:
     methods = runner_methods()
     register(methods, name="music_c80")
@@ -80,7 +95,9 @@ def test_run_benchmark_registers_music_and_passes_the_other_arguments(
 
     # main() loads its own copy of the runner; read what that copy recorded.
     recorded = sys.modules[run_benchmark.RUNNER_MODULE].CALLS
-    assert recorded == [{"methods": ["music"], "epochs": 1, "registered": ["fake", "music"]}]
+    assert recorded == [
+        {"methods": ["music"], "epochs": 1, "registered": ["fake", "music", "music_multicrop"]}
+    ]
 
 
 @pytest.fixture
@@ -99,7 +116,9 @@ def test_run_benchmark_reads_lightly_repo_from_the_environment(
     monkeypatch.setenv("LIGHTLY_REPO", str(runner_dir))  # The runner's own folder works too.
     run_benchmark.main(["--methods", "music"])
     recorded = sys.modules[run_benchmark.RUNNER_MODULE].CALLS
-    assert recorded == [{"methods": ["music"], "epochs": 100, "registered": ["fake", "music"]}]
+    assert recorded == [
+        {"methods": ["music"], "epochs": 100, "registered": ["fake", "music", "music_multicrop"]}
+    ]
 
 
 def test_run_benchmark_explains_a_wrong_repository_path(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ These tests need omegaconf/hydra only, not solo-learn.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 
 import pytest
@@ -17,10 +18,23 @@ from music_ssl.integrations import recipes  # noqa: E402
 from music_ssl.integrations.recipes import CIFAR10, CIFAR10_LINEAR_PROBE, IMAGENET, IMAGENET100  # noqa: E402
 from music_ssl.integrations.solo_learn import CONFIG_MODULE  # noqa: E402
 from music_ssl.integrations.solo_learn.method_kwargs import resolve_method_kwargs  # noqa: E402
-from music_ssl.integrations.solo_learn.view_pairs import view_pairs  # noqa: E402
 
-RECIPES = {"music_cifar": CIFAR10, "music_imagenet100": IMAGENET100, "music_imagenet": IMAGENET}
+RECIPES = {
+    "music_cifar": CIFAR10,
+    "music_cifar_multicrop": CIFAR10,
+    "music_imagenet100": IMAGENET100,
+    "music_imagenet": IMAGENET,
+}
 PRETRAIN_CONFIGS = list(RECIPES)
+# The small crops of music_cifar_multicrop: the CIFAR-10 recipe's augmentations on a smaller part of the
+# image, at solo-learn's multi-crop CIFAR size (the authors train with two views only).
+CIFAR10_SMALL_CROP = replace(CIFAR10.views[0], crop_size=18, crop_scale=(0.08, 0.5))
+# Every config's views in solo-learn's crop order: the large crops (the recipe's), then the small crops.
+VIEWS = {name: recipe.views for name, recipe in RECIPES.items()}
+VIEWS["music_cifar_multicrop"] = CIFAR10.views + (CIFAR10_SMALL_CROP,) * 6
+# (num_large_crops, num_small_crops) that solo-learn's parse_cfg derives from each config
+CROP_COUNTS = {name: (len(views), 0) for name, views in VIEWS.items()}
+CROP_COUNTS["music_cifar_multicrop"] = (2, 6)
 # method_kwargs key -> Recipe field
 METHOD_KWARGS = {
     "proj_hidden_dim": "hidden_dim",
@@ -84,9 +98,11 @@ def test_pretrain_config_uses_music_and_inline_augmentations(name):
     assert cfg.method == "music"
     for aug in cfg.augmentations:
         assert AUGMENTATION_KEYS <= set(aug.keys()) <= AUGMENTATION_KEYS | {"mean", "std"}
-    # two large crops, the one pair solo-learn's main_pretrain.py allows for method=music
-    assert _crop_counts(cfg) == (2, 0)
-    assert [(p.first, p.second) for p in view_pairs(*_crop_counts(cfg))] == [(0, 1)]
+    # two large crops, as solo-learn's main_pretrain.py requires of method=music; small crops only where
+    # the config asks for them, every one of them a crop the loss receives
+    assert _crop_counts(cfg) == CROP_COUNTS[name]
+    assert _crop_counts(cfg)[0] == 2
+    assert sum(aug.num_crops for aug in cfg.augmentations) == len(VIEWS[name])
 
 
 @pytest.mark.parametrize(("name", "recipe"), RECIPES.items())
@@ -123,10 +139,11 @@ def test_pretrain_config_carries_its_recipes_optimizer_and_schedule(name, recipe
 @pytest.mark.parametrize(("name", "recipe"), RECIPES.items())
 def test_pretrain_config_carries_its_recipes_views(name, recipe):
     cfg = _load(name)
-    # a pipeline with num_crops: 2 gives both views; the recipes' views are in crop order
+    # a pipeline with num_crops: n gives n views; the views are in crop order, the recipe's first
     pipelines = [aug for aug in cfg.augmentations for _ in range(aug.num_crops)]
-    assert len(pipelines) == len(recipe.views)
-    for aug, view in zip(pipelines, recipe.views, strict=True):
+    assert VIEWS[name][: len(recipe.views)] == recipe.views
+    assert len(pipelines) == len(VIEWS[name])
+    for aug, view in zip(pipelines, VIEWS[name], strict=True):
         assert aug.crop_size == view.crop_size
         assert aug.rrc.enabled and (aug.rrc.crop_min_scale, aug.rrc.crop_max_scale) == view.crop_scale
         assert aug.horizontal_flip.prob == view.horizontal_flip

@@ -1,4 +1,4 @@
-"""MUSIC as a solo-learn method: cfg handling, outputs, multi-crop pairing and a real fit."""
+"""MUSIC as a solo-learn method: cfg handling, outputs, multi-crop through the core's loss and real fits."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from solo.data.pretrain_dataloader import (  # noqa: E402
 )
 
 import music_ssl.integrations.solo_learn.music as music_module  # noqa: E402
-from music_ssl import MUSICLoss, MUSICProjectionHead  # noqa: E402
+from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss, music_loss_terms  # noqa: E402
 from music_ssl.integrations.solo_learn import CONFIG_MODULE, MUSIC  # noqa: E402
 
 BATCH = 8
@@ -42,11 +42,12 @@ LOGGED = [
 ]
 
 
-def make_cfg(folder, *overrides: str, small_crops: int = 0):
-    """``music_cifar`` as solo's main_pretrain.py sees it, shrunk for CPU, on an image folder."""
+def make_cfg(folder, *overrides: str, small_crops: int = 0, config_name: str = "music_cifar"):
+    """A packaged config as solo's main_pretrain.py sees it, shrunk for CPU, on an image folder;
+    ``small_crops`` adds a pipeline of that many 16 px crops."""
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.2"):
         cfg = compose(
-            config_name="music_cifar",
+            config_name=config_name,
             overrides=[
                 "data.dataset=custom",
                 f"data.train_path={folder / 'train'}",
@@ -126,7 +127,16 @@ def test_bad_option_fails_when_the_method_is_built_with_the_core_message(
 def test_one_large_crop_without_small_crops_is_refused(fashion_mnist_folder):
     cfg = make_cfg(fashion_mnist_folder, "augmentations.0.num_crops=1")
     assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (1, 0)
-    with pytest.raises(ValueError, match="needs at least one pair of views"):
+    with pytest.raises(ValueError, match="needs at least two views") as error:
+        MUSIC(cfg)
+    assert "num_large_crops=1 and num_small_crops=0" in str(error.value)
+
+
+def test_small_crops_without_a_large_crop_are_refused(fashion_mnist_folder):
+    # the first pipeline sets the large crop size; with no crop of it, every view would be local
+    cfg = make_cfg(fashion_mnist_folder, "augmentations.0.num_crops=0", small_crops=2)
+    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (0, 2)
+    with pytest.raises(ValueError, match="num_large_crops=0 and num_small_crops=2"):
         MUSIC(cfg)
 
 
@@ -152,48 +162,84 @@ def test_forward_shapes(fashion_mnist_folder):
     assert out["z"].shape == (BATCH, cfg.method_kwargs.proj_output_dim)
 
 
-def test_training_step_averages_over_large_and_small_crop_pairs(fashion_mnist_folder, monkeypatch):
-    cfg = make_cfg(fashion_mnist_folder, small_crops=2)
-    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (2, 2)
-    model = MUSIC(cfg)
+def record_core_calls(monkeypatch) -> list[tuple[list, dict]]:
+    """The views and keywords of every call of the loss by the method, which still computes it."""
+    calls = []
+    original = music_module.music_loss_terms_func
 
-    pairs, outputs, logged = [], [], {}
-    original = music_module.music_loss_func
+    def recording(*args, **kwargs):
+        calls.append((args, kwargs))
+        return original(*args, **kwargs)
 
-    def recording(z1, z2, **kwargs):
-        out = original(z1, z2, **kwargs)
-        pairs.append((z1, z2))
-        outputs.append(out)
-        return out
+    monkeypatch.setattr(music_module, "music_loss_terms_func", recording)
+    return calls
 
-    monkeypatch.setattr(music_module, "music_loss_func", recording)
+
+def step(model, monkeypatch, large: int, small: int, small_size: int = 16):
+    """One training step on random crops: the loss, what was logged, the projections in crop order and
+    the loss's calls."""
+    logged, projections = {}, []
+    calls = record_core_calls(monkeypatch)
     monkeypatch.setattr(model, "log_dict", lambda metrics, **kwargs: logged.update(metrics))
-    # projections in crop order: large 1, large 2 (forward), small 1, small 2 (multicrop_forward)
-    projections = []
     model.projector.register_forward_hook(lambda module, inputs, output: projections.append(output))
-    large = [torch.randn(BATCH, 3, 32, 32) for _ in range(2)]
-    small = [torch.randn(BATCH, 3, 16, 16) for _ in range(2)]
-    batch = [torch.arange(BATCH), large + small, torch.randint(0, 5, (BATCH,))]
-    loss = model.training_step(batch, 0)
+    crops = [torch.randn(BATCH, 3, 32, 32) for _ in range(large)]
+    crops += [torch.randn(BATCH, 3, small_size, small_size) for _ in range(small)]
+    batch = [torch.arange(BATCH), crops, torch.randint(0, 5, (BATCH,))]
+    return model.training_step(batch, 0), logged, projections, calls
 
-    # (large 1, large 2) then every (large, small) pair, each with weight 1/5
-    crop = {id(z): i for i, z in enumerate(projections)}
-    assert [(crop[id(z1)], crop[id(z2)]) for z1, z2 in pairs] == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)]
+
+@pytest.mark.parametrize(("large", "small"), [(2, 0), (2, 2), (1, 3)])
+def test_training_step_is_the_core_loss_of_every_crop(fashion_mnist_folder, monkeypatch, large, small):
+    cfg = make_cfg(fashion_mnist_folder, f"augmentations.0.num_crops={large}", small_crops=small)
+    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (large, small)
+    model = MUSIC(cfg)
+    loss, logged, projections, calls = step(model, monkeypatch, large, small)
+
+    # one call of the core with every projection, large crops first, the large crops global
+    assert len(projections) == large + small
+    assert len(calls) == 1
+    (views,), kwargs = calls[0]
+    assert [id(z) for z in views] == [id(z) for z in projections]
+    assert kwargs["num_global"] == large
+    options = dict(segment_dim=8, temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0)
+    expected = music_loss(projections, num_global=large, **options)
+    terms = music_loss_terms(projections, num_global=large, **options)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    music_loss = torch.stack([out.loss for out in outputs]).mean()
-    torch.testing.assert_close(logged["train_music_loss"], music_loss.detach())
-    class_loss = loss - music_loss
+    class_loss = loss - expected
     assert 0 < class_loss.item() < 10 * math.log(5)
-    # the least used segment of any pair, not a mean of the pairs' minima
-    lowest = torch.stack([out.attribute_entropy.min() for out in outputs]).min()
-    torch.testing.assert_close(logged["train_music_attribute_entropy_min"], lowest)
+    # everything logged is the core's own log_dict of that call, diagnostics over all views included
+    expected_logs = terms.log_dict(prefix="train_")
+    assert set(LOGGED) <= set(logged)
+    for name in expected_logs:
+        torch.testing.assert_close(logged[name], expected_logs[name], msg=name)
+    torch.testing.assert_close(logged["train_music_loss"], expected.detach())
     loss.backward()
     assert model.projector.layers[0].weight.grad is not None
 
 
-def test_fast_dev_run_fit_on_fashion_mnist(fashion_mnist_folder):
-    cfg = make_cfg(fashion_mnist_folder)
+def test_training_step_of_the_multicrop_config_uses_every_small_crop(fashion_mnist_folder, monkeypatch):
+    cfg = make_cfg(fashion_mnist_folder, config_name="music_cifar_multicrop")
+    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (2, 6)
     model = MUSIC(cfg)
+    loss, _, projections, calls = step(model, monkeypatch, 2, 6, small_size=18)
+    (views,), kwargs = calls[0]
+    assert len(calls) == 1 and len(views) == 8 and kwargs["num_global"] == 2
+    # every crop's projection gets a gradient; the small crops' can only come from the MUSIC loss
+    for z in projections:
+        z.retain_grad()
+    loss.backward()
+    for index, z in enumerate(projections):
+        assert z.grad is not None and z.grad.abs().sum() > 0, f"crop {index} does not reach the loss"
+
+
+@pytest.mark.parametrize("small_crops", [0, 2], ids=["two-large-crops", "two-large-two-small-crops"])
+def test_fast_dev_run_fit_on_fashion_mnist(fashion_mnist_folder, monkeypatch, small_crops):
+    cfg = make_cfg(fashion_mnist_folder, small_crops=small_crops)
+    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (2, small_crops)
+    model = MUSIC(cfg)
+    calls = record_core_calls(monkeypatch)
+    sizes = []
+    model.backbone.register_forward_pre_hook(lambda module, args: sizes.append(tuple(args[0].shape[-2:])))
     transform = FullTransformPipeline(
         [
             NCropAugmentation(build_transform_pipeline(cfg.data.dataset, aug), aug.num_crops)
@@ -214,6 +260,12 @@ def test_fast_dev_run_fit_on_fashion_mnist(fashion_mnist_folder):
     )
     trainer.fit(model, loader)
 
+    # solo-learn's own pipeline made the small crops, and the one training step's loss received them all
+    assert sizes == [(32, 32)] * 2 + [(16, 16)] * small_crops
+    assert len(calls) == 1
+    (views,), kwargs = calls[0]
+    assert [tuple(z.shape) for z in views] == [(BATCH, 64)] * (2 + small_crops)
+    assert kwargs["num_global"] == 2
     metrics = trainer.callback_metrics
     for name in LOGGED:
         assert name in metrics, f"{name} not logged; got {sorted(metrics)}"

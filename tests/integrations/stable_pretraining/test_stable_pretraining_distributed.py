@@ -71,9 +71,12 @@ def train(rank: int, root: str) -> dict:
 
     terms = module.music_loss.terms
 
-    def record(z_a, z_b):
-        """The loss's terms, recorded on the first step: what the training step evaluates."""
-        output = terms(z_a, z_b)
+    def record(z_a, z_b=None, *, num_global=None):
+        """The loss's terms, recorded on the first step: what the training step evaluates; the training
+        step gives its two views as one list."""
+        output = terms(z_a, z_b, num_global=num_global)
+        if z_b is None:
+            z_a, z_b = z_a
         if not seen:
             seen.update(z_a=z_a.detach(), z_b=z_b.detach(), loss=output.loss.detach())
             seen.update(diag=output.diag.detach(), off=output.off.detach())

@@ -6,6 +6,7 @@ of the ``dev`` extra). A failure names the stable-pretraining release that broke
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 
@@ -24,7 +25,7 @@ import torchmetrics
 from stable_pretraining.data import transforms
 from torch import nn
 
-from music_ssl import MUSICLoss, MUSICProjectionHead
+from music_ssl import MUSICLoss, MUSICOutput, MUSICProjectionHead
 from music_ssl.integrations.idx import DEBIAN_FASHION_MNIST
 from music_ssl.integrations.stable_pretraining import cifar10_resnet18 as benchmark
 from music_ssl.integrations.stable_pretraining import music_forward
@@ -169,3 +170,76 @@ def test_loss_terms_and_segment_diagnostics_are_logged_per_step_and_epoch(traine
         for logged in (f"{name}_step", f"{name}_epoch"):
             assert logged in metrics, f"{RELEASE}: {logged} was not logged; logged: {sorted(metrics)}"
             assert math.isfinite(float(metrics[logged])), f"{RELEASE}: {logged} = {float(metrics[logged])}"
+
+
+class RecordingLoss(MUSICLoss):
+    """MUSICLoss that records, for every call, how many views reached it and how many were global."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[int, int | None, list[tuple[int, ...]]]] = []
+
+    def terms(self, z_a, z_b=None, *, num_global=None) -> MUSICOutput:
+        self.calls.append((len(z_a), num_global, [tuple(z.shape) for z in z_a]))
+        return super().terms(z_a, z_b, num_global=num_global)
+
+
+def test_multi_crop_trains_with_global_and_local_views_named_as_for_dino(fashion_mnist, tmp_path):
+    """Two global views of 28 px and two local views of 14 px, named as stable-pretraining's DINO reads them,
+    trained by a Lightning Trainer for a few steps: every step's loss has all four views, two global."""
+    train_images, _ = fashion_mnist
+    normalize = benchmark.NORMALIZE["fashion-mnist"]
+    global_view = benchmark.view_transform(28, normalize)
+    local_crop = dataclasses.replace(benchmark.RECIPE.views[0], crop_scale=(0.05, 0.4))
+    local_view = benchmark.view_transform(14, normalize, local_crop)
+    multi_crop = transforms.MultiViewTransform(
+        {"global_1": global_view, "global_2": global_view, "local_1": local_view, "local_2": local_view}
+    )
+    train = spt.data.FromTorchDataset(
+        torch.utils.data.Subset(train_images, range(4 * 32)), names=["image", "label"], transform=multi_crop
+    )
+    sample = train[0]
+    sizes = {name: tuple(sample[name]["image"].shape[-2:]) for name in ("global_1", "global_2", "local_1")}
+    assert sizes == {"global_1": (28, 28), "global_2": (28, 28), "local_1": (14, 14)}
+    data = spt.data.DataModule(
+        train=torch.utils.data.DataLoader(train, batch_size=32, shuffle=True, drop_last=True)
+    )
+    loss = RecordingLoss(segment_dim=8)
+    module = spt.Module(
+        backbone=benchmark.small_backbone(width=8),
+        projector=MUSICProjectionHead(32, 64, 64, num_layers=2, segment_dim=8),
+        forward=music_forward,
+        music_loss=loss,
+        optim={"optimizer": {"type": "SGD", "lr": 0.05, "momentum": 0.9}},
+    )
+    step_losses = StepLosses()
+    trainer = pl.Trainer(
+        max_steps=4,
+        accelerator="cpu",
+        callbacks=[step_losses],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
+    config = spt.get_config()
+    previous_cache_dir = config.cache_dir
+    spt.set(cache_dir=str(tmp_path / "spt_cache"))
+    torch.manual_seed(0)
+    try:
+        trainer.fit(module, datamodule=data)
+    except Exception as error:
+        pytest.fail(
+            f"{RELEASE}: multi-crop training with music_forward failed: {type(error).__name__}: {error}"
+        )
+    finally:
+        config.cache_dir = previous_cache_dir
+
+    assert len(step_losses.losses) == 4, f"{RELEASE}: {len(step_losses.losses)} steps, expected 4"
+    assert all(math.isfinite(value) for value in step_losses.losses), step_losses.losses
+    assert [(views, num_global) for views, num_global, _ in loss.calls] == [(4, 2)] * 4
+    assert all(shapes == [(32, 64)] * 4 for _, _, shapes in loss.calls)
+    assert math.isfinite(float(trainer.callback_metrics["fit/music_inv_step"]))

@@ -10,6 +10,7 @@
 #   python music.py --dataset fashion_mnist --data-dir datasets/fashion_mnist --download
 #   python music.py --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist  # local idx files
 #   python music.py --dataset folder --data-dir path/to/images  # a folder of images, any layout lightly reads
+#   python music.py --dataset cifar10 --data-dir datasets/cifar10 --n-local-views 6  # 2 x 32 + 6 x 16 px
 
 import argparse
 
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from music_ssl.integrations.idx import IdxImages, holds_idx_split
 from music_ssl.integrations.lightly import (
     MUSICLoss,
+    MUSICMultiCropTransform,
     MUSICProjectionHead,
     MUSICTransform,
 )
@@ -45,6 +47,19 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
+def make_transform(args):
+    if args.n_local_views == 0:
+        # VICReg's asymmetric augmentations; no blur for small images.
+        return MUSICTransform(input_size=args.input_size, gaussian_blur=0.0)
+    # Multi-crop: the two global views first, then the smaller local views.
+    return MUSICMultiCropTransform(
+        input_size=args.input_size,
+        n_local_views=args.n_local_views,
+        local_view_size=args.local_view_size or args.input_size // 2,
+        gaussian_blur=0.0,
+    )
+
+
 def make_dataset(name, data_dir, transform, download):
     if name == "cifar10":
         return torchvision.datasets.CIFAR10(data_dir, download=download, transform=transform)
@@ -63,11 +78,23 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default="datasets/cifar10")
     parser.add_argument("--download", action="store_true", help="download the torchvision dataset")
     parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument(
+        "--n-local-views", type=int, default=0, help="multi-crop: local views next to the two global views"
+    )
+    parser.add_argument(
+        "--local-view-size",
+        type=int,
+        default=None,
+        help="size of the local views (default: half of --input-size)",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     parser.add_argument("--num-workers", type=int, default=8)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.n_local_views < 0:
+        parser.error(f"--n-local-views must be 0 or more, got {args.n_local_views}")
+    return args
 
 
 def main(argv=None):
@@ -80,8 +107,7 @@ def main(argv=None):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
 
-    # VICReg's asymmetric augmentations; no blur for small images.
-    transform = MUSICTransform(input_size=args.input_size, gaussian_blur=0.0)
+    transform = make_transform(args)
     dataset = make_dataset(args.dataset, args.data_dir, transform, args.download)
 
     dataloader = torch.utils.data.DataLoader(
@@ -106,12 +132,10 @@ def main(argv=None):
         num_batches = 0
         progress = tqdm(dataloader, desc=f"epoch {epoch}", unit="batch", leave=False)
         for batch in progress:
-            x0, x1 = batch[0]
-            x0 = x0.to(device)
-            x1 = x1.to(device)
-            z0 = model(x0)
-            z1 = model(x1)
-            out = criterion.terms(z0, z1)
+            # Two views, or two global views and the local views: the first two are global.
+            views = [x.to(device) for x in batch[0]]
+            z = [model(x) for x in views]
+            out = criterion.terms(z, num_global=2)
             total_loss += out.loss.detach()
             out.loss.backward()
             optimizer.step()

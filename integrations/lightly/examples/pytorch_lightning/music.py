@@ -10,6 +10,7 @@
 #   python music.py --dataset fashion_mnist --data-dir datasets/fashion_mnist --download
 #   python music.py --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist  # local idx files
 #   python music.py --dataset folder --data-dir path/to/images  # a folder of images, any layout lightly reads
+#   python music.py --dataset cifar10 --data-dir datasets/cifar10 --n-local-views 6  # 2 x 32 + 6 x 16 px
 
 import argparse
 
@@ -22,6 +23,7 @@ from torch import nn
 from music_ssl.integrations.idx import IdxImages, holds_idx_split
 from music_ssl.integrations.lightly import (
     MUSICLoss,
+    MUSICMultiCropTransform,
     MUSICProjectionHead,
     MUSICTransform,
 )
@@ -42,10 +44,9 @@ class MUSIC(pl.LightningModule):
         return z
 
     def training_step(self, batch, batch_index):
-        (x0, x1) = batch[0]
-        z0 = self.forward(x0)
-        z1 = self.forward(x1)
-        out = self.criterion.terms(z0, z1)
+        # Two views, or two global views and the local views: the first two are global.
+        z = [self.forward(x) for x in batch[0]]
+        out = self.criterion.terms(z, num_global=2)
         self.log("train_loss", out.loss, prog_bar=True)
         # The three loss terms and the attribute entropy / confidence of the segments.
         self.log_dict(out.log_dict(prefix="train_"))
@@ -59,6 +60,19 @@ class MUSIC(pl.LightningModule):
 def to_rgb(image):
     # Fashion-MNIST images are grayscale; the backbone and the color augmentations expect RGB.
     return image.convert("RGB")
+
+
+def make_transform(args):
+    if args.n_local_views == 0:
+        # VICReg's asymmetric augmentations; no blur for small images.
+        return MUSICTransform(input_size=args.input_size, gaussian_blur=0.0)
+    # Multi-crop: the two global views first, then the smaller local views.
+    return MUSICMultiCropTransform(
+        input_size=args.input_size,
+        n_local_views=args.n_local_views,
+        local_view_size=args.local_view_size or args.input_size // 2,
+        gaussian_blur=0.0,
+    )
 
 
 def make_dataset(name, data_dir, transform, download):
@@ -79,13 +93,25 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default="datasets/cifar10")
     parser.add_argument("--download", action="store_true", help="download the torchvision dataset")
     parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument(
+        "--n-local-views", type=int, default=0, help="multi-crop: local views next to the two global views"
+    )
+    parser.add_argument(
+        "--local-view-size",
+        type=int,
+        default=None,
+        help="size of the local views (default: half of --input-size)",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
     parser.add_argument("--num-workers", type=int, default=8)
     parser.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--log-dir", default=".", help="where Lightning writes logs and checkpoints")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.n_local_views < 0:
+        parser.error(f"--n-local-views must be 0 or more, got {args.n_local_views}")
+    return args
 
 
 def main(argv=None):
@@ -93,8 +119,7 @@ def main(argv=None):
 
     model = MUSIC()
 
-    # VICReg's asymmetric augmentations; no blur for small images.
-    transform = MUSICTransform(input_size=args.input_size, gaussian_blur=0.0)
+    transform = make_transform(args)
     dataset = make_dataset(args.dataset, args.data_dir, transform, args.download)
 
     dataloader = torch.utils.data.DataLoader(
