@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.loss_methods import METHODS, build_step, check_method, matmul_precision
+from benchmarks.loss_methods import METHODS, build_views_step, check_method, matmul_precision
 
 DEFAULT_METHODS = ("matmul_floor", "plain", "reference", "chunked", "barlow_twins", "vicreg")
 DEFAULT_SHAPES = ("256x1024", "256x8192", "2048x8192")
@@ -51,18 +51,25 @@ def measure(
     dtype: str,
     repeats: int,
     what: tuple[str, ...] = ("time", "memory"),
+    num_views: int = 2,
+    num_global: int = 2,
 ) -> dict:
     """Times one method of `benchmarks.loss_methods.METHODS` and/or measures its peak extra memory in this
-    process (a subprocess of its own)."""
+    process (a subprocess of its own), on ``num_views`` views, the first ``num_global`` global."""
     check_method(method)
     dev = torch.device(device)
     torch.manual_seed(0)
-    z_a = torch.randn(n, d, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
-    z_b = torch.randn(n, d, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
+    views = [
+        torch.randn(n, d, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
+        for _ in range(num_views)
+    ]
     with matmul_precision(METHODS[method].matmul_precision):
         # The floor in float32, the precision every MUSIC implementation computes in.
-        step = build_step(method, z_a, z_b, segment_dim, floor_dtype=torch.float32)
-        return _measure_step(step, method, n, d, dev, repeats, what)
+        step = build_views_step(method, views, num_global, segment_dim, floor_dtype=torch.float32)
+        row = _measure_step(step, method, n, d, dev, repeats, what)
+    if num_views != 2:
+        row.update(views=num_views, global_views=num_global)
+    return row
 
 
 def _measure_step(step, method: str, n: int, d: int, dev: torch.device, repeats: int, what) -> dict:
@@ -94,11 +101,12 @@ def _measure_step(step, method: str, n: int, d: int, dev: torch.device, repeats:
     return row
 
 
-def _run_child(method: str, n: int, d: int, args: argparse.Namespace) -> dict:
+def _run_child(method: str, n: int, d: int, args: argparse.Namespace, num_views: int = 2) -> dict:
     command = [
         sys.executable, "-m", "benchmarks.loss_benchmark", "--child", method, str(n), str(d),
         "--device", args.device, "--dtype", args.dtype, "--repeats", str(args.repeats),
-        "--segment-dim", str(args.segment_dim),
+        "--segment-dim", str(args.segment_dim), "--views", str(num_views),
+        "--global-views", str(args.global_views),
     ]  # fmt: skip
     if args.device.startswith("cuda"):
         runs = [("time,memory", os.environ)]
@@ -109,13 +117,15 @@ def _run_child(method: str, n: int, d: int, args: argparse.Namespace) -> dict:
         # time is measured in another process with the allocator's defaults.
         runs = [("memory", {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}), ("time", os.environ)]
     row: dict = {"method": method, "n": n, "d": d}
+    if num_views != 2:
+        row.update(views=num_views, global_views=args.global_views)
     for what, env in runs:
         done = subprocess.run(
             [*command, "--what", what], capture_output=True, text=True, timeout=args.timeout, env=env
         )
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            return {"method": method, "n": n, "d": d, "error": tail[0][:200]}
+            return {**row, "error": tail[0][:200]}
         row.update(json.loads(done.stdout.strip().splitlines()[-1]))
     return row
 
@@ -145,6 +155,41 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _views_table(rows: list[dict]) -> str:
+    """Several views: each method's time per pair of views MUSIC compares (`music_ssl.fused.view_pairs`),
+    against two-view chunked's time for its one pair, at the same N and D."""
+    from music_ssl.fused import view_pairs
+
+    lines = [
+        "| N | D | views (global) | pairs | method | time (ms) | per pair (ms) "
+        "| per pair vs two-view chunked | peak extra memory (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        views, num_global = row.get("views", 2), row.get("global_views", 2)
+        pairs = len(view_pairs(views, min(num_global, views)))
+        head = f"| {row['n']} | {row['d']} | {views} ({min(num_global, views)}) | {pairs} | {row['method']} |"
+        if "error" in row:
+            lines.append(f"{head} {row['error']} | | | |")
+            continue
+        two_view = next(
+            (
+                r
+                for r in rows
+                if (r["n"], r["d"], r.get("views", 2), r["method"]) == (row["n"], row["d"], 2, "chunked")
+                and "seconds" in r
+            ),
+            None,
+        )
+        per_pair = row["seconds"] / pairs
+        versus = f"{per_pair / two_view['seconds']:.2f}x" if two_view else ""
+        lines.append(
+            f"{head} {1e3 * row['seconds']:.1f} | {1e3 * per_pair:.1f} | {versus} | "
+            f"{row['peak_extra_bytes'] / 2**20:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,6 +206,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--out", type=Path, default=Path("results/loss_benchmark"))
+    parser.add_argument(
+        "--views",
+        default="2",
+        help="comma-separated view counts, e.g. 2,4,8 (multi-crop: the first --global-views are global)",
+    )
+    parser.add_argument("--global-views", type=int, default=2)
     parser.add_argument("--child", nargs=3, metavar=("METHOD", "N", "D"), help=argparse.SUPPRESS)
     parser.add_argument("--what", default="time,memory", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -168,17 +219,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         method, n, d = args.child
         what = tuple(args.what.split(","))
-        row = measure(method, int(n), int(d), args.segment_dim, args.device, args.dtype, args.repeats, what)
+        row = measure(
+            method, int(n), int(d), args.segment_dim, args.device, args.dtype, args.repeats, what,
+            num_views=int(args.views), num_global=args.global_views,
+        )  # fmt: skip
         print(json.dumps(row))
         return
 
+    view_counts = [int(v) for v in args.views.split(",")]
     rows = []
     for shape in args.shapes.split(","):
         n, d = (int(x) for x in shape.lower().split("x"))
-        for method in args.methods.split(","):
-            row = _run_child(method, n, d, args)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        for num_views in view_counts:
+            for method in args.methods.split(","):
+                row = _run_child(method, n, d, args, num_views)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
     meta = {
         "device": args.device,
@@ -186,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         "threads": torch.get_num_threads(),
         "dtype": args.dtype,
         "segment_dim": args.segment_dim,
+        "views": view_counts,
+        "global_views": args.global_views,
         "repeats": args.repeats,
         "torch": torch.__version__,
         "command": "python -m benchmarks.loss_benchmark "
@@ -193,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    table = _table(rows)
+    table = _table(rows) if view_counts == [2] else _views_table(rows)
     (args.out / "table.md").write_text(table + "\n")
     print(table)
 

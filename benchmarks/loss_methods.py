@@ -42,9 +42,24 @@ METHODS: dict[str, Method] = {
     "triton+tf32": Method("triton with its products on TF32 tensor cores", matmul_precision="high"),
     "triton_joint_only": Method("the Triton joint kernels alone on ready probabilities, input gradients too"),
     "triton_joint_nograd": Method("the Triton joint kernel alone on ready probabilities, the P pass only"),
-    "barlow_twins": Method("lightly's BarlowTwinsLoss", requires="lightly"),
-    "vicreg": Method("lightly's VICRegLoss", requires="lightly"),
+    "chunked_pairs": Method(
+        "chunked called once per pair of views (each view's softmax again in every pair it is in); the "
+        "same as chunked for two views"
+    ),
+    "barlow_twins": Method(
+        "lightly's BarlowTwinsLoss (several views: its mean over the pairs)", requires="lightly"
+    ),
+    "vicreg": Method("lightly's VICRegLoss (several views: its mean over the pairs)", requires="lightly"),
+    "lejepa": Method(
+        "lightly's LeJEPALoss, which takes every view at once (global and local)", requires="lightly"
+    ),
+    "visreg": Method(
+        "lightly's VISRegLoss, which takes every view at once (global and local)", requires="lightly"
+    ),
 }
+# The methods that compute every view at once; every other loss of several views is the mean of its
+# two-view loss over the pairs MUSIC compares (`music_ssl.fused.view_pairs`).
+NATIVE_MULTI_VIEW = ("reference", "chunked", "triton", "chunked+terms", "lejepa", "visreg")
 # Inputs of the GPU check, by name.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 PLAIN_BASELINE = "benchmarks.plain_music"
@@ -71,26 +86,71 @@ def missing_requirement(name: str) -> str:
 def loss_function(name: str, segment_dim: int) -> Callable[[Tensor, Tensor], Tensor]:
     """fn(z_a, z_b) -> scalar loss for a method that is a loss (every one but the floor and the kernels
     alone)."""
-    check_method(name)
-    if name == "chunked+terms":
-        from music_ssl import MUSICLoss
+    views_loss = views_loss_function(name, segment_dim, num_global=2)
+    return lambda z_a, z_b: views_loss([z_a, z_b])
 
-        loss = MUSICLoss(segment_dim=segment_dim, implementation="chunked")
-        return lambda z_a, z_b: loss.terms(z_a, z_b).loss
+
+def views_loss_function(name: str, segment_dim: int, num_global: int) -> Callable[[list[Tensor]], Tensor]:
+    """fn(views) -> scalar loss of a list of (N, D) views, the first ``num_global`` global, for a method
+    that is a loss."""
+    from music_ssl.fused import view_pairs
+
+    check_method(name)
+    if name in ("matmul_floor", "triton_joint_only", "triton_joint_nograd"):
+        raise ValueError(f"method {name!r} is not a loss function; build_step runs it")
     base = name.removesuffix("+tf32")
-    if base == "plain":
+    if base in NATIVE_MULTI_VIEW:
+        native = _native_multi_view(base, segment_dim)
+        return lambda views: native(views, num_global)
+    pair_loss = _two_view_loss(base, segment_dim)
+
+    def mean_over_pairs(views: list[Tensor]) -> Tensor:
+        pairs = view_pairs(len(views), num_global)
+        return sum(pair_loss(views[i], views[j]) for i, j in pairs) / len(pairs)
+
+    return mean_over_pairs
+
+
+def _native_multi_view(name: str, segment_dim: int) -> Callable[[list[Tensor], int], Tensor]:
+    if name in ("lejepa", "visreg"):
+        from lightly.loss import LeJEPALoss, VISRegLoss
+
+        loss = LeJEPALoss() if name == "lejepa" else VISRegLoss()
+
+        def global_and_local(views: list[Tensor], num_global: int) -> Tensor:
+            global_proj = torch.stack(views[:num_global])
+            # Without local views LeJEPA (which needs one) gets the global ones as local too, as the
+            # quality benchmark's field study passes them; VISReg gets none.
+            if len(views) > num_global:
+                local_proj = torch.stack(views[num_global:])
+            else:
+                local_proj = global_proj if name == "lejepa" else global_proj[:0]
+            return loss(global_proj=global_proj, local_proj=local_proj)
+
+        return global_and_local
+    from music_ssl import MUSICLoss
+
+    implementation = "chunked" if name == "chunked+terms" else name
+    music = MUSICLoss(segment_dim=segment_dim, implementation=implementation)
+    if name == "chunked+terms":
+        return lambda views, num_global: music.terms(views, num_global=num_global).loss
+    return lambda views, num_global: music(views, num_global=num_global)
+
+
+def _two_view_loss(name: str, segment_dim: int) -> Callable[[Tensor, Tensor], Tensor]:
+    if name == "plain":
         from benchmarks.plain_music import plain_music_loss
 
         return lambda z_a, z_b: plain_music_loss(z_a, z_b, segment_dim)
-    if base in ("reference", "chunked", "triton"):
+    if name == "chunked_pairs":
         from music_ssl import MUSICLoss
 
-        return MUSICLoss(segment_dim=segment_dim, implementation=base)
-    if base == "barlow_twins":
+        return MUSICLoss(segment_dim=segment_dim, implementation="chunked")
+    if name == "barlow_twins":
         from lightly.loss import BarlowTwinsLoss
 
         return BarlowTwinsLoss()
-    if base == "vicreg":
+    if name == "vicreg":
         from lightly.loss import VICRegLoss
 
         return VICRegLoss()
@@ -131,16 +191,35 @@ def build_step(
     The floor's products run in `floor_dtype`, by default the inputs' dtype. The caller sets the method's
     float32 matmul precision (`matmul_precision`) around both the build and the calls.
     """
+    return build_views_step(name, [z_a, z_b], 2, segment_dim, floor_dtype)
+
+
+def build_views_step(
+    name: str,
+    views: list[Tensor],
+    num_global: int,
+    segment_dim: int,
+    floor_dtype: torch.dtype | None = None,
+) -> Callable[[], object]:
+    """`build_step` for a list of views (which require grad), the first ``num_global`` global: the floor
+    and the pair-wise losses run once per pair of `music_ssl.fused.view_pairs`."""
+    from music_ssl.fused import view_pairs
+
     check_method(name)
+    pairs = view_pairs(len(views), num_global)
     if name == "matmul_floor":
-        return _matmul_floor(z_a, z_b, floor_dtype or z_a.dtype)
+        floors = [_matmul_floor(views[i], views[j], floor_dtype or views[0].dtype) for i, j in pairs]
+        return lambda: [product for floor in floors for product in floor()]
     if name in ("triton_joint_only", "triton_joint_nograd"):
-        return _joint_kernels(z_a, z_b, segment_dim, compute_grad=name == "triton_joint_only")
-    loss_fn = loss_function(name, segment_dim)
+        if len(views) != 2:
+            raise ValueError(f"method {name!r} times the joint kernel of two views; got {len(views)} views")
+        return _joint_kernels(views[0], views[1], segment_dim, compute_grad=name == "triton_joint_only")
+    loss_fn = views_loss_function(name, segment_dim, num_global)
 
     def step():
-        z_a.grad = z_b.grad = None
-        loss_fn(z_a, z_b).backward()
+        for view in views:
+            view.grad = None
+        loss_fn(views).backward()
 
     return step
 

@@ -34,3 +34,23 @@ def test_benchmark_writes_table_and_json(tmp_path):
     assert result["meta"]["device"] == "cpu"
     table = (tmp_path / "table.md").read_text()
     assert table.count("\n") == 2 + len(methods.split(","))
+
+
+def test_several_views_are_timed_per_pair_beside_two_view_chunked(tmp_path):
+    pytest.importorskip("lightly", reason="pip install 'music-ssl[bench]' for lightly's peer losses")
+    methods = "chunked,chunked_pairs,vicreg,lejepa"
+    argv = ["--shapes", "16x64", "--views", "2,4", "--global-views", "2", "--methods", methods]
+    main([*argv, "--repeats", "1", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "results.json").read_text())
+    rows = result["rows"]
+    assert [(row["method"], row.get("views", 2)) for row in rows] == [
+        (method, views) for views in (2, 4) for method in methods.split(",")
+    ]
+    assert all("seconds" in row for row in rows), rows
+    assert (result["meta"]["views"], result["meta"]["global_views"]) == ([2, 4], 2)
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert "per pair vs two-view chunked" in table[0]
+    # Two global and two local views: 1 global-global and 4 global-local pairs.
+    four_views = [line for line in table if line.startswith("| 16 | 64 | 4 (2) | 5 |")]
+    assert len(four_views) == len(methods.split(","))
+    assert "| 16 | 64 | 2 (2) | 1 | chunked | " in table[2] and "| 1.00x |" in table[2]

@@ -100,3 +100,28 @@ def test_compiled_kernels_are_judged_on_wgmma_and_spills():
     good = {"kernel": "chunk", "dot": "wgmma", "stack_bytes": 0}
     rows = [good, {**good, "dot": "mma"}, {**good, "stack_bytes": 8}, {"kernel": "grad_a", "error": "boom"}]
     assert lowering_defects(rows) == rows[1:]
+
+
+@pytest.mark.parametrize("name", ["plain", "reference", "chunked", "chunked+terms", "chunked_pairs"])
+def test_several_views_of_every_music_method_compute_the_core_loss(name):
+    views = [x.float() for x in methods.make_views(20, 48, torch.float64, device="cpu")]
+    views += [views[0] + torch.randn_like(views[0]) for _ in range(3)]
+    want = music_loss([v.double() for v in views], segment_dim=16, num_global=2, implementation="reference")
+    got = methods.views_loss_function(name, 16, num_global=2)(views)
+    assert got.item() == pytest.approx(want.item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ["barlow_twins", "vicreg"])
+def test_two_view_peers_of_several_views_are_their_mean_over_the_pairs(name):
+    pytest.importorskip("lightly", reason="pip install 'music-ssl[bench]' for lightly's peer losses")
+    views = [torch.randn(16, 32, generator=torch.Generator().manual_seed(k)) for k in range(4)]
+    two_view = loss_function(name, 16)
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)]
+    want = sum(two_view(views[i], views[j]) for i, j in pairs) / len(pairs)
+    got = methods.views_loss_function(name, 16, num_global=2)(views)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_the_floor_of_several_views_runs_one_set_of_products_per_pair():
+    views = [torch.randn(8, 32) for _ in range(4)]
+    assert len(methods.build_views_step("matmul_floor", views, 2, 16)()) == 3 * 5
