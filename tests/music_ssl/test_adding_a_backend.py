@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # What the generic suite proves of every registered implementation, by the file that proves it.
 GENERIC = {
     "values and gradients against the float64 spec": "test_loss_values.py",
+    "several views against the float64 spec": "test_multi_view.py",
     "properties": "test_loss_properties.py",
     "mixed precision": "test_mixed_precision.py",
     "torch.compile": "test_compile.py",
