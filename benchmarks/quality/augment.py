@@ -3,12 +3,15 @@
 One ``affine_grid`` + ``grid_sample`` call does random-resized-crop and horizontal flip for the whole
 batch, and the colour operations are per-sample broadcasts, so augmenting a batch costs about as much as
 one small convolution on CPU and next to nothing on a GPU: the loader never becomes the bottleneck.
+
+Multi-crop's local views (`BatchAugment.local`) are the same augmentation with a smaller crop area,
+resampled to a smaller side in the same ``grid_sample`` call.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +35,11 @@ def _uniform(n: int, low: float, high: float, device, generator=None) -> torch.T
     return torch.rand(n, device=device, generator=generator) * (high - low) + low
 
 
-def random_resized_crop_flip(x: torch.Tensor, cfg: AugmentConfig, generator=None) -> torch.Tensor:
-    """Random resized crop (area ``crop_scale``, aspect ``crop_ratio``) and flip, output size = input size."""
+def random_resized_crop_flip(
+    x: torch.Tensor, cfg: AugmentConfig, generator=None, size: int | None = None
+) -> torch.Tensor:
+    """Random resized crop (area ``crop_scale``, aspect ``crop_ratio``) and flip, resampled to ``size`` x
+    ``size`` pixels (default: the input's size)."""
     n, device = x.shape[0], x.device
     area = _uniform(n, *cfg.crop_scale, device, generator)
     log_ratio = _uniform(n, math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1]), device, generator)
@@ -48,7 +54,8 @@ def random_resized_crop_flip(x: torch.Tensor, cfg: AugmentConfig, generator=None
     theta = torch.zeros(n, 2, 3, device=device, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 0, 2] = sx, cx
     theta[:, 1, 1], theta[:, 1, 2] = h, cy
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    shape = list(x.shape) if size is None else [n, x.shape[1], size, size]
+    grid = F.affine_grid(theta, shape, align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
@@ -119,11 +126,29 @@ class BatchAugment:
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
     def __call__(self, images: torch.Tensor, generator=None) -> torch.Tensor:
+        """One global view of every image, at the images' size."""
+        return self._view(images, self.cfg, generator)
+
+    def local(
+        self,
+        images: torch.Tensor,
+        count: int,
+        size: int,
+        crop_scale: tuple[float, float],
+        generator=None,
+    ) -> torch.Tensor:
+        """``count`` local views of every image in one batch, view by view (the first ``len(images)`` rows
+        are the first view): crops of ``crop_scale`` of the image area resampled to ``size`` x ``size``
+        pixels, with the flip and the colour operations of the global views."""
+        cfg = replace(self.cfg, crop_scale=tuple(crop_scale))
+        return self._view(images.repeat(count, *([1] * (images.ndim - 1))), cfg, generator, size)
+
+    def _view(self, images: torch.Tensor, cfg: AugmentConfig, generator, size: int | None = None):
         x = images.float().div_(255)
-        x = random_resized_crop_flip(x, self.cfg, generator)
-        x = color_jitter(x, self.cfg, generator)
-        x = gaussian_blur(x, self.cfg.blur_p, generator)
-        x = solarize(x, self.cfg.solarize_p, generator)
+        x = random_resized_crop_flip(x, cfg, generator, size)
+        x = color_jitter(x, cfg, generator)
+        x = gaussian_blur(x, cfg.blur_p, generator)
+        x = solarize(x, cfg.solarize_p, generator)
         return self.normalize(x)
 
     def plain(self, images: torch.Tensor) -> torch.Tensor:

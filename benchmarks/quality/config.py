@@ -42,9 +42,26 @@ class Profile:
     knn_temperature: float = 0.07
     seeds: tuple[int, ...] = (0, 1)  # every method trains on each; two is the least that gives an interval
     extra: dict[str, Any] = field(default_factory=dict)
+    # Multi-crop: local views per image besides the two global ones (0: the two global views alone), the
+    # side in pixels they are resized to and the range of image area each crops. The defaults are the CPU
+    # profile's recipe, DINO's and SwAV's 6 local views of 96 px beside 224 px global ones scaled to 28 px
+    # (docs/quality.md, "Multi-crop").
+    local_views: int = 0
+    local_size: int = 14
+    local_crop_scale: tuple[float, float] = (0.05, 0.25)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every setting; without local views the multi-crop ones, which then change nothing, are left out,
+        so a two-view profile writes the dict it wrote before multi-crop existed (and the run files and
+        results made then keep matching)."""
+        settings = asdict(self)
+        if not self.local_views:
+            for key in MULTI_CROP_SETTINGS:
+                del settings[key]
+        return settings
+
+
+MULTI_CROP_SETTINGS = ("local_views", "local_size", "local_crop_scale")
 
 
 CPU = Profile(

@@ -10,6 +10,13 @@ Peers that lightly calls with global and local views (LeJEPA, VISReg) are given 
 global views. For LeJEPA, whose loss needs at least one local view, the same two views are passed as the
 local ones too: every term of its loss is a mean over views, so duplicated views leave the value and the
 gradient those of the two views alone.
+
+With multi-crop (a profile's ``local_views``), `multi_view_loss` makes a loss take every view, the two
+global ones first: MUSIC's core takes them all (``num_global=2``); Barlow Twins and VICReg, two-view
+losses, are averaged over the pairs MUSIC's loss averages over (`GlobalPairsMean`: global-global and
+global-local, never local-local); LeJEPA and VISReg get the global views as their global ones and the
+local views as their local ones, so each view is pulled toward the centre of the global views and the
+regularizer sees every view, as their designs intend.
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ SSL_METHODS = ("music", "barlow_twins", "vicreg")
 # The field study's: the main run's and the losses a user would pick instead, one import away in lightly.
 PEER_METHODS = ("simclr", "lejepa", "visreg", "wmse")
 FIELD_METHODS = (*SSL_METHODS, *PEER_METHODS)
+# The methods that take multi-crop views (`multi_view_loss`); SimCLR's NT-Xent and W-MSE, as lightly
+# ships them, take two.
+MULTI_CROP_METHODS = ("music", "barlow_twins", "vicreg", "lejepa", "visreg")
+# Multi-crop's global views come first among the views; every other view is a local one.
+GLOBAL_VIEWS = 2
 
 # MUSIC's term weights (all 1 in the paper); searched by the music_options study, left out of results when
 # they keep their default.
@@ -55,18 +67,55 @@ def projector_output_dim(method: str, params: dict[str, Any], shared: int) -> in
     return OWN_OUTPUT_DIM.get(method, shared)
 
 
-class _TwoGlobalViews(nn.Module):
-    """A lightly loss called as ``loss(local_proj=..., global_proj=...)``, given two views as global ones."""
+def global_pairs(num_views: int, num_global: int = GLOBAL_VIEWS) -> list[tuple[int, int]]:
+    """The pairs of views ``(i, j)``, ``i < j``, with ``i`` a global view: global-global and global-local,
+    never local-local (the pairs MUSIC's multi-view loss averages over)."""
+    return [(i, j) for i in range(num_global) for j in range(i + 1, num_views)]
+
+
+class GlobalPairsMean(nn.Module):
+    """A two-view loss over several views, the first ``num_global`` global: the mean of ``loss(z_i, z_j)``
+    over `global_pairs`. With two views it is the two-view loss."""
+
+    def __init__(self, loss: nn.Module, num_global: int = GLOBAL_VIEWS) -> None:
+        super().__init__()
+        self.loss = loss
+        self.num_global = num_global
+
+    def forward(self, *views: Tensor) -> Tensor:
+        pairs = global_pairs(len(views), self.num_global)
+        return torch.stack([self.loss(views[i], views[j]) for i, j in pairs]).mean()
+
+
+class _ViewList(nn.Module):
+    """MUSIC's loss on several views: the core takes the list, the first ``num_global`` views global."""
+
+    def __init__(self, loss: nn.Module, num_global: int = GLOBAL_VIEWS) -> None:
+        super().__init__()
+        self.loss = loss
+        self.num_global = num_global
+
+    def forward(self, *views: Tensor) -> Tensor:
+        return self.loss(list(views), num_global=self.num_global)
+
+
+class _GlobalAndLocalViews(nn.Module):
+    """A lightly loss called as ``loss(local_proj=..., global_proj=...)``: the first two views are the
+    global ones, any further views the local ones. Given two views alone, a loss that needs a local view
+    (``local_needed``) gets the global views as local ones too, any other loss none."""
 
     def __init__(self, loss: nn.Module, local_needed: bool) -> None:
         super().__init__()
         self.loss = loss
         self.local_needed = local_needed
 
-    def forward(self, z_a: Tensor, z_b: Tensor) -> Tensor:
-        views = torch.stack([z_a, z_b])
-        local = views if self.local_needed else views[:0]
-        return self.loss(local_proj=local, global_proj=views)
+    def forward(self, *views: Tensor) -> Tensor:
+        global_views = torch.stack(views[:GLOBAL_VIEWS])
+        if len(views) > GLOBAL_VIEWS:
+            local = torch.stack(views[GLOBAL_VIEWS:])
+        else:
+            local = global_views if self.local_needed else global_views[:0]
+        return self.loss(local_proj=local, global_proj=global_views)
 
 
 class _ConcatenatedViews(nn.Module):
@@ -110,11 +159,13 @@ def build_loss(method: str, params: dict[str, Any]) -> nn.Module:
     if method == "lejepa":
         from lightly.loss import LeJEPALoss
 
-        return _TwoGlobalViews(LeJEPALoss(lambda_param=float(params["lambda_param"])), local_needed=True)
+        return _GlobalAndLocalViews(LeJEPALoss(lambda_param=float(params["lambda_param"])), local_needed=True)
     if method == "visreg":
         from lightly.loss import VISRegLoss
 
-        return _TwoGlobalViews(VISRegLoss(lambda_param=float(params["lambda_param"])), local_needed=False)
+        return _GlobalAndLocalViews(
+            VISRegLoss(lambda_param=float(params["lambda_param"])), local_needed=False
+        )
     if method == "wmse":
         from lightly.loss import WMSELoss
 
@@ -122,6 +173,20 @@ def build_loss(method: str, params: dict[str, Any]) -> nn.Module:
             WMSELoss(embedding_dim=int(params["embedding_dim"]), w_size=int(params["w_size"]))
         )
     raise ValueError(f"method={method!r}; expected one of {FIELD_METHODS}")
+
+
+def multi_view_loss(method: str, loss: nn.Module) -> nn.Module:
+    """``method``'s loss from `build_loss`, called as ``loss(*views)`` on the two global views followed by
+    the local ones, each ``(N, D)``."""
+    if method == "music":
+        return _ViewList(loss)
+    if method in ("barlow_twins", "vicreg"):
+        return GlobalPairsMean(loss)
+    if method in ("lejepa", "visreg"):
+        return loss  # `_GlobalAndLocalViews` takes the views as they come
+    raise ValueError(
+        f"method={method!r} takes two views; multi-crop views are for {', '.join(MULTI_CROP_METHODS)}"
+    )
 
 
 def loss_params(method: str, params: dict[str, Any]) -> dict[str, Any]:

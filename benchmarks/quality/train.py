@@ -19,7 +19,7 @@ from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import extract_features, knn_classify
 from benchmarks.quality.models import SSLModel, build_backbone
-from benchmarks.quality.ssl_methods import build_loss, loss_params, projector_output_dim
+from benchmarks.quality.ssl_methods import build_loss, loss_params, multi_view_loss, projector_output_dim
 
 
 @dataclass
@@ -141,6 +141,39 @@ def monitor_knn(model, data, augment, bank, queries, profile, device) -> float:
     return acc[profile.knn_ks[0]]
 
 
+def embed_views(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    augment: BatchAugment,
+    generator: torch.Generator,
+    profile: Profile,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> list[torch.Tensor]:
+    """The float32 projections of one batch's views: the two global views, then the profile's
+    ``local_views`` local ones (``local_size`` pixels a side, ``local_crop_scale`` of the image area).
+
+    Each global view is a forward of its own; the local views, all of one size, go through the model in
+    one forward of ``local_views`` x N images (as DINO and SwAV group their crops by resolution), so
+    BatchNorm normalizes them together. Without local views this is the two-view step as it always was:
+    the same random draws in the same order, the same forwards.
+    """
+
+    def project(x: torch.Tensor) -> torch.Tensor:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+            return model(x)
+
+    views = [project(augment(batch, generator)), project(augment(batch, generator))]
+    if profile.local_views:
+        local = augment.local(
+            batch, profile.local_views, profile.local_size, profile.local_crop_scale, generator
+        )
+        views += project(local).chunk(profile.local_views)
+    return [z.float() for z in views]
+
+
 def pretrain(
     method: str,
     params: dict[str, Any],
@@ -173,7 +206,15 @@ def pretrain(
     model = build_model(profile, data.channels, segment_dim, output_dim).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    loss_fn = build_loss(method, lparams).to(device)
+    if profile.local_views < 0 or profile.local_size < 1:
+        raise ValueError(
+            f"local_views={profile.local_views}, local_size={profile.local_size}: expected a number of "
+            "local views >= 0 and a side of at least one pixel"
+        )
+    loss_fn = build_loss(method, lparams)
+    if profile.local_views:
+        loss_fn = multi_view_loss(method, loss_fn)
+    loss_fn = loss_fn.to(device)
     optimizer = build_optimizer(model, params, profile)
     images = data.train_images[pretrain_indices(len(data.train_labels), profile.pretrain_subset, seed)]
     images = images.to(device)
@@ -217,13 +258,8 @@ def pretrain(
             if step >= total:
                 break
             batch = images[perm[i * profile.batch_size : (i + 1) * profile.batch_size]]
-            x_a, x_b = augment(batch, aug_gen), augment(batch, aug_gen)
-            if device.type == "cuda":
-                x_a = x_a.contiguous(memory_format=torch.channels_last)
-                x_b = x_b.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                z_a, z_b = model(x_a), model(x_b)
-            loss = loss_fn(z_a.float(), z_b.float())
+            views = embed_views(model, batch, augment, aug_gen, profile, amp, device.type == "cuda")
+            loss = loss_fn(*views)
             # One host sync per step; the step with a non-finite loss is never applied, so the model
             # keeps its last finite weights.
             if not torch.isfinite(loss):
@@ -259,7 +295,9 @@ def pretrain(
         if step >= total:
             break
     if result.divergence is None:
-        result.peak_step_bytes = step_memory(model, loss_fn, images[: profile.batch_size], augment, device)
+        result.peak_step_bytes = step_memory(
+            model, loss_fn, images[: profile.batch_size], augment, device, profile
+        )
     model.eval()
     return result
 
@@ -280,9 +318,17 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-def step_memory(model, loss_fn, batch: torch.Tensor, augment: BatchAugment, device: torch.device) -> int:
+def step_memory(
+    model,
+    loss_fn,
+    batch: torch.Tensor,
+    augment: BatchAugment,
+    device: torch.device,
+    profile: Profile,
+) -> int:
     """Peak memory of one training step (augmentations, forward, loss, backward) above what was allocated
-    before it, in bytes; the gradients are dropped and no weight changes.
+    before it, in bytes; the gradients are dropped and no weight changes. The step makes the views the
+    ``profile`` trains with (`embed_views`: its local views, if any, beside the two global ones).
 
     On CUDA the allocator's peak; on the CPU, which keeps no such count, the peak of the running sum of
     torch's allocations and frees recorded by its profiler over the step.
@@ -293,14 +339,16 @@ def step_memory(model, loss_fn, batch: torch.Tensor, augment: BatchAugment, devi
     """
     model, loss_fn = copy.deepcopy(model), copy.deepcopy(loss_fn)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return _step_memory(model, loss_fn, batch, augment, device)
+        return _step_memory(model, loss_fn, batch, augment, device, profile)
 
 
-def _step_memory(model, loss_fn, batch: torch.Tensor, augment: BatchAugment, device: torch.device) -> int:
+def _step_memory(
+    model, loss_fn, batch: torch.Tensor, augment: BatchAugment, device: torch.device, profile: Profile
+) -> int:
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step() -> None:
-        loss_fn(model(augment(batch, generator)).float(), model(augment(batch, generator)).float()).backward()
+        loss_fn(*embed_views(model, batch, augment, generator, profile)).backward()
 
     model.train()
     if device.type == "cuda":
@@ -310,11 +358,12 @@ def _step_memory(model, loss_fn, batch: torch.Tensor, augment: BatchAugment, dev
         step()
         peak = torch.cuda.max_memory_allocated(device) - before
     else:
-        from torch.profiler import ProfilerActivity, profile
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as record
 
         with (
             _native_stderr_silenced(),
-            profile(activities=[ProfilerActivity.CPU], profile_memory=True) as recorded,
+            record(activities=[ProfilerActivity.CPU], profile_memory=True) as recorded,
         ):
             step()
         events = [e for e in recorded.profiler.kineto_results.events() if e.name() == "[memory]"]
@@ -329,4 +378,12 @@ def _divergence(epoch: int, step: int, last_finite: float | None, reason: str) -
     return {"epoch": epoch, "step": step, "last_finite_loss": last_finite, "reason": reason}
 
 
-__all__ = ["OPTIMIZERS", "TrainResult", "build_model", "build_optimizer", "pretrain", "pretrain_indices"]
+__all__ = [
+    "OPTIMIZERS",
+    "TrainResult",
+    "build_model",
+    "build_optimizer",
+    "embed_views",
+    "pretrain",
+    "pretrain_indices",
+]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from benchmarks.quality.config import Profile
-from benchmarks.quality.ssl_methods import FIELD_METHODS, SSL_METHODS
+from benchmarks.quality.names import Name
+from benchmarks.quality.ssl_methods import FIELD_METHODS, GLOBAL_VIEWS, SSL_METHODS
 
 DIMS = (128, 256, 512, 1024, 2048, 4096)
 MUSIC_SEGMENT_DIMS = (8, 16, 32, 64)
@@ -18,6 +19,15 @@ MUSIC_WEIGHT_ALTERNATIVES = ({"inv_weight": 2.0}, {"diag_weight": 2.0}, {"off_we
 # of about 3, as the tuning search extends a grid whose end wins.
 LARS_LRS = (0.1, 0.3, 1.0, 3.0, 10.0)
 OPTIMIZER_GRID = ({"optimizer": "sgd"}, *({"optimizer": "lars", "lr": lr} for lr in LARS_LRS))
+
+
+# Multi-crop: 6 local views beside the two global ones, DINO's and SwAV's count (their 2 x 224 px + 6 x 96
+# px); the local side and crop areas are the profile's defaults (`config.Profile.local_size`).
+LOCAL_VIEWS = 6
+# Wall-clock seconds of a MUSIC epoch with the 6 local views over one with the two views alone, measured
+# on this benchmark's 2-core machine at one thread (docs/quality.md, "Multi-crop"); the equal-time value
+# of the multicrop study trains its epochs divided by this.
+MULTI_CROP_TIME_RATIO = 3.1
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,11 @@ class RunSettings:
 @dataclass(frozen=True)
 class SeedsPlot:
     """Every seed's test accuracy per method, for a study of one value."""
+
+
+@dataclass(frozen=True)
+class ValuesPlot:
+    """Every seed's test accuracy per method at each of the study's values, side by side."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +73,17 @@ class Study:
     seeds: tuple[int, ...]
     # The main run's settings changed to those of one value of the variable.
     vary: Callable[[RunSettings, Any], RunSettings] = _unchanged
-    plot: SeedsPlot | SweepPlot | None = None
+    plot: SeedsPlot | SweepPlot | ValuesPlot | None = None
     methods: tuple[str, ...] = SSL_METHODS
+    # The methods trained at one value, when not every method at every value.
+    methods_at: Callable[[Any], tuple[str, ...]] | None = None
+    # A value every other value is compared with, method by method (each method minus itself there,
+    # paired by seed, with the verdict rule); None: no such comparison.
+    reference_value: Any = None
+    # The studies whose equal runs are copied first, before the others' (see ``reuses_runs``).
+    copies_first_from: tuple[str, ...] = ()
+    # What the study's tables call a method, where not its usual name (`names.NAMES`).
+    names: tuple[tuple[str, Name], ...] = ()
     # MUSIC at the options ``music_options`` chose for each projection size instead of the tuned ones.
     music_at_chosen_options: bool = False
     # The value whose runs a main run's results.json holds, read from its config; None when it holds none
@@ -73,6 +97,11 @@ class Study:
 
     def settings(self, value: Any, profile: Profile, params: dict[str, Any]) -> RunSettings:
         return self.vary(RunSettings(profile, params), value)
+
+    def trains(self, method: str, value: Any) -> bool:
+        """Whether ``method`` has runs at ``value`` (every method the command names does, unless the
+        study says which methods each value has)."""
+        return self.methods_at is None or method in self.methods_at(value)
 
 
 def music_option_grid(dims: tuple[int, ...] = DIMS) -> tuple[dict[str, Any], ...]:
@@ -117,6 +146,32 @@ def _optimizer(run: RunSettings, value: dict[str, Any]) -> RunSettings:
 
 def _threads(run: RunSettings, value: int) -> RunSettings:
     return replace(run, threads=int(value))
+
+
+def equal_time_epochs(epochs: int) -> int:
+    """The epochs with the 6 local views that take the wall-clock time of ``epochs`` with two views."""
+    return max(1, round(epochs / MULTI_CROP_TIME_RATIO))
+
+
+TWO_VIEWS = f"{GLOBAL_VIEWS} views"
+MULTI_CROP = f"{GLOBAL_VIEWS}+{LOCAL_VIEWS} views"
+MULTI_CROP_EQUAL_TIME = f"{MULTI_CROP}, equal time"
+# The multicrop study's methods: MUSIC, the paper's two peers, and LeJEPA, whose design takes global and
+# local views.
+MULTI_CROP_STUDY_METHODS = ("music", "barlow_twins", "vicreg", "lejepa")
+
+
+def _views(run: RunSettings, value: str) -> RunSettings:
+    if value == TWO_VIEWS:
+        return run
+    profile = replace(run.profile, local_views=LOCAL_VIEWS)
+    if value == MULTI_CROP_EQUAL_TIME:
+        profile = replace(profile, epochs=equal_time_epochs(profile.epochs))
+    return replace(run, profile=profile)
+
+
+def _multi_crop_methods(value: str) -> tuple[str, ...]:
+    return ("music",) if value == MULTI_CROP_EQUAL_TIME else MULTI_CROP_STUDY_METHODS
 
 
 def _main_run_settings(config: dict[str, Any]) -> str:
@@ -230,5 +285,24 @@ STUDIES = {
             methods=FIELD_METHODS,
         ),
         Study("optimizer", "validation", "optimizer", OPTIMIZER_GRID, (0, 1), vary=_optimizer),
+        # Multi-crop: the two views against 2 global + 6 local views at the same epochs, and MUSIC with
+        # the local views at the two views' wall-clock time (fewer epochs). The two-view runs are the
+        # field study's, copied (its runs measured their cost on one machine); every method is compared
+        # with itself at two views as well as MUSIC with each peer.
+        Study(
+            "multicrop",
+            "test",
+            "views",
+            (TWO_VIEWS, MULTI_CROP, MULTI_CROP_EQUAL_TIME),
+            (0, 1, 2),
+            vary=_views,
+            plot=ValuesPlot(),
+            methods=MULTI_CROP_STUDY_METHODS,
+            methods_at=_multi_crop_methods,
+            reference_value=TWO_VIEWS,
+            per_method_table=True,
+            copies_first_from=("field",),
+            names=(("lejepa", Name("LeJEPA [global: the 2 global views, all: every view]", "lightly")),),
+        ),
     )
 }

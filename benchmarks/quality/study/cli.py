@@ -9,6 +9,7 @@
     python -m benchmarks.quality.study projector_dim_tuned  # projector_dim, MUSIC at music_options' choice
     python -m benchmarks.quality.study stability          # every field method, seeds 0-4, 1 and 2 threads
     python -m benchmarks.quality.study optimizer          # LARS at five learning rates against tuned SGD
+    python -m benchmarks.quality.study multicrop          # 2 global + 6 local views against 2 views, 3 seeds
 
 Every run is written to ``OUT/<study>/runs/<name>.json`` when it finishes and skipped when that file
 exists, so a study can be stopped at any time (``--max-runs`` stops it after that many new runs) and

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.quality.plots import COLORS, LABELS, plt
-from benchmarks.quality.study.catalogue import SeedsPlot, Study, SweepPlot
+from benchmarks.quality.study.catalogue import SeedsPlot, Study, SweepPlot, ValuesPlot
 
 
 def plot(summary: dict[str, Any], study: Study, path: Path, runs: list[dict[str, Any]] = ()) -> bool:
@@ -15,7 +15,45 @@ def plot(summary: dict[str, Any], study: Study, path: Path, runs: list[dict[str,
         return plot_seeds(list(runs), study, path)
     if isinstance(study.plot, SweepPlot):
         return plot_sweep(summary, study, study.plot, path)
+    if isinstance(study.plot, ValuesPlot):
+        return plot_values(list(runs), study, path)
     return False
+
+
+def plot_values(runs: list[dict[str, Any]], study: Study, path: Path) -> bool:
+    """Every seed's test accuracy per method at each value, the values side by side, linear probe and kNN
+    in two panels; a bar marks each method's mean at a value."""
+    finished = [r for r in runs if not r["row"].get("diverged") and r["row"].get("linear_top1") is not None]
+    if not finished:
+        return False
+    methods = [m for m in study.methods if any(r["method"] == m for r in finished)]
+    values = [v for v in study.values if any(r["value"] == v for r in finished)]
+    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.2 * len(values) * len(methods) / 2 + 3), 3.8))
+    for ax, key, probe in zip(axes, ("linear_top1", "knn_top1"), ("linear", "kNN (k = 20)"), strict=True):
+        labelled: set[str] = set()
+        for v, value in enumerate(values):
+            for m, method in enumerate(methods):
+                scores = [r["row"][key] for r in finished if r["value"] == value and r["method"] == method]
+                if not scores:
+                    continue
+                x = v - 0.4 + (m + 0.5) * width
+                label = None if method in labelled else LABELS[method]
+                labelled.add(method)
+                ax.scatter([x] * len(scores), scores, color=COLORS[method], s=14, zorder=2, label=label)
+                mean = sum(scores) / len(scores)
+                ax.hlines(mean, x - width / 2.5, x + width / 2.5, color=COLORS[method], lw=2, zorder=3)
+        ax.set_xticks(range(len(values)), [str(value) for value in values], fontsize=8)
+        ax.set_xlim(-0.5, len(values) - 0.5)
+        ax.set_ylabel(f"test {probe} top-1 (%)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    seeds = sorted({r["seed"] for r in finished})
+    fig.suptitle(f"{study.name}: seeds {', '.join(map(str, seeds))}; a bar marks the mean", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
 
 
 def plot_seeds(runs: list[dict[str, Any]], study: Study, path: Path) -> bool:

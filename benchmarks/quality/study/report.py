@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.names import NAMES, full_names
+from benchmarks.quality.names import NAMES, Name
 from benchmarks.quality.ssl_methods import FIELD_METHODS
 from benchmarks.quality.stats import compare
 from benchmarks.quality.study.catalogue import Study, value_label
@@ -24,14 +24,22 @@ MEASURES = {
 }
 
 
+def study_names(study: Study) -> dict[str, Name]:
+    """What the study's tables call each method: its usual name, unless the study names it otherwise."""
+    return {**NAMES, **dict(study.names)}
+
+
 def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per value: per method mean, std and number of seeds, diverged seeds, and MUSIC's paired verdicts."""
+    """Per value: per method mean, std and number of seeds, diverged seeds, MUSIC's paired verdicts, and,
+    for a study with a reference value, each method's paired verdict against itself there."""
     summary: dict[str, Any] = {
         "study": study.name,
         "kind": study.kind,
         "variable": study.variable,
         "values": [],
     }
+    names = {key: name.full for key, name in study_names(study).items()}
+    rows_at: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]] = []
     for value in study.values:
         rows_by_method: dict[str, list[dict[str, Any]]] = {}
         music_params: list[dict[str, Any]] = []
@@ -64,12 +72,56 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
             entry["methods"][method] = stats
         peers = tuple(m for m in FIELD_METHODS if m != "music" and m in rows_by_method)
         if study.kind == "test" and "music" in rows_by_method and peers:
-            entry["comparison"] = compare(rows_by_method, "music", peers, names=full_names())
+            entry["comparison"] = compare(rows_by_method, "music", peers, names=names)
         summary["values"].append(entry)
+        rows_at.append((entry, rows_by_method))
+    reference = next((rows for e, rows in rows_at if e["value"] == study.reference_value), None)
+    if study.kind == "test" and study.reference_value is not None and reference is not None:
+        for entry, rows_by_method in rows_at:
+            if entry["value"] != study.reference_value:
+                entry["versus_reference"] = versus_reference(
+                    rows_by_method,
+                    reference,
+                    names,
+                    value_label(entry["value"]),
+                    value_label(study.reference_value),
+                )
     return summary
 
 
-def per_method_markdown(entry: dict[str, Any], methods: list[str]) -> list[str]:
+def versus_reference(
+    rows_by_method: dict[str, list[dict[str, Any]]],
+    reference: dict[str, list[dict[str, Any]]],
+    names: dict[str, str],
+    here: str,
+    there: str,
+) -> dict[str, Any]:
+    """Each method at one value (labelled ``here``) minus the same method at the reference value
+    (``there``), paired by seed, with the verdict rule of MUSIC against a peer (`stats.compare`), and the
+    ratio of their mean pretraining wall-clock times."""
+    out: dict[str, Any] = {}
+    for method in (m for m in FIELD_METHODS if m in rows_by_method and m in reference):
+        label = names.get(method, method)
+        pair = {f"{label} at {here}": rows_by_method[method], f"{label} at {there}": reference[method]}
+        comparison = compare(pair, f"{label} at {here}", (f"{label} at {there}",))
+        out[method] = dict(next(iter(comparison["peers"].values())))
+        seconds = [_mean_seconds(rows) for rows in (rows_by_method[method], reference[method])]
+        out[method]["time_ratio"] = (
+            round(seconds[0] / seconds[1], 3) if None not in seconds and seconds[1] > 0 else None
+        )
+    return out
+
+
+def _mean_seconds(rows: list[dict[str, Any]]) -> float | None:
+    seconds = [
+        r["seconds"] for r in rows if not r.get("diverged") and isinstance(r.get("seconds"), int | float)
+    ]
+    return statistics.fmean(seconds) if seconds else None
+
+
+def per_method_markdown(
+    entry: dict[str, Any], methods: list[str], names: dict[str, Name] = NAMES
+) -> list[str]:
     """One value's methods as rows: both probes, the cost, MUSIC minus the method on both probes."""
     lines = [
         "",
@@ -96,7 +148,7 @@ def per_method_markdown(entry: dict[str, Any], methods: list[str]) -> list[str]:
             verdict = f" ({peers[method]['verdict']})" if metric == "linear_top1" else ""
             versus.append(f"{d['mean']:+.2f}{ci}{verdict}")
         lines.append(
-            f"| {NAMES[method].full} | {_cell(stats, 'linear_top1')} | {_cell(stats, 'knn_top1')} | "
+            f"| {names[method].full} | {_cell(stats, 'linear_top1')} | {_cell(stats, 'knn_top1')} | "
             + " | ".join(cost)
             + " | "
             + " | ".join(versus)
@@ -120,27 +172,68 @@ def _music_options(params: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in params.items() if k != "lr")
 
 
-def _verdicts(entry: dict[str, Any]) -> str:
+def _difference(d: dict[str, Any]) -> str:
+    """A paired difference: its mean and 95 % interval."""
+    ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+    mean = "–" if d["mean"] is None else f"{d['mean']:+.2f}"
+    return mean + ci
+
+
+def _verdicts(entry: dict[str, Any], names: dict[str, Name] = NAMES) -> str:
     """MUSIC minus each peer at one value: mean difference, 95 % interval and verdict."""
     verdicts = []
     for peer, c in entry.get("comparison", {}).get("peers", {}).items():
-        d = c["linear_top1"]
-        ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
-        mean = "–" if d["mean"] is None else f"{d['mean']:+.2f}"
-        verdicts.append(f"{NAMES[peer].short}: {mean}{ci} ({c['verdict']})")
+        verdicts.append(f"{names[peer].short}: {_difference(c['linear_top1'])} ({c['verdict']})")
     return "; ".join(verdicts)
+
+
+def versus_reference_markdown(
+    summary: dict[str, Any], study: Study, methods: list[str], names: dict[str, Name]
+) -> list[str]:
+    """Each method at every other value minus itself at the reference value: one row per value."""
+    entries = [e for e in summary["values"] if "versus_reference" in e]
+    methods = [m for m in methods if any(m in e["versus_reference"] for e in entries)]
+    if not methods:
+        return []
+    reference = value_label(study.reference_value)
+    lines = [
+        "",
+        f"Each method minus itself at {reference}, paired by seed: linear top-1 with its 95 % interval and "
+        f"verdict, kNN top-1 with its interval, and the mean pretraining wall-clock time over that at "
+        f"{reference}:",
+        "",
+        f"| {study.variable} | " + " | ".join(names[m].full for m in methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    for entry in entries:
+        cells = []
+        for method in methods:
+            v = entry["versus_reference"].get(method)
+            if v is None:
+                cells.append("–")
+                continue
+            time = "" if v["time_ratio"] is None else f"; time x{v['time_ratio']:.2f}"
+            cells.append(
+                f"{_difference(v['linear_top1'])} ({v['verdict']}); kNN {_difference(v['knn_top1'])}{time}"
+            )
+        lines.append(f"| {value_label(entry['value'])} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def markdown(summary: dict[str, Any], study: Study) -> str:
     key = "final_loss" if study.kind == "pretrain" else "linear_top1"
-    methods = [m for m in FIELD_METHODS if m in study.methods]
+    # The study's methods that have a finished run: a screening of some methods (stability's first
+    # epochs) shows no columns of dashes for the others.
+    finished = {m for entry in summary["values"] for m in entry["methods"]}
+    methods = [m for m in FIELD_METHODS if m in study.methods and m in finished]
+    names = study_names(study)
     options = study.music_at_chosen_options
     lines = [
         f"Study `{study.name}`: {MEASURES[study.kind]}, mean ± std over seeds (n = seeds that finished).",
         "",
         f"| {study.variable} | "
         + ("MUSIC's options | " if options else "")
-        + " | ".join(NAMES[m].full for m in methods)
+        + " | ".join(names[m].full for m in methods)
         + " |"
         + (" MUSIC minus peers (verdict) |" if study.kind == "test" else ""),
         "|---|"
@@ -155,10 +248,10 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
             line += "; ".join(_music_options(p) for p in entry["music_params"]) + " | "
         line += " | ".join(cells) + " |"
         if study.kind == "test":
-            line += " " + _verdicts(entry) + " |"
+            line += " " + _verdicts(entry, names) + " |"
         lines.append(line)
     diverged = [
-        f"{NAMES[m].full} at {value_label(e['value'])}: "
+        f"{names[m].full} at {value_label(e['value'])}: "
         + ", ".join(
             f"seed {d['seed']} (epoch {d['epoch']}, step {d['step']}, {d['reason']})" for d in s["diverged"]
         )
@@ -168,9 +261,10 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
     ]
     if diverged:
         lines += ["", "Diverged: " + "; ".join(diverged) + "."]
+    lines += versus_reference_markdown(summary, study, methods, names)
     if study.per_method_table:
         for entry in summary["values"]:
-            lines += per_method_markdown(entry, methods)
+            lines += per_method_markdown(entry, methods, names)
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,8 @@ def equivalent_run(
     """A finished run of another study that is this very run, as ``(its path under out, row)``.
 
     A ``test`` run is reused by another ``test`` study when every setting is equal (the main run's
-    settings are one value of the projector studies). A ``stability`` run at N threads is read off a
+    settings are one value of the projector studies; the studies a study ``copies_first_from`` are searched
+    first, the others in the catalogue's order). A ``stability`` run at N threads is read off a
     ``test`` run with the same settings that recorded training at N threads: it trained the same schedule
     and recorded whether it diverged.
 
@@ -30,7 +31,8 @@ def equivalent_run(
     """
     if study.kind not in ("test", "pretrain"):
         return None
-    for other in STUDIES.values():
+    first = [STUDIES[name] for name in study.copies_first_from]
+    for other in [*first, *(s for s in STUDIES.values() if s.name not in study.copies_first_from)]:
         if other.name == study.name or other.kind != "test":
             continue
         for path in sorted((out / other.name / "runs").glob(f"{method}__*__seed{seed}.json")):

@@ -109,6 +109,8 @@ def run_study(
     for seed in seeds:  # seed-major, so a study cut short has whole seeds for every value
         for value in values:
             for method in methods:
+                if not study.trains(method, value):
+                    continue
                 method_params = params[method]
                 if method == "music" and tuned_music:
                     method_params = {**method_params, **choices[value]}
