@@ -72,11 +72,12 @@ def gathers(gather_distributed: bool | str, group: dist.ProcessGroup | None, gra
     return gather_distributed is True or grad_enabled
 
 
-def layout(views: Tensor, num_global: int, options: MUSICOptions) -> tuple[float, ...]:
-    """Every number of LAYOUT_FIELDS for one rank's call of stacked (V, N, D) ``views`` (the dtype as its
-    index in _DTYPES)."""
-    code = _DTYPES.index(views.dtype) if views.dtype in _DTYPES else -1
-    shape = (views.shape[0], num_global, views.shape[2])
+def layout(views: tuple[Tensor, ...], num_global: int, options: MUSICOptions) -> tuple[float, ...]:
+    """Every number of LAYOUT_FIELDS for one rank's call of ``views`` (the dtype as its index in
+    _DTYPES)."""
+    dtype = views[0].dtype
+    code = _DTYPES.index(dtype) if dtype in _DTYPES else -1
+    shape = (len(views), num_global, views[0].shape[1])
     return (*(float(n) for n in shape), float(code), float(options.segment_dim), *options.agreement)
 
 
@@ -176,36 +177,38 @@ def gather_rows(
 class GlobalBatch(NamedTuple):
     """The batch one call estimates the joint on, as the implementations take it."""
 
-    # (V, N, D): this rank's projections of every view, as passed (the global views first).
-    views: Tensor
-    # (V, N_global, D): every view's rows of the whole group's batch, this rank's included; ``views``
-    # itself when the call does not gather.
-    group_views: Tensor
+    # This rank's (N, D) projections of every view, as passed (the global views first).
+    views: tuple[Tensor, ...]
+    # Every view's (N_global, D) rows of the whole group's batch, this rank's included; ``views`` itself
+    # when the call does not gather.
+    group_views: tuple[Tensor, ...]
     # The rows of ``group_views`` that are this rank's.
     rows: tuple[int, int]
     # How many ranks' batches ``group_views`` holds.
     ranks: int
 
 
-def global_batch(views: Tensor, num_global: int, options: MUSICOptions, differentiable: bool) -> GlobalBatch:
-    """The batch of the call of stacked (V, N, D) ``views`` under ``options``: the group's, when the policy
-    of the module's docstring gathers, else this rank's. ``differentiable``: whether the gather carries
-    gradients back to every rank's rows (the reference's autograd); the fused operator produces the
-    gradients of its local rows itself and takes the gathered rows detached.
+def global_batch(
+    views: tuple[Tensor, ...], num_global: int, options: MUSICOptions, differentiable: bool
+) -> GlobalBatch:
+    """The batch of the call of ``views`` under ``options``: the group's, when the policy of the module's
+    docstring gathers, else this rank's. ``differentiable``: whether the gather carries gradients back to
+    every rank's rows (the reference's autograd); the fused operator produces the gradients of its local
+    rows itself and takes the gathered rows detached.
 
     The one place where that batch is checked: it must hold at least two samples over all ranks (a single
     rank may hold none), and every rank must have called the loss with the same layout."""
     group = options.process_group
     if gathers(options.gather_distributed, group, torch.is_grad_enabled()):
         counts = _rows_per_rank(views[0], layout(views, num_global, options), group)
-        # Rows of the batch first, for the gather: (N, V, D).
-        gathered, rows = gather_rows(views.transpose(0, 1), differentiable, counts, group)
-        batch = GlobalBatch(views, gathered.transpose(0, 1).contiguous(), rows, group_size(group))
+        # One gather of every view's rows: (N, V, D) on each rank, (N_global, V, D) gathered.
+        gathered, rows = gather_rows(torch.stack(views, dim=1), differentiable, counts, group)
+        batch = GlobalBatch(views, tuple(gathered.unbind(1)), rows, group_size(group))
     else:
-        batch = GlobalBatch(views, views, (0, views.shape[1]), 1)
-    if batch.group_views.shape[1] < 2:
+        batch = GlobalBatch(views, views, (0, views[0].shape[0]), 1)
+    if batch.group_views[0].shape[0] < 2:
         raise ValueError(
             f"MUSIC needs a (global) batch of at least 2 samples to estimate the joint distribution, "
-            f"got {batch.group_views.shape[1]}."
+            f"got {batch.group_views[0].shape[0]}."
         )
     return batch

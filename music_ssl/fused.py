@@ -200,18 +200,19 @@ def _logits_gradient(
     return grad_p.add_(p, alpha=inv_coef * pairs).sub_(agreement_sum, alpha=inv_coef)
 
 
-def _check_plain_autograd(views: Tensor, name: str) -> None:
+def _check_plain_autograd(views: "typing.Sequence[Tensor]", name: str) -> None:
     """Refuses dual tensors (torch.autograd.forward_ad) and tensors wrapped by a torch.func transform,
     which would otherwise get a zero tangent or fail inside torch."""
     if torch.compiler.is_compiling():
         return  # torch.compile traces plain tensors; a transform around it wraps the compiled call
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor(views)
-    if wrapped or torch.autograd.forward_ad.unpack_dual(views).tangent is not None:
-        raise RuntimeError(checks.TRANSFORM_MESSAGE.format(name=name))
+    for z in views:
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(z)
+        if wrapped or torch.autograd.forward_ad.unpack_dual(z).tangent is not None:
+            raise RuntimeError(checks.TRANSFORM_MESSAGE.format(name=name))
 
 
 # What the operator returns: `MUSICOutput`'s fields in their order (the diagnostics empty unless asked
-# for), then dL/dz of the stacked views (empty without gradients).
+# for), then dL/dz of the views, stacked (empty without gradients).
 _NUM_PARTS = len(MUSICOutput._fields)
 
 
@@ -233,7 +234,7 @@ class FusedLoss:
         _check_plain_autograd(views, self.name)
         outputs = self.operator(
             views,
-            batch.group_views.detach(),
+            [z.detach() for z in batch.group_views],
             batch.rows[0],
             batch.ranks,
             num_global,
@@ -243,7 +244,7 @@ class FusedLoss:
             options.off_weight,
             options.inv_weight,
             fall_back,
-            torch.is_grad_enabled() and views.requires_grad,
+            torch.is_grad_enabled() and any(z.requires_grad for z in views),
             terms,
         )
         return MUSICOutput(*outputs[:_NUM_PARTS]) if terms else outputs[0]
@@ -255,8 +256,8 @@ def _operator(fused: FusedLoss):
 
     @torch.library.custom_op(f"music_ssl::music_loss_{name}", mutates_args=())
     def music_loss_operator(
-        views: Tensor,
-        group_views: Tensor,
+        views: typing.Sequence[Tensor],  # noqa: UP006 (torch 2.4's schema inference knows typing's)
+        group_views: typing.Sequence[Tensor],  # noqa: UP006
         first_row: int,
         ranks: int,
         num_global: int,
@@ -269,26 +270,24 @@ def _operator(fused: FusedLoss):
         compute_grad: bool,
         compute_terms: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """`MUSICOutput`'s fields (the diagnostics empty without compute_terms) and dL/dviews (float32,
-        float64 for float64 inputs; empty without compute_grad) of this rank's (V, N, D) ``views``, whose
-        rows start at ``first_row`` of ``group_views``, the (V, N_global, D) batch of ``ranks`` ranks that
-        the joint is estimated on (``views`` itself when ranks is 1)."""
+        """`MUSICOutput`'s fields (the diagnostics empty without compute_terms) and dL/dviews, stacked
+        (V, N, D) (float32, float64 for float64 inputs; empty without compute_grad), of this rank's V
+        (N, D) ``views``, whose rows start at ``first_row`` of ``group_views``, the (N_global, D) views of
+        the batch of ``ranks`` ranks that the joint is estimated on (``views`` itself when ranks is 1)."""
         # Inside the operator every product is the math dtype, whatever autocast region it was called from.
-        with torch.autocast(device_type=views.device.type, enabled=False):
-            num_views, batch_size, dim = views.shape
-            global_batch_size = group_views.shape[1]
+        with torch.autocast(device_type=views[0].device.type, enabled=False):
+            num_views, (batch_size, dim) = len(views), views[0].shape
+            global_batch_size = group_views[0].shape[0]
             num_segments = dim // segment_dim
             rows = (first_row, first_row + batch_size)
             pairs = view_pairs(num_views, num_global)
-            # Each view's softmax once: (V, N_global, S, C); this rank's rows are a slice of it.
-            log_p = log_probabilities(
-                group_views.reshape(num_views * global_batch_size, dim), segment_dim, temperature
-            ).reshape(num_views, global_batch_size, num_segments, segment_dim)
-            local_log_p = log_p[:, rows[0] : rows[1]]
+            # Each view's softmax once, (N_global, S, C); this rank's rows are a slice of it.
+            log_p = [log_probabilities(z, segment_dim, temperature) for z in group_views]
+            local_log_p = [view[rows[0] : rows[1]] for view in log_p]
 
             # L_inv = -mean log sum_c p_i p_j per pair. Its gradient needs q = softmax(log p_i + log p_j),
             # the pair's agreement distribution, summed per view (with two views both share one q).
-            agreement_log_sum = log_p.new_zeros(())
+            agreement_log_sum = log_p[0].new_zeros(())
             agreement_sums: list[Tensor | None] = [None] * num_views
             for i, j in pairs:
                 agreement = local_log_p[i] + local_log_p[j]
@@ -301,7 +300,7 @@ def _operator(fused: FusedLoss):
             # A rank may hold no sample (an uneven last batch): its mean is 0, not 0/0.
             local_count = max(batch_size, 1)
             local_inv = -agreement_log_sum / (local_count * num_segments * len(pairs))
-            p = log_p.exp_()
+            p = [view.exp_() for view in log_p]
 
             diag_coef = diag_weight / num_segments
             off_coef = off_weight / (num_segments * (num_segments - 1)) if num_segments > 1 else 0.0
@@ -310,7 +309,7 @@ def _operator(fused: FusedLoss):
             joint_terms = (
                 fused.kernel if fused.fallback is None else fused.fallback.wrap(name, fused.kernel, fall_back)
             )
-            diag_sum, off_sum = p.new_zeros(()), p.new_zeros(())
+            diag_sum, off_sum = p[0].new_zeros(()), p[0].new_zeros(())
             grads_p: list[Tensor | None] = [None] * num_views
             for i, j in pairs:
                 pair_diag, pair_off, grad_i, grad_j = joint_terms(
@@ -348,7 +347,7 @@ def _operator(fused: FusedLoss):
                     grad_p, agreement_sum = grads_p[view], agreement_sums[view]
                     assert grad_p is not None and agreement_sum is not None
                     in_pairs = sum(view in pair for pair in pairs)
-                    local_p = p[view, rows[0] : rows[1]]
+                    local_p = p[view][rows[0] : rows[1]]
                     grad_p = grad_p.reshape(local_p.shape)
                     _logits_gradient(local_p, grad_p, agreement_sum, in_pairs, inv_coef)
                     grad[view] = grad_p.reshape(batch_size, dim)
@@ -361,31 +360,35 @@ def _operator(fused: FusedLoss):
     @music_loss_operator.register_fake
     def _shapes(views, group_views, first_row, ranks, num_global, segment_dim, *options):
         compute_grad, compute_terms = options[-2:]
-        dtype = compute_dtype(views.dtype)
-        num_segments = views.shape[2] // segment_dim
+        dtype = compute_dtype(views[0].dtype)
+        num_segments = views[0].shape[1] // segment_dim
 
         def empty(*shape: int) -> Tensor:
-            return views.new_empty(shape, dtype=dtype)
+            return views[0].new_empty(shape, dtype=dtype)
 
         per_segment = (num_segments,) if compute_terms else (0,)
         return (
             *(empty() for _ in range(4)),
             empty(*per_segment),
             empty(*per_segment),
-            empty(*views.shape) if compute_grad else empty(0),
+            empty(len(views), *views[0].shape) if compute_grad else empty(0),
         )
 
     def _save_gradients(ctx, inputs, output) -> None:
         ctx.mark_non_differentiable(*output[1:])  # only the loss is differentiable
         ctx.save_for_backward(output[_NUM_PARTS])
-        ctx.input_dtype = inputs[0].dtype
-        ctx.num_others = len(inputs) - 1
+        ctx.input_dtype = inputs[0][0].dtype
+        ctx.num_options = len(inputs) - 2
 
-    def _backward(ctx, grad_loss: Tensor, *grad_others: Tensor) -> tuple[Tensor | None, ...]:
+    def _backward(
+        ctx, grad_loss: Tensor, *grad_others: Tensor
+    ) -> tuple[list[Tensor] | list[None] | None, ...]:
         if torch.is_grad_enabled():
             raise RuntimeError(checks.DOUBLE_BACKWARD_MESSAGE.format(name=name))
         (grad,) = ctx.saved_tensors
-        return (grad * grad_loss.to(grad.dtype)).to(ctx.input_dtype), *([None] * ctx.num_others)
+        scaled = (grad * grad_loss.to(grad.dtype)).to(ctx.input_dtype)
+        none_for_each_view = [None] * scaled.shape[0]  # the gathered views take no gradient
+        return list(scaled.unbind(0)), none_for_each_view, *([None] * ctx.num_options)
 
     music_loss_operator.register_autograd(_backward, setup_context=_save_gradients)
 

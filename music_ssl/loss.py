@@ -12,7 +12,6 @@ import dataclasses
 import warnings
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from music_ssl import checks, distributed, implementations
@@ -36,7 +35,7 @@ def _evaluate(
     )
     # An implementation without a kernel of its own (autograd's gradients) gathers inside autograd.
     differentiable = implementation.kernel is None
-    batch = distributed.global_batch(torch.stack(views), num_global, options, differentiable)
+    batch = distributed.global_batch(views, num_global, options, differentiable)
     return implementation.loss(batch, num_global, options, terms, fall_back)  # type: ignore[return-value]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -69,11 +70,11 @@ class MUSICOutput(NamedTuple):
         }
 
 
-def segment_diagnostics(p: Tensor) -> tuple[Tensor, Tensor]:
-    """Attribute-usage entropy and confidence per segment from the (V, N, S, C) attribute probabilities of
-    V views, averaged over the views."""
+def segment_diagnostics(p: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    """Attribute-usage entropy and confidence per segment from the (N, S, C) attribute probabilities of
+    each view, averaged over the views."""
     with torch.no_grad():
-        marginal = p.mean(dim=(0, 1))
+        marginal = sum(view.mean(dim=0) for view in p) / len(p)
         entropy = -torch.special.xlogy(marginal, marginal).sum(dim=-1)
-        confidence = p.amax(dim=-1).mean(dim=(0, 1))
-    return entropy, confidence
+        confidence = sum(view.amax(dim=-1).mean(dim=0) for view in p) / len(p)
+    return entropy, confidence  # type: ignore[return-value]

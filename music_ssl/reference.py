@@ -35,9 +35,9 @@ def reference_loss(
     views (`view_pairs`), or its `MUSICOutput` with ``terms``. Arguments are assumed validated;
     ``fall_back`` is unused (the reference has no other kernel)."""
     segment_dim, temperature = options.segment_dim, options.temperature
-    num_views, batch_size, dim = batch.views.shape
+    num_views, (batch_size, dim) = len(batch.views), batch.views[0].shape
     group_views = batch.group_views
-    global_batch_size = group_views.shape[1]
+    global_batch_size = group_views[0].shape[0]
     num_segments = dim // segment_dim
     pairs = view_pairs(num_views, num_global)
 
@@ -45,8 +45,8 @@ def reference_loss(
     # torch.amp.is_autocast_available breaks torch 2.4's compiled graphs.)
     no_autocast = (
         contextlib.nullcontext()
-        if group_views.device.type == "meta"
-        else torch.autocast(device_type=group_views.device.type, enabled=False)
+        if group_views[0].device.type == "meta"
+        else torch.autocast(device_type=group_views[0].device.type, enabled=False)
     )
     with no_autocast:
         # Each view's softmax once, over the batch the joint is estimated on; this rank's rows are a slice.
@@ -84,5 +84,5 @@ def reference_loss(
 
     if not terms:
         return loss
-    entropy, confidence = segment_diagnostics(torch.stack(p))
+    entropy, confidence = segment_diagnostics(p)
     return MUSICOutput(loss, inv.detach(), diag.detach(), off.detach(), entropy, confidence)

@@ -20,8 +20,11 @@ def test_opcheck(implementation, terms, compute_grad, dtype, num_views, num_glob
     if entry.dtypes is not None and dtype not in entry.dtypes:
         pytest.skip(f"{implementation} hands {dtype} inputs to {entry.fallback}, whose operator is checked")
     generator = torch.Generator().manual_seed(0)
-    views = torch.randn(num_views, 12, 32, generator=generator).to(dtype).requires_grad_(compute_grad)
+    views = [
+        torch.randn(12, 32, generator=generator).to(dtype).requires_grad_(compute_grad)
+        for _ in range(num_views)
+    ]
     o = MUSICOptions(8, 0.5, gather_distributed=False, implementation=implementation)
     weights = (o.diag_weight, o.off_weight, o.inv_weight)
-    args = (views, views.detach(), 0, 1, num_global, o.segment_dim, o.temperature, *weights)
+    args = (views, [z.detach() for z in views], 0, 1, num_global, o.segment_dim, o.temperature, *weights)
     torch.library.opcheck(entry.loss.operator, (*args, False, compute_grad, terms))
