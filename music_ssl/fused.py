@@ -195,6 +195,7 @@ def _logits_gradient(
     invariance terms of the ``pairs`` pairs a view is in: the gradient of one pair's term with respect to
     the logits is inv_coef * (p - q), q the pair's agreement distribution; ``agreement_sum`` is the sum of
     their q."""
+    grad_p = grad_p.reshape(p.shape)  # the kernel's (N, D) as segments: a view, also when transposed
     projection = (p * grad_p).sum(dim=-1, keepdim=True)
     grad_p.sub_(projection).mul_(p)
     return grad_p.add_(p, alpha=inv_coef * pairs).sub_(agreement_sum, alpha=inv_coef)
@@ -270,10 +271,10 @@ def _operator(fused: FusedLoss):
         compute_grad: bool,
         compute_terms: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """`MUSICOutput`'s fields (the diagnostics empty without compute_terms) and dL/dviews, stacked
-        (V, N, D) (float32, float64 for float64 inputs; empty without compute_grad), of this rank's V
-        (N, D) ``views``, whose rows start at ``first_row`` of ``group_views``, the (N_global, D) views of
-        the batch of ``ranks`` ranks that the joint is estimated on (``views`` itself when ranks is 1)."""
+        """`MUSICOutput`'s fields (the diagnostics empty without compute_terms) and dL/dz of this rank's V
+        (N, D) ``views``, stacked (float32, float64 for float64 inputs; empty without compute_grad), whose
+        rows start at ``first_row`` of ``group_views``, the (N_global, D) views of the batch of ``ranks``
+        ranks that the joint is estimated on (``views`` itself when ranks is 1)."""
         # Inside the operator every product is the math dtype, whatever autocast region it was called from.
         with torch.autocast(device_type=views[0].device.type, enabled=False):
             num_views, (batch_size, dim) = len(views), views[0].shape
@@ -300,7 +301,8 @@ def _operator(fused: FusedLoss):
             # A rank may hold no sample (an uneven last batch): its mean is 0, not 0/0.
             local_count = max(batch_size, 1)
             local_inv = -agreement_log_sum / (local_count * num_segments * len(pairs))
-            p = [view.exp_() for view in log_p]
+            p: list[Tensor | None] = [view.exp_() for view in log_p]
+            del log_p, local_log_p  # p alone holds the probabilities: each is freed when its view is done
 
             diag_coef = diag_weight / num_segments
             off_coef = off_weight / (num_segments * (num_segments - 1)) if num_segments > 1 else 0.0
@@ -309,12 +311,12 @@ def _operator(fused: FusedLoss):
             joint_terms = (
                 fused.kernel if fused.fallback is None else fused.fallback.wrap(name, fused.kernel, fall_back)
             )
-            diag_sum, off_sum = p[0].new_zeros(()), p[0].new_zeros(())
+            diag_sum, off_sum = agreement_log_sum.new_zeros(()), agreement_log_sum.new_zeros(())
             grads_p: list[Tensor | None] = [None] * num_views
             for i, j in pairs:
                 pair_diag, pair_off, grad_i, grad_j = joint_terms(
-                    p[i].reshape(global_batch_size, dim),
-                    p[j].reshape(global_batch_size, dim),
+                    p[i].reshape(global_batch_size, dim),  # type: ignore[union-attr]
+                    p[j].reshape(global_batch_size, dim),  # type: ignore[union-attr]
                     rows,
                     segment_dim,
                     diag_coef,
@@ -327,6 +329,8 @@ def _operator(fused: FusedLoss):
                 if grad_i is not None and grad_j is not None:
                     _add(grads_p, i, grad_i)
                     _add(grads_p, j, grad_j)
+            # Only grads_p holds the kernel's gradients now: each is freed as soon as its view is done.
+            del grad_i, grad_j
             diag = diag_sum / (num_segments * len(pairs))
             pairs_segments = num_segments * (num_segments - 1) * len(pairs)
             off = off_sum / pairs_segments if num_segments > 1 else off_sum.new_zeros(())
@@ -336,22 +340,29 @@ def _operator(fused: FusedLoss):
             inv = local_inv * inv_scale
             loss = diag_weight * diag + off_weight * off + inv_weight * inv
             if compute_terms:
-                entropy, confidence = segment_diagnostics(p)
+                entropy, confidence = segment_diagnostics(p)  # type: ignore[arg-type]
             else:
                 entropy, confidence = loss.new_empty((0,)), loss.new_empty((0,))
             if compute_grad:
                 # d(-logsumexp(l_i + l_j))/dl_i = -q; through log_softmax that becomes p_i - q.
                 inv_coef = inv_weight * inv_scale / (local_count * num_segments * len(pairs))
-                grad = loss.new_empty((num_views, batch_size, dim))
+                grad = None
                 for view in range(num_views):
-                    grad_p, agreement_sum = grads_p[view], agreement_sums[view]
-                    assert grad_p is not None and agreement_sum is not None
                     in_pairs = sum(view in pair for pair in pairs)
-                    local_p = p[view][rows[0] : rows[1]]
-                    grad_p = grad_p.reshape(local_p.shape)
-                    _logits_gradient(local_p, grad_p, agreement_sum, in_pairs, inv_coef)
-                    grad[view] = grad_p.reshape(batch_size, dim)
-                    grads_p[view] = agreement_sums[view] = None
+                    finished = _logits_gradient(
+                        p[view][rows[0] : rows[1]],  # type: ignore[index]
+                        grads_p[view],  # type: ignore[arg-type]
+                        agreement_sums[view],  # type: ignore[arg-type]
+                        in_pairs,
+                        inv_coef,
+                    )
+                    # Freed before the output is allocated, so that the peak stays that of the inputs' size.
+                    p[view] = grads_p[view] = agreement_sums[view] = None
+                    if grad is None:
+                        grad = finished.new_empty((num_views, batch_size, dim))
+                    grad[view] = finished.reshape(batch_size, dim)
+                    del finished
+                assert grad is not None
                 grad.div_(temperature)
             else:
                 grad = loss.new_empty((0,))
