@@ -1,19 +1,15 @@
 """The fused MUSIC operator, and the PyTorch kernel of its joint terms ("chunked").
 
-One call of a fused implementation is one custom operator, ``music_ssl::music_loss_<implementation>``
-(built by `operator` for each fused entry of the registry), with a shape-only ("fake") implementation
-and its backward registered, so that torch.compile sees one node (no graph break) and autocast leaves it
-alone. Its kernel returns the gradients of the joint terms together with their values, so the forward
-pass also finishes the chain rule through the softmax and returns dL/dz; the backward pass only
-multiplies it by the incoming gradient. The backward is not itself differentiable: a double backward (a
-gradient penalty) is refused with an error that points to the reference implementation.
+One call of a fused implementation is one custom operator, ``music_ssl::music_loss_<implementation>``,
+with a shape-only ("fake") implementation and its backward registered: torch.compile sees one node and
+autocast leaves it alone. Its kernel returns the joint terms' gradients with their values, so the forward
+pass finishes the chain rule through the softmax and returns dL/dz; the backward only multiplies it by
+the incoming gradient (a double backward is refused, pointing to the reference). Several views are one
+call: each view's softmax once, every pair's joint terms (`view_pairs`) accumulated per view.
 
 Numerics follow what flows in: the math is float32 (float64 for float64 inputs) whatever the input
-dtype, and dL/dz stays float32 until it meets the incoming gradient (a loss scale of 2**16 for float16
-training), then is cast once to the input's dtype, as autograd does for the reference.
-
-Several views are one operator call: each view's softmax is computed once, and the joint terms of every
-pair of views (`view_pairs`) are accumulated into one gradient per view.
+dtype, and dL/dz stays float32 until it meets the incoming gradient, then is cast once to the input's
+dtype, as autograd does for the reference.
 
 Memory is O(V N D), never D x D. The joint P = p_a^T p_b / N of a pair is produced a chunk of rows at a
 time (rows of whole segments, so that the diagonal blocks of a chunk sit inside its own columns); on each
@@ -188,17 +184,14 @@ def _add(parts: "list[Tensor | None]", index: int, value: Tensor) -> None:
     parts[index] = value if so_far is None else so_far + value
 
 
-def _logits_gradient(
-    p: Tensor, grad_p: Tensor, agreement_sum: Tensor, pairs: float, inv_coef: float
-) -> Tensor:
+def _logits_gradient(p: Tensor, grad_p: Tensor, q_sum: Tensor, pairs: float, inv_coef: float) -> Tensor:
     """dL/dz * temperature, in place in grad_p, from dL/dp of the joint terms (through the softmax) and the
     invariance terms of the ``pairs`` pairs a view is in: the gradient of one pair's term with respect to
-    the logits is inv_coef * (p - q), q the pair's agreement distribution; ``agreement_sum`` is the sum of
-    their q."""
+    the logits is inv_coef * (p - q), q the pair's agreement distribution; ``q_sum`` is the sum of their q."""
     grad_p = grad_p.reshape(p.shape)  # the kernel's (N, D) as segments: a view, also when transposed
     projection = (p * grad_p).sum(dim=-1, keepdim=True)
     grad_p.sub_(projection).mul_(p)
-    return grad_p.add_(p, alpha=inv_coef * pairs).sub_(agreement_sum, alpha=inv_coef)
+    return grad_p.add_(p, alpha=inv_coef * pairs).sub_(q_sum, alpha=inv_coef)
 
 
 def _check_plain_autograd(views: "typing.Sequence[Tensor]", name: str) -> None:
