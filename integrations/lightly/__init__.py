@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         MUSICTransform,
         MUSICView1Transform,
         MUSICView2Transform,
+        views_transform,
     )
 
 _TRANSFORMS = (
@@ -42,6 +43,7 @@ _TRANSFORMS = (
     "MUSICTransform",
     "MUSICView1Transform",
     "MUSICView2Transform",
+    "views_transform",
 )
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "MUSICView1Transform",
     "MUSICView2Transform",
     "register",
+    "views_transform",
 ]
 
 

@@ -231,3 +231,19 @@ class MUSICMultiCropTransform(MultiViewTransform):
             ]
         )
         self.n_local_views = n_local_views
+
+
+def views_transform(
+    input_size: int = 224, n_local_views: int = 0, local_view_size: int | None = None, **view_kwargs
+) -> MultiViewTransform:
+    """The views MUSIC trains on: `MUSICTransform`'s two views without local views, else
+    `MUSICMultiCropTransform`'s two global views, then ``n_local_views`` local ones of ``local_view_size``
+    pixels (default: half of ``input_size``). ``view_kwargs`` go to every view (e.g. gaussian_blur=0.0)."""
+    if n_local_views == 0:
+        return MUSICTransform(input_size=input_size, **view_kwargs)
+    return MUSICMultiCropTransform(
+        input_size=input_size,
+        n_local_views=n_local_views,
+        local_view_size=local_view_size or input_size // 2,
+        **view_kwargs,
+    )

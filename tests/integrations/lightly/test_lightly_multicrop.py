@@ -76,6 +76,16 @@ def test_small_images_32_px_global_and_16_px_local_views(image_folder: Path) -> 
     assert size_groups([v.unsqueeze(0) for v in transform(image)]) == [slice(0, 2), slice(2, 5)]
 
 
+def test_views_transform_gives_two_views_or_multi_crop_with_half_size_local_views(image_folder: Path) -> None:
+    image = LightlyDataset(input_dir=str(image_folder))[0][0]
+    two = adapter.views_transform(32, gaussian_blur=0.0)
+    assert isinstance(two, adapter.MUSICTransform)
+    assert [v.shape for v in two(image)] == [(3, 32, 32)] * 2
+    crops = adapter.views_transform(32, 3, gaussian_blur=0.0)
+    assert [v.shape for v in crops(image)] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 3
+    assert [step_named(view, "GaussianBlur").prob for view in crops.transforms] == [0.0] * 5
+
+
 def test_crop_scales_and_the_local_views_count_are_arguments() -> None:
     transform = MUSICMultiCropTransform(
         global_crop_scale=(0.08, 1.0), n_local_views=0, local_crop_scale=(0.1, 0.3)

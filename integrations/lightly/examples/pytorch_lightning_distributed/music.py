@@ -21,12 +21,7 @@ from lightly.data import LightlyDataset
 from torch import nn
 
 from music_ssl.integrations.idx import IdxImages, holds_idx_split
-from music_ssl.integrations.lightly import (
-    MUSICLoss,
-    MUSICMultiCropTransform,
-    MUSICProjectionHead,
-    MUSICTransform,
-)
+from music_ssl.integrations.lightly import MUSICLoss, MUSICProjectionHead, views_transform
 
 
 class MUSIC(pl.LightningModule):
@@ -67,16 +62,8 @@ def to_rgb(image):
 
 
 def make_transform(args):
-    if args.n_local_views == 0:
-        # VICReg's asymmetric augmentations; no blur for small images.
-        return MUSICTransform(input_size=args.input_size, gaussian_blur=0.0)
-    # Multi-crop: the two global views first, then the smaller local views.
-    return MUSICMultiCropTransform(
-        input_size=args.input_size,
-        n_local_views=args.n_local_views,
-        local_view_size=args.local_view_size or args.input_size // 2,
-        gaussian_blur=0.0,
-    )
+    # The recipe's two views, or multi-crop with --n-local-views; no blur for small images.
+    return views_transform(args.input_size, args.n_local_views, args.local_view_size, gaussian_blur=0.0)
 
 
 def make_dataset(name, data_dir, transform, download):
