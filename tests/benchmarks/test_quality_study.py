@@ -165,7 +165,7 @@ def test_the_report_covers_every_value_whichever_values_a_command_ran(tmp_path):
 
 
 def test_values_outside_the_study_are_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"--values=\[300\].*not among the projector_dim study's values"):
+    with pytest.raises(ValueError, match=r"--values=\['300'\].*not among the projector_dim study's values"):
         main(["projector_dim", "--out", str(tmp_path), "--values", "300", *TINY])
     with pytest.raises(ValueError, match="not among the music_options study's values"):
         main(["music_options", "--out", str(tmp_path), "--values", "128", *TINY])
@@ -242,3 +242,13 @@ def test_seed_studies_plot_every_seed_of_every_method(tmp_path):
     summary = write_report(study, tmp_path)
     assert (tmp_path / "long" / "long.png").stat().st_size > 5000
     assert summary["values"][0]["methods"]["vicreg"]["diverged"][0]["seed"] == 2
+
+
+def test_values_are_chosen_as_the_study_writes_them():
+    from benchmarks.quality.study.cli import _chosen_values
+
+    multicrop = STUDIES["multicrop"]
+    assert _chosen_values(multicrop, ["2 views", "2+6views"]) == multicrop.values[:2]
+    assert _chosen_values(STUDIES["projector_dim"], ["128", "4096"]) == (128, 4096)
+    with pytest.raises(ValueError, match="'2 views', '2\\+6 views'"):
+        _chosen_values(multicrop, ["3 views"])

@@ -38,7 +38,7 @@ from typing import Any
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import RESULTS, get_profile
 from benchmarks.quality.ssl_methods import FIELD_METHODS
-from benchmarks.quality.study.catalogue import STUDIES
+from benchmarks.quality.study.catalogue import STUDIES, Study, value_label
 from benchmarks.quality.study.report import write_report
 from benchmarks.quality.study.reuse import import_main_run
 from benchmarks.quality.study.runner import run_study
@@ -60,7 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--methods", nargs="+", choices=FIELD_METHODS, default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the study's seeds")
-    p.add_argument("--values", nargs="+", type=int, default=None, help="only these values of the variable")
+    p.add_argument(
+        "--values",
+        nargs="+",
+        default=None,
+        help="only these values of the variable, as the study writes them (128; '2 views' or 2views)",
+    )
     p.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
     p.add_argument("--report-only", action="store_true", help="rewrite table and plot from the run files")
     p.add_argument(
@@ -107,14 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         profile = replace(profile, tune_epochs=args.epochs)
     if args.stop_epoch is not None and study.kind != "pretrain":
         raise ValueError(f"--stop-epoch={args.stop_epoch} applies to the stability study only")
-    values = None
-    if args.values is not None:
-        values = tuple(args.values)
-        unknown = [v for v in values if v not in study.values]
-        if unknown:
-            raise ValueError(
-                f"--values={list(values)}: {unknown} not among the {study.name} study's values {study.values}"
-            )
+    values = None if args.values is None else _chosen_values(study, args.values)
     out = args.out if args.stop_epoch is None else args.out / f"first{args.stop_epoch}epochs"
     if args.from_results is not None:
         import_main_run(study, args.from_results, out, args, log)
@@ -127,3 +125,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         summary = run_study(study, data, profile, params, out, args, log, values)
     log((out / study.name / "table.md").read_text())
     return summary
+
+
+def _chosen_values(study: Study, given: list[str]) -> tuple[Any, ...]:
+    """The study's values that ``--values`` names, each written as the study writes it or as its run
+    files' label (``2 views`` or ``2views``)."""
+    by_name = {str(v): v for v in study.values} | {value_label(v): v for v in study.values}
+    unknown = [g for g in given if g not in by_name]
+    if unknown:
+        accepted = ", ".join(repr(str(v)) for v in study.values)
+        raise ValueError(
+            f"--values={given}: {unknown} not among the {study.name} study's values ({accepted})"
+        )
+    return tuple(by_name[g] for g in given)
