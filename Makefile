@@ -95,11 +95,14 @@ tune: install data
 study: install data
 	$(BIN)/python -m benchmarks.quality.study $(STUDY)
 
-# MUSIC against lightly's other losses: the peers' tuning search (resumed from tuned.json), then the
-# field study (resumed from its run files); both write every finished piece as they go.
+# MUSIC against lightly's other losses, every part of it: the peers' tuning search (resumed from
+# tuned.json), the field study, its long schedule and the stability check (each resumed from its run
+# files); every step writes each finished piece as it goes, so a finished part only rebuilds its table.
 field: install data
 	$(BIN)/python -m benchmarks.quality.tune --methods simclr lejepa visreg wmse --reuse-trials --out results/tune_field
 	$(BIN)/python -m benchmarks.quality.study field
+	$(BIN)/python -m benchmarks.quality.study field_long
+	$(BIN)/python -m benchmarks.quality.study stability
 
 loss-benchmark: install
 	$(BIN)/python -m benchmarks.loss_benchmark --out results/loss_benchmark

@@ -229,7 +229,9 @@ def test_the_multicrop_study_runs_resumes_and_copies_the_field_studys_two_view_r
     assert (tmp_path / "multicrop" / "multicrop.png").stat().st_size > 1000
 
 
-def test_the_multicrop_report_compares_each_method_with_itself_at_two_views(tmp_path):
+def _write_multicrop_runs(out, copied_two_view_runs=()):
+    """Three seeds of MUSIC (every value) and LeJEPA (no equal-time runs) with made-up scores; the
+    two-view runs of the methods in ``copied_two_view_runs`` name the field study as their source."""
     study = STUDIES["multicrop"]
     # linear top-1 at (2 views, 2+6 views, equal time) and pretraining seconds, per method
     scores = {
@@ -250,10 +252,17 @@ def test_the_multicrop_report_compares_each_method_with_itself_at_two_views(tmp_
                     "diverged": None,
                 }
                 record = {"study": study.name, "method": method, "value": value, "seed": seed}
+                if value == TWO_VIEWS and method in copied_two_view_runs:
+                    record["from"] = f"field/runs/{method}__mainrun__seed{seed}.json"
                 write_run(
-                    run_path(tmp_path, study, method, value, seed),
+                    run_path(out, study, method, value, seed),
                     {**record, "row": row, "settings": {"params": {}}},
                 )
+    return study
+
+
+def test_the_multicrop_report_compares_each_method_with_itself_at_two_views(tmp_path):
+    study = _write_multicrop_runs(tmp_path)
     write_report(study, tmp_path, with_plot=False)
     table = (tmp_path / "multicrop" / "table.md").read_text()
     lejepa = "LeJEPA [global: the 2 global views, all: every view] (lightly)"
@@ -267,3 +276,21 @@ def test_the_multicrop_report_compares_each_method_with_itself_at_two_views(tmp_
         in table
     )
     assert f"| {lejepa} | 84.10 ± 0.10 (n=3) |" in table  # the method's row says which views are which
+
+
+def test_a_time_ratio_against_runs_copied_from_another_study_is_marked(tmp_path):
+    study = _write_multicrop_runs(tmp_path, copied_two_view_runs=("music",))
+    summary = write_report(study, tmp_path, with_plot=False)
+    versus = {e["value"]: e["versus_reference"] for e in summary["values"] if "versus_reference" in e}
+    assert versus[MULTI_CROP]["music"]["time_across"] == ["field"]
+    assert versus[MULTI_CROP_EQUAL_TIME]["music"]["time_across"] == ["field"]
+    assert "time_across" not in versus[MULTI_CROP]["lejepa"]  # both sides trained by the study itself
+    table = (tmp_path / "multicrop" / "table.md").read_text()
+    assert "; time x3.00† | -0.90 [-1.15, -0.65] (loss); kNN -1.00 [-1.02, -0.98]; time x4.00 |" in table
+    assert "time x1.20† |" in table
+    assert "† One side's runs are copied from `field` (each run file names its source)" in table
+
+
+def test_a_time_ratio_between_runs_of_the_study_itself_is_not_marked(tmp_path):
+    write_report(_write_multicrop_runs(tmp_path), tmp_path, with_plot=False)
+    assert "†" not in (tmp_path / "multicrop" / "table.md").read_text()

@@ -39,13 +39,15 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "values": [],
     }
     names = {key: name.full for key, name in study_names(study).items()}
-    rows_at: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]] = []
+    rows_at: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]], dict[str, set[str]]]] = []
     for value in study.values:
         rows_by_method: dict[str, list[dict[str, Any]]] = {}
+        origins: dict[str, set[str]] = {}
         music_params: list[dict[str, Any]] = []
         for r in runs:
             if r["value"] == value:
                 rows_by_method.setdefault(r["method"], []).append(r["row"])
+                origins.setdefault(r["method"], set()).add(_origin(r))
                 if r["method"] == "music" and r["settings"]["params"] not in music_params:
                     music_params.append(r["settings"]["params"])
         if not rows_by_method:
@@ -74,19 +76,40 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
         if study.kind == "test" and "music" in rows_by_method and peers:
             entry["comparison"] = compare(rows_by_method, "music", peers, names=names)
         summary["values"].append(entry)
-        rows_at.append((entry, rows_by_method))
-    reference = next((rows for e, rows in rows_at if e["value"] == study.reference_value), None)
+        rows_at.append((entry, rows_by_method, origins))
+    reference = next((at[1:] for at in rows_at if at[0]["value"] == study.reference_value), None)
     if study.kind == "test" and study.reference_value is not None and reference is not None:
-        for entry, rows_by_method in rows_at:
+        for entry, rows_by_method, origins in rows_at:
             if entry["value"] != study.reference_value:
                 entry["versus_reference"] = versus_reference(
                     rows_by_method,
-                    reference,
+                    reference[0],
                     names,
                     value_label(entry["value"]),
                     value_label(study.reference_value),
                 )
+                _mark_times_across_studies(entry["versus_reference"], origins, reference[1])
     return summary
+
+
+def _origin(run: dict[str, Any]) -> str:
+    """Where a run file's row was trained: ``"here"`` by the study itself, else the study it was copied
+    from (``"<study>/runs/<file>"`` under ``from``) or ``"the main run"`` (a main run's command)."""
+    source = run.get("from")
+    if source is None:
+        return "here"
+    return source.split("/runs/")[0] if "/runs/" in source else "the main run"
+
+
+def _mark_times_across_studies(
+    versus: dict[str, Any], here: dict[str, set[str]], there: dict[str, set[str]]
+) -> None:
+    """Name the other studies in a time ratio whose two sides were not trained by the same study: the
+    runs were then trained at other times, and this machine's speed drifts from day to day, so the
+    ratio is no side-by-side measurement."""
+    for method, v in versus.items():
+        if here[method] != there[method]:
+            v["time_across"] = sorted((here[method] | there[method]) - {"here"})
 
 
 def versus_reference(
@@ -205,6 +228,7 @@ def versus_reference_markdown(
         f"| {study.variable} | " + " | ".join(names[m].full for m in methods) + " |",
         "|---|" + "---|" * len(methods),
     ]
+    across: set[str] = set()
     for entry in entries:
         cells = []
         for method in methods:
@@ -213,10 +237,20 @@ def versus_reference_markdown(
                 cells.append("–")
                 continue
             time = "" if v["time_ratio"] is None else f"; time x{v['time_ratio']:.2f}"
+            if time and v.get("time_across"):
+                time += "†"
+                across.update(v["time_across"])
             cells.append(
                 f"{_difference(v['linear_top1'])} ({v['verdict']}); kNN {_difference(v['knn_top1'])}{time}"
             )
         lines.append(f"| {value_label(entry['value'])} | " + " | ".join(cells) + " |")
+    if across:
+        studies = " and ".join(f"`{name}`" if name != "the main run" else name for name in sorted(across))
+        lines += [
+            "",
+            f"† One side's runs are copied from {studies} (each run file names its source), trained at "
+            "another time: this time ratio is no side-by-side measurement.",
+        ]
     return lines
 
 
