@@ -39,15 +39,13 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "values": [],
     }
     names = {key: name.full for key, name in study_names(study).items()}
-    rows_at: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]], dict[str, set[str]]]] = []
+    rows_at: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]] = []
     for value in study.values:
         rows_by_method: dict[str, list[dict[str, Any]]] = {}
-        origins: dict[str, set[str]] = {}
         music_params: list[dict[str, Any]] = []
         for r in runs:
             if r["value"] == value:
                 rows_by_method.setdefault(r["method"], []).append(r["row"])
-                origins.setdefault(r["method"], set()).add(_origin(r))
                 if r["method"] == "music" and r["settings"]["params"] not in music_params:
                     music_params.append(r["settings"]["params"])
         if not rows_by_method:
@@ -76,19 +74,21 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
         if study.kind == "test" and "music" in rows_by_method and peers:
             entry["comparison"] = compare(rows_by_method, "music", peers, names=names)
         summary["values"].append(entry)
-        rows_at.append((entry, rows_by_method, origins))
-    reference = next((at[1:] for at in rows_at if at[0]["value"] == study.reference_value), None)
+        rows_at.append((entry, rows_by_method))
+    reference = next((rows for e, rows in rows_at if e["value"] == study.reference_value), None)
     if study.kind == "test" and study.reference_value is not None and reference is not None:
-        for entry, rows_by_method, origins in rows_at:
+        for entry, rows_by_method in rows_at:
             if entry["value"] != study.reference_value:
                 entry["versus_reference"] = versus_reference(
                     rows_by_method,
-                    reference[0],
+                    reference,
                     names,
                     value_label(entry["value"]),
                     value_label(study.reference_value),
                 )
-                _mark_times_across_studies(entry["versus_reference"], origins, reference[1])
+                _mark_times_across_studies(
+                    entry["versus_reference"], runs, entry["value"], study.reference_value
+                )
     return summary
 
 
@@ -102,14 +102,18 @@ def _origin(run: dict[str, Any]) -> str:
 
 
 def _mark_times_across_studies(
-    versus: dict[str, Any], here: dict[str, set[str]], there: dict[str, set[str]]
+    versus: dict[str, Any], runs: list[dict[str, Any]], value: Any, reference_value: Any
 ) -> None:
     """Name the other studies in a time ratio whose two sides were not trained by the same study: the
     runs were then trained at other times, and this machine's speed drifts from day to day, so the
     ratio is no side-by-side measurement."""
     for method, v in versus.items():
-        if here[method] != there[method]:
-            v["time_across"] = sorted((here[method] | there[method]) - {"here"})
+        here, there = (
+            {_origin(r) for r in runs if r["method"] == method and r["value"] == at}
+            for at in (value, reference_value)
+        )
+        if here != there:
+            v["time_across"] = sorted((here | there) - {"here"})
 
 
 def versus_reference(
