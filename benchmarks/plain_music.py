@@ -12,7 +12,7 @@ from torch import Tensor
 EPS = 1e-12
 
 
-def plain_music_loss(z_a: Tensor, z_b: Tensor, segment_dim: int = 32, temperature: float = 1.0) -> Tensor:
+def plain_music_loss(z_a: Tensor, z_b: Tensor, segment_dim: int = 32, temperature: float = 0.25) -> Tensor:
     n, d = z_a.shape
     s = d // segment_dim
     p_a = torch.softmax(z_a.float().view(n, s, segment_dim) / temperature, dim=-1).view(n, d)

@@ -3,7 +3,7 @@ as TF32 tensor cores see them, rounded (what the kernel feeds them) or truncated
 from unrounded float32), against the same computation with exact operands.
 
     python -m benchmarks.tf32_emulation                          # the GPU check's accuracy shapes
-    python -m benchmarks.tf32_emulation --shapes 256x8192x32 --out benchmarks/results/tf32_emulation
+    python -m benchmarks.tf32_emulation --shapes 256x8192x32 --out docs/results/loss_benchmarks/tf32_emulation
 
 Everything but the three N x D x D products is the fused implementation's own code in float64
 (`music_ssl.fused`: softmax, invariance term, chain rule); the joint's products, epilogue and gradient

@@ -37,7 +37,7 @@ __all__ = [
     "soft_agreement",
     "unpack_codes",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 class _CheckoutAdapters(importlib.abc.MetaPathFinder):

@@ -219,13 +219,25 @@ class FusedLoss:
 
     def __init__(self, name: str, kernel: "JointKernel", fallback: "Fallback | None" = None) -> None:
         self.name, self.kernel, self.fallback = name, kernel, fallback
-        self.operator = _operator(self)
+        self.operator: typing.Any = None  # defined when the registry accepts the name, or at the first call
+
+    def build(self) -> None:
+        """Defines the operator (once), under a name no other operator of this process has taken."""
+        if self.operator is not None:
+            return
+        operator_name, copy = self.name, 1
+        while operator_name in _OPERATOR_NAMES:
+            copy += 1
+            operator_name = f"{self.name}_{copy}"
+        self.operator = _operator(self, operator_name)
+        _OPERATOR_NAMES.add(operator_name)
 
     def __call__(
         self, batch: "GlobalBatch", num_global: int, options: "MUSICOptions", terms: bool, fall_back: bool
     ):
         views = batch.views
         _check_plain_autograd(views, self.name)
+        self.build()
         outputs = self.operator(
             views,
             [z.detach() for z in batch.group_views],
@@ -244,11 +256,17 @@ class FusedLoss:
         return MUSICOutput(*outputs[:_NUM_PARTS]) if terms else outputs[0]
 
 
-def _operator(fused: FusedLoss):
-    """The custom operator of ``fused``, with its shapes function and autograd registered."""
+# The operator names defined in this process (music_ssl::music_loss_<name>): torch cannot remove an
+# operator, so a name registered again after `implementations.unregister` gets a new operator name.
+_OPERATOR_NAMES: set[str] = set()
+
+
+def _operator(fused: FusedLoss, operator_name: str):
+    """The custom operator ``music_ssl::music_loss_<operator_name>`` of ``fused``, with its shapes function
+    and autograd registered."""
     name = fused.name
 
-    @torch.library.custom_op(f"music_ssl::music_loss_{name}", mutates_args=())
+    @torch.library.custom_op(f"music_ssl::music_loss_{operator_name}", mutates_args=())
     def music_loss_operator(
         views: typing.Sequence[Tensor],  # noqa: UP006 (torch 2.4's schema inference knows typing's)
         group_views: typing.Sequence[Tensor],  # noqa: UP006
@@ -263,7 +281,7 @@ def _operator(fused: FusedLoss):
         fall_back: bool,
         compute_grad: bool,
         compute_terms: bool,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """`MUSICOutput`'s fields (the diagnostics empty without compute_terms) and dL/dz of this rank's V
         (N, D) ``views``, stacked (float32, float64 for float64 inputs; empty without compute_grad), whose
         rows start at ``first_row`` of ``group_views``, the (N_global, D) views of the batch of ``ranks``
@@ -333,9 +351,9 @@ def _operator(fused: FusedLoss):
             inv = local_inv * inv_scale
             loss = diag_weight * diag + off_weight * off + inv_weight * inv
             if compute_terms:
-                entropy, confidence = segment_diagnostics(p)  # type: ignore[arg-type]
+                diagnostics = segment_diagnostics(p)  # type: ignore[arg-type]
             else:
-                entropy, confidence = loss.new_empty((0,)), loss.new_empty((0,))
+                diagnostics = (loss.new_empty((0,)), loss.new_empty((0,)), loss.new_empty((0,)))
             if compute_grad:
                 # d(-logsumexp(l_i + l_j))/dl_i = -q; through log_softmax that becomes p_i - q.
                 inv_coef = inv_weight * inv_scale / (local_count * num_segments * len(pairs))
@@ -359,7 +377,7 @@ def _operator(fused: FusedLoss):
                 grad.div_(temperature)
             else:
                 grad = loss.new_empty((0,))
-        return loss, inv, diag, off, entropy, confidence, grad
+        return loss, inv, diag, off, *diagnostics, grad
 
     @music_loss_operator.register_fake
     def _shapes(views, group_views, first_row, ranks, num_global, segment_dim, *options):
@@ -373,8 +391,7 @@ def _operator(fused: FusedLoss):
         per_segment = (num_segments,) if compute_terms else (0,)
         return (
             *(empty() for _ in range(4)),
-            empty(*per_segment),
-            empty(*per_segment),
+            *(empty(*per_segment) for _ in range(3)),
             empty(len(views), *views[0].shape) if compute_grad else empty(0),
         )
 

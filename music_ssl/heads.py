@@ -48,7 +48,7 @@ class MUSICProjectionHead(ProjectionHead):
 
     Examples:
         >>> head = MUSICProjectionHead(input_dim=512, hidden_dim=1024, output_dim=1024, segment_dim=32)
-        >>> loss_fn = head.loss(temperature=0.5)  # MUSICLoss with the head's segment_dim
+        >>> loss_fn = head.loss()  # MUSICLoss with the head's segment_dim
         >>> z = head(backbone(x))  # (N, 1024)
         >>> codes = head.codes(z)  # (N, 32): the attribute each segment picks
     """
@@ -90,12 +90,12 @@ class MUSICProjectionHead(ProjectionHead):
     def num_segments(self) -> int:
         return self.output_dim // self.segment_dim
 
-    def segment_probabilities(self, z: Tensor, temperature: float = 1.0) -> Tensor:
+    def segment_probabilities(self, z: Tensor, temperature: float = 0.25) -> Tensor:
         """(N, output_dim) projection -> (N, S, C) attribute probabilities of every segment, as
         `music_ssl.segment_probabilities` with this head's segment_dim."""
         return segment_probabilities(self._projection(z), self.segment_dim, temperature)
 
-    def attribute_probabilities(self, z: Tensor, temperature: float = 1.0) -> Tensor:
+    def attribute_probabilities(self, z: Tensor, temperature: float = 0.25) -> Tensor:
         """`segment_probabilities` under its former name; kept as an alias."""
         return self.segment_probabilities(z, temperature)
 

@@ -10,22 +10,25 @@ run, the input dtypes it computes itself, what runs in its place, and where "aut
 - "triton": the fused operator with the Triton kernel, float16/bfloat16/float32 inputs; float64 inputs (a
   verification dtype) go to "chunked", which computes in float64. Tested in Triton's interpreter; not yet
   run on a GPU.
-- "auto" (the default) is a choice, not an implementation: the first entry of `REGISTRY` that declares
-  the input's device among its ``auto_devices`` and can run there. "chunked" everywhere, until the Triton
-  kernel has passed the GPU check (`benchmarks/gpu_check.sh`) on real hardware; then `AUTO_USES_TRITON`
-  is switched on and "auto" picks "triton" on CUDA devices where it can run.
+- "auto" (the default) is a choice, not an implementation: the first entry that declares the input's
+  device among its ``auto_devices`` (or any device, "*"), is `proven` and can run there, taking the
+  backends users registered first (the latest first), then the built-in ones in the order above. Of the
+  built-in ones, "chunked" on every device, until the Triton kernel has passed the GPU check
+  (`benchmarks/gpu_check.sh`) on real hardware; then `AUTO_USES_TRITON` is switched on and "auto" picks
+  "triton" on CUDA devices where it can run.
 
 With "auto" picking Triton, a kernel that fails to compile or launch (a GPU or a Triton release it was
 never run on) makes "auto" warn once with the reason and use the fallback from then on. Any other error
 (out of memory, bad input) propagates as from any torch operation and changes no later choice; an
 explicit "triton" raises every error.
 
-A new backend is one `register` call (see docs/implementation.md, "Adding a backend"); the test suite
-reads its lists of implementations from `REGISTRY`.
+A new backend is one `register` call (see docs/implementation.md, "Adding a backend"), undone by
+`unregister`; the test suite reads its lists of implementations from `REGISTRY`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -95,8 +98,8 @@ class Implementation:
     # The fused operator's joint kernel (`JointKernel`); None for an implementation whose gradients
     # are plain autograd's (it supports double backward and forward-mode AD).
     kernel: JointKernel | None = None
-    # The device types on which "auto" may pick it, once `proven()`; () : never. "auto" takes the first
-    # such entry in `REGISTRY`'s order (the fastest first) that can run on the input's device.
+    # The device types on which "auto" may pick it, once `proven()` ("*": any device); () : never. "auto"
+    # takes the first such entry (`auto_order`) that can run on the input's device.
     auto_devices: tuple[str, ...] = ()
     proven: Callable[[], bool] = _always
     # Why it cannot run on a device ("" when it can).
@@ -115,21 +118,65 @@ class Implementation:
 # Implementation name -> "Type: message" of its first compile or launch failure under "auto".
 FAILURES: dict[str, str] = {}
 
-# Every device type torch computes on: the chunked kernel runs on all of them.
-EVERY_DEVICE = ("cpu", "cuda", "mps", "xpu", "hpu", "mtia", "privateuseone", "meta")
+# `auto_devices` of an entry that runs on any device torch computes on, known or not (the chunked kernel is
+# plain torch).
+ANY_DEVICE = ("*",)
 
 REGISTRY: dict[str, Implementation] = {}
 # What ``implementation=`` accepts.
 CHOICES: tuple[str, ...] = ("auto",)
+BUILT_IN = ("reference", "triton", "chunked")
+# An implementation's name is part of its operator's name, music_ssl::music_loss_<name>.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def register(implementation: Implementation) -> None:
-    """Adds ``implementation`` to the end of `REGISTRY`, and so to what ``implementation=`` accepts."""
+    """Adds ``implementation`` to `REGISTRY`, and so to what ``implementation=`` accepts; a fused one's
+    operator is defined only once the name is accepted, so a refused call changes nothing.
+
+    Raises:
+        ValueError: the name is not an identifier (letters, digits and underscores), is "auto", or is
+            registered already.
+    """
     global CHOICES
-    if implementation.name in CHOICES:
-        raise ValueError(f"An implementation named {implementation.name!r} is already registered.")
-    REGISTRY[implementation.name] = implementation
+    name = implementation.name
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"implementation name {name!r} is not accepted: expected letters, digits and underscores, not "
+            "starting with a digit (it names the operator music_ssl::music_loss_<name>)."
+        )
+    if name in CHOICES:
+        hint = "" if name == "auto" or name in BUILT_IN else f"; implementations.unregister({name!r}) first"
+        raise ValueError(f"An implementation named {name!r} is already registered{hint}.")
+    if isinstance(implementation.loss, fused.FusedLoss):
+        implementation.loss.build()
+    REGISTRY[name] = implementation
     CHOICES = ("auto", *REGISTRY)
+
+
+def unregister(name: str) -> None:
+    """Removes a registered backend (not a built-in one), so that the name can be registered again.
+
+    Raises:
+        ValueError: ``name`` is built in or not registered.
+    """
+    global CHOICES
+    if name in BUILT_IN or name not in REGISTRY:
+        registered = tuple(n for n in REGISTRY if n not in BUILT_IN)
+        raise ValueError(
+            f"implementation {name!r} cannot be unregistered: expected one a user registered, one of "
+            f"{registered}; the built-in {BUILT_IN} stay."
+        )
+    del REGISTRY[name]
+    FAILURES.pop(name, None)
+    CHOICES = ("auto", *REGISTRY)
+
+
+def auto_order() -> list[Implementation]:
+    """The entries in the order "auto" considers them: those users registered, the latest first, then the
+    built-in ones ("reference", "triton", "chunked")."""
+    users = [entry for name, entry in REGISTRY.items() if name not in BUILT_IN]
+    return [*reversed(users), *(REGISTRY[name] for name in BUILT_IN if name in REGISTRY)]
 
 
 def fused_implementation(
@@ -165,14 +212,14 @@ register(
         dtypes=(torch.float16, torch.bfloat16, torch.float32),
     )
 )
-register(fused_implementation("chunked", fused.chunked_joint_terms, auto_devices=EVERY_DEVICE))
+register(fused_implementation("chunked", fused.chunked_joint_terms, auto_devices=ANY_DEVICE))
 
 
 def _auto_choice(device: torch.device) -> Implementation:
     """The first entry that "auto" may pick on ``device``, can run there and has not failed to compile."""
-    for implementation in REGISTRY.values():
+    for implementation in auto_order():
         if (
-            device.type in implementation.auto_devices
+            (device.type in implementation.auto_devices or "*" in implementation.auto_devices)
             and implementation.proven()
             and implementation.name not in FAILURES
             and not implementation.unavailable_reason(device)
@@ -187,6 +234,11 @@ def choose(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[Im
     Raises:
         ValueError: an explicitly requested implementation cannot run on ``device``.
     """
+    if requested != "auto" and requested not in REGISTRY:
+        raise ValueError(
+            f"implementation={requested!r} is not registered (any more): expected one of {CHOICES}; a loss "
+            "built with a backend that was unregistered since needs it registered again."
+        )
     implementation = _auto_choice(device) if requested == "auto" else REGISTRY[requested]
     if implementation.dtypes is not None and dtype not in implementation.dtypes:
         assert implementation.fallback is not None

@@ -52,7 +52,7 @@ def _terms_requested(return_terms: object, replacement: str) -> bool:
         )
     if return_terms:
         warnings.warn(
-            f"return_terms=True is deprecated and will be removed in music-ssl 0.4; call {replacement} "
+            f"return_terms=True is deprecated and will be removed in music-ssl 0.5; call {replacement} "
             "instead, which returns the MUSICOutput.",
             FutureWarning,
             stacklevel=3,
@@ -64,7 +64,7 @@ def music_loss(
     z_a: Tensor | Sequence[Tensor],
     z_b: Tensor | None = None,
     segment_dim: int = 32,
-    temperature: float = 1.0,
+    temperature: float = 0.25,
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
@@ -93,7 +93,7 @@ def music_loss_terms(
     z_a: Tensor | Sequence[Tensor],
     z_b: Tensor | None = None,
     segment_dim: int = 32,
-    temperature: float = 1.0,
+    temperature: float = 0.25,
     diag_weight: float = 1.0,
     off_weight: float = 1.0,
     inv_weight: float = 1.0,
@@ -104,7 +104,8 @@ def music_loss_terms(
     num_global: int | None = None,
 ) -> MUSICOutput:
     """`music_loss` and its parts from one evaluation: a `MUSICOutput` (the loss, its three terms and the
-    per-segment diagnostics, attribute entropy and confidence, which only this form computes)."""
+    per-segment diagnostics, attribute entropy, confidence and code entropy, which only this form
+    computes)."""
     weights = (diag_weight, off_weight, inv_weight)
     execution = (gather_distributed, implementation, process_group)  # where and how it runs
     options = MUSICOptions(segment_dim, temperature, *weights, *execution)
@@ -144,7 +145,9 @@ class MUSICLoss(nn.Module):
 
     Attributes:
         segment_dim: Attributes per segment (C). The projection dimension must be a multiple of it.
-        temperature: Softmax temperature applied to every segment.
+        temperature: Softmax temperature applied to every segment. The default, 0.25, is the value this
+            project measured best (docs/choosing_settings.md); the MUSIC authors trained at 1.0, which
+            their recipes (`music_ssl.integrations.recipes`) keep.
         diag_weight: Weight of L_diag, the negative entropy of the agreement of each segment.
         off_weight: Weight of L_off, the negative joint entropy of pairs of different segments.
         inv_weight: Weight of L_inv, the per-sample agreement of the two views.
@@ -167,6 +170,12 @@ class MUSICLoss(nn.Module):
 
     Setting an option on a built loss checks it as construction does, so a schedule is one line per step:
     ``loss_fn.temperature = schedule(step)``.
+
+    Under data parallelism, a call that gathers returns this rank's share of the loss: the mean of the
+    ranks' values is the global batch's loss, also for unequal per-rank batches, as DDP's mean of the
+    gradients is the global batch's gradient. Log it averaged over ranks (``sync_dist=True`` in
+    Lightning) to see the global value; the other parts of `MUSICOutput` but ``inv`` are the global
+    batch's on every rank.
 
     Raises:
         ValueError: If an option is out of range, or gather_distributed is True while
@@ -194,7 +203,7 @@ class MUSICLoss(nn.Module):
     def __init__(
         self,
         segment_dim: int | MUSICOptions = 32,
-        temperature: float = 1.0,
+        temperature: float = 0.25,
         diag_weight: float = 1.0,
         off_weight: float = 1.0,
         inv_weight: float = 1.0,
@@ -247,8 +256,8 @@ class MUSICLoss(nn.Module):
         self, z_a: Tensor | Sequence[Tensor], z_b: Tensor | None = None, *, num_global: int | None = None
     ) -> MUSICOutput:
         """The loss and its parts from one evaluation: a `MUSICOutput` with the loss (differentiable), its
-        three terms and the per-segment diagnostics (attribute entropy and confidence), which only this
-        method computes. Takes the views as `forward` does."""
+        three terms and the per-segment diagnostics (attribute entropy, confidence and code entropy), which
+        only this method computes. Takes the views as `forward` does."""
         return _evaluate(z_a, z_b, num_global, self.options, True)  # type: ignore[return-value]
 
     def extra_repr(self) -> str:

@@ -31,7 +31,7 @@ class MUSICOptions:
     """
 
     segment_dim: int = 32
-    temperature: float = 1.0
+    temperature: float = 0.25
     diag_weight: float = 1.0
     off_weight: float = 1.0
     inv_weight: float = 1.0

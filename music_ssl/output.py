@@ -29,6 +29,11 @@ class MUSICOutput(NamedTuple):
             equally, 0 means the segment collapsed onto one attribute. Detached.
         confidence: Shape (S,). Mean probability of each sample's most likely attribute, per segment;
             1/segment_dim is uniform, 1 is a hard code. Detached.
+        code_entropy: Shape (S,). Entropy in nats of how the (global) batch's hard codes, each sample's
+            most likely attribute, spread over each segment's attributes, averaged over the views;
+            exp(code_entropy) is the number of attributes the codes effectively use. It can be far below
+            attribute_entropy: soft distributions that each favour one of a few attributes average to a
+            near-uniform marginal while the codes use only those few. Detached.
     """
 
     loss: Tensor
@@ -37,17 +42,21 @@ class MUSICOutput(NamedTuple):
     off: Tensor
     attribute_entropy: Tensor
     confidence: Tensor
+    code_entropy: Tensor
 
     @property
     def invariance(self) -> Tensor:
         """``inv`` under its former name; kept as an alias."""
         return self.inv
 
-    def collapsed_segments(self, segment_dim: int, fraction: float = 0.5) -> list[int]:
+    def collapsed_segments(self, segment_dim: int, fraction: float = 0.5, codes: bool = False) -> list[int]:
         """The segments whose attribute entropy fell below ``fraction`` of its maximum, log(segment_dim):
-        they use few of their attributes over the batch. Empty in healthy training (see docs/monitoring.md);
-        a check to switch on, e.g. ``if out.collapsed_segments(32): warnings.warn(...)``. One host sync."""
+        they use few of their attributes over the batch; with ``codes=True``, the segments whose hard codes
+        do (`code_entropy`). Empty in healthy training (see docs/monitoring.md); a check to switch on, e.g.
+        ``if out.collapsed_segments(32, codes=True): warnings.warn(...)``. One host sync."""
         checks.segment_dim(segment_dim)
+        if not isinstance(codes, bool):
+            raise TypeError(f"codes must be a bool, got {codes!r} of type {type(codes).__name__}.")
         if isinstance(fraction, bool) or not isinstance(fraction, int | float):
             raise TypeError(
                 f"fraction must be a float in (0, 1), got {fraction!r} of type {type(fraction).__name__}."
@@ -55,7 +64,8 @@ class MUSICOutput(NamedTuple):
         if not 0 < fraction < 1:
             raise ValueError(f"fraction must be a float in (0, 1), got {fraction!r}.")
         bound = fraction * math.log(segment_dim)
-        return [int(s) for s in torch.nonzero(self.attribute_entropy < bound).flatten().tolist()]
+        entropy = self.code_entropy if codes else self.attribute_entropy
+        return [int(s) for s in torch.nonzero(entropy < bound).flatten().tolist()]
 
     def log_dict(self, prefix: str = "") -> dict[str, Tensor]:
         """Scalars ready for ``LightningModule.log_dict``, named ``{prefix}music_*``."""
@@ -67,14 +77,28 @@ class MUSICOutput(NamedTuple):
             f"{prefix}music_attribute_entropy": self.attribute_entropy.mean(),
             f"{prefix}music_attribute_entropy_min": self.attribute_entropy.min(),
             f"{prefix}music_confidence": self.confidence.mean(),
+            f"{prefix}music_code_entropy": self.code_entropy.mean(),
+            f"{prefix}music_code_entropy_min": self.code_entropy.min(),
         }
 
 
-def segment_diagnostics(p: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-    """Attribute-usage entropy and confidence per segment from the (N, S, C) attribute probabilities of
-    each view, averaged over the views."""
+def segment_diagnostics(p: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """Attribute-usage entropy, confidence and hard-code entropy per segment from the (N, S, C) attribute
+    probabilities of each view, averaged over the views."""
     with torch.no_grad():
         marginal = sum(view.mean(dim=0) for view in p) / len(p)
-        entropy = -torch.special.xlogy(marginal, marginal).sum(dim=-1)
         confidence = sum(view.amax(dim=-1).mean(dim=0) for view in p) / len(p)
-    return entropy, confidence  # type: ignore[return-value]
+        code_share = sum(_code_share(view) for view in p) / len(p)
+    return _entropy(marginal), confidence, _entropy(code_share)  # type: ignore[arg-type, return-value]
+
+
+def _code_share(p: Tensor) -> Tensor:
+    """(S, C): the share of the N samples whose most likely attribute in each segment is each attribute."""
+    num_samples, num_segments, segment_dim = p.shape
+    codes = p.argmax(dim=-1).T  # (S, N)
+    counts = p.new_zeros((num_segments, segment_dim)).scatter_add_(1, codes, p.new_ones(codes.shape))
+    return counts / num_samples
+
+
+def _entropy(share: Tensor) -> Tensor:
+    return -torch.special.xlogy(share, share).sum(dim=-1)

@@ -84,5 +84,4 @@ def reference_loss(
 
     if not terms:
         return loss
-    entropy, confidence = segment_diagnostics(p)
-    return MUSICOutput(loss, inv.detach(), diag.detach(), off.detach(), entropy, confidence)
+    return MUSICOutput(loss, inv.detach(), diag.detach(), off.detach(), *segment_diagnostics(p))

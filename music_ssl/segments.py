@@ -15,7 +15,7 @@ def _segments(z: Tensor, segment_dim: int) -> Tensor:
     return z.reshape(z.shape[0], z.shape[1] // segment_dim, segment_dim)
 
 
-def segment_probabilities(z: Tensor, segment_dim: int = 32, temperature: float = 1.0) -> Tensor:
+def segment_probabilities(z: Tensor, segment_dim: int = 32, temperature: float = 0.25) -> Tensor:
     """Per-segment attribute distributions of a projection: (N, D) -> (N, S, C), rows sum to 1; float32,
     or float64 for float64 input, as the loss computes them."""
     temperature = checks.temperature(temperature)

@@ -1,10 +1,10 @@
 """MUSIC for lightly users: the loss, the segmented head and the augmentations, next to lightly's own.
 
 Examples:
-    >>> from music_ssl.integrations.lightly import MUSICLoss, MUSICProjectionHead, MUSICTransform
+    >>> from music_ssl.integrations.lightly import MUSICProjectionHead, MUSICTransform
     >>> # Where a Barlow Twins model has BarlowTwinsProjectionHead and BarlowTwinsLoss:
-    >>> projection_head = MUSICProjectionHead(512, 2048, 2048, num_layers=3, segment_dim=32)
-    >>> criterion = MUSICLoss(segment_dim=32)
+    >>> projection_head = MUSICProjectionHead(512, 2048, 2048, segment_dim=32)
+    >>> criterion = projection_head.loss()  # MUSICLoss with the head's segment_dim
     >>> loss = criterion(projection_head(backbone(x0)), projection_head(backbone(x1)))
     >>> # Multi-crop: MUSICMultiCropTransform() gives two global views, then six local ones.
     >>> loss = criterion([projection_head(backbone(x)) for x in views], num_global=2)

@@ -38,7 +38,8 @@ class MUSIC(LightningModule):
 
     Logs `train_loss` (what the runner's early stopping watches), the three loss terms and the
     segment diagnostics of `MUSICOutput.log_dict` (`train_music_inv`, `train_music_diag`,
-    `train_music_off`, `train_music_attribute_entropy[_min]`, `train_music_confidence`), and the
+    `train_music_off`, `train_music_attribute_entropy[_min]`, `train_music_confidence`,
+    `train_music_code_entropy[_min]`), and the
     online classifier's metrics. With a TensorBoard logger, the per-segment attribute entropy and
     confidence are also logged as histograms every `log_every_n_steps`.
 
@@ -113,8 +114,10 @@ class MUSIC(LightningModule):
         # With two views, the two-view loss; with local views, its mean over the pairs with a global view.
         output = self.criterion.terms(z, num_global=num_global)
 
-        self.log("train_loss", output.loss, prog_bar=True, sync_dist=True, batch_size=len(targets))
-        self.log_dict(output.log_dict(prefix="train_"), sync_dist=True, batch_size=len(targets))
+        # The loss and L_inv are this rank's shares (their mean over ranks is the global value): every
+        # rank's step weighs alike (batch_size=1) in the mean that sync_dist and an epoch's log take.
+        self.log("train_loss", output.loss, prog_bar=True, sync_dist=True, batch_size=1)
+        self.log_dict(output.log_dict(prefix="train_"), sync_dist=True, batch_size=1)
         self._log_segment_histograms(output)
 
         # The online classifier sees detached features of the global views: it measures the

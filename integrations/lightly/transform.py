@@ -244,6 +244,6 @@ def views_transform(
     return MUSICMultiCropTransform(
         input_size=input_size,
         n_local_views=n_local_views,
-        local_view_size=local_view_size or input_size // 2,
+        local_view_size=input_size // 2 if local_view_size is None else local_view_size,
         **view_kwargs,
     )

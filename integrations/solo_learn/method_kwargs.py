@@ -22,7 +22,7 @@ REQUIRED = ("proj_hidden_dim", "proj_output_dim")
 DEFAULTS: dict[str, Any] = {
     "proj_num_layers": 3,
     "segment_dim": 32,
-    "temperature": 1.0,
+    "temperature": 0.25,
     "diag_weight": 1.0,
     "off_weight": 1.0,
     "inv_weight": 1.0,

@@ -2,13 +2,13 @@
 
 Examples:
     >>> import stable_pretraining as spt
-    >>> from music_ssl.integrations.stable_pretraining import MUSICLoss, MUSICProjectionHead, music_forward
+    >>> from music_ssl.integrations.stable_pretraining import MUSICProjectionHead, music_forward
     >>> # Where a Barlow Twins module has forward.barlow_twins and barlow_loss=spt.losses.BarlowTwinsLoss():
     >>> module = spt.Module(
     ...     backbone=backbone,
-    ...     projector=MUSICProjectionHead(512, 1024, 1024, num_layers=3, segment_dim=32),
+    ...     projector=(projector := MUSICProjectionHead(512, 1024, 1024, segment_dim=32)),
     ...     forward=music_forward,
-    ...     music_loss=MUSICLoss(segment_dim=32),
+    ...     music_loss=projector.loss(),
     ...     optim={"optimizer": {"type": "SGD", "lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4}},
     ... )
 

@@ -41,9 +41,9 @@ def music_forward(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor]:
     Examples:
         >>> module = spt.Module(
         ...     backbone=backbone,
-        ...     projector=MUSICProjectionHead(512, 1024, 1024, num_layers=3, segment_dim=32),
+        ...     projector=(projector := MUSICProjectionHead(512, 1024, 1024, segment_dim=32)),
         ...     forward=music_forward,
-        ...     music_loss=MUSICLoss(segment_dim=32),
+        ...     music_loss=projector.loss(),
         ...     optim={"optimizer": {"type": "SGD", "lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4}},
         ... )
     """
@@ -73,7 +73,9 @@ def music_forward(self, batch: dict[str, Any], stage: str) -> dict[str, Tensor]:
         z = [self.projector(embedding) for embedding in embeddings]
         terms = music_loss.terms(z, num_global=len(global_views))
         out["loss"] = terms.loss
-        self.log_dict(music_log_dict(terms, stage), on_step=True, on_epoch=True, sync_dist=True)
+        # The loss and L_inv are this rank's shares, whose mean over ranks is the global value: every
+        # rank's step weighs alike in the epoch's mean (batch_size=1), whatever its batch size.
+        self.log_dict(music_log_dict(terms, stage), on_step=True, on_epoch=True, sync_dist=True, batch_size=1)
     return out
 
 

@@ -7,7 +7,7 @@ reference implementation itself is checked against the text of docs/math.md.
 import torch
 
 
-def spec_terms(z_a, z_b, segment_dim, temperature=1.0):
+def spec_terms(z_a, z_b, segment_dim, temperature=0.25):
     z_a, z_b = z_a.double(), z_b.double()
     n, d = z_a.shape
     s_count = d // segment_dim
@@ -43,12 +43,12 @@ def spec_terms(z_a, z_b, segment_dim, temperature=1.0):
     return inv, diag, off
 
 
-def spec_loss(z_a, z_b, segment_dim, temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0):
+def spec_loss(z_a, z_b, segment_dim, temperature=0.25, diag_weight=1.0, off_weight=1.0, inv_weight=1.0):
     inv, diag, off = spec_terms(z_a, z_b, segment_dim, temperature)
     return diag_weight * diag + off_weight * off + inv_weight * inv
 
 
-def spec_multi_view_terms(views, num_global, segment_dim, temperature=1.0):
+def spec_multi_view_terms(views, num_global, segment_dim, temperature=0.25):
     """docs/math.md's several views: every two-view term averaged over the pairs (i, j), i < j, that hold
     a global view (i < num_global)."""
     pairs = [(i, j) for i in range(len(views)) for j in range(len(views)) if i < j and i < num_global]
@@ -57,7 +57,7 @@ def spec_multi_view_terms(views, num_global, segment_dim, temperature=1.0):
 
 
 def spec_multi_view_loss(
-    views, num_global, segment_dim, temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0
+    views, num_global, segment_dim, temperature=0.25, diag_weight=1.0, off_weight=1.0, inv_weight=1.0
 ):
     inv, diag, off = spec_multi_view_terms(views, num_global, segment_dim, temperature)
     return diag_weight * diag + off_weight * off + inv_weight * inv

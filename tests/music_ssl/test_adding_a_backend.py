@@ -46,3 +46,111 @@ def test_a_registered_backend_runs_through_every_generic_test(tmp_path):
             passed[file] = passed.get(file, 0) + 1
     missing = [what for what, file in GENERIC.items() if not passed.get(file)]
     assert not missing, (missing, passed)
+
+
+# Registering, unregistering and "auto", in this process: each test's backends are unregistered after it.
+
+
+@pytest.fixture
+def registered():
+    """Registers fused backends (the chunked kernel under other names, counting its calls) for one test."""
+    from music_ssl import fused, implementations
+
+    names: list[str] = []
+    calls: dict[str, int] = {}
+
+    def add(name: str, **declared) -> None:
+        def kernel(*args):
+            calls[name] = calls.get(name, 0) + 1
+            return fused.chunked_joint_terms(*args)
+
+        implementations.register(implementations.fused_implementation(name, kernel, **declared))
+        names.append(name)
+
+    yield add, calls
+    for name in names:
+        if name in implementations.REGISTRY:
+            implementations.unregister(name)
+
+
+def _views(seed: int = 0):
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(16, 32, generator=generator, requires_grad=True) for _ in range(2)]
+
+
+def test_a_refused_registration_changes_nothing_and_the_earlier_backend_keeps_working(registered):
+    import gc
+
+    import torch
+
+    from music_ssl import MUSICLoss, fused, implementations
+
+    add, calls = registered
+    add("mine")
+    z_a, z_b = _views()
+    want = MUSICLoss(segment_dim=8, implementation="chunked")(z_a, z_b)
+    for name in ("mine", "chunked"):  # re-running the cell, or naming a backend like a built-in one
+        with pytest.raises(ValueError, match=f"named '{name}' is already registered"):
+            implementations.register(implementations.fused_implementation(name, fused.chunked_joint_terms))
+    gc.collect()  # the refused entries are gone; the registered operators must not be
+    for implementation in ("mine", "chunked", "auto"):
+        loss = MUSICLoss(segment_dim=8, implementation=implementation)(z_a, z_b)
+        torch.testing.assert_close(loss, want)
+        loss.backward()
+    assert calls["mine"] == 1
+
+
+@pytest.mark.parametrize("name", ["my-backend", "2fast", "", "auto", 3])
+def test_a_name_that_cannot_name_an_implementation_is_refused_clearly(name):
+    from music_ssl import fused, implementations
+
+    with pytest.raises(ValueError, match="implementation name|already registered") as error:
+        implementations.register(implementations.fused_implementation(name, fused.chunked_joint_terms))
+    assert repr(name) in str(error.value)
+    assert name not in implementations.REGISTRY or name == "auto"
+
+
+def test_auto_picks_a_registered_backend_that_declares_the_device_until_it_is_unregistered(registered):
+    import torch
+
+    from music_ssl import MUSICLoss, implementations
+
+    add, calls = registered
+    add("cpu_first", auto_devices=("cpu",))
+    z_a, z_b = _views()
+    MUSICLoss(segment_dim=8)(z_a, z_b)
+    assert calls == {"cpu_first": 1}
+    add("unproven", auto_devices=("cpu",), proven=lambda: False)  # declared, not proven: skipped
+    MUSICLoss(segment_dim=8)(z_a, z_b)
+    assert calls == {"cpu_first": 2}
+    implementations.unregister("cpu_first")
+    MUSICLoss(segment_dim=8)(z_a, z_b)  # the built-in chunked again
+    assert calls == {"cpu_first": 2}
+    with pytest.raises(ValueError, match="implementation must be one of .*got 'cpu_first'"):
+        MUSICLoss(segment_dim=8, implementation="cpu_first")
+    add("cpu_first", auto_devices=("cpu",))  # the name can be registered again: a new operator
+    torch.testing.assert_close(
+        MUSICLoss(segment_dim=8)(z_a, z_b), MUSICLoss(segment_dim=8, implementation="chunked")(z_a, z_b)
+    )
+    assert calls == {"cpu_first": 3}
+
+
+def test_built_in_and_unknown_backends_cannot_be_unregistered():
+    from music_ssl import implementations
+
+    for name in ("chunked", "reference", "triton", "never_registered"):
+        with pytest.raises(ValueError, match=f"implementation '{name}' cannot be unregistered"):
+            implementations.unregister(name)
+    assert {"chunked", "reference", "triton"} <= set(implementations.REGISTRY)
+
+
+@pytest.mark.parametrize("device_type", ["xla", "lazy", "maia", "privateuseone", "cpu"])
+def test_auto_has_an_implementation_for_every_device_type(device_type):
+    import torch
+
+    from music_ssl import implementations
+
+    chosen, _ = implementations.choose("auto", torch.device(device_type), torch.float32)
+    assert chosen.name == "chunked"

@@ -306,22 +306,22 @@ def test_a_loss_takes_its_options_as_one_value():
         loss_fn(z_a, z_b), MUSICLoss(segment_dim=16, temperature=0.5, implementation="reference")(z_a, z_b)
     )
     with pytest.raises(TypeError, match="either a MUSICOptions or the options one by one"):
-        MUSICLoss(options, temperature=0.25)
+        MUSICLoss(options, temperature=1.0)
 
 
 def test_an_option_changed_on_a_built_loss_is_checked_and_used():
     """A temperature schedule sets the temperature every step; a bad value fails as at construction."""
     z_a, z_b = _z(), _z()
     loss_fn = MUSICLoss(segment_dim=16)
-    loss_fn.temperature = 0.25
-    assert loss_fn.temperature == 0.25 and loss_fn.options.temperature == 0.25
-    torch.testing.assert_close(loss_fn(z_a, z_b), MUSICLoss(segment_dim=16, temperature=0.25)(z_a, z_b))
+    loss_fn.temperature = 0.5
+    assert loss_fn.temperature == 0.5 and loss_fn.options.temperature == 0.5
+    torch.testing.assert_close(loss_fn(z_a, z_b), MUSICLoss(segment_dim=16, temperature=0.5)(z_a, z_b))
     with pytest.raises(ValueError, match="temperature must be a positive, finite float, got 0.0"):
         loss_fn.temperature = 0.0
     with pytest.raises(TypeError, match="segment_dim must be an int >= 2"):
         loss_fn.segment_dim = 8.0
-    assert loss_fn.temperature == 0.25 and loss_fn.segment_dim == 16  # a refused value changes nothing
-    assert "temperature=0.25" in repr(loss_fn)
+    assert loss_fn.temperature == 0.5 and loss_fn.segment_dim == 16  # a refused value changes nothing
+    assert "temperature=0.5" in repr(loss_fn)
 
 
 def test_a_process_group_that_is_not_one_is_a_clear_error():
@@ -360,3 +360,9 @@ def test_a_loss_with_a_process_group_can_be_deep_copied(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_num_global_given_positionally_after_a_list_of_views_is_named_in_the_error():
+    views = [torch.randn(4, 8) for _ in range(3)]
+    with pytest.raises(TypeError, match=r"loss\(views, num_global=2\)"):
+        MUSICLoss(segment_dim=4)(views, 2)

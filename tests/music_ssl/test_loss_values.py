@@ -127,10 +127,14 @@ def test_terms_and_diagnostics(implementation):
         out.attribute_entropy <= torch.log(torch.tensor(10.0))
     ).all()
     assert (out.confidence >= 0.1).all() and (out.confidence <= 1).all()
-    p_a = torch.softmax(z_a.detach().reshape(50, 4, 10), -1)
-    p_b = torch.softmax(z_b.detach().reshape(50, 4, 10), -1)
+    temperature = MUSICLoss().temperature  # the default
+    p_a = torch.softmax(z_a.detach().reshape(50, 4, 10) / temperature, -1)
+    p_b = torch.softmax(z_b.detach().reshape(50, 4, 10) / temperature, -1)
     marginal = (p_a.mean(0) + p_b.mean(0)) / 2
     torch.testing.assert_close(out.attribute_entropy, -(marginal * marginal.log()).sum(-1))
+    # The hard codes' share of each attribute per segment, averaged over the two views.
+    share = sum(torch.nn.functional.one_hot(p.argmax(-1), 10).double().mean(0) for p in (p_a, p_b)) / 2
+    torch.testing.assert_close(out.code_entropy, -torch.special.xlogy(share, share).sum(-1))
     logged = out.log_dict(prefix="train_")
     assert set(logged) == {
         "train_music_loss",
@@ -140,5 +144,7 @@ def test_terms_and_diagnostics(implementation):
         "train_music_attribute_entropy",
         "train_music_attribute_entropy_min",
         "train_music_confidence",
+        "train_music_code_entropy",
+        "train_music_code_entropy_min",
     }
     assert all(v.dim() == 0 and not v.requires_grad for v in logged.values())

@@ -90,11 +90,16 @@ def test_the_order_of_local_views_and_of_global_views_does_not_matter(implementa
 
 def test_diagnostics_average_every_view():
     views = _views(3)
-    out = MUSICLoss(segment_dim=8).terms(views, num_global=3)
-    p = torch.stack([torch.softmax(z.detach().reshape(13, 3, 8), dim=-1) for z in views])
+    loss_fn = MUSICLoss(segment_dim=8)
+    out = loss_fn.terms(views, num_global=3)
+    p = torch.stack(
+        [torch.softmax(z.detach().reshape(13, 3, 8) / loss_fn.temperature, dim=-1) for z in views]
+    )
     marginal = p.mean(dim=(0, 1))
     torch.testing.assert_close(out.attribute_entropy, -(marginal * marginal.log()).sum(-1))
     torch.testing.assert_close(out.confidence, p.amax(-1).mean(dim=(0, 1)))
+    share = torch.nn.functional.one_hot(p.argmax(-1), 8).to(p.dtype).mean(dim=(0, 1))
+    torch.testing.assert_close(out.code_entropy, -torch.special.xlogy(share, share).sum(-1))
 
 
 def _z(n=8, d=32, dtype=torch.float32):

@@ -43,9 +43,7 @@ def _inputs(n, d, scale=2.0, seed=0):
 def _compare_with_reference(z_a, z_b, segment_dim, chunk_rows=None, **options):
     """music_loss through the Triton kernel on z (float32 or lower) vs the reference on z in float64."""
     z32 = [z.clone().requires_grad_() for z in (z_a, z_b)]
-    defaults = dict(
-        temperature=1.0, diag_weight=1.0, off_weight=1.0, inv_weight=1.0, gather_distributed=False
-    )
+    defaults = dict(diag_weight=1.0, off_weight=1.0, inv_weight=1.0, gather_distributed=False)
     defaults.update(options)
     with pytest.MonkeyPatch.context() as patch:
         chunks = functools.partial(joint.triton_joint_terms, chunk_rows=chunk_rows)

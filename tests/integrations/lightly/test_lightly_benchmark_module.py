@@ -157,6 +157,8 @@ def test_trains_on_fashion_mnist_and_logs_finite_terms(image_folder: Path, tmp_p
         "train_music_attribute_entropy",
         "train_music_attribute_entropy_min",
         "train_music_confidence",
+        "train_music_code_entropy",
+        "train_music_code_entropy_min",
         "train_online_cls_loss",
         "val_online_cls_top1",
     ):

@@ -151,3 +151,10 @@ def test_size_groups_needs_at_least_two_views(views) -> None:
 def test_size_groups_refuses_global_views_after_local_ones(sizes) -> None:
     with pytest.raises(ValueError, match=r"view [12] \(32x32 px\) follows a smaller view"):
         size_groups(images(*sizes))
+
+
+def test_views_transform_refuses_local_views_of_zero_pixels():
+    from music_ssl.integrations.lightly import views_transform
+
+    with pytest.raises(ValueError, match="local_view_size"):
+        views_transform(32, 2, local_view_size=0)

@@ -39,6 +39,8 @@ LOGGED = [
     "train_music_attribute_entropy",
     "train_music_attribute_entropy_min",
     "train_music_confidence",
+    "train_music_code_entropy",
+    "train_music_code_entropy_min",
 ]
 
 

@@ -23,6 +23,8 @@ LOGGED = {
     "fit/music_attribute_entropy",
     "fit/music_attribute_entropy_min",
     "fit/music_confidence",
+    "fit/music_code_entropy",
+    "fit/music_code_entropy_min",
 }
 
 
@@ -82,7 +84,7 @@ def test_training_step_logs_loss_terms_and_segment_diagnostics_per_step_and_epoc
     assert set(module.logged) == LOGGED
     torch.testing.assert_close(module.logged["fit/loss"], out["loss"].detach())
     assert not any(value.requires_grad for value in module.logged.values())
-    assert module.log_options == {"on_step": True, "on_epoch": True, "sync_dist": True}
+    assert module.log_options == {"on_step": True, "on_epoch": True, "sync_dist": True, "batch_size": 1}
     entropy = module.logged["fit/music_attribute_entropy"]
     assert 0 <= module.logged["fit/music_attribute_entropy_min"] <= entropy <= torch.log(torch.tensor(4.0))
 

@@ -39,6 +39,8 @@ LOGGED = (
     "fit/music_attribute_entropy",
     "fit/music_attribute_entropy_min",
     "fit/music_confidence",
+    "fit/music_code_entropy",
+    "fit/music_code_entropy_min",
 )
 BATCH, TRAIN_IMAGES, VAL_IMAGES, EPOCHS = 64, 512, 256, 3
 
