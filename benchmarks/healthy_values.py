@@ -32,19 +32,25 @@ KEYS = (
     "music_attribute_entropy",
     "music_attribute_entropy_min",
     "music_confidence",
+    "music_code_entropy",
+    "music_code_entropy_min",
 )
 
 
-def reference_points(segment_dim: int) -> dict[str, dict[str, float]]:
+def reference_points(segment_dim: int) -> dict[str, dict[str, float | None]]:
     """Every logged key at uniform outputs, at the minimum and at complete collapse, for C attributes."""
     log_c = math.log(segment_dim)
-    uniform = {
+    # At exactly uniform outputs every attribute ties and each sample's code is the first attribute, a
+    # tie-break rather than a code: the hard codes' entropy has no reference value there (None).
+    uniform: dict[str, float | None] = {
         "music_inv": log_c,
         "music_diag": -2 * log_c / segment_dim,
         "music_off": -2 * log_c,
         "music_attribute_entropy": log_c,
         "music_attribute_entropy_min": log_c,
         "music_confidence": 1 / segment_dim,
+        "music_code_entropy": None,
+        "music_code_entropy_min": None,
     }
     minimum = {
         "music_inv": 0.0,
@@ -53,29 +59,42 @@ def reference_points(segment_dim: int) -> dict[str, dict[str, float]]:
         "music_attribute_entropy": log_c,
         "music_attribute_entropy_min": log_c,
         "music_confidence": 1.0,
+        "music_code_entropy": log_c,
+        "music_code_entropy_min": log_c,
     }
     collapse = dict.fromkeys(KEYS[1:4], 0.0) | {
         "music_attribute_entropy": 0.0,
         "music_attribute_entropy_min": 0.0,
         "music_confidence": 1.0,
+        "music_code_entropy": 0.0,
+        "music_code_entropy_min": 0.0,
     }
-    points = {"uniform outputs": uniform, "global minimum": minimum, "complete collapse": collapse}
+    points: dict[str, dict[str, float | None]] = {
+        "uniform outputs": uniform,
+        "global minimum": minimum,
+        "complete collapse": collapse,
+    }
     for values in points.values():
-        values["music_loss"] = values["music_inv"] + values["music_diag"] + values["music_off"]
-    return points
+        values["music_loss"] = sum(values[k] for k in KEYS[1:4])  # type: ignore[misc]
+    return points  # type: ignore[return-value]
 
 
 def train(
-    segment_dim: int = 16, steps: int = 60, seed: int = 0, images: int = 4096
+    segment_dim: int = 16,
+    steps: int = 60,
+    seed: int = 0,
+    images: int = 4096,
+    temperature: float | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Every logged key at the first and at the last step of a short training run."""
+    """Every logged key at the first and at the last step of a short training run, at the loss's default
+    temperature unless ``temperature`` is given."""
     torch.manual_seed(seed)
     data = load_dataset("fashion_mnist", DEBIAN_FASHION_MNIST).head(images, 16)
     augment = BatchAugment(AugmentConfig(crop_scale=(0.25, 1.0)), *data.channel_stats())
     backbone = SmallCNN(data.channels)
     head = MUSICProjectionHead(backbone.out_dim, 1024, 1024, num_layers=2, segment_dim=segment_dim)
     model = torch.nn.Sequential(backbone, head)
-    loss_fn = head.loss()
+    loss_fn = head.loss() if temperature is None else head.loss(temperature=temperature)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     generator = torch.Generator().manual_seed(seed)
     seen = {}
@@ -92,10 +111,11 @@ def train(
     return seen
 
 
-def table(columns: dict[str, dict[str, float]]) -> str:
+def table(columns: dict[str, dict[str, float | None]]) -> str:
     lines = ["| key | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for key in KEYS:
-        lines.append(f"| `{key}` | " + " | ".join(f"{values[key]:.3f}" for values in columns.values()) + " |")
+        cells = ["–" if values[key] is None else f"{values[key]:.3f}" for values in columns.values()]
+        lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -108,11 +128,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--segment-dim", type=int, default=16)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=None, help="default: the loss's")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     points = reference_points(args.segment_dim)
-    columns = {**train(args.segment_dim, args.steps), **points}
-    print(f"C = {args.segment_dim} ({1024 // args.segment_dim} segments), batch 256\n")
+    columns = {**train(args.segment_dim, args.steps, temperature=args.temperature), **points}
+    temperature = "the default temperature" if args.temperature is None else f"temperature {args.temperature}"
+    print(f"C = {args.segment_dim} ({1024 // args.segment_dim} segments), batch 256, {temperature}\n")
     print(table(columns))
     return columns
 

@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--publish",
         action="store_true",
-        help="also copy results.json, table.md and plots to benchmarks/quality/results/",
+        help="also copy results.json, table.md and plots to docs/results/quality/",
     )
     return p.parse_args(argv)
 

@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default="main",
         help="main: the main run's (pretrains the models it lacks); long: the long study's kept models",
     )
-    p.add_argument("--out", type=Path, default=None, help="default: benchmarks/quality/results/codes[_long]")
+    p.add_argument("--out", type=Path, default=None, help="default: docs/results/quality/codes[_long]")
     p.add_argument(
         "--models",
         type=Path,

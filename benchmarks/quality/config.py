@@ -8,8 +8,9 @@ from typing import Any
 
 from benchmarks.quality.augment import AugmentConfig
 
-# Where the committed results live: the main run's files, studies/ and codes/.
-RESULTS = Path(__file__).with_name("results")
+# Where the committed results live, inside the documentation site's folder (the pages show and link them):
+# the main run's files, studies/ and codes/.
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results" / "quality"
 
 
 @dataclass

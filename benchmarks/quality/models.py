@@ -10,13 +10,20 @@ from torch import nn
 
 from integrations.backbones import SmallCNN, resnet18_cifar
 
+# The 4-conv at twice the channels (64-128-256-512, 512-d features): the second backbone the temperature
+# studies train, cheap enough for the CPU profile.
+WIDE_CNN_WIDTHS = (64, 128, 256, 512)
+BACKBONES = ("small_cnn", "small_cnn_wide", "resnet18")
+
 
 def build_backbone(name: str, in_channels: int) -> nn.Module:
     if name == "small_cnn":
         return SmallCNN(in_channels)
+    if name == "small_cnn_wide":
+        return SmallCNN(in_channels, widths=WIDE_CNN_WIDTHS)
     if name == "resnet18":
         return resnet18_cifar(in_channels)
-    raise ValueError(f"backbone={name!r}; expected 'small_cnn' or 'resnet18'")
+    raise ValueError(f"backbone={name!r}; expected one of {BACKBONES}")
 
 
 class SSLModel(nn.Module):

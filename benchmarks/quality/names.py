@@ -23,6 +23,7 @@ NAMES: dict[str, Name] = {
     "lejepa": Name("LeJEPA", "lightly"),
     "visreg": Name("VISReg", "lightly"),
     "wmse": Name("W-MSE", "lightly"),
+    "supervised": Name("supervised (labels)"),
     "raw_pixels": Name("raw pixels"),
     "random_init": Name("random-init backbone"),
 }

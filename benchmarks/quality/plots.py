@@ -24,6 +24,7 @@ COLORS = {
     "lejepa": "tab:brown",
     "visreg": "tab:pink",
     "wmse": "tab:olive",
+    "supervised": "tab:gray",
 }
 # The plotted methods, in the order they are drawn, by their short names.
 LABELS = {method: NAMES[method].short for method in COLORS}

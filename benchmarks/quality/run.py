@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.quality.attributes import code_usage, entropy, music_attributes
+from benchmarks.quality.attributes import code_usage, entropy, hard_code_usage, music_attributes
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
@@ -109,6 +109,12 @@ def _diverged_row(seed: int, divergence: dict[str, Any], seconds: float) -> dict
     }
 
 
+def _reading(params: dict[str, Any]) -> dict[str, Any]:
+    """How MUSIC's head output is read: its segment size and the temperature it trained at."""
+    options = loss_params("music", params)
+    return {"segment_dim": int(options["segment_dim"]), "temperature": float(options["temperature"])}
+
+
 def train_and_evaluate(
     method: str,
     params: dict[str, Any],
@@ -121,7 +127,9 @@ def train_and_evaluate(
     progress: bool = True,
     monitor: bool = True,
 ) -> tuple[dict[str, Any], Any]:
-    """One method on one seed: pretrain, then evaluate unless it diverged. Returns (row, TrainResult)."""
+    """One method on one seed: pretrain, then evaluate unless it diverged; MUSIC's row also says how many
+    attributes its hard codes of the test images use per segment (`hard_code_usage`). Returns (row,
+    TrainResult)."""
     trained = pretrain(
         method,
         params,
@@ -164,6 +172,11 @@ def train_and_evaluate(
         "final_loss": epochs_run[-1]["loss"] if epochs_run else None,
         "diverged": None,
     }
+    if method == "music":
+        probabilities = music_attributes(
+            trained.model, data, augment, profile, device=device, **_reading(params)
+        )
+        row |= hard_code_usage(probabilities)
     return row, trained
 
 
@@ -207,9 +220,8 @@ def one_seed(
         out["histories"][method] = trained.history
         log(f"[seed {seed}] {method}: {row}")
         if method == "music" and first and not trained.diverged:
-            segment_dim = int(loss_params("music", params)["segment_dim"])
             out["music_probabilities"] = music_attributes(
-                trained.model, data, augment, profile, segment_dim, device
+                trained.model, data, augment, profile, device=device, **_reading(params)
             )
     return out
 

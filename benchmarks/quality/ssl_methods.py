@@ -31,6 +31,12 @@ SSL_METHODS = ("music", "barlow_twins", "vicreg")
 # The field study's: the main run's and the losses a user would pick instead, one import away in lightly.
 PEER_METHODS = ("simclr", "lejepa", "visreg", "wmse")
 FIELD_METHODS = (*SSL_METHODS, *PEER_METHODS)
+# The ceiling every self-supervised accuracy reads against: the same backbone and head trained with the
+# labels of the same images, on the same augmented views, schedule and optimizer (cross-entropy on each
+# view), then probed like the others.
+SUPERVISED = "supervised"
+# Every method a study can train and report, in the order of their columns.
+ALL_METHODS = (*FIELD_METHODS, SUPERVISED)
 # The methods that take multi-crop views (`multi_view_loss`); SimCLR's NT-Xent and W-MSE, as lightly
 # ships them, take two.
 MULTI_CROP_METHODS = ("music", "barlow_twins", "vicreg", "lejepa", "visreg")
@@ -53,6 +59,7 @@ DEFAULT_LOSS_PARAMS: dict[str, dict[str, Any]] = {
     "lejepa": {"lambda_param": 0.05},
     "visreg": {"lambda_param": 0.6},
     "wmse": {"embedding_dim": 64, "w_size": 128},
+    SUPERVISED: {},
 }
 
 # The projector output width of the methods whose own head sets one (lightly's SimCLRProjectionHead and
@@ -60,8 +67,11 @@ DEFAULT_LOSS_PARAMS: dict[str, dict[str, Any]] = {
 OWN_OUTPUT_DIM: dict[str, int] = {"simclr": 128, "lejepa": 64}
 
 
-def projector_output_dim(method: str, params: dict[str, Any], shared: int) -> int:
-    """The projector output width ``method`` trains with; ``shared`` is the profile's."""
+def projector_output_dim(method: str, params: dict[str, Any], shared: int, num_classes: int = 10) -> int:
+    """The projector output width ``method`` trains with; ``shared`` is the profile's. The supervised
+    ceiling's head ends in one logit per class."""
+    if method == SUPERVISED:
+        return num_classes
     if method == "wmse":
         return int(loss_params(method, params)["embedding_dim"])
     return OWN_OUTPUT_DIM.get(method, shared)
@@ -129,9 +139,19 @@ class _ConcatenatedViews(nn.Module):
         return self.loss(torch.cat([z_a, z_b]))
 
 
+class LabelledViews(nn.Module):
+    """The supervised ceiling's loss: cross-entropy of every view's logits against the images' labels,
+    averaged over the views; called as ``loss(*views, labels=labels)``."""
+
+    def forward(self, *views: Tensor, labels: Tensor) -> Tensor:
+        return torch.stack([nn.functional.cross_entropy(z, labels) for z in views]).mean()
+
+
 def build_loss(method: str, params: dict[str, Any]) -> nn.Module:
-    """A loss called as ``loss(z_a, z_b)``. ``params`` holds only the loss's own options (``lr`` and other
-    training keys are ignored)."""
+    """A loss called as ``loss(z_a, z_b)`` (the supervised ceiling's with ``labels=`` as well). ``params``
+    holds only the loss's own options (``lr`` and other training keys are ignored)."""
+    if method == SUPERVISED:
+        return LabelledViews()
     if method == "music":
         from music_ssl import MUSICLoss
 
@@ -172,7 +192,7 @@ def build_loss(method: str, params: dict[str, Any]) -> nn.Module:
         return _ConcatenatedViews(
             WMSELoss(embedding_dim=int(params["embedding_dim"]), w_size=int(params["w_size"]))
         )
-    raise ValueError(f"method={method!r}; expected one of {FIELD_METHODS}")
+    raise ValueError(f"method={method!r}; expected one of {ALL_METHODS}")
 
 
 def multi_view_loss(method: str, loss: nn.Module) -> nn.Module:
@@ -182,8 +202,8 @@ def multi_view_loss(method: str, loss: nn.Module) -> nn.Module:
         return _ViewList(loss)
     if method in ("barlow_twins", "vicreg"):
         return GlobalPairsMean(loss)
-    if method in ("lejepa", "visreg"):
-        return loss  # `_GlobalAndLocalViews` takes the views as they come
+    if method in ("lejepa", "visreg", SUPERVISED):
+        return loss  # `_GlobalAndLocalViews` and `LabelledViews` take the views as they come
     raise ValueError(
         f"method={method!r} takes two views; multi-crop views are for {', '.join(MULTI_CROP_METHODS)}"
     )
@@ -192,7 +212,7 @@ def multi_view_loss(method: str, loss: nn.Module) -> nn.Module:
 def loss_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
     """The loss options in ``params``, with the paper defaults for missing ones."""
     if method not in DEFAULT_LOSS_PARAMS:
-        raise ValueError(f"method={method!r}; expected one of {FIELD_METHODS}")
+        raise ValueError(f"method={method!r}; expected one of {ALL_METHODS}")
     out = {k: params.get(k, v) for k, v in DEFAULT_LOSS_PARAMS[method].items()}
     if method == "music":
         out.update({k: params[k] for k in MUSIC_WEIGHTS if k in params})

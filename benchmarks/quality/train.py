@@ -1,4 +1,5 @@
-"""Self-supervised pretraining: one loop for every method, only the loss differs."""
+"""Self-supervised pretraining: one loop for every method, only the loss differs (the supervised
+ceiling's loss also reads the batch's labels)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ from benchmarks.quality.config import Profile
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import extract_features, knn_classify
 from benchmarks.quality.models import SSLModel, build_backbone
-from benchmarks.quality.ssl_methods import build_loss, loss_params, multi_view_loss, projector_output_dim
+from benchmarks.quality.ssl_methods import (
+    SUPERVISED,
+    build_loss,
+    loss_params,
+    multi_view_loss,
+    projector_output_dim,
+)
 
 
 @dataclass
@@ -200,7 +207,7 @@ def pretrain(
     epochs = profile.epochs if epochs is None else epochs
     lparams = loss_params(method, params)
     torch.manual_seed(seed)
-    output_dim = projector_output_dim(method, params, profile.projector_output_dim)
+    output_dim = projector_output_dim(method, params, profile.projector_output_dim, data.num_classes)
     # A method without segments reads the head's output whole: one segment of its width.
     segment_dim = int(lparams.get("segment_dim", output_dim))
     model = build_model(profile, data.channels, segment_dim, output_dim).to(device)
@@ -216,8 +223,10 @@ def pretrain(
         loss_fn = multi_view_loss(method, loss_fn)
     loss_fn = loss_fn.to(device)
     optimizer = build_optimizer(model, params, profile)
-    images = data.train_images[pretrain_indices(len(data.train_labels), profile.pretrain_subset, seed)]
-    images = images.to(device)
+    indices = pretrain_indices(len(data.train_labels), profile.pretrain_subset, seed)
+    images = data.train_images[indices].to(device)
+    # The labels reach the supervised ceiling's loss only; every self-supervised loss sees images alone.
+    labels = data.train_labels[indices].to(device) if method == SUPERVISED else None
     steps_per_epoch = len(images) // profile.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size={profile.batch_size} exceeds the {len(images)} pretraining images")
@@ -257,9 +266,9 @@ def pretrain(
         for i in bar:
             if step >= total:
                 break
-            batch = images[perm[i * profile.batch_size : (i + 1) * profile.batch_size]]
-            views = embed_views(model, batch, augment, aug_gen, profile, amp, device.type == "cuda")
-            loss = loss_fn(*views)
+            rows = perm[i * profile.batch_size : (i + 1) * profile.batch_size]
+            views = embed_views(model, images[rows], augment, aug_gen, profile, amp, device.type == "cuda")
+            loss = loss_fn(*views) if labels is None else loss_fn(*views, labels=labels[rows])
             # One host sync per step; the step with a non-finite loss is never applied, so the model
             # keeps its last finite weights.
             if not torch.isfinite(loss):
@@ -295,8 +304,15 @@ def pretrain(
         if step >= total:
             break
     if result.divergence is None:
+        first = slice(0, profile.batch_size)
         result.peak_step_bytes = step_memory(
-            model, loss_fn, images[: profile.batch_size], augment, device, profile
+            model,
+            loss_fn,
+            images[first],
+            augment,
+            device,
+            profile,
+            None if labels is None else labels[first],
         )
     model.eval()
     return result
@@ -325,6 +341,7 @@ def step_memory(
     augment: BatchAugment,
     device: torch.device,
     profile: Profile,
+    labels: torch.Tensor | None = None,
 ) -> int:
     """Peak memory of one training step (augmentations, forward, loss, backward) above what was allocated
     before it, in bytes; the gradients are dropped and no weight changes. The step makes the views the
@@ -339,16 +356,23 @@ def step_memory(
     """
     model, loss_fn = copy.deepcopy(model), copy.deepcopy(loss_fn)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return _step_memory(model, loss_fn, batch, augment, device, profile)
+        return _step_memory(model, loss_fn, batch, augment, device, profile, labels)
 
 
 def _step_memory(
-    model, loss_fn, batch: torch.Tensor, augment: BatchAugment, device: torch.device, profile: Profile
+    model,
+    loss_fn,
+    batch: torch.Tensor,
+    augment: BatchAugment,
+    device: torch.device,
+    profile: Profile,
+    labels: torch.Tensor | None,
 ) -> int:
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step() -> None:
-        loss_fn(*embed_views(model, batch, augment, generator, profile)).backward()
+        views = embed_views(model, batch, augment, generator, profile)
+        (loss_fn(*views) if labels is None else loss_fn(*views, labels=labels)).backward()
 
     model.train()
     if device.type == "cuda":

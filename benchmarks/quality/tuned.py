@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.quality.config import Profile
-from benchmarks.quality.ssl_methods import DEFAULT_LOSS_PARAMS, FIELD_METHODS
+from benchmarks.quality.ssl_methods import ALL_METHODS, DEFAULT_LOSS_PARAMS
 
 TUNED_PATH = Path(__file__).with_name("tuned.json")
 
@@ -47,13 +47,11 @@ def method_params(
 
     Paper defaults at the profile's learning rate when ``untuned`` or when nothing was searched.
     """
-    defaults = {m: {"lr": profile.lr, **DEFAULT_LOSS_PARAMS[m]} for m in FIELD_METHODS}
+    defaults = {m: {"lr": profile.lr, **DEFAULT_LOSS_PARAMS[m]} for m in ALL_METHODS}
     if untuned:
         return defaults, "paper defaults (--untuned)"
     path = TUNED_PATH if path is None else path
     tuned = load_tuned(profile, dataset, path)
     if tuned is None:
         return defaults, f"paper defaults, lr {profile.lr} (no search recorded in {path})"
-    return {
-        m: tuned.get(m, defaults[m]) for m in FIELD_METHODS
-    }, f"{path.name} [{tuned_key(profile, dataset)}]"
+    return {m: tuned.get(m, defaults[m]) for m in ALL_METHODS}, f"{path.name} [{tuned_key(profile, dataset)}]"

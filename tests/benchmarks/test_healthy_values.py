@@ -25,8 +25,10 @@ def test_the_reference_points_are_what_the_loss_gives_there(segment_dim):
     for out, point in ((uniform, "uniform outputs"), (collapsed, "complete collapse")):
         logged = {k: float(v) for k, v in out.log_dict().items()}
         for key in KEYS:
-            assert logged[key] == pytest.approx(points[point][key], abs=1e-4), (point, key)
+            if points[point][key] is not None:
+                assert logged[key] == pytest.approx(points[point][key], abs=1e-4), (point, key)
     assert collapsed.collapsed_segments(segment_dim) == [0, 1, 2, 3]
+    assert collapsed.collapsed_segments(segment_dim, codes=True) == [0, 1, 2, 3]
     assert uniform.collapsed_segments(segment_dim) == []
     assert points["global minimum"]["music_loss"] == pytest.approx(-3 * math.log(segment_dim))
 
@@ -39,9 +41,10 @@ def test_a_short_training_run_moves_every_key_as_the_page_says():
     seen = train(segment_dim, steps=40)
     first, last = seen["first step"], seen["step 40"]
     uniform = reference_points(segment_dim)["uniform outputs"]
-    # An untrained network sits near uniform outputs.
+    # An untrained network sits near uniform outputs (at the default temperature 0.25 a little off: its
+    # logits are divided by 0.25, so its random preferences are four times sharper than at 1.0).
     for key in ("music_loss", "music_inv", "music_off", "music_attribute_entropy"):
-        assert first[key] == pytest.approx(uniform[key], rel=0.15), key
+        assert first[key] == pytest.approx(uniform[key], rel=0.2), key
     # Healthy training: the loss and the invariance term fall, the diagonal term falls towards -log C,
     # the codes sharpen (confidence up), so the off-diagonal term rises from its minimum, and every segment
     # keeps using most of its attributes (no collapse).
@@ -51,6 +54,20 @@ def test_a_short_training_run_moves_every_key_as_the_page_says():
     assert -2 * log_c - 1e-4 <= first["music_off"] < last["music_off"]
     assert last["music_attribute_entropy_min"] > 0.5 * log_c
     assert last["music_loss"] > -3 * log_c
+    # The hard codes spread over more of the attributes as training goes on, in every segment.
+    assert last["music_code_entropy"] > first["music_code_entropy"]
+    assert last["music_code_entropy_min"] > 0.5 * log_c
+
+
+@needs_fmnist
+@pytest.mark.timeout(300)
+def test_the_code_entropy_shows_coarse_codes_that_the_attribute_entropy_calls_healthy():
+    """At the authors' temperature 1.0 on this small CNN, the soft attribute usage stays near log C while
+    the hard codes settle on a few attributes per segment: only the code entropy says so."""
+    log_c = math.log(16)
+    last = train(16, steps=40, temperature=1.0)["step 40"]
+    assert last["music_attribute_entropy"] > 0.85 * log_c
+    assert last["music_code_entropy"] < 0.6 * log_c
 
 
 def test_the_collapse_check_refuses_a_bad_fraction_or_segment_dim():

@@ -10,6 +10,9 @@
     python -m benchmarks.quality.study stability          # every field method, seeds 0-4, 1 and 2 threads
     python -m benchmarks.quality.study optimizer          # LARS at five learning rates against tuned SGD
     python -m benchmarks.quality.study multicrop          # 2 global + 6 local views against 2 views, 3 seeds
+    python -m benchmarks.quality.study temperature        # MUSIC at 1.0 against 0.25, the codes' use, 3 seeds
+    python -m benchmarks.quality.study temperature_wide   # the same, wider backbone and head, batch 512
+    python -m benchmarks.quality.study seeds --methods supervised   # the supervised ceiling, 5 seeds
 
 Every run is written to ``OUT/<study>/runs/<name>.json`` when it finishes and skipped when that file
 exists, so a study can be stopped at any time (``--max-runs`` stops it after that many new runs) and
@@ -37,7 +40,7 @@ from typing import Any
 
 from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
 from benchmarks.quality.config import RESULTS, get_profile
-from benchmarks.quality.ssl_methods import FIELD_METHODS
+from benchmarks.quality.ssl_methods import ALL_METHODS
 from benchmarks.quality.study.catalogue import STUDIES, Study, value_label
 from benchmarks.quality.study.report import write_report
 from benchmarks.quality.study.reuse import import_main_run
@@ -55,10 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("study", choices=sorted(STUDIES))
     add_common_arguments(p)
-    p.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="default: benchmarks/quality/results/studies"
-    )
-    p.add_argument("--methods", nargs="+", choices=FIELD_METHODS, default=None)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: docs/results/quality/studies")
+    p.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the study's seeds")
     p.add_argument(
         "--values",

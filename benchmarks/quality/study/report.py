@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.quality.names import NAMES, Name
-from benchmarks.quality.ssl_methods import FIELD_METHODS
+from benchmarks.quality.ssl_methods import ALL_METHODS, SUPERVISED
 from benchmarks.quality.stats import compare
 from benchmarks.quality.study.catalogue import Study, value_label
 from benchmarks.quality.study.plots import plot
@@ -16,6 +16,9 @@ from benchmarks.quality.study.store import load_runs
 
 # The cost of a method, recorded with each run (`benchmarks.quality.run.train_and_evaluate`).
 COST_KEYS = ("seconds_per_epoch", "cpu_seconds_per_epoch", "peak_step_mib")
+# How many attributes MUSIC's hard codes of the test images use per segment, recorded with its runs since
+# the temperature studies (`benchmarks.quality.attributes.hard_code_usage`); older runs lack them.
+CODE_KEYS = ("code_attributes_used", "code_effective_attributes")
 # What a study's table shows, by its kind.
 MEASURES = {
     "test": "test linear top-1 (%)",
@@ -61,7 +64,7 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "diverged": [r["diverged"] for r in rows if r.get("diverged")],
                 "wall_seconds": round(sum(r.get("wall_seconds", 0.0) for r in rows), 1),
             }
-            keys = ("linear_top1", "knn_top1", "final_loss", "epochs_run")
+            keys = ("linear_top1", "knn_top1", "final_loss", "epochs_run", *CODE_KEYS)
             if study.per_method_table:
                 keys += COST_KEYS
             for key in keys:
@@ -70,7 +73,8 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
                     stats[key] = round(statistics.fmean(values), 4)
                     stats[f"{key}_std"] = round(statistics.stdev(values), 4) if len(values) > 1 else None
             entry["methods"][method] = stats
-        peers = tuple(m for m in FIELD_METHODS if m != "music" and m in rows_by_method)
+        # The supervised ceiling is no peer: every method's mean reads as a share of it (`_ceiling`).
+        peers = tuple(m for m in ALL_METHODS if m not in ("music", SUPERVISED) and m in rows_by_method)
         if study.kind == "test" and "music" in rows_by_method and peers:
             entry["comparison"] = compare(rows_by_method, "music", peers, names=names)
         summary["values"].append(entry)
@@ -127,7 +131,7 @@ def versus_reference(
     (``there``), paired by seed, with the verdict rule of MUSIC against a peer (`stats.compare`), and the
     ratio of their mean pretraining wall-clock times."""
     out: dict[str, Any] = {}
-    for method in (m for m in FIELD_METHODS if m in rows_by_method and m in reference):
+    for method in (m for m in ALL_METHODS if m in rows_by_method and m in reference):
         label = names.get(method, method)
         pair = {f"{label} at {here}": rows_by_method[method], f"{label} at {there}": reference[method]}
         comparison = compare(pair, f"{label} at {here}", (f"{label} at {there}",))
@@ -258,12 +262,58 @@ def versus_reference_markdown(
     return lines
 
 
+def _ceiling(summary: dict[str, Any], study: Study, methods: list[str], names: dict[str, Name]) -> list[str]:
+    """Each method's mean test linear top-1 as a share of the supervised ceiling's at the same value."""
+    lines = []
+    for entry in summary["values"]:
+        ceiling = entry["methods"].get(SUPERVISED, {}).get("linear_top1")
+        if ceiling is None or study.kind != "test":
+            continue
+        shares = [
+            f"{names[m].short} {100 * entry['methods'][m]['linear_top1'] / ceiling:.1f} %"
+            for m in methods
+            if m != SUPERVISED and "linear_top1" in entry["methods"].get(m, {})
+        ]
+        lines += [
+            "",
+            f"At {value_label(entry['value'])}, as a share of the supervised ceiling's {ceiling:.2f} "
+            "(the same backbone and head trained with the labels on the same images, views, schedule "
+            "and optimizer, probed the same way): " + ", ".join(shares) + ".",
+        ]
+    return lines
+
+
+def hard_codes_markdown(summary: dict[str, Any], study: Study) -> list[str]:
+    """MUSIC's hard codes at each value: attributes used per segment and their effective number."""
+    entries = [e for e in summary["values"] if "code_attributes_used" in e["methods"].get("music", {})]
+    if not entries:
+        return []
+    lines = [
+        "",
+        "MUSIC's hard codes of the test images (each image's most likely attribute per segment), mean "
+        "over segments and seeds: attributes that code at least one image, and exp of the entropy of how "
+        "the images spread over them:",
+        "",
+        f"| {study.variable} | attributes used per segment | effective attributes per segment |",
+        "|---|---:|---:|",
+    ]
+    for entry in entries:
+        music = entry["methods"]["music"]
+        cells = [f"{music[k]:.1f}" + _std(music.get(f"{k}_std")) for k in CODE_KEYS]
+        lines.append(f"| {value_label(entry['value'])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _std(std: float | None) -> str:
+    return "" if std is None else f" ± {std:.1f}"
+
+
 def markdown(summary: dict[str, Any], study: Study) -> str:
     key = "final_loss" if study.kind == "pretrain" else "linear_top1"
     # The study's methods that have a finished run: a screening of some methods (stability's first
     # epochs) shows no columns of dashes for the others.
     finished = {m for entry in summary["values"] for m in entry["methods"]}
-    methods = [m for m in FIELD_METHODS if m in study.methods and m in finished]
+    methods = [m for m in ALL_METHODS if m in study.methods and m in finished]
     names = study_names(study)
     options = study.music_at_chosen_options
     lines = [
@@ -299,7 +349,9 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
     ]
     if diverged:
         lines += ["", "Diverged: " + "; ".join(diverged) + "."]
+    lines += _ceiling(summary, study, methods, names)
     lines += versus_reference_markdown(summary, study, methods, names)
+    lines += hard_codes_markdown(summary, study)
     if study.per_method_table:
         for entry in summary["values"]:
             lines += per_method_markdown(entry, methods, names)

@@ -89,7 +89,9 @@ def import_main_run(study: Study, results_path: Path, out: Path, args, log=print
         stop_epoch=None,
     )
     written = 0
-    for method in study.methods:
+    # A main run trains the methods of the main table; a study's others (the supervised ceiling, the field
+    # study's peers) are never in its results.
+    for method in (m for m in study.methods if m in results["methods"]):
         row_params = results["methods"][method]["params"]
         for row in results["methods"][method]["per_seed"]:
             path = run_path(out, study, method, value, row["seed"])
