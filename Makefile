@@ -40,9 +40,9 @@ $(FASHION_MNIST):
 browser:
 	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
-# The documentation site, warnings as errors, into build/site.
+# The documentation site, warnings as errors, into docs-site/ (open docs-site/index.html, or serve the folder).
 docs: install
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: install
 	$(BIN)/ruff check .

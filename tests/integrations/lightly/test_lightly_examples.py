@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("lightly", reason="pip install 'music-ssl[lightly]'")
@@ -122,3 +123,119 @@ def test_examples_refuse_a_negative_number_of_local_views(framework: str, capsys
     with pytest.raises(SystemExit):
         load_example(framework).parse_args(["--n-local-views", "-1"])
     assert "--n-local-views must be 0 or more, got -1" in capsys.readouterr().err
+
+
+TERMS = (
+    "music_loss",
+    "music_inv",
+    "music_diag",
+    "music_off",
+    "music_attribute_entropy",
+    "music_code_entropy",
+)
+
+
+def test_pytorch_example_prints_every_term_every_epoch(fashion_mnist_root: Path, capsys) -> None:
+    example = load_example("pytorch")
+    example.main(
+        ["--dataset", "fashion_mnist", "--data-dir", str(fashion_mnist_root)]
+        + ["--batch-size", "8", "--epochs", "2", "--num-workers", "0"]
+    )
+    epochs = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2
+    for line in epochs:
+        assert all(f"{term} " in line for term in TERMS), line
+
+
+def test_pytorch_lightning_example_prints_every_term_every_epoch(
+    fashion_mnist_root: Path, tmp_path: Path, capsys
+) -> None:
+    pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
+    example = load_example("pytorch_lightning")
+    example.main(
+        ["--dataset", "fashion_mnist", "--data-dir", str(fashion_mnist_root)]
+        + ["--batch-size", "8", "--epochs", "2", "--num-workers", "0"]
+        + ["--accelerator", "cpu", "--log-dir", str(tmp_path)]
+    )
+    epochs = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2
+    for line in epochs:
+        assert all(f"train_{term} " in line for term in TERMS), line
+
+
+@pytest.mark.parametrize("framework", ["pytorch", "pytorch_lightning", "pytorch_lightning_distributed"])
+def test_examples_show_their_defaults_and_use_no_more_loader_workers_than_cores(
+    framework: str, capsys
+) -> None:
+    if framework != "pytorch":
+        pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
+    example = load_example(framework)
+    with pytest.raises(SystemExit):
+        example.parse_args(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--batch-size BATCH_SIZE" in shown and "(default: 256)" in shown
+    assert "(default: cifar10)" in shown
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 1 <= example.parse_args([]).num_workers <= min(8, cores)
+
+
+SHARDS = (5, 19)  # images per rank: unequal, as with a sampler of your own or an uneven last batch
+
+
+def _epoch_logs_on_unequal_shards(rank: int, root: str) -> dict:
+    """One epoch of one step of the distributed example's module on this rank's shard, through Lightning's
+    DDP: the projections the loss saw and every value Lightning logged for the epoch."""
+    import torch
+    from pytorch_lightning import Trainer
+    from torch.utils.data import DataLoader
+
+    example = load_example("pytorch_lightning_distributed")
+    torch.manual_seed(0)
+    model = example.MUSIC()
+    seen: dict = {}
+    terms = model.criterion.terms
+
+    def record(z, num_global=None):
+        seen.update(z_a=z[0].detach(), z_b=z[1].detach())
+        return terms(z, num_global=num_global)
+
+    model.criterion.terms = record
+    generator = torch.Generator().manual_seed(rank)
+    images = torch.randn(SHARDS[rank], 2, 3, 16, 16, generator=generator)
+    dataset = [([pair[0], pair[1]], 0) for pair in images]
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_epochs=1,
+        use_distributed_sampler=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    trainer.fit(model, train_dataloaders=DataLoader(dataset, batch_size=SHARDS[rank]))
+    seen["logged"] = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    return seen
+
+
+@pytest.mark.timeout(600)
+def test_the_distributed_examples_logs_are_the_global_batchs_values_with_unequal_shards(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
+    from tests.integrations.two_processes import run_on_two_processes
+
+    ranks = run_on_two_processes(_epoch_logs_on_unequal_shards, str(tmp_path))
+    z_a = torch.cat([rank["z_a"] for rank in ranks])
+    z_b = torch.cat([rank["z_b"] for rank in ranks])
+    expected = load_example("pytorch_lightning_distributed").MUSIC().criterion.terms(z_a, z_b)
+    want = {"loss": expected.loss, **expected.log_dict()}
+    for rank in ranks:
+        for name, value in want.items():
+            key = "train_loss" if name == "loss" else f"train_{name}"
+            for suffix in ("_step", "_epoch"):
+                assert rank["logged"][key + suffix] == pytest.approx(float(value), rel=1e-4, abs=1e-5), (
+                    key + suffix
+                )

@@ -13,6 +13,7 @@
 #   python music.py --dataset cifar10 --data-dir datasets/cifar10 --n-local-views 6  # 2 x 32 + 6 x 16 px
 
 import argparse
+import os
 
 import torch
 import torchvision
@@ -21,15 +22,15 @@ from torch import nn
 from tqdm import tqdm
 
 from music_ssl.integrations.idx import IdxImages, holds_idx_split
-from music_ssl.integrations.lightly import MUSICLoss, MUSICProjectionHead, views_transform
+from music_ssl.integrations.lightly import MUSICProjectionHead, views_transform
 
 
 class MUSIC(nn.Module):
     def __init__(self, backbone):
         super().__init__()
         self.backbone = backbone
-        # The MUSIC CIFAR-10 projector: 512-1024-1024-1024, read as 32 segments of 32 attributes.
-        self.projection_head = MUSICProjectionHead(512, 1024, 1024, num_layers=3, segment_dim=32)
+        # One hidden layer (512-1024-1024), read as 32 segments of 32 attributes: the recommended head.
+        self.projection_head = MUSICProjectionHead(512, 1024, 1024, num_layers=2, segment_dim=32)
 
     def forward(self, x):
         x = self.backbone(x).flatten(start_dim=1)
@@ -59,12 +60,26 @@ def make_dataset(name, data_dir, transform, download):
     return LightlyDataset(input_dir=data_dir, transform=transform)
 
 
+def default_workers():
+    # One loader process per core this process may use, at most 8: more only compete for the cores.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(8, cores)
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="MUSIC with lightly and plain PyTorch.")
-    parser.add_argument("--dataset", choices=["cifar10", "fashion_mnist", "folder"], default="cifar10")
-    parser.add_argument("--data-dir", default="datasets/cifar10")
+    parser = argparse.ArgumentParser(
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="MUSIC with lightly and plain PyTorch.",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=["cifar10", "fashion_mnist", "folder"],
+        default="cifar10",
+        help="what to train on",
+    )
+    parser.add_argument("--data-dir", default="datasets/cifar10", help="where the dataset is, or goes")
     parser.add_argument("--download", action="store_true", help="download the torchvision dataset")
-    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--input-size", type=int, default=32, help="side of the global views in pixels")
     parser.add_argument(
         "--n-local-views", type=int, default=0, help="multi-crop: local views next to the two global views"
     )
@@ -72,12 +87,17 @@ def parse_args(argv=None):
         "--local-view-size",
         type=int,
         default=None,
-        help="size of the local views (default: half of --input-size)",
+        help="side of the local views in pixels; None: half of --input-size",
     )
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=256, help="images per step")
+    parser.add_argument("--epochs", type=int, default=10, help="passes over the dataset")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
-    parser.add_argument("--num-workers", type=int, default=8)
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=default_workers(),
+        help="data loader processes; by default this machine's cores, at most 8",
+    )
     args = parser.parse_args(argv)
     if args.n_local_views < 0:
         parser.error(f"--n-local-views must be 0 or more, got {args.n_local_views}")
@@ -109,13 +129,13 @@ def main(argv=None):
             f"--batch-size {args.batch_size} is larger than the dataset ({len(dataset)} images)."
         )
 
-    criterion = MUSICLoss(segment_dim=32)
+    criterion = model.projection_head.loss()  # the head's segments, the default temperature
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
     print("Starting Training")
     losses = []
     for epoch in range(args.epochs):
-        total_loss = 0
+        sums = {}  # the epoch's sum of the loss, its three terms and the segment diagnostics
         num_batches = 0
         progress = tqdm(dataloader, desc=f"epoch {epoch}", unit="batch", leave=False)
         for batch in progress:
@@ -123,20 +143,17 @@ def main(argv=None):
             views = [x.to(device) for x in batch[0]]
             z = [model(x) for x in views]
             out = criterion.terms(z, num_global=2)
-            total_loss += out.loss.detach()
             out.loss.backward()
             optimizer.step()
             optimizer.zero_grad()
+            for key, value in out.log_dict().items():
+                sums[key] = sums.get(key, 0.0) + float(value)
             num_batches += 1
             losses.append(out.loss.item())
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
             if len(losses) == args.max_steps:
                 break
-        print(
-            f"epoch: {epoch:>02}, loss: {total_loss / num_batches:.5f}, "
-            f"inv: {out.inv:.4f}, diag: {out.diag:.4f}, off: {out.off:.4f}, "
-            f"attribute entropy: {out.attribute_entropy.mean():.3f}"
-        )
+        print(f"epoch {epoch:>02}: " + ", ".join(f"{k} {v / num_batches:.4f}" for k, v in sums.items()))
         if len(losses) == args.max_steps:
             break
     return losses

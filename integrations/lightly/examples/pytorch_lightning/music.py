@@ -13,6 +13,7 @@
 #   python music.py --dataset cifar10 --data-dir datasets/cifar10 --n-local-views 6  # 2 x 32 + 6 x 16 px
 
 import argparse
+import os
 
 import pytorch_lightning as pl
 import torch
@@ -21,7 +22,7 @@ from lightly.data import LightlyDataset
 from torch import nn
 
 from music_ssl.integrations.idx import IdxImages, holds_idx_split
-from music_ssl.integrations.lightly import MUSICLoss, MUSICProjectionHead, views_transform
+from music_ssl.integrations.lightly import MUSICProjectionHead, views_transform
 
 
 class MUSIC(pl.LightningModule):
@@ -29,9 +30,10 @@ class MUSIC(pl.LightningModule):
         super().__init__()
         resnet = torchvision.models.resnet18()
         self.backbone = nn.Sequential(*list(resnet.children())[:-1])
-        # The MUSIC CIFAR-10 projector: 512-1024-1024-1024, read as 32 segments of 32 attributes.
-        self.projection_head = MUSICProjectionHead(512, 1024, 1024, num_layers=3, segment_dim=32)
-        self.criterion = MUSICLoss(segment_dim=32)
+        # One hidden layer (512-1024-1024), read as 32 segments of 32 attributes: the recommended head.
+        self.projection_head = MUSICProjectionHead(512, 1024, 1024, num_layers=2, segment_dim=32)
+        # The loss reads the head's segments, at the recommended (default) temperature.
+        self.criterion = self.projection_head.loss()
 
     def forward(self, x):
         x = self.backbone(x).flatten(start_dim=1)
@@ -42,10 +44,23 @@ class MUSIC(pl.LightningModule):
         # Two views, or two global views and the local views: the first two are global.
         z = [self.forward(x) for x in batch[0]]
         out = self.criterion.terms(z, num_global=2)
-        self.log("train_loss", out.loss, prog_bar=True)
+        self.log("train_loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=1)
         # The three loss terms and the attribute entropy / confidence of the segments.
-        self.log_dict(out.log_dict(prefix="train_"))
+        self.log_dict(out.log_dict(prefix="train_"), on_step=True, on_epoch=True, batch_size=1)
         return out.loss
+
+    def on_train_epoch_end(self):
+        # The epoch's mean of the loss, its three terms and the segment diagnostics.
+        logged = {
+            key.removesuffix("_epoch"): float(value)
+            for key, value in self.trainer.callback_metrics.items()
+            if key.startswith("train_") and key.endswith("_epoch")
+        }
+        if self.trainer.is_global_zero:
+            print(
+                f"epoch {self.current_epoch:>02}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in sorted(logged.items()))
+            )
 
     def configure_optimizers(self):
         optim = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -74,12 +89,26 @@ def make_dataset(name, data_dir, transform, download):
     return LightlyDataset(input_dir=data_dir, transform=transform)
 
 
+def default_workers():
+    # One loader process per core this process may use, at most 8: more only compete for the cores.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(8, cores)
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="MUSIC with lightly and PyTorch Lightning.")
-    parser.add_argument("--dataset", choices=["cifar10", "fashion_mnist", "folder"], default="cifar10")
-    parser.add_argument("--data-dir", default="datasets/cifar10")
+    parser = argparse.ArgumentParser(
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="MUSIC with lightly and PyTorch Lightning.",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=["cifar10", "fashion_mnist", "folder"],
+        default="cifar10",
+        help="what to train on",
+    )
+    parser.add_argument("--data-dir", default="datasets/cifar10", help="where the dataset is, or goes")
     parser.add_argument("--download", action="store_true", help="download the torchvision dataset")
-    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--input-size", type=int, default=32, help="side of the global views in pixels")
     parser.add_argument(
         "--n-local-views", type=int, default=0, help="multi-crop: local views next to the two global views"
     )
@@ -87,13 +116,20 @@ def parse_args(argv=None):
         "--local-view-size",
         type=int,
         default=None,
-        help="size of the local views (default: half of --input-size)",
+        help="side of the local views in pixels; None: half of --input-size",
     )
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=256, help="images per step")
+    parser.add_argument("--epochs", type=int, default=10, help="passes over the dataset")
     parser.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
-    parser.add_argument("--num-workers", type=int, default=8)
-    parser.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=default_workers(),
+        help="data loader processes; by default this machine's cores, at most 8",
+    )
+    parser.add_argument(
+        "--accelerator", default="gpu" if torch.cuda.is_available() else "cpu", help="Lightning's accelerator"
+    )
     parser.add_argument("--log-dir", default=".", help="where Lightning writes logs and checkpoints")
     args = parser.parse_args(argv)
     if args.n_local_views < 0:
