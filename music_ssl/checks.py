@@ -151,7 +151,7 @@ def views(
     """Everything one call of the loss checks about its views, given options already checked: two views
     ``z_a``, ``z_b``, or a sequence of V >= 2 views in ``z_a`` (``z_b`` None), the first ``num_global`` of
     them global. Returns the views and how many are global."""
-    if isinstance(z_a, list | tuple) and isinstance(z_b, int) and not isinstance(z_b, bool):
+    if isinstance(z_b, int) and not isinstance(z_b, bool) and isinstance(z_a, list | tuple):
         raise TypeError(
             f"With a list of views, pass how many are global by name: loss(views, num_global={z_b}); got "
             f"the views and {z_b!r} as the second positional argument, which is z_b, the second view."

@@ -47,20 +47,18 @@ class MUSIC(pl.LightningModule):
         self.log("train_loss", out.loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=1)
         # The three loss terms and the attribute entropy / confidence of the segments.
         self.log_dict(out.log_dict(prefix="train_"), on_step=True, on_epoch=True, batch_size=1)
+        for key, value in out.log_dict(prefix="train_").items():
+            self.epoch_sums[key] = self.epoch_sums.get(key, 0.0) + float(value)
+        self.epoch_steps += 1
         return out.loss
 
+    def on_train_epoch_start(self):
+        # The epoch's sums of the loss, its three terms and the segment diagnostics, printed at its end.
+        self.epoch_sums, self.epoch_steps = {}, 0
+
     def on_train_epoch_end(self):
-        # The epoch's mean of the loss, its three terms and the segment diagnostics.
-        logged = {
-            key.removesuffix("_epoch"): float(value)
-            for key, value in self.trainer.callback_metrics.items()
-            if key.startswith("train_") and key.endswith("_epoch")
-        }
-        if self.trainer.is_global_zero:
-            print(
-                f"epoch {self.current_epoch:>02}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in sorted(logged.items()))
-            )
+        means = {key: value / max(1, self.epoch_steps) for key, value in sorted(self.epoch_sums.items())}
+        print(f"epoch {self.current_epoch:>02}: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
 
     def configure_optimizers(self):
         optim = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
