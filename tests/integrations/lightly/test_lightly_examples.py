@@ -153,7 +153,8 @@ def test_pytorch_lightning_example_prints_every_term_every_epoch(
     lightning = pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
     if tuple(int(part) for part in lightning.__version__.split(".")[:2]) < (2, 1):
         pytest.skip(
-            "the epoch line is not seen under pytorch-lightning 2.0 (cause not yet found): pip install 'pytorch-lightning>=2.1'"
+            "the epoch line is not seen under pytorch-lightning 2.0 (cause not yet found): "
+            "pip install 'pytorch-lightning>=2.1'"
         )
     example = load_example("pytorch_lightning")
     example.main(
