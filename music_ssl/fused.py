@@ -221,16 +221,10 @@ class FusedLoss:
         self.name, self.kernel, self.fallback = name, kernel, fallback
         self.operator: typing.Any = None  # defined when the registry accepts the name, or at the first call
 
-    def build(self) -> None:
-        """Defines the operator (once), under a name no other operator of this process has taken."""
-        if self.operator is not None:
-            return
-        operator_name, copy = self.name, 1
-        while operator_name in _OPERATOR_NAMES:
-            copy += 1
-            operator_name = f"{self.name}_{copy}"
-        self.operator = _operator(self, operator_name)
-        _OPERATOR_NAMES.add(operator_name)
+    def build(self, operator_name: str | None = None) -> None:
+        """Defines the operator once, as music_ssl::music_loss_<operator_name> (default: the name)."""
+        if self.operator is None:
+            self.operator = _operator(self, operator_name or self.name)
 
     def __call__(
         self, batch: "GlobalBatch", num_global: int, options: "MUSICOptions", terms: bool, fall_back: bool
@@ -254,11 +248,6 @@ class FusedLoss:
             terms,
         )
         return MUSICOutput(*outputs[:_NUM_PARTS]) if terms else outputs[0]
-
-
-# The operator names defined in this process (music_ssl::music_loss_<name>): torch cannot remove an
-# operator, so a name registered again after `implementations.unregister` gets a new operator name.
-_OPERATOR_NAMES: set[str] = set()
 
 
 def _operator(fused: FusedLoss, operator_name: str):

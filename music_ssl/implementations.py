@@ -149,9 +149,23 @@ def register(implementation: Implementation) -> None:
         hint = "" if name == "auto" or name in BUILT_IN else f"; implementations.unregister({name!r}) first"
         raise ValueError(f"An implementation named {name!r} is already registered{hint}.")
     if isinstance(implementation.loss, fused.FusedLoss):
-        implementation.loss.build()
+        implementation.loss.build(_free_operator_name(name))
     REGISTRY[name] = implementation
     CHOICES = ("auto", *REGISTRY)
+
+
+# The operator names defined in this process: torch cannot remove an operator, so a name registered again
+# after `unregister` gets a new one.
+_OPERATOR_NAMES: set[str] = set()
+
+
+def _free_operator_name(name: str) -> str:
+    operator_name, copy = name, 1
+    while operator_name in _OPERATOR_NAMES:
+        copy += 1
+        operator_name = f"{name}_{copy}"
+    _OPERATOR_NAMES.add(operator_name)
+    return operator_name
 
 
 def unregister(name: str) -> None:

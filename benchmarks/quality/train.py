@@ -304,16 +304,9 @@ def pretrain(
         if step >= total:
             break
     if result.divergence is None:
-        first = slice(0, profile.batch_size)
-        result.peak_step_bytes = step_memory(
-            model,
-            loss_fn,
-            images[first],
-            augment,
-            device,
-            profile,
-            None if labels is None else labels[first],
-        )
+        first = None if labels is None else labels[: profile.batch_size]
+        batch = images[: profile.batch_size]
+        result.peak_step_bytes = step_memory(model, loss_fn, batch, augment, device, profile, first)
     model.eval()
     return result
 
@@ -356,25 +349,18 @@ def step_memory(
     """
     model, loss_fn = copy.deepcopy(model), copy.deepcopy(loss_fn)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return _step_memory(model, loss_fn, batch, augment, device, profile, labels)
+        generator = torch.Generator(device=device).manual_seed(0)
+
+        def step() -> None:
+            views = embed_views(model, batch, augment, generator, profile)
+            (loss_fn(*views) if labels is None else loss_fn(*views, labels=labels)).backward()
+
+        model.train()
+        return _peak_bytes(step, device)
 
 
-def _step_memory(
-    model,
-    loss_fn,
-    batch: torch.Tensor,
-    augment: BatchAugment,
-    device: torch.device,
-    profile: Profile,
-    labels: torch.Tensor | None,
-) -> int:
-    generator = torch.Generator(device=device).manual_seed(0)
-
-    def step() -> None:
-        views = embed_views(model, batch, augment, generator, profile)
-        (loss_fn(*views) if labels is None else loss_fn(*views, labels=labels)).backward()
-
-    model.train()
+def _peak_bytes(step, device: torch.device) -> int:
+    """The peak memory ``step()`` allocates above what was allocated before it."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated(device)
