@@ -156,9 +156,9 @@ def _table(rows: list[dict]) -> str:
 
 
 def _views_table(rows: list[dict]) -> str:
-    """Several views: each method's time per pair of views MUSIC compares (`music_ssl.fused.view_pairs`),
+    """Several views: each method's time per pair of views MUSIC compares (`music_ssl.segments.view_pairs`),
     against two-view chunked's time for its one pair, at the same N and D."""
-    from music_ssl.fused import view_pairs
+    from music_ssl.segments import view_pairs
 
     lines = [
         "| N | D | views (global) | pairs | method | time (ms) | per pair (ms) "

@@ -58,7 +58,7 @@ METHODS: dict[str, Method] = {
     ),
 }
 # The methods that compute every view at once; every other loss of several views is the mean of its
-# two-view loss over the pairs MUSIC compares (`music_ssl.fused.view_pairs`).
+# two-view loss over the pairs MUSIC compares (`music_ssl.segments.view_pairs`).
 NATIVE_MULTI_VIEW = ("reference", "chunked", "triton", "chunked+terms", "lejepa", "visreg")
 # Inputs of the GPU check, by name.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -93,7 +93,7 @@ def loss_function(name: str, segment_dim: int) -> Callable[[Tensor, Tensor], Ten
 def views_loss_function(name: str, segment_dim: int, num_global: int) -> Callable[[list[Tensor]], Tensor]:
     """fn(views) -> scalar loss of a list of (N, D) views, the first ``num_global`` global, for a method
     that is a loss."""
-    from music_ssl.fused import view_pairs
+    from music_ssl.segments import view_pairs
 
     check_method(name)
     if name in ("matmul_floor", "triton_joint_only", "triton_joint_nograd"):
@@ -202,8 +202,8 @@ def build_views_step(
     floor_dtype: torch.dtype | None = None,
 ) -> Callable[[], object]:
     """`build_step` for a list of views (which require grad), the first ``num_global`` global: the floor
-    and the pair-wise losses run once per pair of `music_ssl.fused.view_pairs`."""
-    from music_ssl.fused import view_pairs
+    and the pair-wise losses run once per pair of `music_ssl.segments.view_pairs`."""
+    from music_ssl.segments import view_pairs
 
     check_method(name)
     pairs = view_pairs(len(views), num_global)

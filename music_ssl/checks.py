@@ -223,7 +223,7 @@ def global_count(num_global: object, num_views: int) -> int:
 
 def temperature_fits(temperature: float, dtype: torch.dtype) -> None:
     """The logits are divided by the temperature in the dtype the loss computes in (float32, float64 for
-    float64 inputs: `music_ssl.fused.compute_dtype`): 1 / temperature must be finite there."""
+    float64 inputs: `music_ssl.segments.compute_dtype`): 1 / temperature must be finite there."""
     computed = torch.promote_types(dtype, torch.float32)
     smallest = torch.finfo(computed).tiny
     if temperature < smallest:

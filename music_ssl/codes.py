@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from music_ssl import checks
-from music_ssl.fused import compute_dtype
+from music_ssl.segments import compute_dtype
 
 
 def bits_per_attribute(segment_dim: int) -> int:

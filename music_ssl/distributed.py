@@ -16,7 +16,7 @@ group: the default group, or the data-parallel group passed as ``process_group``
 
 Every rank of the group must pass the same ``gather_distributed``: a rank with False, or with True under
 no_grad while the others have "auto", runs no collective that the others could wait on, so no check can
-see it; among ranks that gather, the agreement check below names every difference.
+see it; among ranks that gather, the layout check below names every difference.
 
 Before any collective whose size depends on it, every rank's batch size travels with the numbers its
 call must agree on (`layout`), in one fixed-size all_gather; ranks that disagree all raise the same error.
@@ -31,25 +31,28 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-if typing.TYPE_CHECKING:
-    from music_ssl.options import MUSICOptions
-
-# gather_distributed and implementation as written, encoded by their index for the agreement check.
+# gather_distributed and implementation as written, encoded by their index for the layout check.
 GATHER_CHOICES = (False, True, "auto")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-# What every rank of the group must agree on before one joint is estimated over their batches.
-LAYOUT_FIELDS = (
-    "views",
-    "global views",
-    "dim",
-    "dtype",
-    "segment_dim",
+# The numbers of `MUSICOptions.rank_settings`, in its order: the options every rank must share.
+RANK_SETTINGS_FIELDS = (
     "temperature",
     "diag_weight",
     "off_weight",
     "inv_weight",
     "gather_distributed",
     "implementation",
+)
+# What every rank of the group must agree on before one joint is estimated over their batches.
+LAYOUT_FIELDS = ("views", "global views", "dim", "dtype", "segment_dim", *RANK_SETTINGS_FIELDS)
+
+# Why the reference cannot gather inside a compiled graph (the fused implementations exchange inside their
+# operator, whose output shapes do not depend on the other ranks).
+COMPILED_GATHER_MESSAGE = (
+    'implementation="reference" gathers every rank\'s rows, and how many each rank holds is data: '
+    "torch.compile cannot trace a shape that depends on it (with fullgraph=True it stops here; without, "
+    'the loss runs eagerly). Under several processes compile with implementation="auto" or "chunked", whose '
+    "one operator runs the exchange, or call the reference outside the compiled region."
 )
 
 
@@ -72,13 +75,15 @@ def gathers(gather_distributed: bool | str, group: dist.ProcessGroup | None, gra
     return gather_distributed is True or grad_enabled
 
 
-def layout(views: tuple[Tensor, ...], num_global: int, options: MUSICOptions) -> tuple[float, ...]:
-    """Every number of LAYOUT_FIELDS for one rank's call of ``views`` (the dtype as its index in
-    _DTYPES)."""
+def layout(
+    views: tuple[Tensor, ...], num_global: int, segment_dim: int, rank_settings: tuple[float, ...]
+) -> tuple[float, ...]:
+    """Every number of LAYOUT_FIELDS for one rank's call of ``views`` under options whose `rank_settings` are
+    ``rank_settings`` (the dtype as its index in _DTYPES)."""
     dtype = views[0].dtype
     code = _DTYPES.index(dtype) if dtype in _DTYPES else -1
     shape = (len(views), num_global, views[0].shape[1])
-    return (*(float(n) for n in shape), float(code), float(options.segment_dim), *options.agreement)
+    return (*(float(n) for n in shape), float(code), float(segment_dim), *rank_settings)
 
 
 def _describe(values: tuple[float, ...]) -> str:
@@ -126,52 +131,27 @@ def _all_gather_rows(x: Tensor, counts: list[int], group: dist.ProcessGroup | No
     return torch.cat([part[:count] for part, count in zip(parts, counts, strict=True)])
 
 
-class _GatherRows(torch.autograd.Function):
-    """All-gather whose backward sums every rank's gradient and returns this rank's rows.
-
-    Every rank computes the same batch-level term from the gathered rows; summing the gradients over ranks
-    and letting DDP average them gives the gradient of one process on the concatenated batch.
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, counts: list[int], rows: tuple[int, int], group) -> Tensor:
-        ctx.rows, ctx.group = rows, group
-        return _all_gather_rows(x, counts, group)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
-        grad = grad.contiguous()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
-        start, stop = ctx.rows
-        return grad[start:stop], None, None, None
-
-
 def _own_rows(counts: list[int], group: dist.ProcessGroup | None) -> tuple[int, int]:
     rank = dist.get_rank(group)
     return sum(counts[:rank]), sum(counts[: rank + 1])
 
 
-def gather_rows(
-    x: Tensor,
-    differentiable: bool = True,
-    counts: list[int] | None = None,
-    group: dist.ProcessGroup | None = None,
-) -> tuple[Tensor, tuple[int, int]]:
-    """Returns the group's batch and the slice of its rows that belongs to this rank.
+# Process groups by the key that names them in an operator's arguments (a string: the operator's schema
+# cannot hold a group). Filled when options are built; the default group is "".
+_GROUPS: dict[str, dist.ProcessGroup] = {}
 
-    Without an initialized process group of more than one rank this is the identity. With
-    `differentiable=False` the gather is outside autograd, for implementations that produce their own
-    gradients. `counts`, every rank's batch size, is exchanged first when not given.
-    """
-    if group_size(group) == 1:
-        return x, (0, x.shape[0])
-    if counts is None:
-        counts = _rows_per_rank(x, (), group)
-    rows = _own_rows(counts, group)
-    if differentiable:
-        return _GatherRows.apply(x.contiguous(), counts, rows, group), rows
-    with torch.no_grad():
-        return _all_gather_rows(x.contiguous(), counts, group), rows
+
+def group_key(group: dist.ProcessGroup | None) -> str:
+    """The key of ``group`` for `group_of`; "" for the default group."""
+    if group is None:
+        return ""
+    key = f"group_{id(group)}"
+    _GROUPS.setdefault(key, group)  # held here, so the id cannot name another group later
+    return key
+
+
+def group_of(key: str) -> dist.ProcessGroup | None:
+    return _GROUPS[key] if key else None
 
 
 class GlobalBatch(NamedTuple):
@@ -189,21 +169,35 @@ class GlobalBatch(NamedTuple):
 
 
 def global_batch(
-    views: tuple[Tensor, ...], num_global: int, options: MUSICOptions, differentiable: bool
+    views: tuple[Tensor, ...],
+    num_global: int,
+    segment_dim: int,
+    rank_settings: typing.Sequence[float],
+    group_key: str,
+    grad_enabled: bool,
 ) -> GlobalBatch:
-    """The batch of the call of ``views`` under ``options``: the group's, when the policy of the module's
-    docstring gathers, else this rank's. ``differentiable``: whether the gather carries gradients back to
-    every rank's rows (the reference's autograd); the fused operator produces the gradients of its local
-    rows itself and takes the gathered rows detached.
+    """The batch a call of ``views`` estimates the joint on, under options with ``segment_dim``,
+    ``rank_settings`` (`MUSICOptions.rank_settings`, which holds ``gather_distributed``) and ``group_key``
+    (`group_key`), in a call made with grad mode ``grad_enabled``: the group's batch when the policy of
+    the module's docstring gathers (`gathers`), else this rank's.
+
+    The gathered rows are outside autograd: an implementation computes the gradient of its own rows
+    (``ranks`` times that of the joint terms, as DDP averages over ranks), so no collective runs in the
+    backward pass and a rank that takes no backward step (an empty rank's placeholder) leaves nobody
+    waiting.
 
     The one place where that batch is checked: it must hold at least two samples over all ranks (a single
     rank may hold none), and every rank must have called the loss with the same layout."""
-    group = options.process_group
-    if gathers(options.gather_distributed, group, torch.is_grad_enabled()):
-        counts = _rows_per_rank(views[0], layout(views, num_global, options), group)
-        # One gather of every view's rows: (N, V, D) on each rank, (N_global, V, D) gathered.
-        gathered, rows = gather_rows(torch.stack(views, dim=1), differentiable, counts, group)
-        batch = GlobalBatch(views, tuple(gathered.unbind(1)), rows, group_size(group))
+    group = group_of(group_key)
+    gather_distributed = GATHER_CHOICES[int(rank_settings[RANK_SETTINGS_FIELDS.index("gather_distributed")])]
+    if gathers(gather_distributed, group, grad_enabled):
+        if torch.compiler.is_compiling():  # only the reference gathers outside an operator
+            raise RuntimeError(COMPILED_GATHER_MESSAGE)
+        counts = _rows_per_rank(views[0], layout(views, num_global, segment_dim, tuple(rank_settings)), group)
+        with torch.no_grad():
+            # One gather of every view's rows: (N, V, D) on each rank, (N_global, V, D) gathered.
+            gathered = _all_gather_rows(torch.stack(views, dim=1).contiguous(), counts, group)
+        batch = GlobalBatch(views, tuple(gathered.unbind(1)), _own_rows(counts, group), group_size(group))
     else:
         batch = GlobalBatch(views, views, (0, views[0].shape[0]), 1)
     if batch.group_views[0].shape[0] < 2:

@@ -5,7 +5,9 @@ with a shape-only ("fake") implementation and its backward registered: torch.com
 autocast leaves it alone. Its kernel returns the joint terms' gradients with their values, so the forward
 pass finishes the chain rule through the softmax and returns dL/dz; the backward only multiplies it by
 the incoming gradient (a double backward is refused, pointing to the reference). Several views are one
-call: each view's softmax once, every pair's joint terms (`view_pairs`) accumulated per view.
+call: each view's softmax once, every pair's joint terms (`view_pairs`) accumulated per view. Under data
+parallelism the operator itself exchanges the ranks' rows (`distributed.global_batch`), so its outputs
+have this rank's shapes and a compiled graph (also with fullgraph=True) holds the exchange.
 
 Numerics follow what flows in: the math is float32 (float64 for float64 inputs) whatever the input
 dtype, and dL/dz stays float32 until it meets the incoming gradient, then is cast once to the input's
@@ -26,11 +28,11 @@ import typing
 import torch
 from torch import Tensor
 
-from music_ssl import checks
+from music_ssl import checks, distributed
 from music_ssl.output import MUSICOutput, segment_diagnostics
+from music_ssl.segments import compute_dtype, log_probabilities, view_pairs
 
 if typing.TYPE_CHECKING:
-    from music_ssl.distributed import GlobalBatch
     from music_ssl.fallback import Fallback
     from music_ssl.implementations import JointKernel
     from music_ssl.options import MUSICOptions
@@ -39,29 +41,6 @@ if typing.TYPE_CHECKING:
 # D = 8192 while the chunk products stay large enough to run at full matrix-multiply speed. Read at each
 # call, so a test can make chunks small.
 CHUNK_ROWS = 512
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float64 stays float64; every other floating dtype is computed in float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def log_probabilities(z: Tensor, segment_dim: int, temperature: float) -> Tensor:
-    """log softmax(z / temperature) of every segment, (N, D) -> (N, S, C), in the compute dtype; what every
-    implementation of the loss starts from. Arguments are assumed validated.
-
-    Each segment's logits are shifted by their maximum before the division (the softmax is unchanged) and
-    bounded below by the dtype's lowest value / 2**33: a temperature so small that z / temperature would
-    overflow then still gives finite log-probabilities, and the invariance term, a sum of up to 2**32
-    agreements of two of them, stays finite too, instead of inf - inf = NaN. The bound lies far below
-    any log-probability a float can tell from log 0 (about -745 in float64), so it changes nothing else.
-    """
-    dtype = compute_dtype(z.dtype)
-    logits = z.to(dtype).reshape(z.shape[0], z.shape[1] // segment_dim, segment_dim)
-    shifted = (logits - logits.amax(dim=-1, keepdim=True).detach()).div_(temperature)
-    # where, not clamp_min: a NaN logit stays NaN in the loss and its gradient (clamp's gradient drops it).
-    floor = torch.finfo(dtype).min / 2**33
-    return torch.log_softmax(torch.where(shifted < floor, floor, shifted), dim=-1)
 
 
 def _diagonal_blocks(chunk: Tensor, first_column: int, num_segments: int, segment_dim: int) -> Tensor:
@@ -172,12 +151,6 @@ def _epilogue(
     return diag_part, off_part
 
 
-def view_pairs(num_views: int, num_global: int) -> list[tuple[int, int]]:
-    """The pairs of views whose two-view losses MUSIC averages: every pair (i, j), i < j, with at least
-    one global view (i < num_global): global-global and global-local, no local-local."""
-    return [(i, j) for i in range(num_global) for j in range(i + 1, num_views)]
-
-
 def _add(parts: "list[Tensor | None]", index: int, value: Tensor) -> None:
     """parts[index] += value; the first value is taken as it is (with two views, both share one)."""
     so_far = parts[index]
@@ -227,16 +200,20 @@ class FusedLoss:
             self.operator = _operator(self, operator_name or self.name)
 
     def __call__(
-        self, batch: "GlobalBatch", num_global: int, options: "MUSICOptions", terms: bool, fall_back: bool
+        self,
+        views: "tuple[Tensor, ...]",
+        num_global: int,
+        options: "MUSICOptions",
+        terms: bool,
+        fall_back: bool,
     ):
-        views = batch.views
         _check_plain_autograd(views, self.name)
         self.build()
         outputs = self.operator(
             views,
-            [z.detach() for z in batch.group_views],
-            batch.rows[0],
-            batch.ranks,
+            list(options.rank_settings),
+            options.group_key,
+            torch.is_grad_enabled(),
             num_global,
             options.segment_dim,
             options.temperature,
@@ -258,9 +235,9 @@ def _operator(fused: FusedLoss, operator_name: str):
     @torch.library.custom_op(f"music_ssl::music_loss_{operator_name}", mutates_args=())
     def music_loss_operator(
         views: typing.Sequence[Tensor],  # noqa: UP006 (torch 2.4's schema inference knows typing's)
-        group_views: typing.Sequence[Tensor],  # noqa: UP006
-        first_row: int,
-        ranks: int,
+        rank_settings: typing.Sequence[float],  # noqa: UP006
+        group: str,
+        grad_enabled: bool,
         num_global: int,
         segment_dim: int,
         temperature: float,
@@ -272,15 +249,19 @@ def _operator(fused: FusedLoss, operator_name: str):
         compute_terms: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """`MUSICOutput`'s fields (the diagnostics empty without compute_terms) and dL/dz of this rank's V
-        (N, D) ``views``, stacked (float32, float64 for float64 inputs; empty without compute_grad), whose
-        rows start at ``first_row`` of ``group_views``, the (N_global, D) views of the batch of ``ranks``
-        ranks that the joint is estimated on (``views`` itself when ranks is 1)."""
+        (N, D) ``views``, stacked (float32, float64 for float64 inputs; empty without compute_grad). The
+        joint is estimated on the batch that `distributed.global_batch` names for the options'
+        ``rank_settings`` and ``group`` in a call under grad mode ``grad_enabled``, exchanged here: the
+        outputs have this rank's shapes whatever the other ranks hold, so a compiled graph holds it too."""
+        batch = distributed.global_batch(
+            tuple(views), num_global, segment_dim, rank_settings, group, grad_enabled
+        )
+        group_views, rows, ranks = batch.group_views, batch.rows, batch.ranks
         # Inside the operator every product is the math dtype, whatever autocast region it was called from.
         with torch.autocast(device_type=views[0].device.type, enabled=False):
             num_views, (batch_size, dim) = len(views), views[0].shape
             global_batch_size = group_views[0].shape[0]
             num_segments = dim // segment_dim
-            rows = (first_row, first_row + batch_size)
             pairs = view_pairs(num_views, num_global)
             # Each view's softmax once, (N_global, S, C); this rank's rows are a slice of it.
             log_p = [log_probabilities(z, segment_dim, temperature) for z in group_views]
@@ -369,7 +350,7 @@ def _operator(fused: FusedLoss, operator_name: str):
         return loss, inv, diag, off, *diagnostics, grad
 
     @music_loss_operator.register_fake
-    def _shapes(views, group_views, first_row, ranks, num_global, segment_dim, *options):
+    def _shapes(views, rank_settings, group, grad_enabled, num_global, segment_dim, *options):
         compute_grad, compute_terms = options[-2:]
         dtype = compute_dtype(views[0].dtype)
         num_segments = views[0].shape[1] // segment_dim
@@ -388,7 +369,7 @@ def _operator(fused: FusedLoss, operator_name: str):
         ctx.mark_non_differentiable(*output[1:])  # only the loss is differentiable
         ctx.save_for_backward(output[_NUM_PARTS])
         ctx.input_dtype = inputs[0][0].dtype
-        ctx.num_options = len(inputs) - 2
+        ctx.num_options = len(inputs) - 1
 
     def _backward(
         ctx, grad_loss: Tensor, *grad_others: Tensor
@@ -397,8 +378,7 @@ def _operator(fused: FusedLoss, operator_name: str):
             raise RuntimeError(checks.DOUBLE_BACKWARD_MESSAGE.format(name=name))
         (grad,) = ctx.saved_tensors
         scaled = (grad * grad_loss.to(grad.dtype)).to(ctx.input_dtype)
-        none_for_each_view = [None] * scaled.shape[0]  # the gathered views take no gradient
-        return list(scaled.unbind(0)), none_for_each_view, *([None] * ctx.num_options)
+        return list(scaled.unbind(0)), *([None] * ctx.num_options)
 
     music_loss_operator.register_autograd(_backward, setup_context=_save_gradients)
 

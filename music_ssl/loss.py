@@ -1,9 +1,9 @@
 """MUSICLoss and its functional forms, `music_loss` (the loss) and `music_loss_terms` (its parts).
 
 One call reads top to bottom: the views are checked (`checks.views`), the registry picks the
-implementation (`implementations.choose`), the batch the joint is estimated on is gathered where the
-distributed policy says so (`distributed.global_batch`), and the implementation computes the loss (for
-the fused ones, one custom operator, `music_ssl.fused`).
+implementation (`implementations.choose`), and the implementation computes the loss on the batch the
+distributed policy names (`distributed.global_batch`; the fused ones exchange it inside their one custom
+operator, `music_ssl.fused`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from music_ssl import checks, distributed, implementations
+from music_ssl import checks, implementations
 from music_ssl.options import MUSICOptions, ProcessGroup
 from music_ssl.output import MUSICOutput
 
@@ -33,10 +33,7 @@ def _evaluate(
     implementation, fall_back = implementations.choose(
         options.implementation, views[0].device, views[0].dtype
     )
-    # An implementation without a kernel of its own (autograd's gradients) gathers inside autograd.
-    differentiable = implementation.kernel is None
-    batch = distributed.global_batch(views, num_global, options, differentiable)
-    return implementation.loss(batch, num_global, options, terms, fall_back)  # type: ignore[return-value]
+    return implementation.loss(views, num_global, options, terms, fall_back)  # type: ignore[return-value]
 
 
 def _terms_requested(return_terms: object, replacement: str) -> bool:

@@ -25,9 +25,9 @@ class MUSICOptions:
     (`torch.compile`, also with `dynamic=True`) never traces a check of a Python number. A changed option
     is a new value: ``dataclasses.replace(options, temperature=0.5)`` checks it again.
 
-    What a call needs besides the options themselves is derived here once: ``agreement``, the numbers
+    What a call needs besides the options themselves is derived here once: ``rank_settings``, the numbers
     every rank of the group must agree on before one joint is estimated over their batches
-    (`music_ssl.distributed`).
+    (`music_ssl.distributed`), and ``group_key``, the name of ``process_group`` in an operator's arguments.
     """
 
     segment_dim: int = 32
@@ -38,7 +38,8 @@ class MUSICOptions:
     gather_distributed: bool | str = "auto"
     implementation: str = "auto"
     process_group: ProcessGroup | None = None
-    agreement: tuple[float, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    rank_settings: tuple[float, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    group_key: str = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         checked = {
@@ -58,15 +59,16 @@ class MUSICOptions:
             )
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # normalized: ints stay ints, weights become floats
-        agreement = (
-            self.temperature,
-            self.diag_weight,
-            self.off_weight,
-            self.inv_weight,
-            float(distributed.GATHER_CHOICES.index(self.gather_distributed)),
-            float(implementations.CHOICES.index(self.implementation)),
+        # The choices as their index (`distributed.RANK_SETTINGS_FIELDS` gives the order).
+        encoded = {
+            "gather_distributed": distributed.GATHER_CHOICES.index(self.gather_distributed),
+            "implementation": implementations.CHOICES.index(self.implementation),
+        }
+        rank_settings = tuple(
+            float(encoded.get(name, getattr(self, name))) for name in distributed.RANK_SETTINGS_FIELDS
         )
-        object.__setattr__(self, "agreement", agreement)
+        object.__setattr__(self, "rank_settings", rank_settings)
+        object.__setattr__(self, "group_key", distributed.group_key(self.process_group))
 
     def __deepcopy__(self, memo: dict) -> MUSICOptions:
         # A process group cannot be copied (a copy of a model that holds the loss, as for an EMA teacher,

@@ -1,6 +1,8 @@
 """The MUSIC loss written as docs/math.md reads: plain PyTorch, autograd, the D x D joint in memory.
 
-This is the source of truth for the math. The fused implementations are tested against it.
+This is the source of truth for the math. The fused implementations are tested against it. Under data
+parallelism it follows their policy: the ranks' rows are gathered outside autograd, this rank's own rows
+take the gradient, and no collective runs in the backward pass.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import typing
 import torch
 from torch import Tensor
 
-from music_ssl.fused import log_probabilities, view_pairs
+from music_ssl import distributed
 from music_ssl.output import MUSICOutput, segment_diagnostics
+from music_ssl.segments import log_probabilities, view_pairs
 
 if typing.TYPE_CHECKING:
-    from music_ssl.distributed import GlobalBatch
     from music_ssl.options import MUSICOptions
 
 
@@ -29,11 +31,12 @@ def xlogx(x: Tensor) -> Tensor:
 
 
 def reference_loss(
-    batch: GlobalBatch, num_global: int, options: MUSICOptions, terms: bool, fall_back: bool = False
+    views: tuple[Tensor, ...], num_global: int, options: MUSICOptions, terms: bool, fall_back: bool = False
 ) -> Tensor | MUSICOutput:
     """Computes MUSIC from the definitions of docs/math.md: the mean of the two-view loss over the pairs of
     views (`view_pairs`), or its `MUSICOutput` with ``terms``. Arguments are assumed validated;
     ``fall_back`` is unused (the reference has no other kernel)."""
+    batch = _batch_with_own_rows(views, num_global, options)
     segment_dim, temperature = options.segment_dim, options.temperature
     num_views, (batch_size, dim) = len(batch.views), batch.views[0].shape
     group_views = batch.group_views
@@ -76,6 +79,10 @@ def reference_loss(
                 off_terms.append(joint.new_zeros(()))
         diag = torch.stack(diag_terms).mean()
         off = torch.stack(off_terms).mean()
+        if batch.ranks > 1:
+            # Every rank computes the same joint terms from the same rows; DDP averages gradients over
+            # ranks, so each rank's own rows take `ranks` times the gradient (the value is unchanged).
+            diag, off = (term.detach() + batch.ranks * (term - term.detach()) for term in (diag, off))
         # This rank's share of L_inv: its local mean, weighted so that the mean over ranks (what DDP's
         # gradient averaging takes) is the global mean also for unequal batches; the factor is 1 for equal
         # batches and without gathering.
@@ -85,3 +92,24 @@ def reference_loss(
     if not terms:
         return loss
     return MUSICOutput(loss, inv.detach(), diag.detach(), off.detach(), *segment_diagnostics(p))
+
+
+def _batch_with_own_rows(views: tuple[Tensor, ...], num_global: int, options: MUSICOptions):
+    """The batch of the call (`distributed.global_batch`), its gathered views holding this rank's views
+    themselves at its rows, so that autograd reaches them (and only them: the other rows are constants)."""
+    batch = distributed.global_batch(
+        views,
+        num_global,
+        options.segment_dim,
+        options.rank_settings,
+        options.group_key,
+        torch.is_grad_enabled(),
+    )
+    if batch.ranks == 1:
+        return batch
+    start, stop = batch.rows
+    spliced = tuple(
+        torch.cat([rows[:start], view, rows[stop:]])
+        for rows, view in zip(batch.group_views, views, strict=True)
+    )
+    return batch._replace(group_views=spliced)

@@ -1,11 +1,44 @@
-"""Reading a flat projection as segments: attribute probabilities and discrete codes."""
+"""Reading a flat projection as segments: attribute probabilities and discrete codes; the views' pairs.
+
+The math every implementation starts from, below all of them: `log_probabilities` and `view_pairs` are
+what the reference and the fused operator share, and `compute_dtype` the precision they compute in.
+"""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from music_ssl import checks
-from music_ssl.fused import log_probabilities
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; every other floating dtype is computed in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def log_probabilities(z: Tensor, segment_dim: int, temperature: float) -> Tensor:
+    """log softmax(z / temperature) of every segment, (N, D) -> (N, S, C), in the compute dtype; what every
+    implementation of the loss starts from. Arguments are assumed validated.
+
+    Each segment's logits are shifted by their maximum before the division (the softmax is unchanged) and
+    bounded below by the dtype's lowest value / 2**33: a temperature so small that z / temperature would
+    overflow then still gives finite log-probabilities, and the invariance term, a sum of up to 2**32
+    agreements of two of them, stays finite too, instead of inf - inf = NaN. The bound lies far below
+    any log-probability a float can tell from log 0 (about -745 in float64), so it changes nothing else.
+    """
+    dtype = compute_dtype(z.dtype)
+    logits = z.to(dtype).reshape(z.shape[0], z.shape[1] // segment_dim, segment_dim)
+    shifted = (logits - logits.amax(dim=-1, keepdim=True).detach()).div_(temperature)
+    # where, not clamp_min: a NaN logit stays NaN in the loss and its gradient (clamp's gradient drops it).
+    floor = torch.finfo(dtype).min / 2**33
+    return torch.log_softmax(torch.where(shifted < floor, floor, shifted), dim=-1)
+
+
+def view_pairs(num_views: int, num_global: int) -> list[tuple[int, int]]:
+    """The pairs of views whose two-view losses MUSIC averages: every pair (i, j), i < j, with at least
+    one global view (i < num_global): global-global and global-local, no local-local."""
+    return [(i, j) for i in range(num_global) for j in range(i + 1, num_views)]
 
 
 def _segments(z: Tensor, segment_dim: int) -> Tensor:

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import music_ssl
@@ -42,17 +43,93 @@ def files_visited(call) -> list[str]:
     return visits
 
 
-def test_one_loss_call_reads_top_to_bottom_through_five_files_each_once():
-    loss_fn = MUSICLoss(segment_dim=8)
-    z_a, z_b = (torch.randn(16, 64, requires_grad=True) for _ in range(2))
-    loss_fn(z_a, z_b)  # the first call also imports lazily what it needs
-    visits = files_visited(lambda: loss_fn(z_a, z_b))
-    assert visits == ["loss.py", "checks.py", "implementations.py", "distributed.py", "fused.py"], visits
+def calls_between_files(call) -> tuple[list[str], set[tuple[str, str]]]:
+    """The package's files ``call()`` enters, in the order of their first visit, and the (caller, callee)
+    pairs of files (the caller being the nearest frame of the package on the stack)."""
+    order: list[str] = []
+    edges: set[tuple[str, str]] = set()
+
+    def package_file(frame) -> str | None:
+        name = frame.f_code.co_filename
+        return str(Path(name).resolve().relative_to(PACKAGE)) if name.startswith(str(PACKAGE)) else None
+
+    def profile(frame, event, arg):
+        here = package_file(frame) if event == "call" else None
+        if here is None:
+            return
+        caller = frame.f_back
+        while caller is not None and package_file(caller) is None:
+            caller = caller.f_back
+        if here not in order:
+            order.append(here)
+        if caller is not None and package_file(caller) != here:
+            edges.add((package_file(caller), here))
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return order, edges
 
 
-def test_the_terms_call_adds_only_the_output_diagnostics():
-    loss_fn = MUSICLoss(segment_dim=8)
-    z_a, z_b = (torch.randn(16, 64, requires_grad=True) for _ in range(2))
-    loss_fn.terms(z_a, z_b)
-    visits = files_visited(lambda: loss_fn.terms(z_a, z_b))
-    assert visits == ["loss.py", "checks.py", "implementations.py", "distributed.py", "fused.py", "output.py"]
+def _downward_only(edges: set[tuple[str, str]]) -> bool:
+    """Whether no file is re-entered through a file it called: the graph of calls between files has no
+    cycle."""
+    callees: dict[str, set[str]] = {}
+    for caller, callee in edges:
+        callees.setdefault(caller, set()).add(callee)
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for nxt in callees.get(start, ()):
+            if nxt == target or (nxt not in seen and reaches(nxt, target, seen | {nxt})):
+                return True
+        return False
+
+    return not any(reaches(file, file, {file}) for file in callees)
+
+
+CORE = ["loss.py", "checks.py", "implementations.py"]
+# Each call's files, in the order of their first visit: the checks, the registry's choice, the
+# implementation, the distributed policy (the batch), and the math below every implementation.
+PATHS = {
+    "auto": [*CORE, "fused.py", "distributed.py", "segments.py"],
+    "chunked": [*CORE, "fused.py", "distributed.py", "segments.py"],
+    "reference": [*CORE, "reference.py", "distributed.py", "segments.py"],
+}
+
+
+@pytest.mark.parametrize("implementation", sorted(PATHS))
+@pytest.mark.parametrize("num_views", [2, 4])
+def test_one_loss_call_reads_top_to_bottom(implementation, num_views):
+    loss_fn = MUSICLoss(segment_dim=8, implementation=implementation)
+    views = [torch.randn(16, 64, requires_grad=True) for _ in range(num_views)]
+    loss_fn(views, num_global=2)  # the first call also imports lazily what it needs
+    order, edges = calls_between_files(lambda: loss_fn(views, num_global=2))
+    assert order == PATHS[implementation], order
+    assert _downward_only(edges), edges
+    terms_order, terms_edges = calls_between_files(lambda: loss_fn.terms(views, num_global=2))
+    assert terms_order == [*PATHS[implementation], "output.py"]  # the diagnostics alone
+    assert _downward_only(terms_edges), terms_edges
+
+
+def test_the_triton_call_passes_the_fallback_and_its_kernel_files_only(monkeypatch):
+    """In Triton's interpreter (the path a GPU takes, launching instead of interpreting)."""
+    pytest.importorskip("triton", reason="pip install triton (it comes with torch on Linux)")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    from music_ssl.triton_kernel import availability
+
+    if availability.unavailable_reason(torch.device("cpu")):
+        pytest.skip(availability.unavailable_reason(torch.device("cpu")))
+    loss_fn = MUSICLoss(segment_dim=8, implementation="triton")
+    views = [torch.randn(16, 64, requires_grad=True) for _ in range(2)]
+    loss_fn(views)
+    order, edges = calls_between_files(lambda: loss_fn(views))
+    assert order[: len(CORE)] == CORE
+    assert {"fused.py", "distributed.py", "segments.py", "fallback.py"} <= set(order)
+    assert all(
+        f in ("fused.py", "distributed.py", "segments.py", "fallback.py", "triton_kernel/availability.py")
+        or f.startswith("triton_kernel/")
+        for f in order[len(CORE) :]
+    ), order
+    assert _downward_only(edges), edges

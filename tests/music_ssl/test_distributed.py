@@ -330,31 +330,39 @@ def test_drawn_groups_and_uneven_ranks_match_one_process_per_group(tmp_path_fact
     _check_groups(tmp_path_factory.mktemp("groups"), groups, [tuple(s) for s in sizes], implementation)
 
 
-def _placeholder_worker(rank, world_size, port, out_dir):
+def _placeholder_worker(rank, world_size, port, out_dir, implementation):
     torch.set_num_threads(1)
     join_process_group(rank, world_size, port, wait_seconds=15)
     z_a, z_b = _data(8)
-    loss_fn = MUSICLoss(segment_dim=4)
+    loss_fn = MUSICLoss(segment_dim=4, implementation=implementation)
     if rank == 0:
         loss = loss_fn(z_a.requires_grad_(), z_b)
         loss.backward()
-        torch.save(loss.detach(), os.path.join(out_dir, "rank0.pt"))
+        torch.save((loss.detach(), z_a.grad), os.path.join(out_dir, "rank0.pt"))
     else:  # an empty rank's placeholder, which requires no grad, in the same training step
         loss_fn(torch.empty(0, 12), torch.empty(0, 12))
     leave_process_group()
 
 
 @pytest.mark.timeout(120)
-def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gathers(tmp_path):
+@pytest.mark.parametrize("implementation", backends.params(interpreted=False))
+def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gathers(
+    tmp_path, implementation
+):
     """Every rank of a training step gathers, whether or not its views require grad: a rank that passes an
-    empty placeholder would otherwise skip the exchange and leave the others waiting."""
-    mp.spawn(_placeholder_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    empty placeholder would otherwise skip the exchange and leave the others waiting. Its step has no
+    backward pass, so no implementation may run a collective there: rank 0's backward finishes."""
+    args = (2, free_port(), str(tmp_path), implementation)
+    mp.spawn(_placeholder_worker, args=args, nprocs=2, join=True)
     z_a, z_b = _data(8)
     expected = MUSICLoss(segment_dim=4, gather_distributed=False)(z_a, z_b)
     # Rank 0 holds the whole global batch; with an empty rank 1 its loss is the global loss, doubled in
-    # the invariance share as DDP's average over the two ranks halves it.
-    got = torch.load(tmp_path / "rank0.pt")
+    # the invariance share as DDP's average over the two ranks halves it, and so is its gradient.
+    got, got_grad = torch.load(tmp_path / "rank0.pt")
     assert torch.isfinite(got)
+    z_a.requires_grad_()
     single = MUSICLoss(segment_dim=4, gather_distributed=False).terms(z_a, z_b)
     torch.testing.assert_close(got, single.diag + single.off + 2 * single.inv)
     assert not torch.isclose(got, expected)  # the share of a gathered call, not a local estimate
+    (want_grad,) = torch.autograd.grad(2 * single.loss, z_a)  # what DDP's average over two ranks halves
+    torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-6)

@@ -26,5 +26,14 @@ def test_opcheck(implementation, terms, compute_grad, dtype, num_views, num_glob
     ]
     o = MUSICOptions(8, 0.5, gather_distributed=False, implementation=implementation)
     weights = (o.diag_weight, o.off_weight, o.inv_weight)
-    args = (views, [z.detach() for z in views], 0, 1, num_global, o.segment_dim, o.temperature, *weights)
+    args = (
+        views,
+        list(o.rank_settings),
+        o.group_key,
+        compute_grad,
+        num_global,
+        o.segment_dim,
+        o.temperature,
+        *weights,
+    )
     torch.library.opcheck(entry.loss.operator, (*args, False, compute_grad, terms))

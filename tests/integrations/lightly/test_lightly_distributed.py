@@ -11,8 +11,9 @@ pytest.importorskip("lightly", reason="pip install 'music-ssl[lightly]'")
 pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
 
 from pytorch_lightning import Trainer  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
+from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
 
+from music_ssl import MUSICProjectionHead  # noqa: E402
 from music_ssl.integrations.lightly import imagenet_resnet50  # noqa: E402
 from music_ssl.integrations.recipes import IMAGENET  # noqa: E402
 from tests.integrations.two_processes import (  # noqa: E402
@@ -107,3 +108,70 @@ def test_the_learning_rate_follows_the_global_batch(ranks):
     for rank in ranks:
         assert rank["lr"] == IMAGENET.learning_rate(BATCH_SIZE, world_size=WORLD_SIZE)
         assert rank["lr"] == pytest.approx(WORLD_SIZE * IMAGENET.learning_rate(BATCH_SIZE, world_size=1))
+
+
+TRAINED_STEPS = 3
+
+
+def bn_free_music(batch_size_per_device: int) -> imagenet_resnet50.MUSIC:
+    """``small_music`` with a BatchNorm-free head: ranks that each normalize their own shard could not
+    equal one process exactly (docs/implementation.md)."""
+    model = small_music()
+    model.batch_size_per_device = batch_size_per_device
+    torch.manual_seed(0)
+    model.projection_head = MUSICProjectionHead(16, 32, 32, segment_dim=8, batch_norm=False)
+    return model
+
+
+def global_batches(size: int) -> list[list[int]]:
+    """The samples of every step's global batch under Lightning's DDP: each rank's batch as its
+    distributed sampler (shuffled, seed 0, epoch 0) gives it, the ranks' batches together."""
+    shards = [
+        list(DistributedSampler(range(size), num_replicas=WORLD_SIZE, rank=r)) for r in range(WORLD_SIZE)
+    ]
+    steps = len(shards[0]) // BATCH_SIZE
+    return [
+        [i for shard in shards for i in shard[k * BATCH_SIZE : (k + 1) * BATCH_SIZE]] for k in range(steps)
+    ]
+
+
+def train_steps(devices: int, root: str) -> dict:
+    """TRAINED_STEPS steps of the benchmark module on ``devices`` processes: on two, Lightning's DDP with
+    its own distributed sampler; on one, the same global batches (`global_batches`). Every parameter
+    after them."""
+    model = bn_free_music(BATCH_SIZE * WORLD_SIZE // devices)
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        max_steps=TRAINED_STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    pairs = TwoViews(TRAINED_STEPS * WORLD_SIZE * BATCH_SIZE)
+    if devices > 1:
+        images = DataLoader(pairs, batch_size=BATCH_SIZE)
+    else:
+        images = DataLoader(pairs, batch_sampler=global_batches(len(pairs)))
+    trainer.fit(model, train_dataloaders=images)
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def _train_on_rank(rank: int, root: str) -> dict:
+    return train_steps(WORLD_SIZE, root)
+
+
+@pytest.mark.timeout(600)
+def test_lightning_ddp_training_equals_one_process_on_the_global_batch(tmp_path):
+    """Through the lightly adapter and Lightning's own DDP: after a few LARS steps every rank holds the
+    parameters one process reaches on the concatenated batches (backbone, head and online classifier)."""
+    ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"))
+    want = train_steps(1, str(tmp_path / "one"))
+    for rank in ranks:
+        assert rank.keys() == want.keys()
+        for name, parameter in want.items():
+            close = {"rtol": 1e-5, "atol": 1e-6}
+            torch.testing.assert_close(rank[name], parameter, **close, msg=lambda m, n=name: f"{n}: {m}")
