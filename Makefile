@@ -16,7 +16,7 @@ PYTEST := pytest -q -ra -o pythonpath= --import-mode=append
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data browser docs dist test test-wheel test-oldest lint benchmark loss-benchmark tune study field
+.PHONY: install data browser docs dist gpu-site test test-wheel test-oldest lint benchmark loss-benchmark tune study field
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ $(FASHION_MNIST):
 # The headless browser that tests/test_docs_site.py opens the built site in.
 browser:
 	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+# lightly's losses for the GPU check's peer rows, without dependencies, in a folder small enough to carry
+# with the working tree to a GPU machine that has torch and Triton alone (benchmarks/gpu_check.sh).
+gpu-site: install
+	rm -rf .gpu-site
+	$(BIN)/pip install --no-deps --target .gpu-site "lightly==$$($(BIN)/python -c 'import lightly; print(lightly.__version__)')"
 
 # The documentation site, warnings as errors, into docs-site/ (open docs-site/index.html, or serve the folder).
 docs: install

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from music_ssl import MUSICLoss, MUSICProjectionHead
+from music_ssl import MUSICLoss, MUSICProjectionHead, registry
 
 
 def _step_function(head: torch.nn.Module, loss_fn: MUSICLoss):
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     rows = []
     for implementation in args.implementations.split(","):
-        if implementation not in ("auto", "reference", "chunked", "triton"):
-            parser.error(f"unknown implementation {implementation!r}")
+        if implementation not in registry.choices():
+            parser.error(f"unknown implementation {implementation!r}: expected some of {registry.choices()}")
         torch._dynamo.reset()
         rows.append(
             measure(args.batch_size, *dims, args.segment_dim, implementation, args.repeats, args.backend)

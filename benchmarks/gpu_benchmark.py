@@ -80,6 +80,21 @@ def _bench_wall_clock(method: str, z_a, z_b, segment_dim: int, min_seconds: floa
     return {"seconds": statistics.median(times), "repeats": len(times), "peak_extra_bytes": None}
 
 
+def planned_rows(args: argparse.Namespace) -> list[dict]:
+    """The rows `run_benchmark` measures, in its order (their names: `row_key`)."""
+    return [
+        {"method": method, "n": n, "d": d, "dtype": dtype_name}
+        for n, d in args.shapes
+        for dtype_name in args.dtypes
+        for method in args.methods
+    ]
+
+
+def row_key(row: dict) -> str:
+    """A benchmark row's name in the report: N x D dtype method."""
+    return f"{row['n']}x{row['d']} {row['dtype']} {row['method']}"
+
+
 def run_benchmark(
     args: argparse.Namespace, deadline: float, rows: list[dict], save: Callable[[], None]
 ) -> list[dict]:
@@ -88,30 +103,26 @@ def run_benchmark(
     A method whose package is missing, that runs out of memory or fails gets a row with its "error"; one
     that would start after `deadline` (time.perf_counter()) is skipped.
     """
-    for n, d in args.shapes:
-        for dtype_name in args.dtypes:
-            for method in args.methods:
-                base = {"method": method, "n": n, "d": d, "dtype": dtype_name}
-                missing = missing_requirement(method)
-                if missing:
-                    row = {**base, "error": missing}
-                elif time.perf_counter() > deadline:
-                    row = {**base, "error": "skipped (time budget)"}
-                else:
-                    try:
-                        row = {
-                            **base,
-                            **bench_one(
-                                method, n, d, dtype_name, args.segment_dim, args.min_seconds, args.device
-                            ),
-                        }
-                    except torch.cuda.OutOfMemoryError:
-                        row = {**base, "error": "OOM"}
-                    except Exception as error:
-                        traceback.print_exc()
-                        row = {**base, "error": f"{type(error).__name__}: {error}"[:200]}
-                    release_memory()
-                rows.append(row)
-                save()
-                print("bench", json.dumps(row), flush=True)
+    for base in planned_rows(args):
+        method, n, d, dtype_name = base["method"], base["n"], base["d"], base["dtype"]
+        missing = missing_requirement(method)
+        if missing:
+            row = {**base, "error": missing}
+        elif time.perf_counter() > deadline:
+            row = {**base, "error": "skipped (time budget)"}
+        else:
+            try:
+                row = {
+                    **base,
+                    **bench_one(method, n, d, dtype_name, args.segment_dim, args.min_seconds, args.device),
+                }
+            except torch.cuda.OutOfMemoryError:
+                row = {**base, "error": "OOM"}
+            except Exception as error:
+                traceback.print_exc()
+                row = {**base, "error": f"{type(error).__name__}: {error}"[:200]}
+            release_memory()
+        rows.append(row)
+        save()
+        print("bench", json.dumps(row), flush=True)
     return rows

@@ -48,9 +48,9 @@ from pathlib import Path
 import torch
 
 from benchmarks import gpu_report
-from benchmarks.gpu_benchmark import run_benchmark
+from benchmarks.gpu_benchmark import planned_rows, row_key, run_benchmark
 from benchmarks.loss_methods import DTYPES, METHODS, PLAIN_BASELINE
-from benchmarks.triton_accuracy import run_checks
+from benchmarks.triton_accuracy import check_key, planned_checks, run_checks
 
 CHECK_SHAPES = ((2048, 8192, 32), (256, 8192, 32), (2048, 8160, 80))
 # N = 1000 ends every reduction over samples in a partial tile (no multiple of 16 or 64); D = 2010 gives
@@ -59,6 +59,14 @@ ODD_SHAPES = ((1000, 2010, 15),)
 BENCH_SHAPES = ((2048, 8192), (256, 8192), (4096, 16384))
 # Every method of the table, in its order.
 DEFAULT_METHODS = tuple(METHODS)
+
+
+TF32_OVERRIDES = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")
+
+
+def _check_name(case: tuple) -> str:
+    n, d, c, dtype_name, precision, _ = case
+    return check_key({"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision})
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -204,6 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "plain_baseline": PLAIN_BASELINE,
         "command": "python -m benchmarks.gpu_check " + " ".join(argv if argv is not None else sys.argv[1:]),
+        # Variables that would make the float32 products of torch's own losses TF32 behind their backs.
+        "tf32_overrides": {name: os.environ.get(name) for name in TF32_OVERRIDES},
+        # What this run set out to measure; the verdict needs every one of them, and `finished`.
+        "planned": {
+            "checks": []
+            if args.skip_check
+            else [_check_name(case) for case in planned_checks(args.check_shapes, args.odd_shapes)],
+            "bench": [] if args.skip_bench else [row_key(row) for row in planned_rows(args)],
+        },
+        "finished": False,
     }
     print(json.dumps(meta), flush=True)
     checks, bench = [], []
@@ -238,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["autotuned"] = autotuned_configs()
     except Exception as error:
         meta["autotuned"] = f"{type(error).__name__}: {error}"
+    meta["finished"] = True
     save()
     print((args.out / "gpu_check.md").read_text(), flush=True)
     failed = [c for c in checks if c.get("ok") is False]

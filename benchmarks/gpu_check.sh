@@ -11,25 +11,31 @@
 #
 # Writes gpu_check.md (tables and the verdict on the kernel's targets), gpu_check.json (every row, saved as
 # it is measured) and log.txt (nvidia-smi and the full output) to $OUT if set, else results/gpu_check.
-# Needs torch with CUDA and triton (it ships with CUDA builds of torch); lightly for the Barlow Twins and
-# VICReg rows, which report "lightly not importable" without it. PYTHON picks the interpreter (default
-# python3). When that interpreter cannot import lightly but this checkout's .venv holds it (a pure-Python
-# package), a copy of it is put on PYTHONPATH.
+# Needs torch with CUDA and triton (it ships with CUDA builds of torch); lightly for the Barlow Twins,
+# VICReg, LeJEPA and VISReg rows, which report "lightly not importable" without it: `make gpu-site` puts
+# it (pure Python, no dependencies; its losses need torch alone) in .gpu-site/, which the script finds.
+# PYTHON picks the interpreter (default python3).
 set -o pipefail
 out_dir="${OUT:-results/gpu_check}"
 mkdir -p "$out_dir"
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python="${PYTHON:-python3}"
+# lightly, pure Python, for the peers' rows: the folder `make gpu-site` fills (carry it to the GPU
+# machine with the working tree), else a copy of this checkout's .venv's.
 if ! "$python" -c "import lightly" 2>/dev/null; then
-    for package in .venv/lib/python3*/site-packages/lightly; do
-        if [ -d "$package" ]; then
-            site=$(mktemp -d)
-            cp -r "$package" "$site/"
-            export PYTHONPATH="$PYTHONPATH:$site"
-            break
-        fi
-    done
+    if [ -d .gpu-site/lightly ]; then
+        export PYTHONPATH="$PYTHONPATH:$PWD/.gpu-site"
+    else
+        for package in .venv/lib/python3*/site-packages/lightly; do
+            if [ -d "$package" ]; then
+                site=$(mktemp -d)
+                cp -r "$package" "$site/"
+                export PYTHONPATH="$PYTHONPATH:$site"
+                break
+            fi
+        done
+    fi
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out_dir/log.txt"
 timeout 390 "$python" -m benchmarks.gpu_check --out "$out_dir" --budget-s 330 "$@" 2>&1 | tee -a "$out_dir/log.txt"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 
+from benchmarks.gpu_benchmark import row_key
 from benchmarks.loss_methods import DTYPES
-from benchmarks.triton_accuracy import BF16_GRAD_TOLERANCE, TERMS, TOLERANCE
+from benchmarks.triton_accuracy import BF16_GRAD_TOLERANCE, TERMS, TOLERANCE, check_key
 
 TARGET_SHAPE = (2048, 8192)
 
@@ -90,18 +91,32 @@ def targets(rows: list[dict]) -> list[str]:
     return lines
 
 
+def missing_rows(meta: dict, checks: list[dict], bench: list[dict]) -> list[str]:
+    """The planned checks and benchmark rows (``meta["planned"]``) that did not finish with a result: never
+    started (the run was cut off or its budget ran out) or stopped by an error other than running out of
+    memory (a package that cannot be imported included)."""
+    planned = meta.get("planned", {})
+    checked = {check_key(row) for row in checks if "error" not in row or row.get("ok") is False}
+    measured = {row_key(row) for row in bench if row.get("error") in (None, "OOM")}
+    return [key for key in planned.get("checks", []) if key not in checked] + [
+        key for key in planned.get("bench", []) if key not in measured
+    ]
+
+
 def default_verdict(meta: dict, checks: list[dict], bench: list[dict]) -> str:
     """Whether this run clears the Triton kernel to become the default of implementation="auto" on CUDA.
 
-    It does when the run was on a CUDA device, every accuracy check ran and passed, and every Triton row
-    of the benchmark ran. Speed targets do not decide it: a slower kernel is a performance issue, not a
-    wrong one."""
+    It does only when the run finished (``meta["finished"]``) on a CUDA device, every planned check and
+    benchmark row finished (`missing_rows`), every accuracy check passed and every Triton row ran. Speed
+    targets do not decide it: a slower kernel is a performance issue, not a wrong one. A run cut off
+    anywhere names what is missing and recommends nothing."""
     triton_rows = [r for r in bench if r["method"].startswith("triton")]
-    failed = [c for c in checks if c.get("ok") is not True]
-    skipped = [r for r in triton_rows if r.get("error") == "skipped (time budget)"]
+    failed = [c for c in checks if c.get("ok") is False]
     broken = [r for r in triton_rows if r.get("error") not in (None, "OOM", "skipped (time budget)")]
+    missing = missing_rows(meta, checks, bench)
     on_gpu = not meta.get("device_name", "cpu").startswith("cpu")
-    if on_gpu and checks and not failed and triton_rows and not broken and not skipped:
+    finished = meta.get("finished") is True and "planned" in meta
+    if on_gpu and finished and checks and not failed and triton_rows and not broken and not missing:
         where = f"{meta['device_name']} with Triton {meta['triton']} (torch {meta['torch']})"
         return (
             f"Every check passed on {where}: to make implementation='auto' run the Triton kernel on CUDA, "
@@ -109,18 +124,21 @@ def default_verdict(meta: dict, checks: list[dict], bench: list[dict]) -> str:
             f"{meta['triton']} beside it."
         )
     why = []
+    if not finished:
+        why.append("the run was cut off before it finished")
     if not on_gpu:
         why.append("not run on a CUDA device")
     if not checks:
         why.append("no accuracy check ran")
     if failed:
-        why.append(f"{len(failed)} accuracy check(s) failed or did not run")
+        why.append(f"{len(failed)} accuracy check(s) failed")
     if not triton_rows:
         why.append("the Triton kernel was not benchmarked")
     if broken:
         why.append(f"{len(broken)} Triton benchmark row(s) failed")
-    if skipped:
-        why.append(f"{len(skipped)} Triton benchmark row(s) skipped by the time budget")
+    if missing:
+        listed = ", ".join(missing[:12]) + (f" and {len(missing) - 12} more" if len(missing) > 12 else "")
+        why.append(f"{len(missing)} planned row(s) without a result: {listed}")
     return f"Not every check passed ({'; '.join(why)}): implementation='auto' stays on 'chunked'."
 
 

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
+import importlib.util
+import sys
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -77,10 +82,42 @@ def missing_requirement(name: str) -> str:
     if package is None:
         return ""
     try:
-        __import__(package)
+        lightly_loss(LIGHTLY_LOSSES[name]) if package == "lightly" else __import__(package)
     except ImportError as error:
         return f"{package} not importable ({error})"
     return ""
+
+
+# The lightly losses of the table, by method.
+LIGHTLY_LOSSES = {
+    "barlow_twins": ("barlow_twins_loss", "BarlowTwinsLoss"),
+    "vicreg": ("vicreg_loss", "VICRegLoss"),
+    "lejepa": ("lejepa_loss", "LeJEPALoss"),
+    "visreg": ("visreg_loss", "VISRegLoss"),
+}
+
+
+def lightly_loss(module_and_class: tuple[str, str]) -> type:
+    """One of lightly's loss classes. Where ``lightly.loss`` cannot be imported because a package its
+    ``__init__`` needs for other losses is missing (torchvision, on a GPU machine that has torch alone and
+    lightly carried as pure Python: benchmarks/gpu_check.sh), the loss's own module is loaded without
+    that ``__init__``."""
+    module_name, class_name = module_and_class
+    loaded = sys.modules.get("lightly.loss")
+    if loaded is None or not getattr(loaded, "without_init", False):
+        try:
+            return getattr(importlib.import_module("lightly.loss"), class_name)
+        except ModuleNotFoundError as error:
+            if error.name is None or error.name.split(".")[0] == "lightly":
+                raise
+        spec = importlib.util.find_spec("lightly")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("lightly is not installed", name="lightly")
+        package = types.ModuleType("lightly.loss")
+        package.__path__ = [str(Path(spec.submodule_search_locations[0]) / "loss")]
+        package.without_init = True  # type: ignore[attr-defined]
+        sys.modules["lightly.loss"] = package  # its __init__ (which failed) is skipped
+    return getattr(importlib.import_module(f"lightly.loss.{module_name}"), class_name)
 
 
 def loss_function(name: str, segment_dim: int) -> Callable[[Tensor, Tensor], Tensor]:
@@ -113,9 +150,7 @@ def views_loss_function(name: str, segment_dim: int, num_global: int) -> Callabl
 
 def _native_multi_view(name: str, segment_dim: int) -> Callable[[list[Tensor], int], Tensor]:
     if name in ("lejepa", "visreg"):
-        from lightly.loss import LeJEPALoss, VISRegLoss
-
-        loss = LeJEPALoss() if name == "lejepa" else VISRegLoss()
+        loss = lightly_loss(LIGHTLY_LOSSES[name])()
 
         def global_and_local(views: list[Tensor], num_global: int) -> Tensor:
             global_proj = torch.stack(views[:num_global])
@@ -146,14 +181,8 @@ def _two_view_loss(name: str, segment_dim: int) -> Callable[[Tensor, Tensor], Te
         from music_ssl import MUSICLoss
 
         return MUSICLoss(segment_dim=segment_dim, implementation="chunked")
-    if name == "barlow_twins":
-        from lightly.loss import BarlowTwinsLoss
-
-        return BarlowTwinsLoss()
-    if name == "vicreg":
-        from lightly.loss import VICRegLoss
-
-        return VICRegLoss()
+    if name in ("barlow_twins", "vicreg"):
+        return lightly_loss(LIGHTLY_LOSSES[name])()
     raise ValueError(f"method {name!r} is not a loss function; build_step runs it")
 
 

@@ -89,6 +89,21 @@ def check_one(
     return row
 
 
+def planned_checks(
+    shapes: list[tuple[int, int, int]], odd_shapes: list[tuple[int, int, int]] = ()
+) -> list[tuple[int, int, int, str, str, bool]]:
+    """The cases `run_checks` runs, in its order: (N, D, C, dtype, precision, run twice)."""
+    cases = [(n, d, c, "float32", p, True) for n, d, c in odd_shapes for p in ("tf32", "ieee")]
+    cases += [(n, d, c, dt, "tf32", False) for n, d, c in shapes for dt in DTYPES]
+    cases += [(*shapes[0], dt, "ieee", False) for dt in DTYPES] if shapes else []
+    return cases
+
+
+def check_key(row: dict) -> str:
+    """A check row's (or planned case's) name in the report: N x D x C dtype precision."""
+    return f"{row['n']}x{row['d']}x{row['segment_dim']} {row['dtype']} {row['precision']}"
+
+
 def run_checks(
     shapes: list[tuple[int, int, int]],
     device: str,
@@ -102,10 +117,7 @@ def run_checks(
     both precisions, each run twice and compared bit for bit; then every shape with TF32 products in both
     dtypes, then float32-accurate products on the first shape in both dtypes. A case that would start
     after `deadline` (time.perf_counter()) is skipped."""
-    cases = [(n, d, c, "float32", p, True) for n, d, c in odd_shapes for p in ("tf32", "ieee")]
-    cases += [(n, d, c, dt, "tf32", False) for n, d, c in shapes for dt in DTYPES]
-    cases += [(*shapes[0], dt, "ieee", False) for dt in DTYPES]
-    for n, d, c, dtype_name, precision, repeat in cases:
+    for n, d, c, dtype_name, precision, repeat in planned_checks(shapes, odd_shapes):
         base = {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision}
         if time.perf_counter() > deadline:
             rows.append({**base, "ok": None, "error": "skipped (time budget)"})

@@ -31,6 +31,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from music_ssl import registry
+
 # gather_distributed and implementation as written, encoded by their index for the layout check.
 GATHER_CHOICES = (False, True, "auto")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -87,7 +89,6 @@ def layout(
 
 
 def _describe(values: tuple[float, ...]) -> str:
-    from music_ssl.implementations import CHOICES
 
     parts = []
     for name, value in zip(LAYOUT_FIELDS, values, strict=True):
@@ -96,7 +97,7 @@ def _describe(values: tuple[float, ...]) -> str:
         elif name == "gather_distributed":
             parts.append(f"gather_distributed={GATHER_CHOICES[int(value)]!r}")
         elif name == "implementation":
-            parts.append(f"implementation={CHOICES[int(value)]!r}")
+            parts.append(f"implementation={registry.choices()[int(value)]!r}")
         elif name in ("views", "global views", "dim", "segment_dim"):
             parts.append(f"{name}={int(value)}")
         else:

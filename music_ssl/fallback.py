@@ -13,7 +13,7 @@ import warnings
 import torch
 
 if typing.TYPE_CHECKING:
-    from music_ssl.implementations import JointKernel
+    from music_ssl.registry import JointKernel
 
 # Triton's own words when a kernel cannot be built or started: its launcher's "Triton Error [CUDA]: ...",
 # MLIR's lowering, ptxas and the PTX/cubin stages. Not "launch" or "compile": torch appends both to every

@@ -34,8 +34,8 @@ from music_ssl.segments import compute_dtype, log_probabilities, view_pairs
 
 if typing.TYPE_CHECKING:
     from music_ssl.fallback import Fallback
-    from music_ssl.implementations import JointKernel
     from music_ssl.options import MUSICOptions
+    from music_ssl.registry import JointKernel
 
 # Rows of P per chunk of the PyTorch kernel. 512 rows keep its two float32 chunk buffers at 32 MiB for
 # D = 8192 while the chunk products stay large enough to run at full matrix-multiply speed. Read at each

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch.distributed as dist
 
-from music_ssl import checks, distributed, implementations
+from music_ssl import checks, distributed, registry
 
 # The type of ``process_group`` (a torch built without torch.distributed has none: only None is accepted).
 if typing.TYPE_CHECKING:
@@ -49,7 +49,7 @@ class MUSICOptions:
             "off_weight": checks.weight("off_weight", self.off_weight),
             "inv_weight": checks.weight("inv_weight", self.inv_weight),
             "gather_distributed": checks.gather(self.gather_distributed),
-            "implementation": checks.choice("implementation", self.implementation, implementations.CHOICES),
+            "implementation": checks.choice("implementation", self.implementation, registry.choices()),
             "process_group": checks.process_group(self.process_group),
         }
         if checked["gather_distributed"] is True and not dist.is_available():
@@ -62,7 +62,7 @@ class MUSICOptions:
         # The choices as their index (`distributed.RANK_SETTINGS_FIELDS` gives the order).
         encoded = {
             "gather_distributed": distributed.GATHER_CHOICES.index(self.gather_distributed),
-            "implementation": implementations.CHOICES.index(self.implementation),
+            "implementation": registry.choices().index(self.implementation),
         }
         rank_settings = tuple(
             float(encoded.get(name, getattr(self, name))) for name in distributed.RANK_SETTINGS_FIELDS

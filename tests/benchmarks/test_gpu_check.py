@@ -4,12 +4,22 @@ These tests make sure the script runs end to end, writes its report, and judges 
 targets correctly, without a GPU.
 """
 
+import copy
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from benchmarks import gpu_check, gpu_report
+from benchmarks.gpu_benchmark import row_key
+from benchmarks.triton_accuracy import check_key
 from music_ssl import triton_kernel
+
+ROOT = Path(__file__).resolve().parents[2]
 
 interpreter = pytest.mark.skipif(
     not triton_kernel.is_available("cpu"),
@@ -61,36 +71,110 @@ def test_rehearsal_runs_every_check_and_method(tmp_path, monkeypatch):
     assert "Not every check passed (not run on a CUDA device)" in report
 
 
-GPU_META = {"device_name": "NVIDIA H200", "triton": "3.6.0", "torch": "2.14.1"}
+GPU_META = {"device_name": "NVIDIA H200", "triton": "3.6.0", "torch": "2.14.1", "finished": True}
+
+
+def _check(ok=True, n=2048):
+    return {"n": n, "d": 8192, "segment_dim": 32, "dtype": "float32", "precision": "tf32", "ok": ok}
+
+
+def _planned(meta, checks, bench):
+    """``meta`` of a run that planned exactly these rows."""
+    planned = {"checks": [check_key(c) for c in checks], "bench": [row_key(r) for r in bench]}
+    return {**meta, "planned": planned}
 
 
 def test_the_report_says_how_to_switch_auto_only_when_every_check_passed():
-    checks = [{"ok": True}, {"ok": True}]
+    checks = [_check(), _check(n=256)]
     bench = [_row("chunked", 20.0), _row("triton", 10.0), _row("triton+tf32", 8.0)]
-    line = gpu_report.default_verdict(GPU_META, checks, bench)
+    line = gpu_report.default_verdict(_planned(GPU_META, checks, bench), checks, bench)
     assert line.startswith("Every check passed on NVIDIA H200 with Triton 3.6.0 (torch 2.14.1)")
     assert "set `AUTO_USES_TRITON = True` in music_ssl/implementations.py" in line
     # Out of memory at the largest shape is a limit of the card, not a failure of the kernel.
     oom = [*bench, {**_row("triton", 0.0, n=4096, d=16384), "error": "OOM"}]
-    assert gpu_report.default_verdict(GPU_META, checks, oom).startswith("Every check passed")
+    assert gpu_report.default_verdict(_planned(GPU_META, checks, oom), checks, oom).startswith("Every check")
 
+    skipped = [*bench, {**_row("triton", 0.0, n=256), "error": "skipped (time budget)"}]
+    peer = [*bench, {**_row("vicreg", 0.0), "error": "lightly not importable"}]
     cases = [
-        (GPU_META, [{"ok": True}, {"ok": False}], bench, "1 accuracy check(s) failed or did not run"),
-        (GPU_META, [], bench, "no accuracy check ran"),
-        (GPU_META, checks, [_row("chunked", 20.0)], "the Triton kernel was not benchmarked"),
-        (GPU_META, checks, [*bench, {**_row("triton", 0.0), "error": "CompilationError: x"}], "1 Triton"),
+        (checks, [_check(), _check(ok=False)], bench, "1 accuracy check(s) failed"),
+        ([], [], bench, "no accuracy check ran"),
+        (checks, checks, [_row("chunked", 20.0)], "the Triton kernel was not benchmarked"),
         (
-            GPU_META,
             checks,
-            [*bench, {**_row("triton", 0.0), "error": "skipped (time budget)"}],
-            "time budget",
+            checks,
+            [*bench, {**_row("triton", 0.0, n=256), "error": "CompilationError: x"}],
+            "1 Triton",
         ),
-        ({**GPU_META, "device_name": "cpu (Triton interpreter)"}, checks, bench, "not run on a CUDA device"),
+        (checks, checks, skipped, "1 planned row(s) without a result: 256x8192 float32 triton"),
+        (checks, checks, peer, "1 planned row(s) without a result: 2048x8192 float32 vicreg"),
+        (checks, checks[:1], bench, "1 planned row(s) without a result: 256x8192x32 float32 tf32"),
     ]
-    for meta, check_rows, bench_rows, reason in cases:
+    for planned_checks, check_rows, bench_rows, reason in cases:
+        meta = _planned(GPU_META, planned_checks, bench_rows)
         line = gpu_report.default_verdict(meta, check_rows, bench_rows)
-        assert line.startswith("Not every check passed (") and reason in line, line
+        assert line.startswith("Not every check passed (") and reason in line, (reason, line)
         assert line.endswith("implementation='auto' stays on 'chunked'.")
+    for meta, reason in (
+        (
+            {**_planned(GPU_META, checks, bench), "device_name": "cpu (Triton interpreter)"},
+            "not run on a CUDA",
+        ),
+        ({**_planned(GPU_META, checks, bench), "finished": False}, "the run was cut off before it finished"),
+        (GPU_META, "the run was cut off before it finished"),  # a report without its plan
+    ):
+        line = gpu_report.default_verdict(meta, checks, bench)
+        assert line.startswith("Not every check passed (") and reason in line, (reason, line)
+
+
+REHEARSAL = ["--device", "cpu", "--shapes", "24x48", "--segment-dim", "16", "--methods", "chunked,triton"]
+REHEARSAL += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0"]
+
+
+@interpreter
+@pytest.mark.timeout(600)
+def test_a_run_cut_off_anywhere_recommends_nothing_and_names_what_is_missing(tmp_path, monkeypatch):
+    """The report as it stands after every row (where a killed run leaves it), judged as if the run were
+    on a GPU: only the finished run's verdict recommends switching; every earlier one names its missing
+    rows. Then a real kill: the files on disk say the run did not finish."""
+    snapshots = []
+    render = gpu_check.gpu_report.render
+
+    def snapshot(meta, checks, bench, *rest):
+        snapshots.append(copy.deepcopy((meta, checks, bench)))
+        return render(meta, checks, bench, *rest)
+
+    monkeypatch.setattr(gpu_check.gpu_report, "render", snapshot)
+    assert gpu_check.main(["--out", str(tmp_path / "whole"), *REHEARSAL]) == 0
+    planned = len(snapshots[-1][0]["planned"]["checks"]) + len(snapshots[-1][0]["planned"]["bench"])
+    assert planned == 6 + 4 and len(snapshots) >= planned + 1
+    verdicts = [
+        gpu_report.default_verdict({**m, "device_name": "NVIDIA H100"}, c, b) for m, c, b in snapshots
+    ]
+    assert verdicts[-1].startswith("Every check passed on NVIDIA H100")
+    for (_, checks, bench), verdict in zip(snapshots[:-1], verdicts[:-1], strict=True):
+        assert verdict.startswith("Not every check passed (the run was cut off before it finished"), verdict
+        assert "AUTO_USES_TRITON" not in verdict
+        left = planned - len(checks) - len(bench)
+        assert (f"{left} planned row(s) without a result" in verdict) == (left > 0), verdict
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "benchmarks.gpu_check", "--out", str(out), *REHEARSAL]
+    run = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "TRITON_INTERPRET": "1"})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        rows = json.loads((out / "gpu_check.json").read_text()) if (out / "gpu_check.json").is_file() else {}
+        if len(rows.get("checks", [])) >= 3:
+            break
+        time.sleep(0.2)
+    run.kill()
+    run.wait()
+    result = json.loads((out / "gpu_check.json").read_text())
+    assert result["meta"]["finished"] is False and 3 <= len(result["checks"]) < 6
+    verdict = gpu_report.default_verdict(
+        {**result["meta"], "device_name": "NVIDIA H100"}, result["checks"], []
+    )
+    assert "the run was cut off before it finished" in verdict and "24x48 float32 triton" in verdict
 
 
 @interpreter

@@ -125,3 +125,54 @@ def test_two_view_peers_of_several_views_are_their_mean_over_the_pairs(name):
 def test_the_floor_of_several_views_runs_one_set_of_products_per_pair():
     views = [torch.randn(8, 32) for _ in range(4)]
     assert len(methods.build_views_step("matmul_floor", views, 2, 16)()) == 3 * 5
+
+
+# Run in a fresh interpreter where only torch's own packages, lightly (from the folder given) and this
+# checkout import: what a GPU machine with torch and Triton alone has once .gpu-site is carried to it.
+_TORCH_ALONE = """
+import importlib.abc, sys
+ALLOWED = {"torch", "numpy", "triton", "sympy", "mpmath", "networkx", "jinja2", "markupsafe", "filelock",
+           "fsspec", "typing_extensions", "functorch", "torchgen", "nvidia", "packaging", "setuptools",
+           "pkg_resources", "lightly", "music_ssl", "benchmarks"}
+class TorchAlone(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top in ALLOWED or top.startswith("_"):
+            return None
+        raise ModuleNotFoundError(f"No module named {name!r} (not on the GPU machine)", name=name)
+sys.meta_path.insert(0, TorchAlone())
+import torch
+from benchmarks import loss_methods
+for name in ("barlow_twins", "vicreg", "lejepa", "visreg"):
+    assert not loss_methods.missing_requirement(name), loss_methods.missing_requirement(name)
+    views = [torch.randn(8, 32) for _ in range(2)]
+    print(name, float(loss_methods.views_loss_function(name, 16, 2)(views)))
+"""
+
+
+def test_the_peers_rows_run_with_torch_and_a_carried_lightly_alone(tmp_path):
+    """`make gpu-site`'s folder (here a copy of the installed lightly) is all the peers' rows need beside
+    torch: lightly's losses load without the package's __init__, which needs torchvision."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lightly = pytest.importorskip("lightly", reason="pip install 'music-ssl[bench]' for lightly's losses")
+    shutil.copytree(Path(lightly.__file__).parent, tmp_path / "lightly")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{tmp_path}", "PYTHONNOUSERSITE": "1"}
+    # The venv's own site-packages hold torchvision: the finder above refuses it, as the GPU machine would.
+    result = subprocess.run(
+        [sys.executable, "-c", _TORCH_ALONE],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = dict(line.split() for line in result.stdout.splitlines())
+    assert set(values) == {"barlow_twins", "vicreg", "lejepa", "visreg"}
+    assert all(torch.isfinite(torch.tensor(float(v))) for v in values.values()), values

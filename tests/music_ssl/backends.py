@@ -23,9 +23,11 @@ CPU = torch.device("cpu")
 if os.environ.get("MUSIC_SSL_TEST_TOY_BACKEND") == "1" and TOY not in implementations.REGISTRY:
     implementations.register(implementations.fused_implementation(TOY, fused.chunked_joint_terms))
 
-# Implementations that run on CPU tensors only in an interpreter (Triton's): the generic tests that run
-# many shapes leave them out (`interpreted=False`); test_triton_kernel.py runs them on small shapes.
-_INTERPRETED_ON_CPU = ("triton",)
+
+def _interpreted(entry: implementations.Implementation) -> bool:
+    """Whether the entry runs on CPU tensors only in an interpreter (as it declares: Triton's): the generic
+    tests that run many shapes leave it out (`interpreted=False`); its own tests run it on small shapes."""
+    return CPU.type in entry.interpreted_on
 
 
 def names(fused_only: bool = False, auto: bool = False, interpreted: bool = True) -> list[str]:
@@ -35,7 +37,7 @@ def names(fused_only: bool = False, auto: bool = False, interpreted: bool = True
         entry.name
         for entry in implementations.REGISTRY.values()
         if (entry.fused or not fused_only)
-        and (interpreted or entry.name not in _INTERPRETED_ON_CPU)
+        and (interpreted or not _interpreted(entry))
         and not entry.unavailable_reason(CPU)
     ]
     return chosen + (["auto"] if auto else [])
@@ -46,7 +48,7 @@ def params(fused_only: bool = False, auto: bool = False, interpreted: bool = Tru
     a skip that gives its reason."""
     out = []
     for entry in implementations.REGISTRY.values():
-        if (fused_only and not entry.fused) or (not interpreted and entry.name in _INTERPRETED_ON_CPU):
+        if (fused_only and not entry.fused) or (not interpreted and _interpreted(entry)):
             continue
         reason = entry.unavailable_reason(CPU)
         out.append(pytest.param(entry.name, marks=pytest.mark.skipif(bool(reason), reason=reason or "runs")))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,16 +13,12 @@ pytest.importorskip(
     "to run these tests",
 )
 
-import solo  # noqa: E402
 from hydra import compose, initialize  # noqa: E402
-from hydra.core.plugins import Plugins  # noqa: E402
-from hydra.plugins.search_path_plugin import SearchPathPlugin  # noqa: E402
 from solo.methods import METHODS, BarlowTwins  # noqa: E402
 
 from music_ssl.integrations.solo_learn import MUSIC, register  # noqa: E402
+from tests.integrations.solo_learn.scripts import image_folder_run, plugin_is_seen, run, solo_script  # noqa: E402
 
-PLUGIN_MODULE = "hydra_plugins.music_ssl_solo.music_ssl_solo_searchpath"
-SOLO_CHECKOUT = Path(os.environ.get("SOLO_LEARN_DIR", Path(solo.__file__).resolve().parents[1]))
 CPU_RUN = ["accelerator=cpu", "devices='1'", "strategy=auto", "precision=32", "sync_batchnorm=False"]
 
 
@@ -54,7 +47,7 @@ def test_register_refuses_to_replace_another_method(restore_methods):
 
 
 def test_hydra_plugin_registers_and_serves_configs(restore_methods):
-    if not any(p.__module__ == PLUGIN_MODULE for p in Plugins.instance().discover(SearchPathPlugin)):
+    if not plugin_is_seen():
         pytest.skip(
             "Hydra does not see hydra_plugins.music_ssl_solo (music-ssl not installed, or installed in "
             "setuptools' default editable mode): pip install . or pip install -e . "
@@ -69,44 +62,17 @@ def test_hydra_plugin_registers_and_serves_configs(restore_methods):
     assert METHODS["music"] is MUSIC
 
 
-def _solo_script(name: str) -> Path:
-    script = SOLO_CHECKOUT / name
-    if not script.is_file():
-        pytest.skip(f"{name} not found in {SOLO_CHECKOUT}: set SOLO_LEARN_DIR to a solo-learn checkout")
-    return script
-
-
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 def test_solo_scripts_pretrain_then_linear(fashion_mnist_folder, tmp_path):
     """solo-learn's unmodified main_pretrain.py and main_linear.py with our packaged configs, on CPU."""
-    pretrain, linear = _solo_script("main_pretrain.py"), _solo_script("main_linear.py")
-    if not any(p.__module__ == PLUGIN_MODULE for p in Plugins.instance().discover(SearchPathPlugin)):
-        pytest.skip("Hydra does not see hydra_plugins.music_ssl_solo: install music-ssl as a wheel")
-    data = [
-        "data.dataset=custom",
-        f"data.train_path={fashion_mnist_folder / 'train'}",
-        f"data.val_path={fashion_mnist_folder / 'val'}",
-        "data.num_workers=0",
-        "optimizer.batch_size=8",
-        "max_epochs=1",
-        "+limit_train_batches=2",
-        "+limit_val_batches=1",
-        f"checkpoint.dir={tmp_path / 'trained_models'}",
-        *CPU_RUN,
-    ]
-    _run(
+    pretrain, linear = solo_script("main_pretrain.py"), solo_script("main_linear.py")
+    data = [*image_folder_run(fashion_mnist_folder, tmp_path), "+limit_train_batches=2", *CPU_RUN]
+    run(
         [sys.executable, str(pretrain), "--config-name", "music_cifar", "auto_resume.enabled=False", *data],
         tmp_path,
     )
     (checkpoint,) = (tmp_path / "trained_models" / "music").glob("*/*.ckpt")
 
-    _run(
+    run(
         [
             sys.executable,
             str(linear),

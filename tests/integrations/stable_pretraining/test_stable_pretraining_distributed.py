@@ -17,10 +17,12 @@ if importlib.util.find_spec("stable_pretraining") is None:
 
 import lightning as pl  # noqa: E402
 import stable_pretraining as spt  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
+from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
 
+from music_ssl import MUSICProjectionHead  # noqa: E402
 from music_ssl.integrations.recipes import CIFAR10  # noqa: E402
 from music_ssl.integrations.stable_pretraining import cifar10_resnet18 as benchmark  # noqa: E402
+from music_ssl.integrations.stable_pretraining import music_forward  # noqa: E402
 from tests.integrations.two_processes import (  # noqa: E402
     WORLD_SIZE,
     assert_joint_over_the_global_batch,
@@ -142,3 +144,83 @@ def test_the_schedule_follows_the_global_batch(ranks):
         assert rank["batches_per_epoch"] == IMAGES // BATCH_SIZE // WORLD_SIZE
         assert rank["steps"] == rank["total_steps"] == EPOCHS * rank["batches_per_epoch"]
         assert rank["warmup_steps"] == WARMUP_EPOCHS * rank["batches_per_epoch"]
+
+
+TRAINED_STEPS = 3
+
+
+def bn_free_module() -> spt.Module:
+    """An ``spt.Module`` with ``music_forward``, BatchNorm-free (ranks that each normalize their own shard
+    could not equal one process exactly: docs/implementation.md), SGD with momentum."""
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 4, stride=4), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
+    projector = MUSICProjectionHead(16, 32, 32, segment_dim=8, batch_norm=False)
+    return spt.Module(
+        backbone=backbone,
+        projector=projector,
+        forward=music_forward,
+        music_loss=projector.loss(),
+        optim={"optimizer": {"type": "SGD", "lr": 0.5, "momentum": 0.9}},
+    )
+
+
+def global_batches(size: int) -> list[list[int]]:
+    """Every step's global batch under Lightning's DDP: each rank's batch as its distributed sampler
+    (shuffled, seed 0, epoch 0) gives it, the ranks' batches together."""
+    shards = [
+        list(DistributedSampler(range(size), num_replicas=WORLD_SIZE, rank=r)) for r in range(WORLD_SIZE)
+    ]
+    steps = len(shards[0]) // BATCH_SIZE
+    return [
+        [i for shard in shards for i in shard[k * BATCH_SIZE : (k + 1) * BATCH_SIZE]] for k in range(steps)
+    ]
+
+
+def train_steps(devices: int, root: str) -> dict:
+    """TRAINED_STEPS steps under a Lightning Trainer on ``devices`` processes: on two, DDP with its own
+    distributed sampler; on one, the same global batches. Every parameter after them."""
+    spt.set(cache_dir=root)
+    module = bn_free_module()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        max_steps=TRAINED_STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    views = TwoViews()
+    if devices > 1:
+        loader = DataLoader(views, batch_size=BATCH_SIZE)
+    else:
+        loader = DataLoader(views, batch_sampler=global_batches(len(views))[:TRAINED_STEPS])
+    trainer.fit(module, train_dataloaders=loader)
+    return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def _train_on_rank(rank: int, root: str) -> dict:
+    return train_steps(WORLD_SIZE, root)
+
+
+@pytest.mark.timeout(600)
+def test_a_two_process_trainer_trains_the_module_as_one_process(tmp_path):
+    """``music_forward`` in an ``spt.Module`` under a two-process Trainer: after a few SGD steps every rank
+    holds the parameters that one process reaches on the ranks' batches concatenated."""
+    try:
+        ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"))
+    except Exception as error:
+        pytest.fail(f"{RELEASE}: training the module on two processes failed: {error}")
+    want = train_steps(1, str(tmp_path / "one"))
+    assert want, "the module has parameters"
+    for rank in ranks:
+        assert rank.keys() == want.keys()
+        for name, parameter in want.items():
+            close = {"rtol": 1e-5, "atol": 1e-6}
+            torch.testing.assert_close(
+                rank[name], parameter, **close, msg=lambda m, n=name: f"{RELEASE}, {n}: {m}"
+            )
