@@ -47,7 +47,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import gpu_report
+from benchmarks import convergence, gpu_report
 from benchmarks.gpu_benchmark import planned_rows, row_key, run_benchmark
 from benchmarks.loss_methods import DTYPES, METHODS, PLAIN_BASELINE
 from benchmarks.triton_accuracy import check_key, planned_checks, run_checks
@@ -65,8 +65,10 @@ TF32_OVERRIDES = ("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE")
 
 
 def _check_name(case: tuple) -> str:
-    n, d, c, dtype_name, precision, _ = case
-    return check_key({"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision})
+    n, d, c, dtype_name, precision, _, views = case
+    return check_key(
+        {"n": n, "d": d, "segment_dim": c, "dtype": dtype_name, "precision": precision, "views": views}
+    )
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -76,6 +78,8 @@ def _shape(text: str) -> tuple[int, ...]:
 
 def _shapes(length: int):
     def parse(text: str) -> list[tuple[int, ...]]:
+        if text == "none":
+            return []
         shapes = [_shape(part) for part in text.split(",")]
         if any(len(shape) != length for shape in shapes):
             raise argparse.ArgumentTypeError(f"expected {'x'.join('NDC'[:length])} shapes, got {text!r}")
@@ -99,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--check-shapes",
         type=_shapes(3),
         default=list(CHECK_SHAPES),
-        help="check shapes, comma-separated NxDxC (default: 2048x8192x32,256x8192x32,2048x8160x80)",
+        help="check shapes, comma-separated NxDxC, or none (default: 2048x8192x32,256x8192x32,2048x8160x80)",
     )
     parser.add_argument(
         "--odd-shapes",
@@ -132,6 +136,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="cuda: do not compile every kernel variant in parallel processes before the checks",
     )
+    parser.add_argument(
+        "--convergence-steps",
+        type=int,
+        default=300,
+        help="training steps of the convergence check (benchmarks/convergence.py); 0 skips it",
+    )
+    parser.add_argument("--convergence-batch", type=int, default=128, help="its batch size")
+    parser.add_argument("--convergence-width", type=int, default=1024, help="its head's width")
     parser.add_argument("--skip-check", action="store_true", help="benchmark only")
     parser.add_argument("--skip-bench", action="store_true", help="check only")
     parser.add_argument(
@@ -183,6 +195,40 @@ def _profile(args: argparse.Namespace) -> str:
         return f"profiling failed: {type(error).__name__}: {error}"
 
 
+def _planned_convergence(args: argparse.Namespace) -> list[dict]:
+    """The convergence check's rows: the default implementation and Triton against the reference, in
+    float32 and under bf16 autocast, as users train."""
+    if args.convergence_steps <= 0:
+        return []
+    return [
+        {"implementation": implementation, "autocast": autocast}
+        for autocast in ("float32", "bfloat16")
+        for implementation in ("auto", "triton")
+    ]
+
+
+def _train_curves(args: argparse.Namespace, deadline: float, rows: list[dict], save) -> None:
+    """The convergence check's rows, one precision at a time (its reference curve first); a precision that
+    would start after ``deadline`` is skipped."""
+    planned = _planned_convergence(args)
+    for autocast in dict.fromkeys(row["autocast"] for row in planned):
+        names = [row["implementation"] for row in planned if row["autocast"] == autocast]
+        if time.perf_counter() > deadline:
+            rows += [
+                {"implementation": n, "autocast": autocast, "error": "skipped (time budget)"} for n in names
+            ]
+        else:
+            try:
+                rows += convergence.run(
+                    names, args.device, args.convergence_steps, autocast, args.convergence_batch
+                )
+            except Exception as error:  # report it and go on
+                message = f"{type(error).__name__}: {error}"[:300]
+                rows += [{"implementation": n, "autocast": autocast, "error": message} for n in names]
+        save()
+        print("convergence", json.dumps(rows[-len(names) :]), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the check and the benchmark as `args` ask; 0 when every accuracy check passed, 1 when one
     failed, 2 when nothing could run (no CUDA device, or the Triton kernel is unavailable)."""
@@ -220,11 +266,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.skip_check
             else [_check_name(case) for case in planned_checks(args.check_shapes, args.odd_shapes)],
             "bench": [] if args.skip_bench else [row_key(row) for row in planned_rows(args)],
+            "convergence": [convergence.row_key(row) for row in _planned_convergence(args)],
         },
         "finished": False,
     }
     print(json.dumps(meta), flush=True)
-    checks, bench = [], []
+    checks, bench, trained = [], [], []
     args.out.mkdir(parents=True, exist_ok=True)
 
     profile_text = ""
@@ -233,9 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         """Both files after every row: a run cut off keeps its tables and its verdict so far."""
         meta["seconds"] = time.perf_counter() - started
         (args.out / "gpu_check.json").write_text(
-            json.dumps({"meta": meta, "checks": checks, "bench": bench}, indent=2)
+            json.dumps({"meta": meta, "checks": checks, "bench": bench, "convergence": trained}, indent=2)
         )
-        report = gpu_report.render(meta, checks, bench, profile_text, args.segment_dim)
+        report = gpu_report.render(meta, checks, bench, profile_text, args.segment_dim, trained)
         (args.out / "gpu_check.md").write_text(report)
 
     if args.device == "cuda" and not args.no_warm_cache:
@@ -247,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         run_checks(args.check_shapes, args.device, check_deadline, checks, save, args.odd_shapes)
     if not args.skip_bench:
         run_benchmark(args, deadline, bench, save)
+    _train_curves(args, deadline, trained, save)
     if not args.skip_bench and args.device == "cuda" and time.perf_counter() < deadline:
         profile_text = _profile(args)
         print(profile_text, flush=True)
@@ -259,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     meta["finished"] = True
     save()
     print((args.out / "gpu_check.md").read_text(), flush=True)
-    failed = [c for c in checks if c.get("ok") is False]
+    failed = [c for c in checks + trained if c.get("ok") is False]
     return 1 if failed else 0
 
 

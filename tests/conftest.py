@@ -34,7 +34,10 @@ def dist(tmp_path_factory) -> Path:
     named by MUSIC_SSL_DIST; without it they are built here, into a temporary folder."""
     if os.environ.get("MUSIC_SSL_DIST"):
         return Path(os.environ["MUSIC_SSL_DIST"])
-    pytest.importorskip("build", reason="pip install build (in music-ssl[test]) to build the artifacts")
+    # build.__main__, not build: a checkout's ignored build/ folder imports as an empty namespace package.
+    pytest.importorskip(
+        "build.__main__", reason="pip install build (in music-ssl[test]) to build the artifacts"
+    )
     out = tmp_path_factory.mktemp("dist")
     for extra in ([], ["--wheel", "--outdir", str(out / "from-tree")]):
         result = subprocess.run(

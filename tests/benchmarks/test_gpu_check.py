@@ -20,6 +20,8 @@ from benchmarks.triton_accuracy import check_key
 from music_ssl import triton_kernel
 
 ROOT = Path(__file__).resolve().parents[2]
+# The convergence check's training, small enough for Triton's interpreter.
+TINY_TRAINING = ["--convergence-steps", "2", "--convergence-batch", "8", "--convergence-width", "64"]
 
 interpreter = pytest.mark.skipif(
     not triton_kernel.is_available("cpu"),
@@ -32,7 +34,7 @@ interpreter = pytest.mark.skipif(
 def test_rehearsal_runs_every_check_and_method(tmp_path, monkeypatch):
     pytest.importorskip("lightly", reason="pip install 'music-ssl[bench]' for lightly's peer losses")
     argv = ["--device", "cpu", "--out", str(tmp_path), "--shapes", "24x48", "--segment-dim", "16"]
-    argv += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0"]
+    argv += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0", *TINY_TRAINING]
     reports = []
     save = gpu_check.gpu_report.render
 
@@ -44,31 +46,47 @@ def test_rehearsal_runs_every_check_and_method(tmp_path, monkeypatch):
     assert gpu_check.main(argv) == 0
 
     result = json.loads((tmp_path / "gpu_check.json").read_text())
-    checks = [(row["n"], row["dtype"], row["precision"]) for row in result["checks"]]
+    checks = [(row["n"], row["dtype"], row["precision"], row["views"]) for row in result["checks"]]
     assert checks == [
-        (37, "float32", "tf32"),
-        (37, "float32", "ieee"),
-        (20, "float32", "tf32"),
-        (20, "bfloat16", "tf32"),
-        (20, "float32", "ieee"),
-        (20, "bfloat16", "ieee"),
+        (37, "float32", "tf32", 2),
+        (37, "float32", "ieee", 2),
+        (37, "float32", "tf32", 4),  # two global views and two local ones
+        (20, "float32", "tf32", 2),
+        (20, "bfloat16", "tf32", 2),
+        (20, "float32", "ieee", 2),
+        (20, "bfloat16", "ieee", 2),
     ]
     assert all(row["ok"] is True for row in result["checks"]), result["checks"]
+    # Every case is judged against torch's own error on the same inputs.
+    assert all(0 <= row["worst_ratio_to_torch"] <= 4 and row["torch_errors"] for row in result["checks"])
+    assert {key for key in result["checks"][2] if key.startswith("grad_z_")} == {
+        f"grad_z_{i}" for i in range(4)
+    }
     # The odd shape ran twice with the same bits; the report was written after every row, the first one
     # already with the accuracy table so far.
-    assert [row.get("bitwise_repeat") for row in result["checks"]] == [True, True, None, None, None, None]
+    assert [row.get("bitwise_repeat") for row in result["checks"]] == [True, True, *[None] * 5]
     assert len(reports) >= len(checks) + len(result["bench"])
-    assert "| 37 | 90 | 15 | float32 | tf32 |" in reports[0] and "| yes | yes |" in reports[0]
+    assert "| 37 | 90 | 15 | 2 | float32 | tf32 |" in reports[0] and "| yes | yes |" in reports[0]
 
     bench = result["bench"]
     assert [row["method"] for row in bench] == 2 * list(gpu_check.DEFAULT_METHODS)
     assert all("error" not in row and row["seconds"] > 0 for row in bench), bench
     report = (tmp_path / "gpu_check.md").read_text()
-    assert "| 20 | 90 | 15 | bfloat16 | ieee |" in report
+    assert "| 20 | 90 | 15 | 2 | bfloat16 | ieee |" in report
     assert "| 24 | 48 | float32 | triton | " in report
     assert "- float32, triton: not measured (not run)" in report  # The targets are for N=2048, D=8192.
     # A rehearsal in the interpreter never clears the kernel to become auto's default.
     assert "Not every check passed (not run on a CUDA device)" in report
+    # The training run against the reference: the default implementation and Triton, in both precisions.
+    trained = [(row["implementation"], row["autocast"]) for row in result["convergence"]]
+    assert trained == [
+        ("auto", "float32"),
+        ("triton", "float32"),
+        ("auto", "bfloat16"),
+        ("triton", "bfloat16"),
+    ]
+    assert all(row["ok"] is True for row in result["convergence"]), result["convergence"]
+    assert "## Training against the reference" in report and "| triton | bfloat16 | 2 |" in report
 
 
 GPU_META = {"device_name": "NVIDIA H200", "triton": "3.6.0", "torch": "2.14.1", "finished": True}
@@ -128,7 +146,7 @@ def test_the_report_says_how_to_switch_auto_only_when_every_check_passed():
 
 
 REHEARSAL = ["--device", "cpu", "--shapes", "24x48", "--segment-dim", "16", "--methods", "chunked,triton"]
-REHEARSAL += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0"]
+REHEARSAL += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0", *TINY_TRAINING]
 
 
 @interpreter
@@ -140,22 +158,23 @@ def test_a_run_cut_off_anywhere_recommends_nothing_and_names_what_is_missing(tmp
     snapshots = []
     render = gpu_check.gpu_report.render
 
-    def snapshot(meta, checks, bench, *rest):
-        snapshots.append(copy.deepcopy((meta, checks, bench)))
-        return render(meta, checks, bench, *rest)
+    def snapshot(meta, checks, bench, profile_text, segment_dim, trained=()):
+        snapshots.append(copy.deepcopy((meta, checks, bench, list(trained))))
+        return render(meta, checks, bench, profile_text, segment_dim, trained)
 
     monkeypatch.setattr(gpu_check.gpu_report, "render", snapshot)
     assert gpu_check.main(["--out", str(tmp_path / "whole"), *REHEARSAL]) == 0
     planned = len(snapshots[-1][0]["planned"]["checks"]) + len(snapshots[-1][0]["planned"]["bench"])
-    assert planned == 6 + 4 and len(snapshots) >= planned + 1
+    planned += len(snapshots[-1][0]["planned"]["convergence"])
+    assert planned == 7 + 4 + 4 and len(snapshots) >= 7 + 4 + 2 + 1  # the training saves once per precision
     verdicts = [
-        gpu_report.default_verdict({**m, "device_name": "NVIDIA H100"}, c, b) for m, c, b in snapshots
+        gpu_report.default_verdict({**m, "device_name": "NVIDIA H100"}, c, b, t) for m, c, b, t in snapshots
     ]
     assert verdicts[-1].startswith("Every check passed on NVIDIA H100")
-    for (_, checks, bench), verdict in zip(snapshots[:-1], verdicts[:-1], strict=True):
+    for (_, checks, bench, trained), verdict in zip(snapshots[:-1], verdicts[:-1], strict=True):
         assert verdict.startswith("Not every check passed (the run was cut off before it finished"), verdict
         assert "AUTO_USES_TRITON" not in verdict
-        left = planned - len(checks) - len(bench)
+        left = planned - len(checks) - len(bench) - len(trained)
         assert (f"{left} planned row(s) without a result" in verdict) == (left > 0), verdict
 
     out = tmp_path / "killed"
@@ -170,11 +189,39 @@ def test_a_run_cut_off_anywhere_recommends_nothing_and_names_what_is_missing(tmp
     run.kill()
     run.wait()
     result = json.loads((out / "gpu_check.json").read_text())
-    assert result["meta"]["finished"] is False and 3 <= len(result["checks"]) < 6
+    assert result["meta"]["finished"] is False and 3 <= len(result["checks"]) < 7
     verdict = gpu_report.default_verdict(
         {**result["meta"], "device_name": "NVIDIA H100"}, result["checks"], []
     )
     assert "the run was cut off before it finished" in verdict and "24x48 float32 triton" in verdict
+
+
+@interpreter
+def test_the_gate_is_torchs_own_error_times_a_stated_factor(monkeypatch):
+    """A kernel as accurate as torch passes; one whose errors are ten times torch's fails, however small."""
+    from benchmarks import triton_accuracy
+
+    assert triton_accuracy.check_one(20, 90, 15, "float32", "tf32", "cpu")["ok"] is True
+    compute = triton_accuracy._loss_and_gradients
+
+    def worse(views, c, precision, implementation, num_global):
+        terms, grads = compute(views, c, precision, implementation, num_global)
+        if implementation != "triton":
+            return terms, grads
+        exact, exact_grads = compute([x.double() for x in views], c, "ieee", "reference", num_global)
+        torch_terms, torch_grads = compute(views, c, precision, "reference", num_global)
+
+        # Ten times torch's own deviation from float64, plus ten float32 roundings, all in one direction.
+        def off(want, torch_value):
+            return want + 10 * (torch_value - want).abs() + 10 * 2**-23 * want.abs().max()
+
+        terms = {k: off(exact[k], torch_terms[k]) for k in terms}
+        grads = [off(want, got) for want, got in zip(exact_grads, torch_grads, strict=True)]
+        return terms, grads
+
+    monkeypatch.setattr(triton_accuracy, "_loss_and_gradients", worse)
+    row = triton_accuracy.check_one(20, 90, 15, "float32", "tf32", "cpu")
+    assert row["ok"] is False and row["worst_ratio_to_torch"] > triton_accuracy.TORCH_FACTOR, row
 
 
 @interpreter
@@ -194,6 +241,7 @@ def test_the_checks_have_their_own_cap_so_the_timings_always_run(tmp_path):
     timings after them still run (here the share is 0: no check starts, every timing does)."""
     argv = ["--device", "cpu", "--out", str(tmp_path), "--shapes", "24x48", "--segment-dim", "16"]
     argv += ["--check-shapes", "20x90x15", "--check-share", "0", "--methods", "chunked", "--min-seconds", "0"]
+    argv += ["--convergence-steps", "0"]
     assert gpu_check.main(argv) == 0
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     assert result["checks"] and all(row["error"] == "skipped (time budget)" for row in result["checks"])
@@ -276,7 +324,7 @@ def test_the_prepared_script_rehearses_end_to_end_on_the_cpu(tmp_path):
 
     root = Path(__file__).resolve().parents[2]
     argv = ["--device", "cpu", "--shapes", "24x48", "--segment-dim", "16", "--methods", "chunked,triton"]
-    argv += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0"]
+    argv += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0", *TINY_TRAINING]
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "TRITON_INTERPRET": "1"}
     result = subprocess.run(
         ["bash", str(root / "benchmarks" / "gpu_check.sh"), *argv],
@@ -288,6 +336,41 @@ def test_the_prepared_script_rehearses_end_to_end_on_the_cpu(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (tmp_path / "gpu_check.md").read_text()
-    assert "| 37 | 90 | 15 | float32 | tf32 |" in report and "| 24 | 48 | float32 | triton | " in report
-    assert "## compute-sanitizer memcheck, odd shape 1000 x 2010, C = 15" in report
+    assert "| 37 | 90 | 15 | 2 | float32 | tf32 |" in report and "| 24 | 48 | float32 | triton | " in report
+    assert "## compute-sanitizer memcheck, odd shape 100 x 250, C = 15" in report
     assert (tmp_path / "log.txt").is_file() and (tmp_path / "gpu_check.json").is_file()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize(
+    ("behaviour", "total_s", "verdict"),
+    [
+        ("exit 0", 470, "no error"),
+        ("exit 3", 470, "ERRORS (the kernel must not become auto's default)"),
+        ("sleep 60", 30, "cut off after"),
+        ("exit 0", 10, "not run: "),
+    ],
+)
+def test_the_memcheck_verdict_says_what_happened(tmp_path, behaviour, total_s, verdict):
+    """A compute-sanitizer in CUDA's usual place is found; its errors, a run cut off by the time left and
+    a run with no time left are each reported as such, never as passed. (A stand-in sanitizer, and the
+    check itself asked for nothing but its report.)"""
+    fake = tmp_path / "bin" / "compute-sanitizer"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/usr/bin/env bash\n{behaviour}\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "TOTAL_S": str(total_s)}
+    env["PATH"] = f"{fake.parent}{os.pathsep}{env['PATH']}"
+    argv = ["--device", "cpu", "--skip-check", "--skip-bench", "--convergence-steps", "0"]
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = (tmp_path / "out" / "gpu_check.md").read_text()
+    section = report.split("## compute-sanitizer memcheck")[1]
+    assert verdict in section, (section, result.stdout[-2000:])
+    assert "no error" not in section or behaviour == "exit 0"

@@ -50,10 +50,8 @@ def train(model: nn.Module, loss_fn: MUSICLoss, rows: slice) -> list[float]:
 def _wrapped(model: nn.Module, wrap: str) -> nn.Module:
     if wrap == "ddp":
         return nn.parallel.DistributedDataParallel(model)
-    try:
-        from torch.distributed.fsdp import fully_shard
-    except ImportError:  # torch < 2.6
-        from torch.distributed._composable.fsdp import fully_shard
+    from torch.distributed.fsdp import fully_shard
+
     for layer in model:
         if isinstance(layer, nn.Linear):
             fully_shard(layer)

@@ -18,6 +18,8 @@ from tests.process_group import free_port, join_process_group, leave_process_gro
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed")
 
+# torch 2.4's Dynamo names an exception raised in traced code without its message.
+OLD_DYNAMO = tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 5)
 SIZES = (3, 7)  # per-rank batch sizes
 STEPS = 3
 
@@ -100,6 +102,8 @@ def test_the_reference_under_fullgraph_says_why_and_runs_without_it(tmp_path):
     (tmp_path / "fullgraph").mkdir()
     ranks = _run(tmp_path / "fullgraph", "reference", fullgraph=True)
     for rank in ranks:
+        if OLD_DYNAMO and rank["error"].startswith("Unsupported: Observed exception"):
+            continue  # torch < 2.5 reports the exception without its text
         assert "torch.compile cannot trace a shape that depends on it" in rank["error"]
         assert 'implementation="auto" or "chunked"' in rank["error"]
     (tmp_path / "graph_breaks").mkdir()

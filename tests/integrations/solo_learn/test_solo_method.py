@@ -27,7 +27,7 @@ from solo.data.pretrain_dataloader import (  # noqa: E402
 )
 
 import music_ssl.integrations.solo_learn.music as music_module  # noqa: E402
-from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss, music_loss_terms  # noqa: E402
+from music_ssl import MUSICLoss, MUSICOptions, MUSICProjectionHead, music_loss, music_loss_terms  # noqa: E402
 from music_ssl.integrations.solo_learn import CONFIG_MODULE, MUSIC  # noqa: E402
 
 BATCH = 8
@@ -85,7 +85,7 @@ def test_cfg_defaults_are_filled(fashion_mnist_folder):
     kwargs = cfg.method_kwargs
     assert kwargs.proj_num_layers == 3 and kwargs.segment_dim == 32 and kwargs.implementation == "auto"
     weights = (kwargs.temperature, kwargs.diag_weight, kwargs.off_weight, kwargs.inv_weight)
-    assert weights == (1.0, 1.0, 1.0, 1.0)
+    assert weights == (MUSICOptions().temperature, 1.0, 1.0, 1.0)  # the core's defaults
 
 
 @pytest.mark.parametrize("key", ["proj_hidden_dim", "proj_output_dim"])
