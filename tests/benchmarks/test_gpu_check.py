@@ -35,14 +35,16 @@ def test_rehearsal_runs_every_check_and_method(tmp_path, monkeypatch):
     pytest.importorskip("lightly", reason="pip install 'music-ssl[bench]' for lightly's peer losses")
     argv = ["--device", "cpu", "--out", str(tmp_path), "--shapes", "24x48", "--segment-dim", "16"]
     argv += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-seconds", "0", *TINY_TRAINING]
-    reports = []
-    save = gpu_check.gpu_report.render
+    reports, snapshots = [], []
+    render = gpu_check.gpu_report.render
 
-    def render(*args, **kwargs):  # the report as written after each row
-        reports.append(save(*args, **kwargs))
+    def snapshot(meta, checks, bench, profile_text, segment_dim, trained=()):
+        """The report as written after each row, and what it was written from (where a killed run stops)."""
+        snapshots.append(copy.deepcopy((meta, checks, bench, list(trained))))
+        reports.append(render(meta, checks, bench, profile_text, segment_dim, trained))
         return reports[-1]
 
-    monkeypatch.setattr(gpu_check.gpu_report, "render", render)
+    monkeypatch.setattr(gpu_check.gpu_report, "render", snapshot)
     assert gpu_check.main(argv) == 0
 
     result = json.loads((tmp_path / "gpu_check.json").read_text())
@@ -87,6 +89,22 @@ def test_rehearsal_runs_every_check_and_method(tmp_path, monkeypatch):
     ]
     assert all(row["ok"] is True for row in result["convergence"]), result["convergence"]
     assert "## Training against the reference" in report and "| triton | bfloat16 | 2 |" in report
+
+    # Cut off anywhere, the report recommends nothing and names what it lacks: every report but the
+    # finished run's, judged as if the run were on a GPU.
+    planned = sum(len(keys) for keys in snapshots[-1][0]["planned"].values())
+    assert planned == len(checks) + len(bench) + len(trained)
+    verdicts = [
+        gpu_report.default_verdict({**m, "device_name": "NVIDIA H100"}, c, b, t) for m, c, b, t in snapshots
+    ]
+    assert verdicts[-1].startswith("Every check passed on NVIDIA H100")
+    for (_, done_checks, done_bench, done_training), verdict in zip(
+        snapshots[:-1], verdicts[:-1], strict=True
+    ):
+        assert verdict.startswith("Not every check passed (the run was cut off before it finished"), verdict
+        assert "AUTO_USES_TRITON" not in verdict
+        left = planned - len(done_checks) - len(done_bench) - len(done_training)
+        assert (f"{left} planned row(s) without a result" in verdict) == (left > 0), verdict
 
 
 GPU_META = {"device_name": "NVIDIA H200", "triton": "3.6.0", "torch": "2.14.1", "finished": True}
@@ -151,32 +169,9 @@ REHEARSAL += ["--check-shapes", "20x90x15", "--odd-shapes", "37x90x15", "--min-s
 
 @interpreter
 @pytest.mark.timeout(600)
-def test_a_run_cut_off_anywhere_recommends_nothing_and_names_what_is_missing(tmp_path, monkeypatch):
-    """The report as it stands after every row (where a killed run leaves it), judged as if the run were
-    on a GPU: only the finished run's verdict recommends switching; every earlier one names its missing
-    rows. Then a real kill: the files on disk say the run did not finish."""
-    snapshots = []
-    render = gpu_check.gpu_report.render
-
-    def snapshot(meta, checks, bench, profile_text, segment_dim, trained=()):
-        snapshots.append(copy.deepcopy((meta, checks, bench, list(trained))))
-        return render(meta, checks, bench, profile_text, segment_dim, trained)
-
-    monkeypatch.setattr(gpu_check.gpu_report, "render", snapshot)
-    assert gpu_check.main(["--out", str(tmp_path / "whole"), *REHEARSAL]) == 0
-    planned = len(snapshots[-1][0]["planned"]["checks"]) + len(snapshots[-1][0]["planned"]["bench"])
-    planned += len(snapshots[-1][0]["planned"]["convergence"])
-    assert planned == 7 + 4 + 4 and len(snapshots) >= 7 + 4 + 2 + 1  # the training saves once per precision
-    verdicts = [
-        gpu_report.default_verdict({**m, "device_name": "NVIDIA H100"}, c, b, t) for m, c, b, t in snapshots
-    ]
-    assert verdicts[-1].startswith("Every check passed on NVIDIA H100")
-    for (_, checks, bench, trained), verdict in zip(snapshots[:-1], verdicts[:-1], strict=True):
-        assert verdict.startswith("Not every check passed (the run was cut off before it finished"), verdict
-        assert "AUTO_USES_TRITON" not in verdict
-        left = planned - len(checks) - len(bench) - len(trained)
-        assert (f"{left} planned row(s) without a result" in verdict) == (left > 0), verdict
-
+def test_a_killed_run_leaves_files_that_say_it_did_not_finish(tmp_path):
+    """A real kill, in the middle of the accuracy checks: what is on disk recommends nothing and names
+    the rows it lacks (every report before the last is judged in the rehearsal test above)."""
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "benchmarks.gpu_check", "--out", str(out), *REHEARSAL]
     run = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "TRITON_INTERPRET": "1"})
