@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.multiprocessing as mp
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from tests.process_group import free_port, leave_process_group
 
@@ -43,6 +44,52 @@ def assert_joint_over_the_global_batch(ranks: list[dict], criterion: Callable[..
     for rank in ranks:
         torch.testing.assert_close(rank["diag"], expected.diag, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(rank["off"], expected.off, rtol=1e-5, atol=1e-6)
+
+
+def global_batches(size: int, batch_size: int) -> list[list[int]]:
+    """The samples of every step's global batch when Lightning's DDP trains on ``size`` samples: each
+    rank's batch as its distributed sampler (shuffled, seed 0, epoch 0) gives it, the ranks' together."""
+    shards = [
+        list(DistributedSampler(range(size), num_replicas=WORLD_SIZE, rank=r)) for r in range(WORLD_SIZE)
+    ]
+    steps = len(shards[0]) // batch_size
+    return [
+        [i for shard in shards for i in shard[k * batch_size : (k + 1) * batch_size]] for k in range(steps)
+    ]
+
+
+def step_loader(dataset: Dataset, devices: int, batch_size: int) -> DataLoader:
+    """What a training run on ``devices`` processes reads: on two, the plain loader whose sampler
+    Lightning replaces; on one, the same global batches (`global_batches`)."""
+    if devices > 1:
+        return DataLoader(dataset, batch_size=batch_size)
+    return DataLoader(dataset, batch_sampler=global_batches(len(dataset), batch_size))
+
+
+def trainer_arguments(devices: int, steps: int, root: str) -> dict:
+    """A Lightning Trainer's arguments for ``steps`` steps on ``devices`` CPU processes, quietly."""
+    return {
+        "accelerator": "cpu",
+        "devices": devices,
+        "strategy": "ddp" if devices > 1 else "auto",
+        "max_steps": steps,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": root,
+    }
+
+
+def assert_same_parameters(ranks: list[dict], want: dict, label: str = "") -> None:
+    """Every rank's parameters (name -> tensor) are ``want``'s, to float32 rounding."""
+    for rank in ranks:
+        assert rank.keys() == want.keys()
+        for name, parameter in want.items():
+            close = {"rtol": 1e-5, "atol": 1e-6}
+            torch.testing.assert_close(
+                rank[name], parameter, **close, msg=lambda m, n=name: f"{label}{n}: {m}"
+            )
 
 
 def _run(rank: int, port: int, out: str, worker: Callable[..., Any], args: tuple) -> None:

@@ -11,15 +11,18 @@ pytest.importorskip("lightly", reason="pip install 'music-ssl[lightly]'")
 pytest.importorskip("pytorch_lightning", reason="pip install 'music-ssl[lightly]'")
 
 from pytorch_lightning import Trainer  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from music_ssl import MUSICProjectionHead  # noqa: E402
 from music_ssl.integrations.lightly import imagenet_resnet50  # noqa: E402
 from music_ssl.integrations.recipes import IMAGENET  # noqa: E402
-from tests.integrations.two_processes import (  # noqa: E402
+from tests.integrations.two_processes import (
     WORLD_SIZE,
     assert_joint_over_the_global_batch,
+    assert_same_parameters,
     run_on_two_processes,
+    step_loader,
+    trainer_arguments,  # noqa: E402
 )
 
 BATCH_SIZE = 8  # per process
@@ -123,39 +126,14 @@ def bn_free_music(batch_size_per_device: int) -> imagenet_resnet50.MUSIC:
     return model
 
 
-def global_batches(size: int) -> list[list[int]]:
-    """The samples of every step's global batch under Lightning's DDP: each rank's batch as its
-    distributed sampler (shuffled, seed 0, epoch 0) gives it, the ranks' batches together."""
-    shards = [
-        list(DistributedSampler(range(size), num_replicas=WORLD_SIZE, rank=r)) for r in range(WORLD_SIZE)
-    ]
-    steps = len(shards[0]) // BATCH_SIZE
-    return [
-        [i for shard in shards for i in shard[k * BATCH_SIZE : (k + 1) * BATCH_SIZE]] for k in range(steps)
-    ]
-
-
 def train_steps(devices: int, root: str) -> dict:
     """TRAINED_STEPS steps of the benchmark module on ``devices`` processes: on two, Lightning's DDP with
     its own distributed sampler; on one, the same global batches (`global_batches`). Every parameter
     after them."""
     model = bn_free_music(BATCH_SIZE * WORLD_SIZE // devices)
-    trainer = Trainer(
-        accelerator="cpu",
-        devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
-        max_steps=TRAINED_STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-    )
+    trainer = Trainer(**trainer_arguments(devices, TRAINED_STEPS, root))
     pairs = TwoViews(TRAINED_STEPS * WORLD_SIZE * BATCH_SIZE)
-    if devices > 1:
-        images = DataLoader(pairs, batch_size=BATCH_SIZE)
-    else:
-        images = DataLoader(pairs, batch_sampler=global_batches(len(pairs)))
+    images = step_loader(pairs, devices, BATCH_SIZE)
     trainer.fit(model, train_dataloaders=images)
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
@@ -170,8 +148,4 @@ def test_lightning_ddp_training_equals_one_process_on_the_global_batch(tmp_path)
     parameters one process reaches on the concatenated batches (backbone, head and online classifier)."""
     ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"))
     want = train_steps(1, str(tmp_path / "one"))
-    for rank in ranks:
-        assert rank.keys() == want.keys()
-        for name, parameter in want.items():
-            close = {"rtol": 1e-5, "atol": 1e-6}
-            torch.testing.assert_close(rank[name], parameter, **close, msg=lambda m, n=name: f"{n}: {m}")
+    assert_same_parameters(ranks, want)

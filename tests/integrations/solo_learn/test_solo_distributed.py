@@ -20,11 +20,17 @@ from hydra import compose, initialize_config_module  # noqa: E402
 from lightning.pytorch import Trainer  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from solo.args.pretrain import parse_cfg  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
 
 from music_ssl.integrations.solo_learn import CONFIG_MODULE, MUSIC  # noqa: E402
 from tests.integrations.solo_learn.scripts import image_folder_run, run, solo_script  # noqa: E402
-from tests.integrations.two_processes import WORLD_SIZE, run_on_two_processes  # noqa: E402
+from tests.integrations.two_processes import (  # noqa: E402
+    WORLD_SIZE,
+    assert_same_parameters,
+    run_on_two_processes,
+    step_loader,
+    trainer_arguments,
+)
 
 BATCH_SIZE = 8  # per process
 TRAINED_STEPS = 3
@@ -72,39 +78,14 @@ class TwoViews(Dataset):
         return index, list(self.views[index]), self.targets[index]
 
 
-def global_batches(size: int) -> list[list[int]]:
-    """Every step's global batch under Lightning's DDP: each rank's batch as its distributed sampler
-    (shuffled, seed 0, epoch 0) gives it, the ranks' batches together."""
-    shards = [
-        list(DistributedSampler(range(size), num_replicas=WORLD_SIZE, rank=r)) for r in range(WORLD_SIZE)
-    ]
-    steps = len(shards[0]) // BATCH_SIZE
-    return [
-        [i for shard in shards for i in shard[k * BATCH_SIZE : (k + 1) * BATCH_SIZE]] for k in range(steps)
-    ]
-
-
 def train_steps(devices: int, root: str) -> dict:
     """TRAINED_STEPS steps of method=music under a Lightning Trainer on ``devices`` processes: on two, DDP
     with its own distributed sampler; on one, the same global batches. Every parameter after them."""
     torch.manual_seed(0)
     model = MUSIC(bn_free_cfg(devices))
-    trainer = Trainer(
-        accelerator="cpu",
-        devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
-        max_steps=TRAINED_STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-    )
+    trainer = Trainer(**trainer_arguments(devices, TRAINED_STEPS, root))
     pairs = TwoViews(TRAINED_STEPS * WORLD_SIZE * BATCH_SIZE)
-    if devices > 1:
-        loader = DataLoader(pairs, batch_size=BATCH_SIZE)
-    else:
-        loader = DataLoader(pairs, batch_sampler=global_batches(len(pairs)))
+    loader = step_loader(pairs, devices, BATCH_SIZE)
     trainer.fit(model, loader)
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
@@ -119,11 +100,7 @@ def test_lightning_ddp_training_equals_one_process_on_the_global_batch(tmp_path)
     one process reaches on the ranks' batches concatenated (backbone, projector and online classifier)."""
     ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"))
     want = train_steps(1, str(tmp_path / "one"))
-    for rank in ranks:
-        assert rank.keys() == want.keys()
-        for name, parameter in want.items():
-            close = {"rtol": 1e-5, "atol": 1e-6}
-            torch.testing.assert_close(rank[name], parameter, **close, msg=lambda m, n=name: f"{n}: {m}")
+    assert_same_parameters(ranks, want)
 
 
 @pytest.mark.timeout(600)

@@ -17,16 +17,19 @@ if importlib.util.find_spec("stable_pretraining") is None:
 
 import lightning as pl  # noqa: E402
 import stable_pretraining as spt  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, DistributedSampler  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from music_ssl import MUSICProjectionHead  # noqa: E402
 from music_ssl.integrations.recipes import CIFAR10  # noqa: E402
 from music_ssl.integrations.stable_pretraining import cifar10_resnet18 as benchmark  # noqa: E402
 from music_ssl.integrations.stable_pretraining import music_forward  # noqa: E402
-from tests.integrations.two_processes import (  # noqa: E402
+from tests.integrations.two_processes import (
     WORLD_SIZE,
     assert_joint_over_the_global_batch,
+    assert_same_parameters,
     run_on_two_processes,
+    step_loader,
+    trainer_arguments,  # noqa: E402
 )
 
 RELEASE = f"stable-pretraining {spt.__version__}"
@@ -166,39 +169,14 @@ def bn_free_module() -> spt.Module:
     )
 
 
-def global_batches(size: int) -> list[list[int]]:
-    """Every step's global batch under Lightning's DDP: each rank's batch as its distributed sampler
-    (shuffled, seed 0, epoch 0) gives it, the ranks' batches together."""
-    shards = [
-        list(DistributedSampler(range(size), num_replicas=WORLD_SIZE, rank=r)) for r in range(WORLD_SIZE)
-    ]
-    steps = len(shards[0]) // BATCH_SIZE
-    return [
-        [i for shard in shards for i in shard[k * BATCH_SIZE : (k + 1) * BATCH_SIZE]] for k in range(steps)
-    ]
-
-
 def train_steps(devices: int, root: str) -> dict:
     """TRAINED_STEPS steps under a Lightning Trainer on ``devices`` processes: on two, DDP with its own
     distributed sampler; on one, the same global batches. Every parameter after them."""
     spt.set(cache_dir=root)
     module = bn_free_module()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=devices,
-        strategy="ddp" if devices > 1 else "auto",
-        max_steps=TRAINED_STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-    )
+    trainer = pl.Trainer(**trainer_arguments(devices, TRAINED_STEPS, root))
     views = TwoViews()
-    if devices > 1:
-        loader = DataLoader(views, batch_size=BATCH_SIZE)
-    else:
-        loader = DataLoader(views, batch_sampler=global_batches(len(views))[:TRAINED_STEPS])
+    loader = step_loader(views, devices, BATCH_SIZE)
     trainer.fit(module, train_dataloaders=loader)
     return {name: p.detach().clone() for name, p in module.named_parameters()}
 
@@ -217,10 +195,4 @@ def test_a_two_process_trainer_trains_the_module_as_one_process(tmp_path):
         pytest.fail(f"{RELEASE}: training the module on two processes failed: {error}")
     want = train_steps(1, str(tmp_path / "one"))
     assert want, "the module has parameters"
-    for rank in ranks:
-        assert rank.keys() == want.keys()
-        for name, parameter in want.items():
-            close = {"rtol": 1e-5, "atol": 1e-6}
-            torch.testing.assert_close(
-                rank[name], parameter, **close, msg=lambda m, n=name: f"{RELEASE}, {n}: {m}"
-            )
+    assert_same_parameters(ranks, want, f"{RELEASE}, ")
