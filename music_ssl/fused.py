@@ -5,7 +5,7 @@ with a shape-only ("fake") implementation and its backward registered: torch.com
 autocast leaves it alone. Its kernel returns the joint terms' gradients with their values, so the forward
 pass finishes the chain rule through the softmax and returns dL/dz; the backward only multiplies it by
 the incoming gradient (a double backward is refused, pointing to the reference). Several views are one
-call: each view's softmax once, every pair's joint terms (`view_pairs`) accumulated per view. Under data
+call: each view's softmax once, every pair's joint terms (`segment_views`) accumulated per view. Under data
 parallelism the operator itself exchanges the ranks' rows (`distributed.global_batch`), so its outputs
 have this rank's shapes and a compiled graph (also with fullgraph=True) holds the exchange.
 
@@ -30,7 +30,7 @@ from torch import Tensor
 
 from music_ssl import checks, distributed
 from music_ssl.output import MUSICOutput, segment_diagnostics
-from music_ssl.segments import compute_dtype, log_probabilities, view_pairs
+from music_ssl.segments import compute_dtype, segment_views
 
 if typing.TYPE_CHECKING:
     from music_ssl.fallback import Fallback
@@ -262,9 +262,8 @@ def _operator(fused: FusedLoss, operator_name: str):
             num_views, (batch_size, dim) = len(views), views[0].shape
             global_batch_size = group_views[0].shape[0]
             num_segments = dim // segment_dim
-            pairs = view_pairs(num_views, num_global)
             # Each view's softmax once, (N_global, S, C); this rank's rows are a slice of it.
-            log_p = [log_probabilities(z, segment_dim, temperature) for z in group_views]
+            log_p, pairs = segment_views(group_views, num_global, segment_dim, temperature)
             local_log_p = [view[rows[0] : rows[1]] for view in log_p]
 
             # L_inv = -mean log sum_c p_i p_j per pair. Its gradient needs q = softmax(log p_i + log p_j),

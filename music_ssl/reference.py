@@ -15,7 +15,7 @@ from torch import Tensor
 
 from music_ssl import distributed
 from music_ssl.output import MUSICOutput, segment_diagnostics
-from music_ssl.segments import log_probabilities, view_pairs
+from music_ssl.segments import segment_views
 
 if typing.TYPE_CHECKING:
     from music_ssl.options import MUSICOptions
@@ -34,15 +34,14 @@ def reference_loss(
     views: tuple[Tensor, ...], num_global: int, options: MUSICOptions, terms: bool, fall_back: bool = False
 ) -> Tensor | MUSICOutput:
     """Computes MUSIC from the definitions of docs/math.md: the mean of the two-view loss over the pairs of
-    views (`view_pairs`), or its `MUSICOutput` with ``terms``. Arguments are assumed validated;
+    views (`segment_views`), or its `MUSICOutput` with ``terms``. Arguments are assumed validated;
     ``fall_back`` is unused (the reference has no other kernel)."""
     batch = _batch_with_own_rows(views, num_global, options)
     segment_dim, temperature = options.segment_dim, options.temperature
-    num_views, (batch_size, dim) = len(batch.views), batch.views[0].shape
+    batch_size, dim = batch.views[0].shape
     group_views = batch.group_views
     global_batch_size = group_views[0].shape[0]
     num_segments = dim // segment_dim
-    pairs = view_pairs(num_views, num_global)
 
     # The meta device, which propagates shapes only, has no autocast to turn off. (Asked by device type:
     # torch.amp.is_autocast_available breaks torch 2.4's compiled graphs.)
@@ -53,7 +52,7 @@ def reference_loss(
     )
     with no_autocast:
         # Each view's softmax once, over the batch the joint is estimated on; this rank's rows are a slice.
-        global_log_p = [log_probabilities(z, segment_dim, temperature) for z in group_views]
+        global_log_p, pairs = segment_views(group_views, num_global, segment_dim, temperature)
         log_p = [view[batch.rows[0] : batch.rows[1]] for view in global_log_p]
         p = [view.exp() for view in global_log_p]
 

@@ -1,7 +1,8 @@
 """Reading a flat projection as segments: attribute probabilities and discrete codes; the views' pairs.
 
-The math every implementation starts from, below all of them: `log_probabilities` and `view_pairs` are
-what the reference and the fused operator share, and `compute_dtype` the precision they compute in.
+The math every implementation starts from, below all of them: `segment_views` (every view's
+`log_probabilities` and the `view_pairs` the loss averages) is what the reference and the fused operator
+share, and `compute_dtype` the precision they compute in.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def view_pairs(num_views: int, num_global: int) -> list[tuple[int, int]]:
     """The pairs of views whose two-view losses MUSIC averages: every pair (i, j), i < j, with at least
     one global view (i < num_global): global-global and global-local, no local-local."""
     return [(i, j) for i in range(num_global) for j in range(i + 1, num_views)]
+
+
+def segment_views(
+    views: tuple[Tensor, ...] | list[Tensor], num_global: int, segment_dim: int, temperature: float
+) -> tuple[list[Tensor], list[tuple[int, int]]]:
+    """What every implementation starts from, in one call: each view's `log_probabilities` (once per view)
+    and the pairs of views the loss averages (`view_pairs`). Arguments are assumed validated."""
+    log_p = [log_probabilities(z, segment_dim, temperature) for z in views]
+    return log_p, view_pairs(len(views), num_global)
 
 
 def _segments(z: Tensor, segment_dim: int) -> Tensor:
