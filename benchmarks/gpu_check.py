@@ -27,9 +27,10 @@ after every row, so a run cut short keeps what it measured and its verdict so fa
 
     python -m benchmarks.gpu_check --out results/gpu_check      # or: bash benchmarks/gpu_check.sh
 
-On CUDA, every kernel variant is first compiled in parallel processes into Triton's cache (the time is
-in the report's metadata, `warm_cache`), so autotuning does not compile ~24 variants one after another
-inside the timed steps. `--device cpu` runs the same script on CPU tensors in Triton's interpreter
+On CUDA, every kernel the run will launch is first compiled in parallel processes into Triton's cache,
+through the launches themselves (`planned_launches`; the time is in the report's metadata,
+`warm_cache`), so autotuning finds them instead of compiling them one after another inside the timed
+steps. `--device cpu` runs the same script on CPU tensors in Triton's interpreter
 (TRITON_INTERPRET=1, tiny shapes; wall-clock time, no memory figures): a rehearsal, run by
 tests/benchmarks/test_gpu_check.py.
 `--compile-only` needs no GPU: it compiles every kernel for sm_90 (`benchmarks.triton_compile`).
@@ -132,6 +133,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "always get the rest",
     )
     parser.add_argument(
+        "--warm-shapes",
+        type=_shapes(3),
+        default=[],
+        help="more NxDxC shapes whose launches (with gradients) to compile ahead, for a later run on the "
+        "same machine (gpu_check.sh: the memcheck's shape)",
+    )
+    parser.add_argument(
         "--no-warm-cache",
         action="store_true",
         help="cuda: do not compile every kernel variant in parallel processes before the checks",
@@ -158,6 +166,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bad_dtypes = [x for x in args.dtypes if x not in DTYPES]
     if bad_dtypes:
         parser.error(f"unknown dtypes {bad_dtypes}; choose from {','.join(DTYPES)}")
+    for option in ("check_shapes", "odd_shapes", "warm_shapes"):
+        for n, d, c in getattr(args, option):
+            if d % c:
+                flag = "--" + option.replace("_", "-")
+                parser.error(f"{flag}: {n}x{d}x{c} has D = {d}, no multiple of C = {c}")
     return args
 
 
@@ -172,18 +185,38 @@ def _compile_only(out: Path) -> int:
     return 1 if bad else 0
 
 
-def _warm_cache() -> dict:
-    """Every kernel variant compiled for this GPU in parallel before anything is timed (see
-    `benchmarks.triton_compile.warm_cache`); how many, how long, and what failed."""
+def planned_launches(args: argparse.Namespace) -> list[tuple[int, int, int, bool]]:
+    """The Triton loss's launches this run will make, as (N, D, C, compute_grad): every accuracy check,
+    the benchmark's and profile's shapes when a Triton method is timed (no gradient for the kernel's P
+    pass alone), the convergence check's batch, and ``--warm-shapes``. What `_warm_cache` compiles ahead."""
+    launches = []
+    if not args.skip_check:
+        launches += [(n, d, c, True) for n, d, c, *_ in planned_checks(args.check_shapes, args.odd_shapes)]
+    timed = [m for m in args.methods if m.startswith("triton")]
+    if not args.skip_bench and timed:
+        shapes = [*args.shapes, gpu_report.TARGET_SHAPE]
+        launches += [(n, d, args.segment_dim, True) for n, d in shapes]
+        if "triton_joint_nograd" in timed:
+            launches += [(n, d, args.segment_dim, False) for n, d in shapes]
+    if _planned_convergence(args):
+        launches.append((args.convergence_batch, args.convergence_width, convergence.SEGMENT_DIM, True))
+    launches += [(n, d, c, True) for n, d, c in args.warm_shapes]
+    return list(dict.fromkeys(launches))
+
+
+def _warm_cache(args: argparse.Namespace) -> dict:
+    """Every kernel of the planned launches compiled for this GPU in parallel before anything is timed
+    (see `benchmarks.triton_compile.warm_cache`); how many, how long, and what failed."""
     from benchmarks.triton_compile import warm_cache
 
-    major, minor = torch.cuda.get_device_capability()
+    launches = planned_launches(args)
     try:
-        rows, seconds = warm_cache(10 * major + minor, workers=max(1, min(8, (os.cpu_count() or 2) - 1)))
+        rows, seconds = warm_cache(launches, workers=max(1, min(8, (os.cpu_count() or 2) - 1)))
     except Exception as error:  # the checks compile what they need themselves
         return {"error": f"{type(error).__name__}: {error}"[:300]}
     failed = [row for row in rows if "error" in row]
-    return {"variants": len(rows), "seconds": round(seconds, 1), "failed": failed[:3]}
+    seconds = round(seconds, 1)
+    return {"launches": len(launches), "processes": len(rows), "seconds": seconds, "failed": failed[:3]}
 
 
 def _profile(args: argparse.Namespace) -> str:
@@ -220,7 +253,12 @@ def _train_curves(args: argparse.Namespace, deadline: float, rows: list[dict], s
         else:
             try:
                 rows += convergence.run(
-                    names, args.device, args.convergence_steps, autocast, args.convergence_batch
+                    names,
+                    args.device,
+                    args.convergence_steps,
+                    autocast,
+                    args.convergence_batch,
+                    args.convergence_width,
                 )
             except Exception as error:  # report it and go on
                 message = f"{type(error).__name__}: {error}"[:300]
@@ -286,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "gpu_check.md").write_text(report)
 
     if args.device == "cuda" and not args.no_warm_cache:
-        meta["warm_cache"] = _warm_cache()
+        meta["warm_cache"] = _warm_cache(args)
         save()
         print(json.dumps({"warm_cache": meta["warm_cache"]}), flush=True)
     if not args.skip_check:

@@ -41,12 +41,16 @@ if ! "$python" -c "import lightly" 2>/dev/null; then
     fi
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out_dir/log.txt"
-timeout "$CHECK_S" "$python" -m benchmarks.gpu_check --out "$out_dir" --budget-s 330 "$@" 2>&1 | tee -a "$out_dir/log.txt"
+# The memcheck's shape: small, and every tile of it ends partially. The check compiles its kernels too.
+MEMCHECK_SHAPE=100x255x15
+timeout "$CHECK_S" "$python" -m benchmarks.gpu_check --out "$out_dir" --budget-s 330 \
+    --warm-shapes "$MEMCHECK_SHAPE" "$@" 2>&1 | tee -a "$out_dir/log.txt"
 status=${PIPESTATUS[0]}
 
 # Out-of-bounds or uninitialized accesses of the kernels: compute-sanitizer's memcheck on one small shape
-# that ends every tile partially (each kernel runs on it), with PyTorch's caching allocator off so that an
-# access past a tensor lands outside any allocation, in the time the whole command has left.
+# that ends every tile partially (each kernel runs on it; compiled ahead by the check, so the memcheck
+# finds its kernels in Triton's cache), with PyTorch's caching allocator off so that an access past a
+# tensor lands outside any allocation, in the time the whole command has left.
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
     /usr/local/cuda-*/bin/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -n 1)
 left=$((TOTAL_S - SECONDS - 5))
@@ -57,7 +61,7 @@ elif [ "$left" -lt 20 ]; then
 else
     PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout "$left" "$sanitizer" --tool memcheck --error-exitcode 3 \
         "$python" -m benchmarks.gpu_check --out "$out_dir/memcheck" --skip-bench --no-warm-cache \
-        --convergence-steps 0 --check-shapes none --odd-shapes 100x250x15 > "$out_dir/memcheck.txt" 2>&1
+        --convergence-steps 0 --check-shapes none --odd-shapes "$MEMCHECK_SHAPE" > "$out_dir/memcheck.txt" 2>&1
     case $? in
         0) verdict="no error" ;;
         3) verdict="ERRORS (the kernel must not become auto's default): see memcheck.txt" ;;
@@ -65,6 +69,6 @@ else
         *) verdict="did not finish, no verdict: see memcheck.txt" ;;
     esac
 fi
-printf '\n## compute-sanitizer memcheck, odd shape 100 x 250, C = 15\n\n%s\n' "$verdict" >> "$out_dir/gpu_check.md"
+printf '\n## compute-sanitizer memcheck, odd shape %s (N x D x C)\n\n%s\n' "$MEMCHECK_SHAPE" "$verdict" >> "$out_dir/gpu_check.md"
 echo "memcheck: $verdict" | tee -a "$out_dir/log.txt"
 exit "$status"

@@ -3,7 +3,8 @@
 For every kernel variant and every configuration of `music_ssl.triton_kernel.kernels.GPU_CONFIGS`: the
 instruction `tl.dot` became (wgmma, mma or fma), shared memory, registers and stack bytes (register
 spills). Uses Triton's compiler API and the cuobjdump bundled with Triton's NVIDIA backend; the kernels'
-argument names and constexprs must match `music_ssl.triton_kernel.kernels`.
+argument names and constexprs must match `music_ssl.triton_kernel.kernels`. And warms Triton's cache
+on a GPU before the GPU check (`warm_cache`), through the launches themselves (`joint.compile_ahead`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ PRECISIONS_ON_TENSOR_CORES = ("tf32", "tf32x3")
 
 def compile_offline(arch: int = 90, precisions=PRECISIONS_ON_TENSOR_CORES, configs=None) -> list[dict]:
     """One row per (operands, precision, config, kernel variant) of ``precisions`` and ``configs`` (default:
-    every GPU config): its lowering, or the error compiling it. Each compiled kernel lands in Triton's
-    cache, where a launch with the same specialization finds it."""
+    every GPU config): its lowering, or the error compiling it. These sources are specialized by hand, not
+    as a launch specializes them, so a launch does not find them in Triton's cache (`warm_cache` does)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -123,29 +124,46 @@ def lowering_defects(rows: list[dict]) -> list[dict]:
     return [r for r in rows if "error" in r or r.get("dot") != "wgmma" or r.get("stack_bytes", 0) > 0]
 
 
-def _compile_one(arch: int, precision: str, config: tuple[int, ...]) -> list[dict]:
-    return compile_offline(arch, (precision,), (config,))
+def compile_launches(
+    matmul_precision: str, config: tuple[int, ...], launches: list[tuple], device: str = "cuda"
+) -> dict:
+    """Compiles, for ``config`` and torch's float32 matmul precision ``matmul_precision``, every kernel
+    that the Triton loss launches on each (N, D, C, compute_grad) of ``launches`` (`joint.compile_ahead`:
+    the launches' own arguments, so their cache keys); a row of what it did, or the error."""
+    import time
+
+    import torch
+
+    from music_ssl.triton_kernel.joint import compile_ahead
+
+    row = {"precision": matmul_precision, "config": list(config), "launches": len(launches)}
+    start = time.perf_counter()
+    try:
+        torch.set_float32_matmul_precision(matmul_precision)
+        for n, d, c, compute_grad in launches:
+            compile_ahead(n, d, c, compute_grad, device, frozenset({tuple(config)}))
+    except Exception as error:
+        row["error"] = f"{type(error).__name__}: {error}"[:300]
+    row["seconds"] = round(time.perf_counter() - start, 1)
+    return row
 
 
-def warm_cache(arch: int, workers: int) -> tuple[list[dict], float]:
-    """Every kernel variant of every precision and config compiled for ``arch`` in ``workers`` processes at
-    once, into Triton's on-disk cache, before anything is timed: autotuning then finds them instead of
-    compiling them one after another. Returns the rows and the seconds it took."""
+def warm_cache(launches: list[tuple], workers: int) -> tuple[list[dict], float]:
+    """Every kernel the planned ``launches`` (N, D, C, compute_grad) will run, compiled into Triton's
+    on-disk cache in ``workers`` processes at once (a process per torch float32 matmul precision that
+    gives tensor-core products, "high" and "highest", and autotuning config) before anything is timed:
+    autotuning then finds them instead of compiling them one after another. Returns a row per process
+    (`compile_launches`) and the seconds it took."""
     import concurrent.futures
     import multiprocessing
     import time
 
-    from music_ssl.triton_kernel.kernels import GPU_CONFIGS, SPILL_WITH_TF32X3
+    from music_ssl.triton_kernel.kernels import GPU_CONFIGS
 
-    jobs = [
-        (precision, config)
-        for precision in PRECISIONS_ON_TENSOR_CORES
-        for config in GPU_CONFIGS
-        if not (precision == "tf32x3" and config in SPILL_WITH_TF32X3)
-    ]
+    jobs = [(precision, config) for precision in ("high", "highest") for config in GPU_CONFIGS]
     start = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # a fresh interpreter each: no CUDA context forked
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        parts = pool.map(_compile_one, *zip(*[(arch, p, c) for p, c in jobs], strict=True))
-        rows = [row for part in parts for row in part]
+        futures = [pool.submit(compile_launches, p, c, launches) for p, c in jobs]
+        rows = [future.result() for future in futures]
     return rows, time.perf_counter() - start

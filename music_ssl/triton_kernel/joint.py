@@ -41,13 +41,20 @@ interpreter (CPU tensors, used by the tests) products are IEEE.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 
 import torch
 from torch import Tensor
 
 from music_ssl.triton_kernel import availability
-from music_ssl.triton_kernel.kernels import GPU_CONFIGS, joint_chunk_kernel, scaled_matmul_kernel
+from music_ssl.triton_kernel.kernels import (
+    GPU_CONFIGS,
+    config_tuple,
+    joint_chunk_kernel,
+    prune_for_precision,
+    scaled_matmul_kernel,
+)
 
 # What only Triton's interpreter (CPU tensors, for tests) launches; nothing here changes what a GPU runs.
 # tl.dot needs at least 16 per dimension; small tiles keep the interpreted tests fast.
@@ -167,12 +174,50 @@ def on_device(device: torch.device):
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
+# Set by `compile_ahead`: the configs (`kernels.config_tuple`) whose launches are compiled instead of run,
+# or None for every config autotuning tries; unset, launches run.
+_COMPILING_ONLY: contextvars.ContextVar[frozenset | None | bool] = contextvars.ContextVar(
+    "compiling_only", default=False
+)
+
+
 def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
     """grid(config) -> grid tuple; under the interpreter the config is the fixed small one."""
+    only = _COMPILING_ONLY.get()
     if interpret:
         kernel[grid(INTERPRETER_TILES)](*args, **meta, **INTERPRETER_TILES, GROUP_M=INTERPRETER_GROUP_M)
+    elif only is not False:
+        # What autotuning would try for this launch, compiled with the launch's own arguments (so with its
+        # specialization: Triton's cache key), none of them run.
+        named = dict(zip(kernel.arg_names, args, strict=False))  # the constexprs come as keywords
+        for config in prune_for_precision(kernel.configs, named, **meta):
+            if only is None or config_tuple(config) in only:
+                kernel.fn.warmup(*args, grid=(1,), **meta, **config.all_kwargs())
     else:
         kernel[grid](*args, **meta)
+
+
+def compile_ahead(
+    batch_size: int,
+    dim: int,
+    segment_dim: int,
+    compute_grad: bool = True,
+    device: torch.device | str = "cuda",
+    configs: frozenset[tuple[int, ...]] | None = None,
+) -> None:
+    """Compiles every kernel that `triton_joint_terms` launches on (batch_size, dim) probabilities of one
+    process, in the float32 product precision torch's switch selects now, for each config autotuning
+    tries (or those of ``configs``, as `kernels.config_tuple` names them), into Triton's cache; nothing
+    runs. The launches are the call's own, arguments and all, so a later call of that shape finds every
+    kernel compiled: compiling in several processes at once (a config each, say) before anything is
+    timed spares autotuning its compiles one after another."""
+    device = torch.device(device)
+    p = torch.empty((batch_size, dim), device=device)
+    token = _COMPILING_ONLY.set(configs)
+    try:
+        triton_joint_terms(p, p, (0, batch_size), segment_dim, 1.0, 1.0, 1.0, compute_grad)
+    finally:
+        _COMPILING_ONLY.reset(token)
 
 
 def _matmul(interpret: bool, a: Tensor, b: Tensor, c: Tensor, alpha: float, accumulate: bool, **meta):

@@ -26,7 +26,8 @@ GPU_GROUP_M = 8
 SPILL_WITH_TF32X3 = ((128, 128, 64, 8, 3), (64, 256, 32, 8, 3))
 
 
-def _config_tuple(config) -> tuple[int, ...]:
+def config_tuple(config) -> tuple[int, ...]:
+    """A triton.Config as its row of GPU_CONFIGS: (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages)."""
     kwargs = config.kwargs
     return (kwargs["BLOCK_M"], kwargs["BLOCK_N"], kwargs["BLOCK_K"], config.num_warps, config.num_stages)
 
@@ -35,7 +36,7 @@ def prune_for_precision(configs, named_args, **kwargs):
     """The configs autotuning tries for a launch: without those that spill in its precision."""
     if kwargs.get("INPUT_PRECISION") != "tf32x3":
         return configs
-    return [config for config in configs if _config_tuple(config) not in SPILL_WITH_TF32X3]
+    return [config for config in configs if config_tuple(config) not in SPILL_WITH_TF32X3]
 
 
 def autotuned(**options):

@@ -5,6 +5,7 @@ targets correctly, without a GPU.
 """
 
 import copy
+import importlib.util
 import json
 import os
 import subprocess
@@ -282,6 +283,8 @@ def test_bench_table_compares_with_triton_and_the_floor():
         (["--check-shapes", "2048x8192"], "expected NxDxC shapes"),
         (["--methods", "triton,simclr"], "unknown methods ['simclr']"),
         (["--dtypes", "float64"], "unknown dtypes ['float64']"),
+        (["--odd-shapes", "100x250x15"], "--odd-shapes: 100x250x15 has D = 250, no multiple of C = 15"),
+        (["--warm-shapes", "8x20x3"], "--warm-shapes: 8x20x3 has D = 20, no multiple of C = 3"),
     ],
 )
 def test_bad_arguments_are_refused(argv, message, tmp_path, capsys):
@@ -290,21 +293,87 @@ def test_bad_arguments_are_refused(argv, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.timeout(600)
-def test_the_cache_is_warmed_in_parallel_processes_with_every_variant(tmp_path, monkeypatch):
-    """What the GPU check does first on CUDA, here for sm_90 without a GPU: every (precision, config)
-    compiled by a pool of processes into Triton's cache, none failing or spilling."""
-    pytest.importorskip(
-        "triton.backends.nvidia", reason="needs Triton's NVIDIA backend (CUDA builds of torch)"
-    )
-    from benchmarks.triton_compile import lowering_defects, warm_cache
+nvidia_backend = pytest.mark.skipif(
+    importlib.util.find_spec("triton.backends.nvidia") is None,
+    reason="needs Triton's NVIDIA backend: pip install torch (a CUDA build) or triton",
+)
 
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the workers compile for the GPU
+
+def _cache_keys(argv: list[str], warm_argv: list[str] | None = None) -> dict:
+    """tests/benchmarks/planned_launches.py's answer for gpu_check ``argv`` (the pre-compile planned from
+    ``warm_argv`` instead, where given): the cache keys the pre-compile wrote and those the run's launches
+    asked for, on a fake sm_90 GPU, in a process of its own."""
+    here = Path(__file__).resolve().parent
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(here), *sys.path])
+    if warm_argv is not None:
+        env["WARM_ARGS"] = json.dumps(warm_argv)
+    result = subprocess.run(
+        [sys.executable, str(here / "planned_launches.py"), *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    keys = {name: {tuple(pair) for pair in answer[name]} for name in ("warmed", "launched")}
+    return keys | {"failed": answer["failed"]}
+
+
+@nvidia_backend
+@pytest.mark.timeout(600)
+def test_every_planned_launch_finds_its_kernel_in_the_warmed_cache():
+    """The default run's plan (every check, benchmark row, the profile and the convergence check): what
+    the parallel pre-compile writes into Triton's cache holds every kernel the run's launches then ask
+    for, by Triton's own cache key on an sm_90 target (sources specialized by hand, as the pre-compile
+    once built them, matched none)."""
+    keys = _cache_keys([])
+    assert keys["failed"] == []
+    assert len(keys["launched"]) > 40  # both precisions, every shape class, with and without gradients
+    assert keys["launched"] <= keys["warmed"], sorted(name for name, _ in keys["launched"] - keys["warmed"])
+
+
+@nvidia_backend
+@pytest.mark.timeout(300)
+def test_the_memcheck_run_finds_its_kernels_compiled_by_the_check():
+    """gpu_check.sh's memcheck run (its own arguments there) launches only kernels that the check before
+    it compiled ahead with ``--warm-shapes`` of the memcheck's shape: none is compiled under the
+    sanitizer."""
+    script = (ROOT / "benchmarks" / "gpu_check.sh").read_text()
+    shape = script.split("MEMCHECK_SHAPE=")[1].split()[0]
+    memcheck = ["--skip-bench", "--no-warm-cache", "--convergence-steps", "0", "--check-shapes", "none"]
+    memcheck += ["--odd-shapes", shape]
+    check = ["--skip-check", "--methods", "chunked", "--convergence-steps", "0", "--warm-shapes", shape]
+    keys = _cache_keys(memcheck, warm_argv=check)
+    assert keys["launched"] and keys["launched"] <= keys["warmed"]
+
+
+@nvidia_backend
+@pytest.mark.timeout(300)
+def test_a_launch_left_out_of_the_pre_compile_is_seen_missing():
+    """The comparison can fail: the odd shape's checks (rows no multiple of 16) launched, but left out of
+    the pre-compile's plan, ask for kernels the cache does not hold."""
+    small = ["--shapes", "256x1024", "--methods", "triton", "--check-shapes", "none"]
+    small += ["--convergence-steps", "0"]
+    keys = _cache_keys(small, warm_argv=[*small, "--odd-shapes", "none"])
+    assert keys["launched"] - keys["warmed"]
+    missing = {name for name, _ in keys["launched"] - keys["warmed"]}
+    assert missing <= {"joint_chunk_kernel", "scaled_matmul_kernel"}
+
+
+@nvidia_backend
+@pytest.mark.timeout(600)
+def test_every_kernel_variant_compiles_for_sm90_on_tensor_cores_without_spills(tmp_path, monkeypatch):
+    """`gpu_check --compile-only`: every (precision, config) variant compiled for sm_90 without a GPU,
+    tl.dot lowered to wgmma, no register spilled."""
+    from benchmarks.triton_compile import compile_offline, lowering_defects
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
-    rows, seconds = warm_cache(90, workers=2)
-    assert len(rows) == 24 and lowering_defects(rows) == [] and seconds > 0
+    rows = compile_offline()
+    assert len(rows) == 24 and lowering_defects(rows) == []
     assert {row["precision"] for row in rows} == {"tf32", "tf32x3"}
-    assert len(list(tmp_path.rglob("*.cubin"))) == 24  # every variant in the cache
 
 
 @interpreter
@@ -332,7 +401,7 @@ def test_the_prepared_script_rehearses_end_to_end_on_the_cpu(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (tmp_path / "gpu_check.md").read_text()
     assert "| 37 | 90 | 15 | 2 | float32 | tf32 |" in report and "| 24 | 48 | float32 | triton | " in report
-    assert "## compute-sanitizer memcheck, odd shape 100 x 250, C = 15" in report
+    assert "## compute-sanitizer memcheck, odd shape 100x255x15 (N x D x C)" in report
     assert (tmp_path / "log.txt").is_file() and (tmp_path / "gpu_check.json").is_file()
 
 

@@ -306,4 +306,4 @@ def test_autotuning_leaves_out_the_tiles_that_spill_in_tf32x3():
     assert kernels.prune_for_precision(every, {}, INPUT_PRECISION="tf32") == every
     kept = kernels.prune_for_precision(every, {}, INPUT_PRECISION="tf32x3")
     assert kept and len(kept) == len(every) - len(kernels.SPILL_WITH_TF32X3)
-    assert all(kernels._config_tuple(c) not in kernels.SPILL_WITH_TF32X3 for c in kept)
+    assert all(kernels.config_tuple(c) not in kernels.SPILL_WITH_TF32X3 for c in kept)

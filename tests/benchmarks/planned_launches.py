@@ -1,0 +1,67 @@
+"""Whether the GPU check's pre-compile holds every kernel that its planned launches ask for, on a fake
+sm_90 GPU (`fake_gpu`): ``python planned_launches.py [gpu_check arguments]`` prints one JSON object, the
+cache keys the pre-compile wrote and those the launches asked for. The environment's WARM_ARGS (a JSON
+list) plans the pre-compile from other arguments. Run with TRITON_INTERPRET unset."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+import torch
+from fake_gpu import FakeGPU
+
+
+def main(argv: list[str]) -> None:
+    gpu = FakeGPU().install()
+    from benchmarks import convergence, gpu_check, gpu_report, triton_accuracy
+    from benchmarks.loss_methods import DTYPES, METHODS, build_step, make_views, matmul_precision
+    from benchmarks.triton_compile import compile_launches
+    from music_ssl.triton_kernel.kernels import GPU_CONFIGS
+
+    with tempfile.TemporaryDirectory() as out:
+        args = gpu_check.parse_args(["--out", out, *argv])
+        warm_argv = json.loads(os.environ.get("WARM_ARGS", "null"))
+        warm_args = args if warm_argv is None else gpu_check.parse_args(["--out", out, *warm_argv])
+    # What gpu_check does first (each job of `warm_cache` in a process of its own there).
+    launches = gpu_check.planned_launches(warm_args)
+    failed = [
+        row
+        for precision in ("high", "highest")
+        for config in GPU_CONFIGS
+        if "error" in (row := compile_launches(precision, config, launches, device="cpu"))
+    ]
+    warmed = sorted(set(gpu.keys))
+    gpu.keys.clear()
+    gpu.forget_compiled()
+
+    # Then every launch of the run, through the check's and the benchmark's own code, on CPU tensors.
+    if not args.skip_check:
+        for n, d, c, dtype, precision, _, views in triton_accuracy.planned_checks(
+            args.check_shapes, args.odd_shapes
+        ):
+            inputs = list(make_views(n, d, DTYPES[dtype], "cpu"))
+            inputs += list(make_views(n, d, DTYPES[dtype], "cpu", seed=1)) if views > 2 else []
+            triton_accuracy._loss_and_gradients(inputs, c, precision, "triton", 2)
+    if not args.skip_bench:
+        shapes = [*args.shapes, gpu_report.TARGET_SHAPE]
+        for (n, d), dtype, method in (
+            (shape, dtype, m) for shape in shapes for dtype in args.dtypes for m in args.methods
+        ):
+            if method.startswith("triton"):
+                z_a, z_b = (x.requires_grad_() for x in make_views(n, d, DTYPES[dtype], "cpu"))
+                with matmul_precision(METHODS[method].matmul_precision):
+                    build_step(method, z_a, z_b, args.segment_dim)()
+    for autocast in ("float32", "bfloat16") if args.convergence_steps > 0 else ():
+        convergence.loss_curve(
+            "triton", "cpu", 1, args.convergence_batch, autocast, width=args.convergence_width
+        )
+    launched = sorted(set(gpu.keys))
+    torch.set_float32_matmul_precision("highest")
+    print(json.dumps({"failed": failed, "warmed": warmed, "launched": launched}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
