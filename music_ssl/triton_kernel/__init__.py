@@ -4,7 +4,8 @@
   the releases whose interpreter cannot run the kernels;
 - `kernels`: the two jitted kernels and their autotuned GPU tiles;
 - `joint`: the host driver, `triton_joint_terms`: chunks, split reductions, the choice of product
-  precision and the TF32 rounding of operands, the interpreter's fixed tiles.
+  precision and the TF32 rounding of operands, the interpreter's fixed tiles; `compile_ahead`, the same
+  launches compiled and not run.
 
 Availability: CUDA tensors with triton importable, or CPU tensors under Triton's interpreter
 (`TRITON_INTERPRET=1`, set before triton is first imported; `music_ssl` imports this package only when
