@@ -194,7 +194,7 @@ def planned_launches(args: argparse.Namespace) -> list[tuple[int, int, int, bool
         launches += [(n, d, c, True) for n, d, c, *_ in planned_checks(args.check_shapes, args.odd_shapes)]
     timed = [m for m in args.methods if m.startswith("triton")]
     if not args.skip_bench and timed:
-        shapes = [*args.shapes, gpu_report.TARGET_SHAPE]
+        shapes = list(dict.fromkeys([*args.shapes, gpu_report.TARGET_SHAPE]))
         launches += [(n, d, args.segment_dim, True) for n, d in shapes]
         if "triton_joint_nograd" in timed:
             launches += [(n, d, args.segment_dim, False) for n, d in shapes]

@@ -186,7 +186,7 @@ def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
     only = _COMPILING_ONLY.get()
     if interpret:
         kernel[grid(INTERPRETER_TILES)](*args, **meta, **INTERPRETER_TILES, GROUP_M=INTERPRETER_GROUP_M)
-    elif only is not False:
+    elif only is None or isinstance(only, frozenset):
         # What autotuning would try for this launch, compiled with the launch's own arguments (so with its
         # specialization: Triton's cache key), none of them run.
         named = dict(zip(kernel.arg_names, args, strict=False))  # the constexprs come as keywords

@@ -16,8 +16,15 @@ from fake_gpu import FakeGPU
 
 def main(argv: list[str]) -> None:
     gpu = FakeGPU().install()
-    from benchmarks import convergence, gpu_check, gpu_report, triton_accuracy
-    from benchmarks.loss_methods import DTYPES, METHODS, build_step, make_views, matmul_precision
+    from benchmarks import convergence, gpu_check, gpu_report, loss_methods, triton_accuracy
+    from benchmarks.loss_methods import DTYPES, METHODS, build_step, matmul_precision
+
+    def make_views(n, d, dtype, device="cuda", seed=0):
+        """Zeros for the benchmark's random views: a launch's arguments depend on shapes, dtypes and
+        alignment, not on values, and zeros cost nothing to make."""
+        return tuple(torch.zeros(n, d, dtype=dtype, device=device) for _ in range(2))
+
+    loss_methods.make_views = triton_accuracy.make_views = make_views
     from benchmarks.triton_compile import compile_launches
     from music_ssl.triton_kernel.kernels import GPU_CONFIGS
 
@@ -46,7 +53,7 @@ def main(argv: list[str]) -> None:
             inputs += list(make_views(n, d, DTYPES[dtype], "cpu", seed=1)) if views > 2 else []
             triton_accuracy._loss_and_gradients(inputs, c, precision, "triton", 2)
     if not args.skip_bench:
-        shapes = [*args.shapes, gpu_report.TARGET_SHAPE]
+        shapes = list(dict.fromkeys([*args.shapes, gpu_report.TARGET_SHAPE]))
         for (n, d), dtype, method in (
             (shape, dtype, m) for shape in shapes for dtype in args.dtypes for m in args.methods
         ):

@@ -364,14 +364,17 @@ def test_a_launch_left_out_of_the_pre_compile_is_seen_missing():
 
 @nvidia_backend
 @pytest.mark.timeout(600)
-def test_every_kernel_variant_compiles_for_sm90_on_tensor_cores_without_spills(tmp_path, monkeypatch):
-    """`gpu_check --compile-only`: every (precision, config) variant compiled for sm_90 without a GPU,
-    tl.dot lowered to wgmma, no register spilled."""
-    from benchmarks.triton_compile import compile_offline, lowering_defects
+def test_every_kernel_variant_compiles_for_sm90_on_tensor_cores_without_spills(tmp_path):
+    """`gpu_check --compile-only`, as run without a GPU: every (precision, config) variant compiled for
+    sm_90, tl.dot lowered to wgmma, no register spilled."""
+    from benchmarks.triton_compile import lowering_defects
 
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))
-    rows = compile_offline()
+    env = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    env |= {"TRITON_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-m", "benchmarks.gpu_check", "--compile-only", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=550)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = json.loads((tmp_path / "compile_sm90.json").read_text())
     assert len(rows) == 24 and lowering_defects(rows) == []
     assert {row["precision"] for row in rows} == {"tf32", "tf32x3"}
 

@@ -26,7 +26,7 @@ def test_measure_reports_time_and_memory(method):
 
 def test_benchmark_writes_table_and_json(tmp_path):
     pytest.importorskip("lightly", reason="pip install 'music-ssl[bench]' for lightly's peer losses")
-    methods = "matmul_floor,plain,reference,chunked,barlow_twins,vicreg"
+    methods = "matmul_floor,plain,chunked,vicreg"
     main(["--shapes", "16x64", "--methods", methods, "--repeats", "1", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "results.json").read_text())
     assert [row["method"] for row in result["rows"]] == methods.split(",")
@@ -38,7 +38,7 @@ def test_benchmark_writes_table_and_json(tmp_path):
 
 def test_several_views_are_timed_per_pair_beside_two_view_chunked(tmp_path):
     pytest.importorskip("lightly", reason="pip install 'music-ssl[bench]' for lightly's peer losses")
-    methods = "chunked,chunked_pairs,vicreg,lejepa"
+    methods = "chunked,chunked_pairs,lejepa"
     argv = ["--shapes", "16x64", "--views", "2,4", "--global-views", "2", "--methods", methods]
     main([*argv, "--repeats", "1", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "results.json").read_text())
