@@ -12,7 +12,7 @@ run, the input dtypes it computes itself, what runs in its place, and where "aut
   run on a GPU.
 - "auto" (the default) is a choice, not an implementation: the first entry that declares the input's
   device among its ``auto_devices`` (or any device, "*"), is `proven` and can run there, taking the
-  backends users registered first (the latest first), then the built-in ones in the order above. Of the
+  implementations users registered first (the latest first), then the built-in ones in the order above. Of the
   built-in ones, "chunked" on every device, until the Triton kernel has passed the GPU check
   (`benchmarks/gpu_check.sh`) on real hardware; then `AUTO_USES_TRITON` is switched on and "auto" picks
   "triton" on CUDA devices where it can run.
@@ -22,10 +22,10 @@ never run on) makes "auto" warn once with the reason and use the fallback from t
 (out of memory, bad input) propagates as from any torch operation and changes no later choice; an
 explicit "triton" raises every error.
 
-A new backend is one `register` call (see docs/implementation.md, "Adding a backend"), undone by
-`unregister`; the test suite reads its lists of implementations from `REGISTRY`. The registry itself,
-and the choice, live in `music_ssl.registry` (below every implementation); its names are this module's
-too.
+A new implementation is one `register` call (see docs/implementation.md, "Adding an implementation"),
+undone by `unregister`; the test suite reads its lists of implementations from `REGISTRY`. The registry
+itself, and the choice, live in `music_ssl.registry` (below every implementation); its names are this
+module's too.
 """
 
 from __future__ import annotations

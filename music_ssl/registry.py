@@ -136,7 +136,7 @@ def _free_operator_name(name: str) -> str:
 
 
 def unregister(name: str) -> None:
-    """Removes a registered backend (not a built-in one), so that the name can be registered again.
+    """Removes a registered implementation (not a built-in one), so that the name can be registered again.
 
     Raises:
         ValueError: ``name`` is built in or not registered.
@@ -180,7 +180,7 @@ def choose(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[Im
     if requested != "auto" and requested not in REGISTRY:
         raise ValueError(
             f"implementation={requested!r} is not registered (any more): expected one of {choices()}; a loss "
-            "built with a backend that was unregistered since needs it registered again."
+            "built with an implementation that was unregistered since needs it registered again."
         )
     implementation = _auto_choice(device) if requested == "auto" else REGISTRY[requested]
     if implementation.dtypes is not None and dtype not in implementation.dtypes:

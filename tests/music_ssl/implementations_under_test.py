@@ -1,11 +1,12 @@
 """The implementations the generic tests run, read from the registry: the one list the suite has.
 
-A test parametrizes over `params(...)` (or loops over `names(...)`), never over names of its own, so a
-backend added with `music_ssl.implementations.register` is tested by every generic test at once.
+A test parametrizes over `params(...)` (or loops over `names(...)`), never over names of its own, so an
+implementation added with `music_ssl.implementations.register` is tested by every generic test at once.
 
-With MUSIC_SSL_TEST_TOY_BACKEND=1 in the environment, importing this module registers "toy": the
-chunked kernel under another name, as a new backend would be added. `test_adding_a_backend.py` runs the
-generic suite that way and checks that every part of it picked the toy up.
+With MUSIC_SSL_TEST_TOY_IMPLEMENTATION=1 in the environment, importing this module registers "toy": the
+chunked kernel under another name, as a new implementation would be added.
+`test_adding_an_implementation.py` runs the generic suite that way and checks that every part of it picked
+the toy up.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from music_ssl import fused, implementations
 TOY = "toy"
 CPU = torch.device("cpu")
 
-if os.environ.get("MUSIC_SSL_TEST_TOY_BACKEND") == "1" and TOY not in implementations.REGISTRY:
+if os.environ.get("MUSIC_SSL_TEST_TOY_IMPLEMENTATION") == "1" and TOY not in implementations.REGISTRY:
     implementations.register(implementations.fused_implementation(TOY, fused.chunked_joint_terms))
 
 

@@ -1,5 +1,6 @@
-"""Adding a backend touches one registry entry: a toy backend (the chunked kernel under another name,
-registered as docs/implementation.md's "Adding a backend" says) is picked up by every generic test."""
+"""Adding an implementation touches one registry entry: a toy implementation (the chunked kernel under
+another name, registered as docs/implementation.md's "Adding an implementation" says) is picked up by every
+generic test."""
 
 import os
 import subprocess
@@ -26,14 +27,14 @@ GENERIC = {
 
 
 @pytest.mark.timeout(900)
-def test_a_registered_backend_runs_through_every_generic_test(tmp_path):
+def test_a_registered_implementation_runs_through_every_generic_test(tmp_path):
     report = tmp_path / "report.xml"
     files = [str(ROOT / "tests" / "music_ssl" / name) for name in GENERIC.values()]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "toy", f"--junitxml={report}"]
         + files,
         cwd=ROOT,
-        env={**os.environ, "MUSIC_SSL_TEST_TOY_BACKEND": "1", "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "MUSIC_SSL_TEST_TOY_IMPLEMENTATION": "1", "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=900,
@@ -48,12 +49,13 @@ def test_a_registered_backend_runs_through_every_generic_test(tmp_path):
     assert not missing, (missing, passed)
 
 
-# Registering, unregistering and "auto", in this process: each test's backends are unregistered after it.
+# Registering, unregistering and "auto", in this process: each test's entries are unregistered after it.
 
 
 @pytest.fixture
 def registered():
-    """Registers fused backends (the chunked kernel under other names, counting its calls) for one test."""
+    """Registers fused implementations (the chunked kernel under other names, counting its calls) for one
+    test."""
     from music_ssl import fused, implementations
 
     names: list[str] = []
@@ -80,7 +82,7 @@ def _views(seed: int = 0):
     return [torch.randn(16, 32, generator=generator, requires_grad=True) for _ in range(2)]
 
 
-def test_a_refused_registration_changes_nothing_and_the_earlier_backend_keeps_working(registered):
+def test_a_refused_registration_changes_nothing_and_the_earlier_implementation_keeps_working(registered):
     import gc
 
     import torch
@@ -91,7 +93,7 @@ def test_a_refused_registration_changes_nothing_and_the_earlier_backend_keeps_wo
     add("mine")
     z_a, z_b = _views()
     want = MUSICLoss(segment_dim=8, implementation="chunked")(z_a, z_b)
-    for name in ("mine", "chunked"):  # re-running the cell, or naming a backend like a built-in one
+    for name in ("mine", "chunked"):  # re-running the cell, or naming an implementation like a built-in one
         with pytest.raises(ValueError, match=f"named '{name}' is already registered"):
             implementations.register(implementations.fused_implementation(name, fused.chunked_joint_terms))
     gc.collect()  # the refused entries are gone; the registered operators must not be
@@ -102,7 +104,7 @@ def test_a_refused_registration_changes_nothing_and_the_earlier_backend_keeps_wo
     assert calls["mine"] == 1
 
 
-@pytest.mark.parametrize("name", ["my-backend", "2fast", "", "auto", 3])
+@pytest.mark.parametrize("name", ["my-implementation", "2fast", "", "auto", 3])
 def test_a_name_that_cannot_name_an_implementation_is_refused_clearly(name):
     from music_ssl import fused, implementations
 
@@ -112,7 +114,7 @@ def test_a_name_that_cannot_name_an_implementation_is_refused_clearly(name):
     assert name not in implementations.REGISTRY or name == "auto"
 
 
-def test_auto_picks_a_registered_backend_that_declares_the_device_until_it_is_unregistered(registered):
+def test_auto_picks_a_registered_implementation_that_declares_the_device_until_it_is_unregistered(registered):
     import torch
 
     from music_ssl import MUSICLoss, implementations
@@ -137,7 +139,7 @@ def test_auto_picks_a_registered_backend_that_declares_the_device_until_it_is_un
     assert calls == {"cpu_first": 3}
 
 
-def test_built_in_and_unknown_backends_cannot_be_unregistered():
+def test_built_in_and_unknown_implementations_cannot_be_unregistered():
     from music_ssl import implementations
 
     for name in ("chunked", "reference", "triton", "never_registered"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from music_ssl import MUSICLoss, MUSICProjectionHead, music_loss
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
 
 def _step(implementation, compiled):
@@ -32,7 +32,9 @@ def _step(implementation, compiled):
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("implementation", backends.params(fused_only=True, auto=True, interpreted=False))
+@pytest.mark.parametrize(
+    "implementation", implementations_under_test.params(fused_only=True, auto=True, interpreted=False)
+)
 def test_compiled_step_matches_eager(implementation):
     want_losses, want_grads = _step(implementation, compiled=False)
     got_losses, got_grads = _step(implementation, compiled=True)
@@ -61,7 +63,7 @@ def test_compiled_terms_and_no_grad_evaluation():
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("form", ["module", "functional"])
-@pytest.mark.parametrize("implementation", backends.params(auto=True, interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(auto=True, interpreted=False))
 def test_dynamic_shapes_compile_once_and_match_eager(implementation, form):
     """torch.compile(dynamic=True, fullgraph=True): one graph serves every batch size, with eager's loss
     and gradients, for the module and for the functional form, whose options are checked inside the

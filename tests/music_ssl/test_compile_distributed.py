@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from music_ssl import MUSICLoss
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 from tests.process_group import free_port, join_process_group, leave_process_group
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed")
@@ -84,7 +84,9 @@ def _one_process(implementation):
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("implementation", backends.params(fused_only=True, auto=True, interpreted=False))
+@pytest.mark.parametrize(
+    "implementation", implementations_under_test.params(fused_only=True, auto=True, interpreted=False)
+)
 def test_a_compiled_fullgraph_step_trains_as_one_process(tmp_path, implementation):
     ranks = _run(tmp_path, implementation, fullgraph=True)
     assert all("error" not in rank for rank in ranks), ranks

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from music_ssl import MUSICLoss
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 from tests.process_group import free_port, join_process_group, leave_process_group
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed")
@@ -79,7 +79,7 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core")
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [(6, 6), (7, 3), (5, 0, 4)], ids=["equal", "unequal", "one-empty"])
-@pytest.mark.parametrize("implementation", backends.names(interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.names(interpreted=False))
 def test_ddp_gradients_equal_single_process_on_concatenated_batch(
     tmp_path, sizes, implementation, kind="core"
 ):
@@ -211,7 +211,7 @@ def test_the_hosts_policy_gathers_whenever_several_processes_train(tmp_path, kin
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [(7, 3), (5, 0, 4)], ids=["unequal", "one-empty"])
-@pytest.mark.parametrize("implementation", backends.names(interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.names(interpreted=False))
 def test_multi_crop_joints_are_over_the_global_batch(tmp_path, sizes, implementation):
     """Two global and three local views: the joint of every pair is over the group's batch, and DDP's
     gradients are those of one process on the concatenated batch, for uneven ranks and an empty one."""
@@ -295,7 +295,7 @@ def _check_groups(tmp_path, groups, sizes, implementation):
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [((6, 6), (6, 6)), ((7, 3), (2, 9))], ids=["equal", "unequal"])
-@pytest.mark.parametrize("implementation", backends.names(interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.names(interpreted=False))
 def test_the_joint_and_the_gradients_are_those_of_the_process_group(tmp_path, sizes, implementation):
     """Four processes in two data-parallel groups of two: every group's loss and gradients are those of
     one process on the group's concatenated batch (the world's batch would mix in the other group's)."""
@@ -319,7 +319,7 @@ def group_cases(draw):
         )
         for ranks in groups
     )
-    return groups, sizes, draw(st.sampled_from(backends.names(interpreted=False)))
+    return groups, sizes, draw(st.sampled_from(implementations_under_test.names(interpreted=False)))
 
 
 @pytest.mark.timeout(600)
@@ -345,7 +345,7 @@ def _placeholder_worker(rank, world_size, port, out_dir, implementation):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("implementation", backends.params(interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(interpreted=False))
 def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gathers(
     tmp_path, implementation
 ):

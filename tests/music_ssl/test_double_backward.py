@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from music_ssl import MUSICLoss, triton_kernel
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
 interpreter = pytest.mark.skipif(
     not triton_kernel.is_available("cpu"),
@@ -37,13 +37,13 @@ def test_reference_double_backward_matches_finite_differences():
     assert torch.autograd.gradcheck(penalised, (z_a, z_b))
 
 
-@pytest.mark.parametrize("implementation", backends.params(fused_only=True, auto=True))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(fused_only=True, auto=True))
 def test_fused_paths_refuse_double_backward(implementation):
     with pytest.raises(RuntimeError, match="implementation='reference'"):
         _penalised_step(implementation)
 
 
-@pytest.mark.parametrize("implementation", backends.params(fused_only=True))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(fused_only=True))
 def test_fused_first_order_gradient_unchanged_by_create_graph_elsewhere(implementation):
     """A backward without create_graph is unaffected: same gradients as the reference."""
     torch.manual_seed(0)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from music_ssl import music_loss, music_loss_terms
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
-CPU_IMPLEMENTATIONS = backends.params(interpreted=False)
+CPU_IMPLEMENTATIONS = implementations_under_test.params(interpreted=False)
 
 
 def _one_hot_logits(codes: torch.Tensor, segment_dim: int, margin: float = 60.0) -> torch.Tensor:

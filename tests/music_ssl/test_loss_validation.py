@@ -11,7 +11,7 @@ from music_ssl import (
     segment_codes,
     segment_probabilities,
 )
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
 
 def _z(n=8, d=64, dtype=torch.float32):
@@ -40,7 +40,7 @@ def _z(n=8, d=64, dtype=torch.float32):
         (_z(dtype=torch.float64), _z(), ValueError, r"same dtype, got torch.float64 and torch.float32"),
     ],
 )
-@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(interpreted=False, auto=True))
 def test_bad_projections(z_a, z_b, error, match, implementation):
     with pytest.raises(error, match=match):
         music_loss(z_a, z_b, implementation=implementation)
@@ -207,7 +207,7 @@ def test_return_terms_still_works_for_a_release_and_names_its_replacement():
     torch.testing.assert_close(out.loss, music_loss(z_a, z_b))
 
 
-@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(interpreted=False, auto=True))
 @pytest.mark.parametrize(
     ("dtype", "temperature", "match"),
     [
@@ -231,7 +231,7 @@ def _with(value, where):
     return z
 
 
-@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(interpreted=False, auto=True))
 @pytest.mark.parametrize(
     "z_a",
     [
@@ -277,7 +277,7 @@ def test_auto_gathering_is_the_identity_in_one_process():
     )
 
 
-@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(interpreted=False, auto=True))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_a_temperature_at_which_the_logits_overflow_still_gives_a_finite_loss(implementation, dtype):
     """An accepted temperature (above the smallest normal number) with logits of ordinary size: z /

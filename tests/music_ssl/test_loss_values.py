@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from music_ssl import MUSICLoss, fused, music_loss, music_loss_terms
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 from tests.music_ssl.spec import spec_loss, spec_terms
 
-CPU_IMPLEMENTATIONS = backends.params(interpreted=False)
+CPU_IMPLEMENTATIONS = implementations_under_test.params(interpreted=False)
 # (N, D, C): batch and dimensions that are no multiple of any chunk size, one segment, many segments.
 SHAPES = [(2, 4, 2), (7, 12, 3), (37, 96, 8), (33, 130, 13), (64, 1024, 32), (5, 40, 40)]
 

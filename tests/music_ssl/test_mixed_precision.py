@@ -13,14 +13,14 @@ import torch
 from torch import nn
 
 from music_ssl import MUSICLoss, music_loss, triton_kernel
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
 SCALES = [2.0**k for k in range(17)]
 interpreter = pytest.mark.skipif(
     not triton_kernel.is_available("cpu"),
     reason=f"needs Triton's interpreter on CPU tensors: {triton_kernel.unavailable_reason('cpu')}",
 )
-IMPLEMENTATIONS = backends.params(fused_only=True)
+IMPLEMENTATIONS = implementations_under_test.params(fused_only=True)
 
 
 def _inputs(n, d, dtype, seed=0):

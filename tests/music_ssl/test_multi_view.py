@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from music_ssl import MUSICLoss, music_loss, music_loss_terms, triton_kernel
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 from tests.music_ssl.spec import spec_loss, spec_multi_view_loss, spec_multi_view_terms
 
-CPU_IMPLEMENTATIONS = backends.params(interpreted=False)
+CPU_IMPLEMENTATIONS = implementations_under_test.params(interpreted=False)
 # Every view count from 2 to 8 with the global counts 1, 2 and all of them.
 CASES = sorted({(v, g) for v in range(2, 9) for g in (1, 2, v) if g <= v})
 
@@ -58,7 +58,7 @@ def test_the_triton_kernel_matches_the_reference(num_views, num_global):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("implementation", backends.params(interpreted=False, auto=True))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(interpreted=False, auto=True))
 def test_two_views_in_a_list_are_the_two_view_loss(implementation):
     z_a, z_b = _views(2)
     loss_fn = MUSICLoss(segment_dim=8, implementation=implementation)

@@ -7,10 +7,10 @@ import torch
 
 from music_ssl import implementations
 from music_ssl.options import MUSICOptions
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
 
-@pytest.mark.parametrize("implementation", backends.params(fused_only=True))
+@pytest.mark.parametrize("implementation", implementations_under_test.params(fused_only=True))
 @pytest.mark.parametrize("terms", [True, False])
 @pytest.mark.parametrize("compute_grad", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from music_ssl import music_loss_terms
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
 hypothesis = pytest.importorskip("hypothesis", reason="pip install hypothesis (in music-ssl[test])")
 st = hypothesis.strategies
 
-IMPLEMENTATIONS = backends.names(fused_only=True, auto=True)
+IMPLEMENTATIONS = implementations_under_test.names(fused_only=True, auto=True)
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 # Relative tolerance of the terms and of the gradients per input dtype: every implementation computes in
 # float32 (float64 for float64), so only the summation order and the final cast of dL/dz differ.

@@ -6,9 +6,9 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from music_ssl import music_loss, music_loss_terms
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
-IMPLEMENTATIONS = backends.params(interpreted=False, auto=True)
+IMPLEMENTATIONS = implementations_under_test.params(interpreted=False, auto=True)
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)

@@ -6,9 +6,9 @@ import torch
 import torch.autograd.forward_ad as forward_ad
 
 from music_ssl import MUSICLoss, music_loss
-from tests.music_ssl import backends
+from tests.music_ssl import implementations_under_test
 
-FUSED = backends.params(fused_only=True, auto=True, interpreted=False)
+FUSED = implementations_under_test.params(fused_only=True, auto=True, interpreted=False)
 
 
 def _inputs():
