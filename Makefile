@@ -16,7 +16,7 @@ PYTEST := pytest -q -ra -o pythonpath= --import-mode=append
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: install data browser docs dist gpu-site test test-wheel test-oldest lint benchmark loss-benchmark tune study field
+.PHONY: install data browser docs dist gpu-site test test-fast test-wheel test-oldest lint benchmark loss-benchmark tune study field
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The core's tests without those that start processes of their own (the `processes` marker: data
+# parallelism, torchrun, the suite rerun with a registered implementation), on the checkout: the quick loop
+# while working on music_ssl/ (about two minutes on 2 cores); `make test` runs everything.
+test-fast: install
+	$(BIN)/pytest -q -m "not processes" tests/music_ssl
 
 # The whole suite on the built wheel, then the core's and the lightly adapter's tests on the oldest
 # releases allowed.

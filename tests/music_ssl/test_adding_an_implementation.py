@@ -26,6 +26,7 @@ GENERIC = {
 }
 
 
+@pytest.mark.processes
 @pytest.mark.timeout(900)
 def test_a_registered_implementation_runs_through_every_generic_test(tmp_path):
     report = tmp_path / "report.xml"

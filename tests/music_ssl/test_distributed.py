@@ -16,7 +16,10 @@ from music_ssl import MUSICLoss
 from tests.music_ssl import implementations_under_test
 from tests.process_group import free_port, join_process_group, leave_process_group
 
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed")
+pytestmark = [
+    pytest.mark.processes,
+    pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed"),
+]
 
 
 def _model() -> nn.Module:

@@ -20,7 +20,10 @@ from music_ssl import MUSICLoss
 from tests.music_ssl import data_parallel_worker as worker
 from tests.process_group import free_port
 
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed")
+pytestmark = [
+    pytest.mark.processes,
+    pytest.mark.skipif(not dist.is_available(), reason="torch was built without torch.distributed"),
+]
 
 SCRIPT = Path(worker.__file__).resolve()
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]

@@ -188,6 +188,7 @@ def test_gather_distributed_single_process():
 
 
 @interpreter
+@pytest.mark.processes
 @pytest.mark.timeout(300)
 def test_ddp_gradients_equal_single_process(tmp_path):
     """Two gloo ranks with unequal batches; the spawned workers inherit TRITON_INTERPRET=1."""
