@@ -135,14 +135,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--warm-shapes",
         type=_shapes(3),
+        action="extend",
         default=[],
         help="more NxDxC shapes whose launches (with gradients) to compile ahead, for a later run on the "
-        "same machine (gpu_check.sh: the memcheck's shape)",
+        "same machine (gpu_check.sh: the memcheck's shape); given twice, both count",
     )
     parser.add_argument(
         "--no-warm-cache",
         action="store_true",
-        help="cuda: do not compile every kernel variant in parallel processes before the checks",
+        help="cuda: do not compile the planned launches' kernels in parallel processes before the checks",
     )
     parser.add_argument(
         "--convergence-steps",
@@ -166,6 +167,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bad_dtypes = [x for x in args.dtypes if x not in DTYPES]
     if bad_dtypes:
         parser.error(f"unknown dtypes {bad_dtypes}; choose from {','.join(DTYPES)}")
+    if args.convergence_width % convergence.SEGMENT_DIM:
+        parser.error(
+            f"--convergence-width: {args.convergence_width} is no multiple of the check's segment_dim, "
+            f"{convergence.SEGMENT_DIM}"
+        )
     for option in ("check_shapes", "odd_shapes", "warm_shapes"):
         for n, d, c in getattr(args, option):
             if d % c:
@@ -187,15 +193,16 @@ def _compile_only(out: Path) -> int:
 
 def planned_launches(args: argparse.Namespace) -> list[tuple[int, int, int, bool]]:
     """The Triton loss's launches this run will make, as (N, D, C, compute_grad): every accuracy check,
-    the benchmark's and profile's shapes when a Triton method is timed (no gradient for the kernel's P
-    pass alone), the convergence check's batch, and ``--warm-shapes``. What `_warm_cache` compiles ahead."""
+    the benchmark's shapes when a Triton method is timed (no gradient for the kernel's P pass alone), the
+    profile's shape whenever the benchmark runs, the convergence check's batch, and ``--warm-shapes``.
+    What `_warm_cache` compiles ahead."""
     launches = []
     if not args.skip_check:
         launches += [(n, d, c, True) for n, d, c, *_ in planned_checks(args.check_shapes, args.odd_shapes)]
     timed = [m for m in args.methods if m.startswith("triton")]
-    if not args.skip_bench and timed:
-        shapes = list(dict.fromkeys([*args.shapes, gpu_report.TARGET_SHAPE]))
-        launches += [(n, d, args.segment_dim, True) for n, d in shapes]
+    if not args.skip_bench:
+        shapes = list(args.shapes) if timed else []
+        launches += [(n, d, args.segment_dim, True) for n, d in [*shapes, gpu_report.TARGET_SHAPE]]
         if "triton_joint_nograd" in timed:
             launches += [(n, d, args.segment_dim, False) for n, d in shapes]
     if _planned_convergence(args):
@@ -207,16 +214,23 @@ def planned_launches(args: argparse.Namespace) -> list[tuple[int, int, int, bool
 def _warm_cache(args: argparse.Namespace) -> dict:
     """Every kernel of the planned launches compiled for this GPU in parallel before anything is timed
     (see `benchmarks.triton_compile.warm_cache`); how many, how long, and what failed."""
-    from benchmarks.triton_compile import warm_cache
+    from benchmarks.triton_compile import warm_cache, warm_jobs
 
     launches = planned_launches(args)
+    workers = max(1, min(len(warm_jobs(launches)), (os.cpu_count() or 2) - 1))
     try:
-        rows, seconds = warm_cache(launches, workers=max(1, min(8, (os.cpu_count() or 2) - 1)))
+        rows, seconds = warm_cache(launches, workers)
     except Exception as error:  # the checks compile what they need themselves
         return {"error": f"{type(error).__name__}: {error}"[:300]}
     failed = [row for row in rows if "error" in row]
     seconds = round(seconds, 1)
-    return {"launches": len(launches), "processes": len(rows), "seconds": seconds, "failed": failed[:3]}
+    return {
+        "launches": len(launches),
+        "jobs": len(rows),
+        "workers": workers,
+        "seconds": seconds,
+        "failed": failed[:3],
+    }
 
 
 def _profile(args: argparse.Namespace) -> str:

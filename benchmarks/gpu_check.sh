@@ -3,7 +3,7 @@
 # It checks the Triton kernel against the float64 reference at full size, then measures forward + backward
 # time and peak memory of every loss in benchmarks/loss_methods.py at (N, D) up to (4096, 16384), float32 and
 # bfloat16, trains against the reference, and profiles the Triton path. At most 8 minutes in all
-# (TOTAL_S, 470 s): the check compiles every kernel variant in parallel first, starts no new configuration
+# (TOTAL_S, 470 s): the check compiles the kernels of every launch it plans in parallel first, starts no new configuration
 # after 330 s (--budget-s) and is cut off after CHECK_S (390 s); then, where compute-sanitizer is found,
 # its memcheck runs a small odd shape in the time left, and its verdict is appended to gpu_check.md.
 #

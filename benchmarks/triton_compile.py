@@ -127,43 +127,58 @@ def lowering_defects(rows: list[dict]) -> list[dict]:
 def compile_launches(
     matmul_precision: str, config: tuple[int, ...], launches: list[tuple], device: str = "cuda"
 ) -> dict:
-    """Compiles, for ``config`` and torch's float32 matmul precision ``matmul_precision``, every kernel
-    that the Triton loss launches on each (N, D, C, compute_grad) of ``launches`` (`joint.compile_ahead`:
-    the launches' own arguments, so their cache keys); a row of what it did, or the error."""
+    """Compiles, for ``config`` and torch's float32 matmul precision ``matmul_precision`` (restored after),
+    every kernel that the Triton loss launches on each (N, D, C, compute_grad) of ``launches``
+    (`compile_ahead`: the launches' own arguments, so their cache keys); a row of what it did, with the
+    error of each launch that failed (the others are compiled all the same)."""
     import time
 
-    import torch
+    from benchmarks.loss_methods import matmul_precision as precision_set
+    from music_ssl.triton_kernel import compile_ahead
 
-    from music_ssl.triton_kernel.joint import compile_ahead
-
-    row = {"precision": matmul_precision, "config": list(config), "launches": len(launches)}
+    row: dict = {"precision": matmul_precision, "config": list(config), "launches": len(launches)}
     start = time.perf_counter()
-    try:
-        torch.set_float32_matmul_precision(matmul_precision)
+    errors = []
+    with precision_set(matmul_precision):
         for n, d, c, compute_grad in launches:
-            compile_ahead(n, d, c, compute_grad, device, frozenset({tuple(config)}))
-    except Exception as error:
-        row["error"] = f"{type(error).__name__}: {error}"[:300]
+            try:
+                compile_ahead(n, d, c, compute_grad, device, frozenset({tuple(config)}))
+            except Exception as error:
+                errors.append(f"{n}x{d}x{c}: {type(error).__name__}: {error}"[:300])
+    if errors:
+        row["error"] = "; ".join(errors)[:900]
     row["seconds"] = round(time.perf_counter() - start, 1)
     return row
 
 
+def warm_jobs(launches: list[tuple]) -> list[tuple[str, tuple[int, ...], list[tuple]]]:
+    """`warm_cache`'s jobs: (torch float32 matmul precision, config, launches) for each precision that
+    gives tensor-core products ("high": TF32, "highest": tf32x3), each config autotuning tries in it, and
+    each launch."""
+    from music_ssl.triton_kernel.kernels import GPU_CONFIGS, SPILL_WITH_TF32X3
+
+    return [
+        (precision, config, [launch])
+        for precision in ("high", "highest")
+        for config in GPU_CONFIGS
+        if not (precision == "highest" and config in SPILL_WITH_TF32X3)
+        for launch in launches
+    ]
+
+
 def warm_cache(launches: list[tuple], workers: int) -> tuple[list[dict], float]:
     """Every kernel the planned ``launches`` (N, D, C, compute_grad) will run, compiled into Triton's
-    on-disk cache in ``workers`` processes at once (a process per torch float32 matmul precision that
-    gives tensor-core products, "high" and "highest", and autotuning config) before anything is timed:
-    autotuning then finds them instead of compiling them one after another. Returns a row per process
-    (`compile_launches`) and the seconds it took."""
+    on-disk cache by a pool of ``workers`` processes (`warm_jobs`, each job `compile_launches`) before
+    anything is timed: autotuning then finds them instead of compiling them one after another. Returns a
+    row per job and the seconds it took."""
     import concurrent.futures
     import multiprocessing
     import time
 
-    from music_ssl.triton_kernel.kernels import GPU_CONFIGS
-
-    jobs = [(precision, config) for precision in ("high", "highest") for config in GPU_CONFIGS]
+    jobs = warm_jobs(launches)
     start = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # a fresh interpreter each: no CUDA context forked
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(compile_launches, p, c, launches) for p, c in jobs]
+        futures = [pool.submit(compile_launches, *job) for job in jobs]
         rows = [future.result() for future in futures]
     return rows, time.perf_counter() - start

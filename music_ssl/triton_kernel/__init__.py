@@ -13,6 +13,13 @@ Availability: CUDA tensors with triton importable, or CPU tensors under Triton's
 """
 
 from music_ssl.triton_kernel.availability import interpreter_active, is_available, triton, unavailable_reason
-from music_ssl.triton_kernel.joint import triton_joint_terms
+from music_ssl.triton_kernel.joint import compile_ahead, triton_joint_terms
 
-__all__ = ["interpreter_active", "is_available", "triton", "triton_joint_terms", "unavailable_reason"]
+__all__ = [
+    "compile_ahead",
+    "interpreter_active",
+    "is_available",
+    "triton",
+    "triton_joint_terms",
+    "unavailable_reason",
+]

@@ -174,10 +174,10 @@ def on_device(device: torch.device):
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
-# Set by `compile_ahead`: the configs (`kernels.config_tuple`) whose launches are compiled instead of run,
-# or None for every config autotuning tries; unset, launches run.
-_COMPILING_ONLY: contextvars.ContextVar[frozenset | None | bool] = contextvars.ContextVar(
-    "compiling_only", default=False
+# Set by `compile_ahead`: the configs (`kernels.config_tuple`) whose launches are compiled instead of run;
+# None (unset): launches run.
+_COMPILING_ONLY: contextvars.ContextVar[frozenset[tuple[int, ...]] | None] = contextvars.ContextVar(
+    "compiling_only", default=None
 )
 
 
@@ -186,12 +186,12 @@ def _launch(kernel, interpret: bool, grid, *args, **meta) -> None:
     only = _COMPILING_ONLY.get()
     if interpret:
         kernel[grid(INTERPRETER_TILES)](*args, **meta, **INTERPRETER_TILES, GROUP_M=INTERPRETER_GROUP_M)
-    elif only is None or isinstance(only, frozenset):
+    elif only is not None:
         # What autotuning would try for this launch, compiled with the launch's own arguments (so with its
         # specialization: Triton's cache key), none of them run.
         named = dict(zip(kernel.arg_names, args, strict=False))  # the constexprs come as keywords
         for config in prune_for_precision(kernel.configs, named, **meta):
-            if only is None or config_tuple(config) in only:
+            if config_tuple(config) in only:
                 kernel.fn.warmup(*args, grid=(1,), **meta, **config.all_kwargs())
     else:
         kernel[grid](*args, **meta)
@@ -211,9 +211,11 @@ def compile_ahead(
     runs. The launches are the call's own, arguments and all, so a later call of that shape finds every
     kernel compiled: compiling in several processes at once (a config each, say) before anything is
     timed spares autotuning its compiles one after another."""
+    if availability.interpreter_active():
+        raise RuntimeError("compile_ahead compiles for the GPU; Triton's interpreter compiles nothing.")
     device = torch.device(device)
     p = torch.empty((batch_size, dim), device=device)
-    token = _COMPILING_ONLY.set(configs)
+    token = _COMPILING_ONLY.set(frozenset(GPU_CONFIGS) if configs is None else configs)
     try:
         triton_joint_terms(p, p, (0, batch_size), segment_dim, 1.0, 1.0, 1.0, compute_grad)
     finally:

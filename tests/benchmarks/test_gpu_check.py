@@ -285,6 +285,7 @@ def test_bench_table_compares_with_triton_and_the_floor():
         (["--dtypes", "float64"], "unknown dtypes ['float64']"),
         (["--odd-shapes", "100x250x15"], "--odd-shapes: 100x250x15 has D = 250, no multiple of C = 15"),
         (["--warm-shapes", "8x20x3"], "--warm-shapes: 8x20x3 has D = 20, no multiple of C = 3"),
+        (["--convergence-width", "100"], "--convergence-width: 100 is no multiple of the check's"),
     ],
 )
 def test_bad_arguments_are_refused(argv, message, tmp_path, capsys):
@@ -332,6 +333,26 @@ def test_every_planned_launch_finds_its_kernel_in_the_warmed_cache():
     assert keys["failed"] == []
     assert len(keys["launched"]) > 40  # both precisions, every shape class, with and without gradients
     assert keys["launched"] <= keys["warmed"], sorted(name for name, _ in keys["launched"] - keys["warmed"])
+
+
+def test_the_training_check_takes_the_batch_and_width_it_is_given(tmp_path, monkeypatch):
+    """--convergence-batch and --convergence-width reach the training (the width once did not), which the
+    pre-compile plans too."""
+    seen = []
+    monkeypatch.setattr(
+        gpu_check.convergence, "run", lambda names, *args: seen.append(args) or [{"implementation": "x"}]
+    )
+    args = gpu_check.parse_args(["--out", str(tmp_path), "--convergence-batch", "24"])
+    args.convergence_width = 96
+    gpu_check._train_curves(args, time.perf_counter() + 60, [], lambda: None)
+    assert [(batch, width) for *_, batch, width in seen] == [(24, 96), (24, 96)]
+    assert (24, 96, gpu_check.convergence.SEGMENT_DIM, True) in gpu_check.planned_launches(args)
+
+
+def test_warm_shapes_given_twice_both_count(tmp_path):
+    """gpu_check.sh passes the memcheck's shape; a user's own --warm-shapes adds to it."""
+    argv = ["--out", str(tmp_path), "--warm-shapes", "100x255x15", "--warm-shapes", "8x32x16"]
+    assert gpu_check.parse_args(argv).warm_shapes == [(100, 255, 15), (8, 32, 16)]
 
 
 @nvidia_backend
