@@ -14,6 +14,20 @@ group: the default group, or the data-parallel group passed as ``process_group``
   batch, possibly on rank 0 alone) uses this rank's own batch and no collective, so it can never wait for
   ranks that do not call.
 
+What the ranks exchange to estimate that joint, ``exchange``:
+
+- ``"gather"`` (the default): their rows. Every rank receives the whole group's (N_global, D) projections
+  of every view and computes the joint from them: 6 N_global D^2 operations and N_global x D values per
+  rank and view, whatever the number of ranks.
+- ``"reduce"``: their sums. The joint of a pair of views is a sum over samples,
+  P = (1/N_global) sum_n p_i[n]^T p_j[n], and so are the batch's diagnostics: every rank sums its own
+  samples and one all_reduce adds the ranks' D x D sums (one per pair of views) in the forward pass. Every
+  rank then holds the same P and the same gradient of the joint terms with respect to it, and computes the
+  gradient of its own rows from it, with no collective in the backward pass: 6 N_local D^2 operations and
+  D^2 values per pair and rank. The value and gradients are the gather's; the implementations that declare
+  it compute it (`registry.Implementation.exchanges`: the reference does; the fused ones, whose memory
+  never holds the D x D joint, gather).
+
 Every rank of the group must pass the same ``gather_distributed``: a rank with False, or with True under
 no_grad while the others have "auto", runs no collective that the others could wait on, so no check can
 see it; among ranks that gather, the layout check below names every difference.
@@ -33,8 +47,9 @@ from torch import Tensor
 
 from music_ssl import registry
 
-# gather_distributed and implementation as written, encoded by their index for the layout check.
+# gather_distributed, exchange and implementation as written, encoded by their index for the layout check.
 GATHER_CHOICES = (False, True, "auto")
+EXCHANGE_CHOICES = ("gather", "reduce")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # The numbers of `MUSICOptions.rank_settings`, in its order: the options every rank must share.
 RANK_SETTINGS_FIELDS = (
@@ -43,6 +58,7 @@ RANK_SETTINGS_FIELDS = (
     "off_weight",
     "inv_weight",
     "gather_distributed",
+    "exchange",
     "implementation",
 )
 # What every rank of the group must agree on before one joint is estimated over their batches.
@@ -96,6 +112,8 @@ def _describe(values: tuple[float, ...]) -> str:
             parts.append(f"dtype={_DTYPES[int(value)] if value >= 0 else 'other'}")
         elif name == "gather_distributed":
             parts.append(f"gather_distributed={GATHER_CHOICES[int(value)]!r}")
+        elif name == "exchange":
+            parts.append(f"exchange={EXCHANGE_CHOICES[int(value)]!r}")
         elif name == "implementation":
             parts.append(f"implementation={registry.choices()[int(value)]!r}")
         elif name in ("views", "global views", "dim", "segment_dim"):
@@ -165,8 +183,13 @@ class GlobalBatch(NamedTuple):
     group_views: tuple[Tensor, ...]
     # The rows of ``group_views`` that are this rank's.
     rows: tuple[int, int]
-    # How many ranks' batches ``group_views`` holds.
+    # How many ranks' batches the joint is estimated over.
     ranks: int
+    # How many samples the joint is estimated over: those of ``group_views``, or with ``reduced`` the
+    # group's whole batch, of which ``group_views`` holds this rank's own.
+    samples: int
+    # Whether the ranks exchange their sums (exchange="reduce"; ``sum_over_ranks``) instead of their rows.
+    reduced: bool = False
 
 
 def global_batch(
@@ -195,15 +218,42 @@ def global_batch(
         if torch.compiler.is_compiling():  # only the reference gathers outside an operator
             raise RuntimeError(COMPILED_GATHER_MESSAGE)
         counts = _rows_per_rank(views[0], layout(views, num_global, segment_dim, tuple(rank_settings)), group)
-        with torch.no_grad():
-            # One gather of every view's rows: (N, V, D) on each rank, (N_global, V, D) gathered.
-            gathered = _all_gather_rows(torch.stack(views, dim=1).contiguous(), counts, group)
-        batch = GlobalBatch(views, tuple(gathered.unbind(1)), _own_rows(counts, group), group_size(group))
+        exchange = EXCHANGE_CHOICES[int(rank_settings[RANK_SETTINGS_FIELDS.index("exchange")])]
+        if exchange == "reduce":
+            batch = GlobalBatch(views, views, (0, views[0].shape[0]), group_size(group), sum(counts), True)
+        else:
+            with torch.no_grad():
+                # One gather of every view's rows: (N, V, D) on each rank, (N_global, V, D) gathered.
+                gathered = _all_gather_rows(torch.stack(views, dim=1).contiguous(), counts, group)
+            own = _own_rows(counts, group)
+            batch = GlobalBatch(views, tuple(gathered.unbind(1)), own, group_size(group), sum(counts))
     else:
-        batch = GlobalBatch(views, views, (0, views[0].shape[0]), 1)
-    if batch.group_views[0].shape[0] < 2:
+        batch = GlobalBatch(views, views, (0, views[0].shape[0]), 1, views[0].shape[0])
+    if batch.samples < 2:
         raise ValueError(
             f"MUSIC needs a (global) batch of at least 2 samples to estimate the joint distribution, "
-            f"got {batch.group_views[0].shape[0]}."
+            f"got {batch.samples}."
         )
     return batch
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """The sum of a tensor over the group's ranks, in the forward pass only: its gradient is the incoming
+    one, unchanged, with no collective (every rank's incoming gradient is the same, since every rank holds
+    the same sum and computes the same function of it)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, group_key: str) -> Tensor:
+        total = x.detach().clone()
+        dist.all_reduce(total, group=group_of(group_key))
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return grad, None
+
+
+def sum_over_ranks(x: Tensor, group_key: str) -> Tensor:
+    """``x`` summed over the ranks of the group ``group_key`` names (every rank must call), differentiable
+    as the sum of this rank's ``x`` and constants: the exchange of exchange="reduce"."""
+    return _SumOverRanks.apply(x, group_key)

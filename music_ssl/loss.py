@@ -31,7 +31,7 @@ def _evaluate(
         z_a, z_b, num_global, options.segment_dim, options.temperature, options.off_weight
     )
     implementation, fall_back = implementations.choose(
-        options.implementation, views[0].device, views[0].dtype
+        options.implementation, views[0].device, views[0].dtype, options.exchange
     )
     return implementation.loss(views, num_global, options, terms, fall_back)  # type: ignore[return-value]
 
@@ -71,6 +71,7 @@ def music_loss(
     process_group: ProcessGroup | None = None,
     *,
     num_global: int | None = None,
+    exchange: str = "gather",
 ) -> Tensor:
     """MUSIC loss of two views' projections, each (N, D), or of a list of views with ``z_b`` omitted; see
     `MUSICLoss` for the arguments.
@@ -81,7 +82,7 @@ def music_loss(
     """
     weights = (diag_weight, off_weight, inv_weight)
     execution = (gather_distributed, implementation, process_group)  # where and how it runs
-    options = MUSICOptions(segment_dim, temperature, *weights, *execution)
+    options = MUSICOptions(segment_dim, temperature, *weights, *execution, exchange)
     terms = _terms_requested(return_terms, "music_loss_terms")
     return _evaluate(z_a, z_b, num_global, options, terms)  # type: ignore[return-value]
 
@@ -99,13 +100,14 @@ def music_loss_terms(
     process_group: ProcessGroup | None = None,
     *,
     num_global: int | None = None,
+    exchange: str = "gather",
 ) -> MUSICOutput:
     """`music_loss` and its parts from one evaluation: a `MUSICOutput` (the loss, its three terms and the
     per-segment diagnostics, attribute entropy, confidence and code entropy, which only this form
     computes)."""
     weights = (diag_weight, off_weight, inv_weight)
     execution = (gather_distributed, implementation, process_group)  # where and how it runs
-    options = MUSICOptions(segment_dim, temperature, *weights, *execution)
+    options = MUSICOptions(segment_dim, temperature, *weights, *execution, exchange)
     return _evaluate(z_a, z_b, num_global, options, True)  # type: ignore[return-value]
 
 
@@ -163,6 +165,12 @@ class MUSICLoss(nn.Module):
         process_group: The data-parallel group whose ranks' batches make up the global batch (None: the
             default group): the group DDP averages gradients over, where data parallelism is combined with
             tensor or pipeline parallelism. Every rank of it must call the loss when it gathers.
+        exchange: What the ranks exchange to estimate the joint over the global batch: "gather" (the
+            default: every rank receives every rank's projections and computes the whole joint) or
+            "reduce" (every rank sums the joint over its own samples and one all_reduce adds the ranks'
+            D x D sums: per-rank compute and memory fall as ranks are added). Same value and gradients;
+            "reduce" runs on the implementations that declare it (the reference; "auto" picks it), see
+            docs/implementation.md for which to choose. Every rank must pass the same value.
         options: All of the above as one `MUSICOptions`; ``MUSICLoss(options)`` builds the loss from it.
 
     Setting an option on a built loss checks it as construction does, so a schedule is one line per step:
@@ -207,13 +215,14 @@ class MUSICLoss(nn.Module):
         gather_distributed: bool | str = "auto",
         implementation: str = "auto",
         process_group: ProcessGroup | None = None,
+        exchange: str = "gather",
     ) -> None:
         super().__init__()
         given = (temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation)
         if isinstance(segment_dim, MUSICOptions):
-            defaults = tuple(getattr(_DEFAULTS, name) for name in _OPTION_NAMES[1:-1])
+            defaults = tuple(getattr(_DEFAULTS, name) for name in _OPTION_NAMES[1:-2])
             if any(a is not b and a != b for a, b in zip(given, defaults, strict=True)) or (
-                process_group is not None
+                process_group is not None or exchange != _DEFAULTS.exchange
             ):
                 raise TypeError(
                     "MUSICLoss takes either a MUSICOptions or the options one by one, not both; got "
@@ -221,7 +230,7 @@ class MUSICLoss(nn.Module):
                 )
             self.options = segment_dim
         else:
-            self.options = MUSICOptions(segment_dim, *given, process_group)
+            self.options = MUSICOptions(segment_dim, *given, process_group, exchange)
 
     # Each option reads from `options`; setting one (a temperature schedule: loss_fn.temperature = t)
     # builds new options, checked as at construction.
@@ -233,6 +242,7 @@ class MUSICLoss(nn.Module):
     gather_distributed = _option("gather_distributed")
     implementation = _option("implementation")
     process_group = _option("process_group")
+    exchange = _option("exchange")
 
     def forward(
         self,

@@ -38,6 +38,7 @@ class MUSICOptions:
     gather_distributed: bool | str = "auto"
     implementation: str = "auto"
     process_group: ProcessGroup | None = None
+    exchange: str = "gather"
     rank_settings: tuple[float, ...] = dataclasses.field(init=False, repr=False, compare=False)
     group_key: str = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -51,6 +52,7 @@ class MUSICOptions:
             "gather_distributed": checks.gather(self.gather_distributed),
             "implementation": checks.choice("implementation", self.implementation, registry.choices()),
             "process_group": checks.process_group(self.process_group),
+            "exchange": checks.choice("exchange", self.exchange, distributed.EXCHANGE_CHOICES),
         }
         if checked["gather_distributed"] is True and not dist.is_available():
             raise ValueError(
@@ -62,6 +64,7 @@ class MUSICOptions:
         # The choices as their index (`distributed.RANK_SETTINGS_FIELDS` gives the order).
         encoded = {
             "gather_distributed": distributed.GATHER_CHOICES.index(self.gather_distributed),
+            "exchange": distributed.EXCHANGE_CHOICES.index(self.exchange),
             "implementation": registry.choices().index(self.implementation),
         }
         rank_settings = tuple(

@@ -85,19 +85,30 @@ class MUSICOutput(NamedTuple):
 def segment_diagnostics(p: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """Attribute-usage entropy, confidence and hard-code entropy per segment from the (N, S, C) attribute
     probabilities of each view, averaged over the views."""
+    return diagnostics(segment_sums(p), p[0].shape[0] * len(p))
+
+
+def segment_sums(p: Sequence[Tensor]) -> Tensor:
+    """What the diagnostics sum over samples, from the (N, S, C) attribute probabilities of each view,
+    summed over the views: (3, S, C), the attribute probabilities, the hard codes' counts, and (in its
+    first column) each sample's largest probability. Sums, so that ranks can add theirs."""
     with torch.no_grad():
-        marginal = sum(view.mean(dim=0) for view in p) / len(p)
-        confidence = sum(view.amax(dim=-1).mean(dim=0) for view in p) / len(p)
-        code_share = sum(_code_share(view) for view in p) / len(p)
-    return _entropy(marginal), confidence, _entropy(code_share)  # type: ignore[arg-type, return-value]
+        num_segments, segment_dim = p[0].shape[1:]
+        sums = p[0].new_zeros((3, num_segments, segment_dim))
+        for view in p:
+            sums[0] += view.sum(dim=0)
+            codes = view.argmax(dim=-1).T  # (S, N)
+            sums[1].scatter_add_(1, codes, view.new_ones(codes.shape))
+            sums[2, :, 0] += view.amax(dim=-1).sum(dim=0)
+    return sums
 
 
-def _code_share(p: Tensor) -> Tensor:
-    """(S, C): the share of the N samples whose most likely attribute in each segment is each attribute."""
-    num_samples, num_segments, segment_dim = p.shape
-    codes = p.argmax(dim=-1).T  # (S, N)
-    counts = p.new_zeros((num_segments, segment_dim)).scatter_add_(1, codes, p.new_ones(codes.shape))
-    return counts / num_samples
+def diagnostics(sums: Tensor, count: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Attribute entropy, confidence and code entropy per segment (`MUSICOutput`), averaged over the
+    views, from the `segment_sums` of ``count`` rows (samples times views)."""
+    with torch.no_grad():
+        means = sums.detach() / max(count, 1)
+    return _entropy(means[0]), means[2, :, 0], _entropy(means[1])
 
 
 def _entropy(share: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from music_ssl import distributed
-from music_ssl.output import MUSICOutput, segment_diagnostics
+from music_ssl.output import MUSICOutput, diagnostics, segment_sums
 from music_ssl.segments import segment_views
 
 if typing.TYPE_CHECKING:
@@ -40,7 +40,7 @@ def reference_loss(
     segment_dim, temperature = options.segment_dim, options.temperature
     batch_size, dim = batch.views[0].shape
     group_views = batch.group_views
-    global_batch_size = group_views[0].shape[0]
+    global_batch_size = batch.samples
     num_segments = dim // segment_dim
 
     # The meta device, which propagates shapes only, has no autocast to turn off. (Asked by device type:
@@ -57,14 +57,19 @@ def reference_loss(
         p = [view.exp() for view in global_log_p]
 
         inv_terms, diag_terms, off_terms = [], [], []
-        for i, j in pairs:
+        # Every pair's joint P = (1/N) sum_n p_i[n]^T p_j[n]: from the rows it is estimated on, or under
+        # exchange="reduce" from this rank's rows, the ranks' sums added by one all_reduce.
+        rows = group_views[0].shape[0]
+        joints = torch.stack([p[i].reshape(rows, dim).T @ p[j].reshape(rows, dim) for i, j in pairs])
+        if batch.reduced:
+            joints = distributed.sum_over_ranks(joints, options.group_key)
+        for (i, j), joint_sum in zip(pairs, joints / global_batch_size, strict=True):
             # L_inv = -log sum_c p_i p_j, in log space so that saturated, disagreeing codes stay finite.
             # The mean over this rank's samples; a rank that holds none (an uneven last batch) gives 0.
             agreement_log = torch.logsumexp(log_p[i] + log_p[j], dim=-1)
             inv_terms.append(-agreement_log.sum() / (max(batch_size, 1) * num_segments))
 
-            joint = p[i].reshape(global_batch_size, dim).T @ p[j].reshape(global_batch_size, dim)
-            joint = joint / global_batch_size
+            joint = joint_sum
             # blocks[s, t] is the C x C joint pmf of segment s of view i and segment t of view j.
             blocks = (
                 xlogx(joint).reshape(num_segments, segment_dim, num_segments, segment_dim).transpose(1, 2)
@@ -79,8 +84,9 @@ def reference_loss(
         diag = torch.stack(diag_terms).mean()
         off = torch.stack(off_terms).mean()
         if batch.ranks > 1:
-            # Every rank computes the same joint terms from the same rows; DDP averages gradients over
-            # ranks, so each rank's own rows take `ranks` times the gradient (the value is unchanged).
+            # Every rank computes the same joint terms (from the same rows, or the same sums); DDP averages
+            # gradients over ranks, so each rank's own rows take `ranks` times the gradient (the value is
+            # unchanged).
             diag, off = (term.detach() + batch.ranks * (term - term.detach()) for term in (diag, off))
         # This rank's share of L_inv: its local mean, weighted so that the mean over ranks (what DDP's
         # gradient averaging takes) is the global mean also for unequal batches; the factor is 1 for equal
@@ -90,7 +96,12 @@ def reference_loss(
 
     if not terms:
         return loss
-    return MUSICOutput(loss, inv.detach(), diag.detach(), off.detach(), *segment_diagnostics(p))
+    sums = segment_sums(p)
+    if batch.reduced:
+        sums = distributed.sum_over_ranks(sums, options.group_key)
+    return MUSICOutput(
+        loss, inv.detach(), diag.detach(), off.detach(), *diagnostics(sums, global_batch_size * len(p))
+    )
 
 
 def _batch_with_own_rows(views: tuple[Tensor, ...], num_global: int, options: MUSICOptions):
@@ -104,7 +115,7 @@ def _batch_with_own_rows(views: tuple[Tensor, ...], num_global: int, options: MU
         options.group_key,
         torch.is_grad_enabled(),
     )
-    if batch.ranks == 1:
+    if batch.ranks == 1 or batch.reduced:
         return batch
     start, stop = batch.rows
     spliced = tuple(

@@ -70,6 +70,9 @@ class Implementation:
     # The device types on which it runs only in an interpreter, far slower than compiled (Triton's on the
     # CPU): test suites and benchmarks run it there on small shapes only.
     interpreted_on: tuple[str, ...] = ()
+    # What the ranks may exchange when it estimates the joint over a process group's batch
+    # (`music_ssl.distributed`, ``exchange=``): their rows, and with "reduce" their sums.
+    exchanges: tuple[str, ...] = ("gather",)
 
     @property
     def fused(self) -> bool:
@@ -158,9 +161,12 @@ def auto_order() -> list[Implementation]:
     return [*reversed(users), *(REGISTRY[name] for name in BUILT_IN if name in REGISTRY)]
 
 
-def _auto_choice(device: torch.device) -> Implementation:
-    """The first entry that "auto" may pick on ``device``, can run there and has not failed to compile."""
-    for implementation in auto_order():
+def _auto_choice(device: torch.device, exchange: str) -> Implementation:
+    """The first entry that "auto" may pick on ``device``, can run there, computes ``exchange`` and has not
+    failed to compile; where no entry that "auto" may pick computes ``exchange``, the first that does and
+    runs on ``device`` (the reference computes every exchange)."""
+    able = [entry for entry in auto_order() if exchange in entry.exchanges]
+    for implementation in able:
         if (
             (device.type in implementation.auto_devices or "*" in implementation.auto_devices)
             and implementation.proven()
@@ -168,24 +174,41 @@ def _auto_choice(device: torch.device) -> Implementation:
             and not implementation.unavailable_reason(device)
         ):
             return implementation
-    raise ValueError(f"No implementation of the MUSIC loss runs on {device}; registered: {tuple(REGISTRY)}.")
+    for implementation in able:
+        if not implementation.unavailable_reason(device):
+            return implementation
+    raise ValueError(
+        f"No implementation of the MUSIC loss runs on {device} with exchange={exchange!r}; registered: "
+        f"{tuple(REGISTRY)}."
+    )
 
 
-def choose(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[Implementation, bool]:
-    """(the implementation that runs, whether a compile or launch failure may run its fallback instead).
+def choose(
+    requested: str, device: torch.device, dtype: torch.dtype, exchange: str = "gather"
+) -> tuple[Implementation, bool]:
+    """(the implementation that runs, whether a compile or launch failure may run its fallback instead),
+    for inputs on ``device`` of ``dtype`` and the ranks' ``exchange``.
 
     Raises:
-        ValueError: an explicitly requested implementation cannot run on ``device``.
+        ValueError: an explicitly requested implementation cannot run on ``device`` or does not compute
+            ``exchange``.
     """
     if requested != "auto" and requested not in REGISTRY:
         raise ValueError(
             f"implementation={requested!r} is not registered (any more): expected one of {choices()}; a loss "
             "built with an implementation that was unregistered since needs it registered again."
         )
-    implementation = _auto_choice(device) if requested == "auto" else REGISTRY[requested]
+    implementation = _auto_choice(device, exchange) if requested == "auto" else REGISTRY[requested]
+    if exchange not in implementation.exchanges:
+        able = tuple(entry.name for entry in REGISTRY.values() if exchange in entry.exchanges)
+        raise ValueError(
+            f"implementation={implementation.name!r} does not compute exchange={exchange!r} (it computes "
+            f"{implementation.exchanges}); use implementation='auto' or one of {able}, or "
+            "exchange='gather'."
+        )
     if implementation.dtypes is not None and dtype not in implementation.dtypes:
         assert implementation.fallback is not None
-        return choose(implementation.fallback, device, dtype)
+        return choose(implementation.fallback, device, dtype, exchange)
     if requested != "auto":
         reason = implementation.unavailable_reason(device)
         if reason:

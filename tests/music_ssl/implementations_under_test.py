@@ -54,3 +54,20 @@ def params(fused_only: bool = False, auto: bool = False, interpreted: bool = Tru
         reason = entry.unavailable_reason(CPU)
         out.append(pytest.param(entry.name, marks=pytest.mark.skipif(bool(reason), reason=reason or "runs")))
     return out + (["auto"] if auto else [])
+
+
+def ways(interpreted: bool = True) -> list[str]:
+    """Every registered implementation that runs on CPU tensors here with every exchange it declares
+    (`Implementation.exchanges`), for the distributed tests: its name for the default exchange, "gather",
+    and "<name>+<exchange>" for another; `options` turns one into the loss's keyword arguments."""
+    return [
+        name if exchange == "gather" else f"{name}+{exchange}"
+        for name in names(interpreted=interpreted)
+        for exchange in implementations.REGISTRY[name].exchanges
+    ]
+
+
+def options(way: str) -> dict[str, str]:
+    """`ways`' entry as MUSICLoss's keyword arguments: {"implementation": ..., "exchange": ...}."""
+    name, _, exchange = way.partition("+")
+    return {"implementation": name, "exchange": exchange or "gather"}

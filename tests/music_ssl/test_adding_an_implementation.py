@@ -31,10 +31,12 @@ GENERIC = {
 def test_a_registered_implementation_runs_through_every_generic_test(tmp_path):
     report = tmp_path / "report.xml"
     files = [str(ROOT / "tests" / "music_ssl" / name) for name in GENERIC.values()]
+    # Started outside the checkout, its folder appended to sys.path rather than put first (as `make test`
+    # runs the suite), so that `music_ssl` is the installed package, the wheel where the suite tests one.
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "toy", f"--junitxml={report}"]
-        + files,
-        cwd=ROOT,
+        + ["--rootdir", str(ROOT), "-o", "pythonpath=", "--import-mode=append", *files],
+        cwd=tmp_path,
         env={**os.environ, "MUSIC_SSL_TEST_TOY_IMPLEMENTATION": "1", "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,

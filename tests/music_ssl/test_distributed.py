@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from music_ssl import MUSICLoss
+from music_ssl import MUSICLoss, distributed
 from tests.music_ssl import implementations_under_test
 from tests.process_group import free_port, join_process_group, leave_process_group
 
@@ -38,22 +38,21 @@ MULTI_CROP = {"num_views": 5, "num_global": 2}
 
 def _loss_function(kind: str, implementation: str):
     """The loss's terms as each host computes them: the core with True, "auto" or its default, solo-learn's
-    pure function."""
+    pure function; ``implementation`` one of `implementations_under_test.ways`."""
+    options = implementations_under_test.options(implementation)
     if kind == "solo_learn":
         from music_ssl.integrations.solo_learn.losses import music_loss_terms_func
 
         return lambda z_a, z_b: music_loss_terms_func(
-            z_a, z_b, segment_dim=8, temperature=0.7, implementation=implementation
+            z_a, z_b, segment_dim=8, temperature=0.7, implementation=options["implementation"]
         )
     if kind == "multi_crop":
-        loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation)
+        loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, **options)
         return lambda *z: loss_fn.terms(list(z), num_global=MULTI_CROP["num_global"])
     if kind == "core_default":
-        return MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation).terms
+        return MUSICLoss(segment_dim=8, temperature=0.7, **options).terms
     gather = {"core": True, "core_auto": "auto"}[kind]
-    return MUSICLoss(
-        segment_dim=8, temperature=0.7, gather_distributed=gather, implementation=implementation
-    ).terms
+    return MUSICLoss(segment_dim=8, temperature=0.7, gather_distributed=gather, **options).terms
 
 
 def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core"):
@@ -82,7 +81,7 @@ def _worker(rank, world_size, port, sizes, implementation, out_dir, kind="core")
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [(6, 6), (7, 3), (5, 0, 4)], ids=["equal", "unequal", "one-empty"])
-@pytest.mark.parametrize("implementation", implementations_under_test.names(interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.ways(interpreted=False))
 def test_ddp_gradients_equal_single_process_on_concatenated_batch(
     tmp_path, sizes, implementation, kind="core"
 ):
@@ -214,7 +213,7 @@ def test_the_hosts_policy_gathers_whenever_several_processes_train(tmp_path, kin
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [(7, 3), (5, 0, 4)], ids=["unequal", "one-empty"])
-@pytest.mark.parametrize("implementation", implementations_under_test.names(interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.ways(interpreted=False))
 def test_multi_crop_joints_are_over_the_global_batch(tmp_path, sizes, implementation):
     """Two global and three local views: the joint of every pair is over the group's batch, and DDP's
     gradients are those of one process on the concatenated batch, for uneven ranks and an empty one."""
@@ -260,7 +259,8 @@ def _group_worker(rank, world_size, port, groups, sizes, implementation, out_dir
     x_a, x_b = _group_data(index, sizes[index])
     start = sum(sizes[index][:position])
     rows = slice(start, start + sizes[index][position])
-    loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, implementation=implementation, process_group=group)
+    options = implementations_under_test.options(implementation)
+    loss_fn = MUSICLoss(segment_dim=8, temperature=0.7, process_group=group, **options)
     out = loss_fn.terms(model(x_a[rows]), model(x_b[rows]))
     out.loss.backward()
     grads = [p.grad.detach().clone() for p in model.parameters()]
@@ -298,7 +298,7 @@ def _check_groups(tmp_path, groups, sizes, implementation):
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("sizes", [((6, 6), (6, 6)), ((7, 3), (2, 9))], ids=["equal", "unequal"])
-@pytest.mark.parametrize("implementation", implementations_under_test.names(interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.ways(interpreted=False))
 def test_the_joint_and_the_gradients_are_those_of_the_process_group(tmp_path, sizes, implementation):
     """Four processes in two data-parallel groups of two: every group's loss and gradients are those of
     one process on the group's concatenated batch (the world's batch would mix in the other group's)."""
@@ -322,7 +322,7 @@ def group_cases(draw):
         )
         for ranks in groups
     )
-    return groups, sizes, draw(st.sampled_from(implementations_under_test.names(interpreted=False)))
+    return groups, sizes, draw(st.sampled_from(implementations_under_test.ways(interpreted=False)))
 
 
 @pytest.mark.timeout(600)
@@ -337,7 +337,7 @@ def _placeholder_worker(rank, world_size, port, out_dir, implementation):
     torch.set_num_threads(1)
     join_process_group(rank, world_size, port, wait_seconds=15)
     z_a, z_b = _data(8)
-    loss_fn = MUSICLoss(segment_dim=4, implementation=implementation)
+    loss_fn = MUSICLoss(segment_dim=4, **implementations_under_test.options(implementation))
     if rank == 0:
         loss = loss_fn(z_a.requires_grad_(), z_b)
         loss.backward()
@@ -348,7 +348,7 @@ def _placeholder_worker(rank, world_size, port, out_dir, implementation):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("implementation", implementations_under_test.params(interpreted=False))
+@pytest.mark.parametrize("implementation", implementations_under_test.ways(interpreted=False))
 def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gathers(
     tmp_path, implementation
 ):
@@ -369,3 +369,45 @@ def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gat
     assert not torch.isclose(got, expected)  # the share of a gathered call, not a local estimate
     (want_grad,) = torch.autograd.grad(2 * single.loss, z_a)  # what DDP's average over two ranks halves
     torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-6)
+
+
+def _exchange_worker(rank, world_size, port, exchange, out_dir):
+    """Records the size of every collective one training step of the loss runs, forward and backward."""
+    torch.set_num_threads(1)
+    join_process_group(rank, world_size, port, wait_seconds=30)
+    sent: list[tuple[str, int]] = []
+    all_gather, all_reduce = dist.all_gather, dist.all_reduce
+
+    def gather_spy(parts, tensor, *args, **kwargs):
+        sent.append(("all_gather", tensor.numel()))
+        return all_gather(parts, tensor, *args, **kwargs)
+
+    def reduce_spy(tensor, *args, **kwargs):
+        sent.append(("all_reduce", tensor.numel()))
+        return all_reduce(tensor, *args, **kwargs)
+
+    dist.all_gather, dist.all_reduce = gather_spy, reduce_spy
+    generator = torch.Generator().manual_seed(rank)
+    views = [torch.randn(10 + rank, 48, generator=generator, requires_grad=True) for _ in range(3)]
+    loss = MUSICLoss(segment_dim=8, implementation="reference", exchange=exchange)(views, num_global=2)
+    loss.backward()
+    torch.save(sent, os.path.join(out_dir, f"rank{rank}.pt"))
+    leave_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_reduce_exchanges_the_joints_sums_and_gather_the_rows(tmp_path):
+    """Per step and rank, exchange="gather" receives every rank's rows of every view; exchange="reduce"
+    sends one D x D sum per pair of views, whatever the batch: the ranks' layouts aside (one small
+    all_gather), nothing of size N x D travels, and nothing at all in the backward pass."""
+    dim, pairs, layout = 48, 3, 1 + len(distributed.LAYOUT_FIELDS)
+    for exchange in ("gather", "reduce"):
+        out = tmp_path / exchange
+        out.mkdir()
+        mp.spawn(_exchange_worker, args=(2, free_port(), exchange, str(out)), nprocs=2, join=True)
+        for rank in range(2):
+            sent = torch.load(out / f"rank{rank}.pt")
+            if exchange == "gather":  # the rows of every view, padded to the longest rank's 11
+                assert sent == [("all_gather", layout), ("all_gather", 11 * 3 * dim)]
+            else:
+                assert sent == [("all_gather", layout), ("all_reduce", pairs * dim * dim)]
