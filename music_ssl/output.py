@@ -108,7 +108,7 @@ def diagnostics(sums: Tensor, count: int) -> tuple[Tensor, Tensor, Tensor]:
     views, from the `segment_sums` of ``count`` rows (samples times views)."""
     with torch.no_grad():
         means = sums.detach() / max(count, 1)
-    return _entropy(means[0]), means[2, :, 0], _entropy(means[1])
+    return _entropy(means[0]), means[2, :, 0].clone(), _entropy(means[1])
 
 
 def _entropy(share: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from music_ssl import distributed
-from music_ssl.output import MUSICOutput, diagnostics, segment_sums
+from music_ssl.output import MUSICOutput, diagnostics, segment_diagnostics, segment_sums
 from music_ssl.segments import segment_views
 
 if typing.TYPE_CHECKING:
@@ -96,9 +96,10 @@ def reference_loss(
 
     if not terms:
         return loss
-    sums = segment_sums(p)
-    if batch.reduced:
-        sums = distributed.sum_over_ranks(sums, options.group_key)
+    if not batch.reduced:
+        return MUSICOutput(loss, inv.detach(), diag.detach(), off.detach(), *segment_diagnostics(p))
+    # The diagnostics' sums over samples, added over the ranks as the joints were.
+    sums = distributed.sum_over_ranks(segment_sums(p), options.group_key)
     return MUSICOutput(
         loss, inv.detach(), diag.detach(), off.detach(), *diagnostics(sums, global_batch_size * len(p))
     )
