@@ -16,7 +16,7 @@ group: the default group, or the data-parallel group passed as ``process_group``
 
 What the ranks exchange to estimate that joint, ``exchange``:
 
-- ``"gather"`` (the default): their rows. Every rank receives the whole group's (N_global, D) projections
+- ``"gather"``: their rows. Every rank receives the whole group's (N_global, D) projections
   of every view and computes the joint from them: 6 N_global D^2 operations and N_global x D values per
   rank and view, whatever the number of ranks.
 - ``"reduce"``: their sums. The joint of a pair of views is a sum over samples,
@@ -25,8 +25,13 @@ What the ranks exchange to estimate that joint, ``exchange``:
   rank then holds the same P and the same gradient of the joint terms with respect to it, and computes the
   gradient of its own rows from it, with no collective in the backward pass: 6 N_local D^2 operations and
   D^2 values per pair and rank. The value and gradients are the gather's; the implementations that declare
-  it compute it (`registry.Implementation.exchanges`: the reference does; the fused ones, whose memory
-  never holds the D x D joint, gather).
+  it compute it (`registry.Implementation.exchanges`: every built-in one).
+- ``"auto"`` (the default): the reduce where it moves no more bytes per rank than the gather, that is
+  where the global batch's rows outweigh the pairs' joints, N_global V >= 2 P D (V views, P pairs of
+  views; a ring all_reduce moves about twice its D x D tensor), and the implementation computes it; else
+  the gather (`cheaper_exchange`). Where the reduce moves fewer bytes it also computes less (N_local
+  instead of N_global rows) and, from N_global V >= D on, holds less. Decided from the group's batch
+  sizes, which every rank has received, so every rank decides the same.
 
 Every rank of the group must pass the same ``gather_distributed``: a rank with False, or with True under
 no_grad while the others have "auto", runs no collective that the others could wait on, so no check can
@@ -49,7 +54,7 @@ from music_ssl import registry
 
 # gather_distributed, exchange and implementation as written, encoded by their index for the layout check.
 GATHER_CHOICES = (False, True, "auto")
-EXCHANGE_CHOICES = ("gather", "reduce")
+EXCHANGE_CHOICES = ("auto", "gather", "reduce")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # The numbers of `MUSICOptions.rank_settings`, in its order: the options every rank must share.
 RANK_SETTINGS_FIELDS = (
@@ -192,6 +197,13 @@ class GlobalBatch(NamedTuple):
     reduced: bool = False
 
 
+def cheaper_exchange(samples: int, num_views: int, num_pairs: int, dim: int) -> str:
+    """What exchange="auto" runs for a global batch of ``samples`` and ``num_views`` views of width
+    ``dim`` compared in ``num_pairs`` pairs: "reduce" where it moves no more bytes per rank than the
+    gather (N V >= 2 P D), else "gather"."""
+    return "reduce" if samples * num_views >= 2 * num_pairs * dim else "gather"
+
+
 def global_batch(
     views: tuple[Tensor, ...],
     num_global: int,
@@ -199,6 +211,7 @@ def global_batch(
     rank_settings: typing.Sequence[float],
     group_key: str,
     grad_enabled: bool,
+    can_reduce: bool = False,
 ) -> GlobalBatch:
     """The batch a call of ``views`` estimates the joint on, under options with ``segment_dim``,
     ``rank_settings`` (`MUSICOptions.rank_settings`, which holds ``gather_distributed``) and ``group_key``
@@ -210,6 +223,9 @@ def global_batch(
     backward pass and a rank that takes no backward step (an empty rank's placeholder) leaves nobody
     waiting.
 
+    ``can_reduce``: whether the caller computes exchange="reduce" (`GlobalBatch.reduced`); where it does
+    not, "auto" gathers.
+
     The one place where that batch is checked: it must hold at least two samples over all ranks (a single
     rank may hold none), and every rank must have called the loss with the same layout."""
     group = group_of(group_key)
@@ -219,6 +235,10 @@ def global_batch(
             raise RuntimeError(COMPILED_GATHER_MESSAGE)
         counts = _rows_per_rank(views[0], layout(views, num_global, segment_dim, tuple(rank_settings)), group)
         exchange = EXCHANGE_CHOICES[int(rank_settings[RANK_SETTINGS_FIELDS.index("exchange")])]
+        if exchange == "auto":
+            num_pairs = num_global * len(views) - num_global * (num_global + 1) // 2
+            cheaper = cheaper_exchange(sum(counts), len(views), num_pairs, views[0].shape[1])
+            exchange = cheaper if can_reduce else "gather"
         if exchange == "reduce":
             batch = GlobalBatch(views, views, (0, views[0].shape[0]), group_size(group), sum(counts), True)
         else:
@@ -251,6 +271,13 @@ class _SumOverRanks(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         return grad, None
+
+
+def add_over_ranks_(x: Tensor, group_key: str) -> Tensor:
+    """``x``, in place, summed over the ranks of the group ``group_key`` names (every rank must call):
+    the exchange of exchange="reduce" where no autograd graph runs through it (inside an operator)."""
+    dist.all_reduce(x, group=group_of(group_key))
+    return x
 
 
 def sum_over_ranks(x: Tensor, group_key: str) -> Tensor:

@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 
 from music_ssl import checks, distributed
-from music_ssl.output import MUSICOutput, segment_diagnostics
+from music_ssl.output import MUSICOutput, segment_diagnostics, segment_sums
+from music_ssl.output import diagnostics as output_diagnostics
 from music_ssl.segments import compute_dtype, segment_views
 
 if typing.TYPE_CHECKING:
@@ -79,26 +80,74 @@ def chunked_joint_terms(
         p_a and p_b, or None when not requested.
     """
     batch_size, dim = p_a.shape
-    segments_per_chunk = max(1, CHUNK_ROWS // segment_dim)
-    rows_per_chunk = segments_per_chunk * segment_dim
     start, stop = local_rows
-    local_a, local_b = p_a[start:stop], p_b[start:stop]
     a_columns = p_a.T  # (D, N) view: a chunk of rows of P is a chunk of columns of p_a.
+    joint = p_a.new_empty((_rows_per_chunk(segment_dim), dim))
 
-    diag_sum = p_a.new_zeros(())
-    off_sum = p_a.new_zeros(())
+    def rows_of_joint(first: int, last: int) -> Tensor:
+        chunk = joint[: last - first]
+        return torch.addmm(chunk, a_columns[first:last], p_b, beta=0.0, alpha=1.0 / batch_size, out=chunk)
+
+    local = (p_a[start:stop], p_b[start:stop])
+    return _joint_chunks(
+        rows_of_joint, *local, batch_size, segment_dim, diag_coef, off_coef, grad_scale, compute_grad
+    )
+
+
+def reduced_joint_terms(
+    joint: Tensor,
+    local_a: Tensor,
+    local_b: Tensor,
+    count: int,
+    segment_dim: int,
+    diag_coef: float,
+    off_coef: float,
+    grad_scale: float,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """`chunked_joint_terms` given the whole joint P (D x D: under exchange="reduce", the ranks' sums of
+    p_a^T p_b added and divided by ``count``, the samples over all ranks), which it overwrites, and this
+    rank's (N_r, D) probabilities ``local_a``, ``local_b``, whose gradients it returns."""
+
+    def rows_of_joint(first: int, last: int) -> Tensor:
+        return joint[first:last]
+
+    return _joint_chunks(
+        rows_of_joint, local_a, local_b, count, segment_dim, diag_coef, off_coef, grad_scale, compute_grad
+    )
+
+
+def _rows_per_chunk(segment_dim: int) -> int:
+    return max(1, CHUNK_ROWS // segment_dim) * segment_dim
+
+
+def _joint_chunks(
+    rows_of_joint: typing.Callable[[int, int], Tensor],
+    local_a: Tensor,
+    local_b: Tensor,
+    count: int,
+    segment_dim: int,
+    diag_coef: float,
+    off_coef: float,
+    grad_scale: float,
+    compute_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """The joint terms of P, a chunk of its rows at a time (``rows_of_joint(first, last)``, which the
+    chunk's epilogue overwrites), over ``count`` samples, and the gradients of the local rows."""
+    dim = local_a.shape[1]
+    rows_per_chunk = _rows_per_chunk(segment_dim)
+    diag_sum = local_a.new_zeros(())
+    off_sum = local_a.new_zeros(())
     # The gradient of p_a is built transposed, (D, N): each chunk then writes a contiguous block of rows.
-    grad_a_t = p_a.new_empty((dim, stop - start)) if compute_grad else None
+    grad_a_t = local_a.new_empty((dim, local_a.shape[0])) if compute_grad else None
     grad_b = torch.zeros_like(local_b) if compute_grad else None
-    joint = p_a.new_empty((rows_per_chunk, dim))
-    grad_joint = p_a.new_empty((rows_per_chunk, dim))  # log P, then dL/dP, in place
-    scale = grad_scale / batch_size
+    grad_joint = local_a.new_empty((rows_per_chunk, dim))  # log P, then dL/dP, in place
+    scale = grad_scale / count
 
     for first in range(0, dim, rows_per_chunk):
         last = min(first + rows_per_chunk, dim)
-        chunk = joint[: last - first]
+        chunk = rows_of_joint(first, last)
         grad_chunk = grad_joint[: last - first]
-        torch.addmm(chunk, a_columns[first:last], p_b, beta=0.0, alpha=1.0 / batch_size, out=chunk)
         diag_part, off_part = _epilogue(
             chunk, grad_chunk, first, segment_dim, diag_coef, off_coef, compute_grad
         )
@@ -254,13 +303,13 @@ def _operator(fused: FusedLoss, operator_name: str):
         ``rank_settings`` and ``group`` in a call under grad mode ``grad_enabled``, exchanged here: the
         outputs have this rank's shapes whatever the other ranks hold, so a compiled graph holds it too."""
         batch = distributed.global_batch(
-            tuple(views), num_global, segment_dim, rank_settings, group, grad_enabled
+            tuple(views), num_global, segment_dim, rank_settings, group, grad_enabled, can_reduce=True
         )
         group_views, rows, ranks = batch.group_views, batch.rows, batch.ranks
         # Inside the operator every product is the math dtype, whatever autocast region it was called from.
         with torch.autocast(device_type=views[0].device.type, enabled=False):
             num_views, (batch_size, dim) = len(views), views[0].shape
-            global_batch_size = group_views[0].shape[0]
+            global_batch_size = batch.samples
             num_segments = dim // segment_dim
             # Each view's softmax once, (N_global, S, C); this rank's rows are a slice of it.
             log_p, pairs = segment_views(group_views, num_global, segment_dim, temperature)
@@ -294,16 +343,23 @@ def _operator(fused: FusedLoss, operator_name: str):
             diag_sum, off_sum = agreement_log_sum.new_zeros(()), agreement_log_sum.new_zeros(())
             grads_p: list[Tensor | None] = [None] * num_views
             for i, j in pairs:
-                pair_diag, pair_off, grad_i, grad_j = joint_terms(
-                    p[i].reshape(global_batch_size, dim),  # type: ignore[union-attr]
-                    p[j].reshape(global_batch_size, dim),  # type: ignore[union-attr]
-                    rows,
-                    segment_dim,
-                    diag_coef,
-                    off_coef,
-                    ranks / len(pairs),
-                    compute_grad,
-                )
+                p_i = p[i].reshape(-1, dim)  # type: ignore[union-attr]
+                p_j = p[j].reshape(-1, dim)  # type: ignore[union-attr]
+                if batch.reduced:
+                    # exchange="reduce": the pair's joint from this rank's rows, the ranks' sums added (one
+                    # D x D all_reduce per pair, one pair's joint held at a time); every rank then holds
+                    # the same P and computes the gradients of its own rows from it.
+                    joint = distributed.add_over_ranks_(p_i.T @ p_j, group).div_(global_batch_size)
+                    terms_of_pair = reduced_joint_terms(
+                        joint, p_i, p_j, global_batch_size, segment_dim, diag_coef, off_coef,
+                        ranks / len(pairs), compute_grad,
+                    )  # fmt: skip
+                    del joint
+                else:
+                    terms_of_pair = joint_terms(
+                        p_i, p_j, rows, segment_dim, diag_coef, off_coef, ranks / len(pairs), compute_grad
+                    )
+                pair_diag, pair_off, grad_i, grad_j = terms_of_pair
                 diag_sum += pair_diag
                 off_sum += pair_off
                 if grad_i is not None and grad_j is not None:
@@ -319,7 +375,10 @@ def _operator(fused: FusedLoss, operator_name: str):
             inv_scale = ranks * batch_size / global_batch_size
             inv = local_inv * inv_scale
             loss = diag_weight * diag + off_weight * off + inv_weight * inv
-            if compute_terms:
+            if compute_terms and batch.reduced:  # the diagnostics' sums added over the ranks too
+                sums = distributed.add_over_ranks_(segment_sums(p), group)  # type: ignore[arg-type]
+                diagnostics = output_diagnostics(sums, global_batch_size * num_views)
+            elif compute_terms:
                 diagnostics = segment_diagnostics(p)  # type: ignore[arg-type]
             else:
                 diagnostics = (loss.new_empty((0,)), loss.new_empty((0,)), loss.new_empty((0,)))

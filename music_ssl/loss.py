@@ -71,7 +71,7 @@ def music_loss(
     process_group: ProcessGroup | None = None,
     *,
     num_global: int | None = None,
-    exchange: str = "gather",
+    exchange: str = "auto",
 ) -> Tensor:
     """MUSIC loss of two views' projections, each (N, D), or of a list of views with ``z_b`` omitted; see
     `MUSICLoss` for the arguments.
@@ -100,7 +100,7 @@ def music_loss_terms(
     process_group: ProcessGroup | None = None,
     *,
     num_global: int | None = None,
-    exchange: str = "gather",
+    exchange: str = "auto",
 ) -> MUSICOutput:
     """`music_loss` and its parts from one evaluation: a `MUSICOutput` (the loss, its three terms and the
     per-segment diagnostics, attribute entropy, confidence and code entropy, which only this form
@@ -165,12 +165,14 @@ class MUSICLoss(nn.Module):
         process_group: The data-parallel group whose ranks' batches make up the global batch (None: the
             default group): the group DDP averages gradients over, where data parallelism is combined with
             tensor or pipeline parallelism. Every rank of it must call the loss when it gathers.
-        exchange: What the ranks exchange to estimate the joint over the global batch: "gather" (the
-            default: every rank receives every rank's projections and computes the whole joint) or
-            "reduce" (every rank sums the joint over its own samples and one all_reduce adds the ranks'
-            D x D sums: per-rank compute and memory fall as ranks are added). Same value and gradients;
-            "reduce" runs on the implementations that declare it (the reference; "auto" picks it), see
-            docs/implementation.md for which to choose. Every rank must pass the same value.
+        exchange: What the ranks exchange to estimate the joint over the global batch: "gather" (every
+            rank receives every rank's projections and computes the whole joint), "reduce" (every rank
+            sums the joint over its own samples and one all_reduce per pair of views adds the ranks'
+            D x D sums: a rank's work falls as ranks are added) or "auto" (the default: the reduce where
+            it moves no more bytes than the gather, N_global x views >= 2 x pairs x D, which a global
+            batch past about 8k samples at D = 8192 reaches). Same value and gradients either way; every
+            built-in implementation computes both (docs/implementation.md). Every rank must pass the
+            same value.
         options: All of the above as one `MUSICOptions`; ``MUSICLoss(options)`` builds the loss from it.
 
     Setting an option on a built loss checks it as construction does, so a schedule is one line per step:
@@ -215,7 +217,7 @@ class MUSICLoss(nn.Module):
         gather_distributed: bool | str = "auto",
         implementation: str = "auto",
         process_group: ProcessGroup | None = None,
-        exchange: str = "gather",
+        exchange: str = "auto",
     ) -> None:
         super().__init__()
         given = (temperature, diag_weight, off_weight, inv_weight, gather_distributed, implementation)

@@ -38,7 +38,7 @@ class MUSICOptions:
     gather_distributed: bool | str = "auto"
     implementation: str = "auto"
     process_group: ProcessGroup | None = None
-    exchange: str = "gather"
+    exchange: str = "auto"
     rank_settings: tuple[float, ...] = dataclasses.field(init=False, repr=False, compare=False)
     group_key: str = dataclasses.field(init=False, repr=False, compare=False)
 

@@ -115,6 +115,7 @@ def _batch_with_own_rows(views: tuple[Tensor, ...], num_global: int, options: MU
         options.rank_settings,
         options.group_key,
         torch.is_grad_enabled(),
+        can_reduce=True,
     )
     if batch.ranks == 1 or batch.reduced:
         return batch

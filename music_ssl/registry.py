@@ -165,7 +165,7 @@ def _auto_choice(device: torch.device, exchange: str) -> Implementation:
     """The first entry that "auto" may pick on ``device``, can run there, computes ``exchange`` and has not
     failed to compile; where no entry that "auto" may pick computes ``exchange``, the first that does and
     runs on ``device`` (the reference computes every exchange)."""
-    able = [entry for entry in auto_order() if exchange in entry.exchanges]
+    able = [entry for entry in auto_order() if exchange == "auto" or exchange in entry.exchanges]
     for implementation in able:
         if (
             (device.type in implementation.auto_devices or "*" in implementation.auto_devices)
@@ -184,7 +184,7 @@ def _auto_choice(device: torch.device, exchange: str) -> Implementation:
 
 
 def choose(
-    requested: str, device: torch.device, dtype: torch.dtype, exchange: str = "gather"
+    requested: str, device: torch.device, dtype: torch.dtype, exchange: str = "auto"
 ) -> tuple[Implementation, bool]:
     """(the implementation that runs, whether a compile or launch failure may run its fallback instead),
     for inputs on ``device`` of ``dtype`` and the ranks' ``exchange``.
@@ -199,7 +199,7 @@ def choose(
             "built with an implementation that was unregistered since needs it registered again."
         )
     implementation = _auto_choice(device, exchange) if requested == "auto" else REGISTRY[requested]
-    if exchange not in implementation.exchanges:
+    if exchange != "auto" and exchange not in implementation.exchanges:
         able = tuple(entry.name for entry in REGISTRY.values() if exchange in entry.exchanges)
         raise ValueError(
             f"implementation={implementation.name!r} does not compute exchange={exchange!r} (it computes "

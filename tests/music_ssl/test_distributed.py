@@ -371,7 +371,7 @@ def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gat
     torch.testing.assert_close(got_grad, want_grad, rtol=1e-5, atol=1e-6)
 
 
-def _exchange_worker(rank, world_size, port, exchange, out_dir):
+def _exchange_worker(rank, world_size, port, implementation, exchange, out_dir, rows=10, dim=48):
     """Records the size of every collective one training step of the loss runs, forward and backward."""
     torch.set_num_threads(1)
     join_process_group(rank, world_size, port, wait_seconds=30)
@@ -388,26 +388,57 @@ def _exchange_worker(rank, world_size, port, exchange, out_dir):
 
     dist.all_gather, dist.all_reduce = gather_spy, reduce_spy
     generator = torch.Generator().manual_seed(rank)
-    views = [torch.randn(10 + rank, 48, generator=generator, requires_grad=True) for _ in range(3)]
-    loss = MUSICLoss(segment_dim=8, implementation="reference", exchange=exchange)(views, num_global=2)
+    views = [torch.randn(rows + rank, dim, generator=generator, requires_grad=True) for _ in range(3)]
+    loss = MUSICLoss(segment_dim=8, implementation=implementation, exchange=exchange)(views, num_global=2)
     loss.backward()
     torch.save(sent, os.path.join(out_dir, f"rank{rank}.pt"))
     leave_process_group()
 
 
 @pytest.mark.timeout(120)
-def test_reduce_exchanges_the_joints_sums_and_gather_the_rows(tmp_path):
+@pytest.mark.parametrize("implementation", ["reference", "chunked"])
+def test_reduce_exchanges_the_joints_sums_and_gather_the_rows(tmp_path, implementation):
     """Per step and rank, exchange="gather" receives every rank's rows of every view; exchange="reduce"
-    sends one D x D sum per pair of views, whatever the batch: the ranks' layouts aside (one small
-    all_gather), nothing of size N x D travels, and nothing at all in the backward pass."""
+    sends one D x D sum per pair of views (the reference in one all_reduce, the fused operator one pair
+    at a time, so that it holds one pair's joint), whatever the batch: the ranks' layouts aside (one
+    small all_gather), nothing of size N x D travels, and nothing at all in the backward pass."""
     dim, pairs, layout = 48, 3, 1 + len(distributed.LAYOUT_FIELDS)
     for exchange in ("gather", "reduce"):
         out = tmp_path / exchange
         out.mkdir()
-        mp.spawn(_exchange_worker, args=(2, free_port(), exchange, str(out)), nprocs=2, join=True)
+        args = (2, free_port(), implementation, exchange, str(out))
+        mp.spawn(_exchange_worker, args=args, nprocs=2, join=True)
         for rank in range(2):
             sent = torch.load(out / f"rank{rank}.pt")
             if exchange == "gather":  # the rows of every view, padded to the longest rank's 11
                 assert sent == [("all_gather", layout), ("all_gather", 11 * 3 * dim)]
-            else:
+            elif implementation == "reference":
                 assert sent == [("all_gather", layout), ("all_reduce", pairs * dim * dim)]
+            else:
+                assert sent == [("all_gather", layout), *[("all_reduce", dim * dim)] * pairs]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("rows", "expected"), [(10, "gather"), (16, "reduce")])
+def test_auto_reduces_where_the_rows_outweigh_the_joints(tmp_path, rows, expected):
+    """exchange="auto" (the default) with three views of width 16, two global (three pairs): the reduce
+    moves no more bytes once N x 3 >= 2 x 3 x 16, so 21 samples gather and 33 reduce; every rank
+    decides the same from the batch sizes it has received."""
+    mp.spawn(
+        _exchange_worker,
+        args=(2, free_port(), "chunked", "auto", str(tmp_path), rows, 16),
+        nprocs=2,
+        join=True,
+    )
+    for rank in range(2):
+        kinds = [kind for kind, _ in torch.load(tmp_path / f"rank{rank}.pt")][1:]
+        assert kinds == (["all_gather"] if expected == "gather" else ["all_reduce"] * 3)
+
+
+def test_the_crossover_of_auto():
+    """Where the reduce starts: N V >= 2 P D."""
+    assert distributed.cheaper_exchange(8159, 2, 1, 8160) == "gather"
+    assert distributed.cheaper_exchange(8160, 2, 1, 8160) == "reduce"
+    # Multi-crop, 2 global views and 6 local: 13 pairs, 8 views.
+    assert distributed.cheaper_exchange(26520, 8, 13, 8160) == "reduce"
+    assert distributed.cheaper_exchange(26519, 8, 13, 8160) == "gather"
