@@ -42,6 +42,7 @@ def music_loss_func(
     process_group: torch.distributed.ProcessGroup | None = None,
     *,
     num_global: int | None = None,
+    exchange: str = "auto",
 ) -> torch.Tensor:
     """Computes MUSIC's loss given projected features z1 from view 1 and z2 from view 2, or given a list
     of the projected features of every view.
@@ -77,6 +78,8 @@ def music_loss_func(
         num_global (int, optional): keyword-only; how many of the views in z1, the first ones, are
             global, from 1 to the number of views. Required with more than two views; two views are
             both global. Defaults to None.
+        exchange (str, optional): keyword-only; what the ranks exchange for the joint over the global
+            batch, "auto", "gather" or "reduce", as in ``music_ssl.MUSICLoss``. Defaults to "auto".
 
     Returns:
         torch.Tensor: MUSIC's loss.
@@ -101,6 +104,7 @@ def music_loss_func(
         "implementation": implementation,
         "process_group": process_group,
         "num_global": num_global,
+        "exchange": exchange,
     }
     if return_terms:
         warnings.warn(
@@ -125,6 +129,7 @@ def music_loss_terms_func(
     process_group: torch.distributed.ProcessGroup | None = None,
     *,
     num_global: int | None = None,
+    exchange: str = "auto",
 ) -> MUSICOutput:
     """``music_loss_func`` and its parts from one evaluation: a ``MUSICOutput`` with the loss, its three
     terms and the per-segment diagnostics. The arguments are ``music_loss_func``'s: two views z1, z2, or
@@ -144,4 +149,5 @@ def music_loss_terms_func(
         implementation=implementation,
         process_group=process_group,
         num_global=num_global,
+        exchange=exchange,
     )

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "off_weight": 1.0,
     "inv_weight": 1.0,
     "implementation": "auto",
+    "exchange": "auto",
 }
 
 ACCEPTED = (*REQUIRED, *DEFAULTS)
@@ -86,7 +87,15 @@ def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         )
 
     kwargs = {**DEFAULTS, **method_kwargs}
-    names = ("segment_dim", "temperature", "diag_weight", "off_weight", "inv_weight", "implementation")
+    names = (
+        "segment_dim",
+        "temperature",
+        "diag_weight",
+        "off_weight",
+        "inv_weight",
+        "implementation",
+        "exchange",
+    )
     try:
         options = MUSICOptions(**{name: kwargs[name] for name in names})
     except (TypeError, ValueError) as error:

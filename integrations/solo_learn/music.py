@@ -55,6 +55,8 @@ class MUSIC(BaseMethod):
                 inv_weight (float): weight of the per-sample invariance term. Defaults to 1.0.
                 implementation (str): "auto", "reference", "chunked" or "triton", as in
                     ``music_ssl.MUSICLoss``. Defaults to "auto".
+                exchange (str): what the ranks exchange for the joint over the global batch,
+                    "auto", "gather" or "reduce", as in ``music_ssl.MUSICLoss``. Defaults to "auto".
 
         Every option is checked when the method is built, by music-ssl's own checks.
 
@@ -76,6 +78,7 @@ class MUSIC(BaseMethod):
         self.off_weight: float = kwargs.off_weight
         self.inv_weight: float = kwargs.inv_weight
         self.implementation: str = kwargs.implementation
+        self.exchange: str = kwargs.exchange
         _check_crops(self.num_large_crops, self.num_small_crops)
 
         # projector: its output is read as proj_output_dim / segment_dim segments of attribute logits
@@ -177,6 +180,7 @@ class MUSIC(BaseMethod):
             inv_weight=self.inv_weight,
             implementation=self.implementation,
             num_global=self.num_large_crops,
+            exchange=self.exchange,
         )
 
         # The loss and L_inv are this rank's shares, whose mean over ranks is the global value: every

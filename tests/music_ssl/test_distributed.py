@@ -133,6 +133,7 @@ def _mismatched_worker(rank, world_size, port, per_rank, out_dir):
         temperature=mine["temperature"],
         gather_distributed=mine.get("gather", True),
         implementation=mine["implementation"],
+        exchange=mine.get("exchange", "auto"),
     )
     try:
         if len(views) == 2:
@@ -169,7 +170,14 @@ SAME = {"dim": 32, "segment_dim": 8, "dtype": torch.float32, "temperature": 1.0,
         (
             {"implementation": "reference"},
             VIEWS1 + "dim=32, dtype=torch.float32, segment_dim=8, temperature=1, "
-            "diag_weight=1, off_weight=1, inv_weight=1, gather_distributed=True, implementation='reference'",
+            "diag_weight=1, off_weight=1, inv_weight=1, gather_distributed=True, exchange='auto', "
+            "implementation='reference'",
+        ),
+        # Ranks that exchange differently would wait on collectives of different kinds and sizes.
+        (
+            {"exchange": "reduce"},
+            VIEWS1 + "dim=32, dtype=torch.float32, segment_dim=8, temperature=1, "
+            "diag_weight=1, off_weight=1, inv_weight=1, gather_distributed=True, exchange='reduce'",
         ),
         # As written: "auto" and True gather alike with gradients, but only True gathers without them.
         (
@@ -187,6 +195,7 @@ SAME = {"dim": 32, "segment_dim": 8, "dtype": torch.float32, "temperature": 1.0,
         "temperature",
         "across_implementations",
         "implementation",
+        "exchange",
         "gather",
         "views",
     ],

@@ -116,21 +116,22 @@ def test_the_learning_rate_follows_the_global_batch(ranks):
 TRAINED_STEPS = 3
 
 
-def bn_free_music(batch_size_per_device: int) -> imagenet_resnet50.MUSIC:
+def bn_free_music(batch_size_per_device: int, exchange: str = "auto") -> imagenet_resnet50.MUSIC:
     """``small_music`` with a BatchNorm-free head: ranks that each normalize their own shard could not
-    equal one process exactly (docs/implementation.md)."""
+    equal one process exactly (docs/implementation.md); its loss with ``exchange``."""
     model = small_music()
     model.batch_size_per_device = batch_size_per_device
     torch.manual_seed(0)
     model.projection_head = MUSICProjectionHead(16, 32, 32, segment_dim=8, batch_norm=False)
+    model.criterion.exchange = exchange
     return model
 
 
-def train_steps(devices: int, root: str) -> dict:
+def train_steps(devices: int, root: str, exchange: str = "auto") -> dict:
     """TRAINED_STEPS steps of the benchmark module on ``devices`` processes: on two, Lightning's DDP with
     its own distributed sampler; on one, the same global batches (`global_batches`). Every parameter
     after them."""
-    model = bn_free_music(BATCH_SIZE * WORLD_SIZE // devices)
+    model = bn_free_music(BATCH_SIZE * WORLD_SIZE // devices, exchange)
     trainer = Trainer(**trainer_arguments(devices, TRAINED_STEPS, root))
     pairs = TwoViews(TRAINED_STEPS * WORLD_SIZE * BATCH_SIZE)
     images = step_loader(pairs, devices, BATCH_SIZE)
@@ -138,14 +139,16 @@ def train_steps(devices: int, root: str) -> dict:
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
-def _train_on_rank(rank: int, root: str) -> dict:
-    return train_steps(WORLD_SIZE, root)
+def _train_on_rank(rank: int, root: str, exchange: str) -> dict:
+    return train_steps(WORLD_SIZE, root, exchange)
 
 
 @pytest.mark.timeout(600)
-def test_lightning_ddp_training_equals_one_process_on_the_global_batch(tmp_path):
+@pytest.mark.parametrize("exchange", ["gather", "reduce"])
+def test_lightning_ddp_training_equals_one_process_on_the_global_batch(tmp_path, exchange):
     """Through the lightly adapter and Lightning's own DDP: after a few LARS steps every rank holds the
-    parameters one process reaches on the concatenated batches (backbone, head and online classifier)."""
-    ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"))
-    want = train_steps(1, str(tmp_path / "one"))
+    parameters one process reaches on the concatenated batches (backbone, head and online classifier),
+    whichever the ranks exchange."""
+    ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"), exchange)
+    want = train_steps(1, str(tmp_path / "one"), exchange)
     assert_same_parameters(ranks, want)

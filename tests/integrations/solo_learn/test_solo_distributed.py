@@ -36,7 +36,7 @@ BATCH_SIZE = 8  # per process
 TRAINED_STEPS = 3
 
 
-def bn_free_cfg(devices: int):
+def bn_free_cfg(devices: int, exchange: str = "auto"):
     """The packaged CIFAR-10 config with a ViT backbone (LayerNorm) and a one-Linear projector: no
     BatchNorm, which ranks that each normalize their own shard could not match exactly
     (docs/implementation.md). Each of ``devices`` processes takes its share of a global batch of 16."""
@@ -50,6 +50,7 @@ def bn_free_cfg(devices: int):
                 "method_kwargs.proj_output_dim=32",
                 "method_kwargs.proj_num_layers=1",
                 "method_kwargs.segment_dim=8",
+                f"method_kwargs.exchange={exchange}",
                 f"optimizer.batch_size={BATCH_SIZE * WORLD_SIZE // devices}",
                 "optimizer.lr=1.6",  # solo-learn scales it by the global batch over 256: 0.1
                 "scheduler.warmup_epochs=0",
@@ -78,11 +79,11 @@ class TwoViews(Dataset):
         return index, list(self.views[index]), self.targets[index]
 
 
-def train_steps(devices: int, root: str) -> dict:
+def train_steps(devices: int, root: str, exchange: str = "auto") -> dict:
     """TRAINED_STEPS steps of method=music under a Lightning Trainer on ``devices`` processes: on two, DDP
     with its own distributed sampler; on one, the same global batches. Every parameter after them."""
     torch.manual_seed(0)
-    model = MUSIC(bn_free_cfg(devices))
+    model = MUSIC(bn_free_cfg(devices, exchange))
     trainer = Trainer(**trainer_arguments(devices, TRAINED_STEPS, root))
     pairs = TwoViews(TRAINED_STEPS * WORLD_SIZE * BATCH_SIZE)
     loader = step_loader(pairs, devices, BATCH_SIZE)
@@ -90,16 +91,18 @@ def train_steps(devices: int, root: str) -> dict:
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
-def _train_on_rank(rank: int, root: str) -> dict:
-    return train_steps(WORLD_SIZE, root)
+def _train_on_rank(rank: int, root: str, exchange: str) -> dict:
+    return train_steps(WORLD_SIZE, root, exchange)
 
 
 @pytest.mark.timeout(600)
-def test_lightning_ddp_training_equals_one_process_on_the_global_batch(tmp_path):
+@pytest.mark.parametrize("exchange", ["gather", "reduce"])
+def test_lightning_ddp_training_equals_one_process_on_the_global_batch(tmp_path, exchange):
     """After a few SGD steps under solo-learn's optimizer and schedule, every rank holds the parameters
-    one process reaches on the ranks' batches concatenated (backbone, projector and online classifier)."""
-    ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"))
-    want = train_steps(1, str(tmp_path / "one"))
+    one process reaches on the ranks' batches concatenated (backbone, projector and online classifier),
+    whichever the ranks exchange."""
+    ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"), exchange)
+    want = train_steps(1, str(tmp_path / "one"), exchange)
     assert_same_parameters(ranks, want)
 
 

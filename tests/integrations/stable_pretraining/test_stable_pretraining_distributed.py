@@ -152,9 +152,10 @@ def test_the_schedule_follows_the_global_batch(ranks):
 TRAINED_STEPS = 3
 
 
-def bn_free_module() -> spt.Module:
+def bn_free_module(exchange: str = "auto") -> spt.Module:
     """An ``spt.Module`` with ``music_forward``, BatchNorm-free (ranks that each normalize their own shard
-    could not equal one process exactly: docs/implementation.md), SGD with momentum."""
+    could not equal one process exactly: docs/implementation.md), SGD with momentum; its loss with
+    ``exchange``."""
     torch.manual_seed(0)
     backbone = torch.nn.Sequential(
         torch.nn.Conv2d(3, 16, 4, stride=4), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
@@ -164,16 +165,16 @@ def bn_free_module() -> spt.Module:
         backbone=backbone,
         projector=projector,
         forward=music_forward,
-        music_loss=projector.loss(),
+        music_loss=projector.loss(exchange=exchange),
         optim={"optimizer": {"type": "SGD", "lr": 0.5, "momentum": 0.9}},
     )
 
 
-def train_steps(devices: int, root: str) -> dict:
+def train_steps(devices: int, root: str, exchange: str = "auto") -> dict:
     """TRAINED_STEPS steps under a Lightning Trainer on ``devices`` processes: on two, DDP with its own
     distributed sampler; on one, the same global batches. Every parameter after them."""
     spt.set(cache_dir=root)
-    module = bn_free_module()
+    module = bn_free_module(exchange)
     trainer = pl.Trainer(**trainer_arguments(devices, TRAINED_STEPS, root))
     views = TwoViews()
     loader = step_loader(views, devices, BATCH_SIZE)
@@ -181,18 +182,20 @@ def train_steps(devices: int, root: str) -> dict:
     return {name: p.detach().clone() for name, p in module.named_parameters()}
 
 
-def _train_on_rank(rank: int, root: str) -> dict:
-    return train_steps(WORLD_SIZE, root)
+def _train_on_rank(rank: int, root: str, exchange: str) -> dict:
+    return train_steps(WORLD_SIZE, root, exchange)
 
 
 @pytest.mark.timeout(600)
-def test_a_two_process_trainer_trains_the_module_as_one_process(tmp_path):
+@pytest.mark.parametrize("exchange", ["gather", "reduce"])
+def test_a_two_process_trainer_trains_the_module_as_one_process(tmp_path, exchange):
     """``music_forward`` in an ``spt.Module`` under a two-process Trainer: after a few SGD steps every rank
-    holds the parameters that one process reaches on the ranks' batches concatenated."""
+    holds the parameters that one process reaches on the ranks' batches concatenated, whichever the
+    ranks exchange."""
     try:
-        ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"))
+        ranks = run_on_two_processes(_train_on_rank, str(tmp_path / "ddp"), exchange)
     except Exception as error:
         pytest.fail(f"{RELEASE}: training the module on two processes failed: {error}")
-    want = train_steps(1, str(tmp_path / "one"))
+    want = train_steps(1, str(tmp_path / "one"), exchange)
     assert want, "the module has parameters"
     assert_same_parameters(ranks, want, f"{RELEASE}, ")
