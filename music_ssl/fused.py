@@ -94,29 +94,6 @@ def chunked_joint_terms(
     )
 
 
-def reduced_joint_terms(
-    joint: Tensor,
-    local_a: Tensor,
-    local_b: Tensor,
-    count: int,
-    segment_dim: int,
-    diag_coef: float,
-    off_coef: float,
-    grad_scale: float,
-    compute_grad: bool,
-) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """`chunked_joint_terms` given the whole joint P (D x D: under exchange="reduce", the ranks' sums of
-    p_a^T p_b added and divided by ``count``, the samples over all ranks), which it overwrites, and this
-    rank's (N_r, D) probabilities ``local_a``, ``local_b``, whose gradients it returns."""
-
-    def rows_of_joint(first: int, last: int) -> Tensor:
-        return joint[first:last]
-
-    return _joint_chunks(
-        rows_of_joint, local_a, local_b, count, segment_dim, diag_coef, off_coef, grad_scale, compute_grad
-    )
-
-
 def _rows_per_chunk(segment_dim: int) -> int:
     return max(1, CHUNK_ROWS // segment_dim) * segment_dim
 
@@ -133,7 +110,9 @@ def _joint_chunks(
     compute_grad: bool,
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """The joint terms of P, a chunk of its rows at a time (``rows_of_joint(first, last)``, which the
-    chunk's epilogue overwrites), over ``count`` samples, and the gradients of the local rows."""
+    chunk's epilogue overwrites), over ``count`` samples, and the gradients of the local rows: the loop of
+    `chunked_joint_terms`, whose chunks are products of p_a and p_b, and of exchange="reduce", whose
+    chunks are rows of the whole joint the ranks' sums added up to."""
     dim = local_a.shape[1]
     rows_per_chunk = _rows_per_chunk(segment_dim)
     diag_sum = local_a.new_zeros(())
@@ -350,11 +329,15 @@ def _operator(fused: FusedLoss, operator_name: str):
                     # D x D all_reduce per pair, one pair's joint held at a time); every rank then holds
                     # the same P and computes the gradients of its own rows from it.
                     joint = distributed.add_over_ranks_(p_i.T @ p_j, group).div_(global_batch_size)
-                    terms_of_pair = reduced_joint_terms(
-                        joint, p_i, p_j, global_batch_size, segment_dim, diag_coef, off_coef,
+
+                    def summed_rows(first: int, last: int, joint: Tensor = joint) -> Tensor:
+                        return joint[first:last]
+
+                    terms_of_pair = _joint_chunks(
+                        summed_rows, p_i, p_j, global_batch_size, segment_dim, diag_coef, off_coef,
                         ranks / len(pairs), compute_grad,
                     )  # fmt: skip
-                    del joint
+                    del joint, summed_rows  # one pair's joint held at a time
                 else:
                     terms_of_pair = joint_terms(
                         p_i, p_j, rows, segment_dim, diag_coef, off_coef, ranks / len(pairs), compute_grad

@@ -80,7 +80,7 @@ def fused_implementation(
     global batch's (N, D) probabilities it takes; ``declared``: the other fields of `Implementation`."""
     backup = None if fallback is None else Fallback(*fallback, FAILURES, max_elements)
     # Under exchange="reduce" the operator adds the ranks' joints and computes its terms from the whole
-    # D x D joint with the chunked epilogue, whatever the kernel (`fused.reduced_joint_terms`).
+    # D x D joint with the chunked epilogue, whatever the kernel.
     declared.setdefault("exchanges", ("gather", "reduce"))
     return Implementation(
         name,
