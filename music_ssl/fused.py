@@ -1,24 +1,23 @@
-"""The fused MUSIC operator, and the PyTorch kernel of its joint terms ("chunked").
+"""The fused MUSIC operator, which the fused implementations share.
 
 One call of a fused implementation is one custom operator, ``music_ssl::music_loss_<implementation>``,
 with a shape-only ("fake") implementation and its backward registered: torch.compile sees one node and
-autocast leaves it alone. Its kernel returns the joint terms' gradients with their values, so the forward
-pass finishes the chain rule through the softmax and returns dL/dz; the backward only multiplies it by
-the incoming gradient (a double backward is refused, pointing to the reference). Several views are one
-call: each view's softmax once, every pair's joint terms (`segment_views`) accumulated per view. Under data
-parallelism the operator itself exchanges the ranks' rows (`distributed.global_batch`), so its outputs
-have this rank's shapes and a compiled graph (also with fullgraph=True) holds the exchange.
+autocast leaves it alone. Its kernel (`music_ssl.chunked`'s PyTorch loop, or the Triton kernel) returns
+the joint terms' gradients with their values, so the forward pass finishes the chain rule through the
+softmax and returns dL/dz; the backward only multiplies it by the incoming gradient (a double backward is
+refused, pointing to the reference). Several views are one call: each view's softmax once, every pair's
+joint terms (`segment_views`) accumulated per view. Under data parallelism the operator itself exchanges
+the ranks' rows, or adds their joints (`distributed.global_batch`), so its outputs have this rank's shapes
+and a compiled graph (also with fullgraph=True) holds the exchange. The call that flattens the options
+into the operator's arguments is the registry entry's (`music_ssl.implementations.FusedLoss`).
 
 Numerics follow what flows in: the math is float32 (float64 for float64 inputs) whatever the input
 dtype, and dL/dz stays float32 until it meets the incoming gradient, then is cast once to the input's
 dtype, as autograd does for the reference.
 
-Memory is O(V N D), never D x D. The joint P = p_a^T p_b / N of a pair is produced a chunk of rows at a
-time (rows of whole segments, so that the diagonal blocks of a chunk sit inside its own columns); on each
-chunk the x log x epilogue, the weighted sums and dL/dP are applied in place, and dL/dP is contracted
-with the inputs right away. Besides the kernel's two chunk buffers: the probabilities and the agreement
-distributions of the invariance terms (the log-probabilities are exponentiated in place; two views share
-one agreement), then float32 gradients the size of the inputs.
+Memory is O(V N D), never D x D with the gather (the kernel holds chunks of P's rows): the probabilities
+and the agreement distributions of the invariance terms (the log-probabilities are exponentiated in place;
+two views share one agreement), then float32 gradients the size of the inputs.
 """
 
 # No `from __future__ import annotations`: torch 2.4 infers the operator's schema from evaluated
@@ -29,154 +28,16 @@ import torch
 from torch import Tensor
 
 from music_ssl import checks, distributed
+from music_ssl.chunked import chunked_joint_terms, joint_chunks
 from music_ssl.output import MUSICOutput, segment_diagnostics, segment_sums
 from music_ssl.output import diagnostics as output_diagnostics
 from music_ssl.segments import compute_dtype, segment_views
 
 if typing.TYPE_CHECKING:
     from music_ssl.fallback import Fallback
-    from music_ssl.options import MUSICOptions
     from music_ssl.registry import JointKernel
 
-# Rows of P per chunk of the PyTorch kernel. 512 rows keep its two float32 chunk buffers at 32 MiB for
-# D = 8192 while the chunk products stay large enough to run at full matrix-multiply speed. Read at each
-# call, so a test can make chunks small.
-CHUNK_ROWS = 512
-
-
-def _diagonal_blocks(chunk: Tensor, first_column: int, num_segments: int, segment_dim: int) -> Tensor:
-    """View (k, C, C) of the k diagonal C x C blocks of a chunk whose rows are segments starting at
-    `first_column`'s segment. A strided view, so writes land in the chunk."""
-    row_stride = chunk.stride(0)
-    return chunk.as_strided(
-        (num_segments, segment_dim, segment_dim),
-        (segment_dim * row_stride + segment_dim, row_stride, 1),
-        chunk.storage_offset() + first_column,
-    )
-
-
-def chunked_joint_terms(
-    p_a: Tensor,
-    p_b: Tensor,
-    local_rows: tuple[int, int],
-    segment_dim: int,
-    diag_coef: float,
-    off_coef: float,
-    grad_scale: float,
-    compute_grad: bool,
-) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """Sums of P log P over the diagonal entries of diagonal blocks and over off-diagonal blocks.
-
-    Args:
-        p_a, p_b: (N, D) attribute probabilities of the global batch, D = S * segment_dim.
-        local_rows: The rows of p_a/p_b whose gradients are wanted (this rank's samples).
-        diag_coef, off_coef: Weights of the two sums in the objective whose gradient is returned.
-        grad_scale: Factor applied to the returned gradients.
-        compute_grad: Whether to produce the gradients.
-
-    Returns:
-        (diag_sum, off_sum, grad_p_a, grad_p_b); the gradients are those of
-        ``grad_scale * (diag_coef * diag_sum + off_coef * off_sum)`` with respect to the local rows of
-        p_a and p_b, or None when not requested.
-    """
-    batch_size, dim = p_a.shape
-    start, stop = local_rows
-    a_columns = p_a.T  # (D, N) view: a chunk of rows of P is a chunk of columns of p_a.
-    joint = p_a.new_empty((_rows_per_chunk(segment_dim), dim))
-
-    def rows_of_joint(first: int, last: int) -> Tensor:
-        chunk = joint[: last - first]
-        return torch.addmm(chunk, a_columns[first:last], p_b, beta=0.0, alpha=1.0 / batch_size, out=chunk)
-
-    local = (p_a[start:stop], p_b[start:stop])
-    return _joint_chunks(
-        rows_of_joint, *local, batch_size, segment_dim, diag_coef, off_coef, grad_scale, compute_grad
-    )
-
-
-def _rows_per_chunk(segment_dim: int) -> int:
-    return max(1, CHUNK_ROWS // segment_dim) * segment_dim
-
-
-def _joint_chunks(
-    rows_of_joint: typing.Callable[[int, int], Tensor],
-    local_a: Tensor,
-    local_b: Tensor,
-    count: int,
-    segment_dim: int,
-    diag_coef: float,
-    off_coef: float,
-    grad_scale: float,
-    compute_grad: bool,
-) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """The joint terms of P, a chunk of its rows at a time (``rows_of_joint(first, last)``, which the
-    chunk's epilogue overwrites), over ``count`` samples, and the gradients of the local rows: the loop of
-    `chunked_joint_terms`, whose chunks are products of p_a and p_b, and of exchange="reduce", whose
-    chunks are rows of the whole joint the ranks' sums added up to."""
-    dim = local_a.shape[1]
-    rows_per_chunk = _rows_per_chunk(segment_dim)
-    diag_sum = local_a.new_zeros(())
-    off_sum = local_a.new_zeros(())
-    # The gradient of p_a is built transposed, (D, N): each chunk then writes a contiguous block of rows.
-    grad_a_t = local_a.new_empty((dim, local_a.shape[0])) if compute_grad else None
-    grad_b = torch.zeros_like(local_b) if compute_grad else None
-    grad_joint = local_a.new_empty((rows_per_chunk, dim))  # log P, then dL/dP, in place
-    scale = grad_scale / count
-
-    for first in range(0, dim, rows_per_chunk):
-        last = min(first + rows_per_chunk, dim)
-        chunk = rows_of_joint(first, last)
-        grad_chunk = grad_joint[: last - first]
-        diag_part, off_part = _epilogue(
-            chunk, grad_chunk, first, segment_dim, diag_coef, off_coef, compute_grad
-        )
-        diag_sum += diag_part
-        off_sum += off_part
-        if grad_a_t is None or grad_b is None:  # compute_grad is False
-            continue
-        # P = p_a^T p_b / N: dL/dp_a[:, chunk] = p_b dL/dP_chunk^T / N and
-        # dL/dp_b += p_a[:, chunk] dL/dP_chunk / N.
-        out_rows = grad_a_t[first:last]
-        torch.addmm(out_rows, grad_chunk, local_b.T, beta=0.0, alpha=scale, out=out_rows)
-        grad_b.addmm_(local_a[:, first:last], grad_chunk, alpha=scale)
-
-    grad_a = None if grad_a_t is None else grad_a_t.T
-    return diag_sum, off_sum, grad_a, grad_b
-
-
-def _epilogue(
-    joint: Tensor,
-    grad: Tensor,
-    first: int,
-    segment_dim: int,
-    diag_coef: float,
-    off_coef: float,
-    compute_grad: bool,
-) -> tuple[Tensor, Tensor]:
-    """x log x sums of rows of P that start at row `first` (a segment boundary); writes dL/dP into `grad`.
-
-    dL/dP = coef * (log P + 1), with coef = off_coef off the diagonal blocks, diag_coef on the diagonal
-    of diagonal blocks and 0 elsewhere in them. Returns the sums over diagonal entries of diagonal blocks
-    and over off-diagonal blocks.
-    """
-    k = joint.shape[0] // segment_dim
-    log_joint = torch.clamp_min(joint, torch.finfo(joint.dtype).tiny, out=grad).log_()
-    block_p = _diagonal_blocks(joint, first, k, segment_dim)
-    block_log = _diagonal_blocks(log_joint, first, k, segment_dim)
-    diag_log = block_log.diagonal(dim1=-2, dim2=-1).clone()
-    diag_part = (block_p.diagonal(dim1=-2, dim2=-1) * diag_log).sum()
-    block_part = (block_p * block_log).sum()
-    # P log P in place of P (P is not needed again), then torch's sum, whose pairwise reduction keeps the
-    # error of a float32 chunk sum from growing with the chunk's size (one running dot product did).
-    off_part = joint.mul_(log_joint).sum() - block_part
-    if not compute_grad:
-        return diag_part, off_part
-
-    torch.add(grad.new_full((), off_coef), log_joint, alpha=off_coef, out=grad)
-    block_grad = _diagonal_blocks(grad, first, k, segment_dim)
-    block_grad.zero_()
-    block_grad.diagonal(dim1=-2, dim2=-1).copy_(diag_log.add_(1.0).mul_(diag_coef))
-    return diag_part, off_part
+__all__ = ["NUM_PARTS", "chunked_joint_terms", "operator"]  # chunked_joint_terms: the kernel's old home
 
 
 def _add(parts: "list[Tensor | None]", index: int, value: Tensor) -> None:
@@ -195,70 +56,15 @@ def _logits_gradient(p: Tensor, grad_p: Tensor, q_sum: Tensor, pairs: float, inv
     return grad_p.add_(p, alpha=inv_coef * pairs).sub_(q_sum, alpha=inv_coef)
 
 
-def _check_plain_autograd(views: "typing.Sequence[Tensor]", name: str) -> None:
-    """Refuses dual tensors (torch.autograd.forward_ad) and tensors wrapped by a torch.func transform,
-    which would otherwise get a zero tangent or fail inside torch."""
-    if torch.compiler.is_compiling():
-        return  # torch.compile traces plain tensors; a transform around it wraps the compiled call
-    for z in views:
-        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(z)
-        if wrapped or torch.autograd.forward_ad.unpack_dual(z).tangent is not None:
-            raise RuntimeError(checks.TRANSFORM_MESSAGE.format(name=name))
-
-
 # What the operator returns: `MUSICOutput`'s fields in their order (the diagnostics empty unless asked
 # for), then dL/dz of the views, stacked (empty without gradients).
-_NUM_PARTS = len(MUSICOutput._fields)
+NUM_PARTS = len(MUSICOutput._fields)
 
 
-class FusedLoss:
-    """The loss of the fused implementation ``name``, whose joint terms ``kernel`` computes, through the
-    custom operator ``music_ssl::music_loss_<name>`` (`operator`); called as an `Implementation`'s loss,
-    ``(batch, num_global, options, terms, fall_back)`` -> the loss, or its `MUSICOutput` with ``terms``.
-    ``fall_back``: whether this call may run the fallback's kernel after a compile or launch failure of
-    its own ("auto")."""
-
-    def __init__(self, name: str, kernel: "JointKernel", fallback: "Fallback | None" = None) -> None:
-        self.name, self.kernel, self.fallback = name, kernel, fallback
-        self.operator: typing.Any = None  # defined when the registry accepts the name, or at the first call
-
-    def build(self, operator_name: str | None = None) -> None:
-        """Defines the operator once, as music_ssl::music_loss_<operator_name> (default: the name)."""
-        if self.operator is None:
-            self.operator = _operator(self, operator_name or self.name)
-
-    def __call__(
-        self,
-        views: "tuple[Tensor, ...]",
-        num_global: int,
-        options: "MUSICOptions",
-        terms: bool,
-        fall_back: bool,
-    ):
-        _check_plain_autograd(views, self.name)
-        self.build()
-        outputs = self.operator(
-            views,
-            list(options.rank_settings),
-            options.group_key,
-            torch.is_grad_enabled(),
-            num_global,
-            options.segment_dim,
-            options.temperature,
-            options.diag_weight,
-            options.off_weight,
-            options.inv_weight,
-            fall_back,
-            torch.is_grad_enabled() and any(z.requires_grad for z in views),
-            terms,
-        )
-        return MUSICOutput(*outputs[:_NUM_PARTS]) if terms else outputs[0]
-
-
-def _operator(fused: FusedLoss, operator_name: str):
-    """The custom operator ``music_ssl::music_loss_<operator_name>`` of ``fused``, with its shapes function
-    and autograd registered."""
-    name = fused.name
+def operator(name: str, kernel: "JointKernel", fallback: "Fallback | None", operator_name: str):
+    """The custom operator ``music_ssl::music_loss_<operator_name>`` of the fused implementation ``name``,
+    whose joint terms ``kernel`` computes (``fallback``'s kernel in its place after a failure, where the
+    call allows it), with its shapes function and autograd registered."""
 
     @torch.library.custom_op(f"music_ssl::music_loss_{operator_name}", mutates_args=())
     def music_loss_operator(
@@ -316,9 +122,7 @@ def _operator(fused: FusedLoss, operator_name: str):
             off_coef = off_weight / (num_segments * (num_segments - 1)) if num_segments > 1 else 0.0
             # Every rank computes the same joint terms; DDP averages gradients over ranks, so each rank
             # contributes `ranks` times its share (what an all-gather with a summing backward would give).
-            joint_terms = (
-                fused.kernel if fused.fallback is None else fused.fallback.wrap(name, fused.kernel, fall_back)
-            )
+            joint_terms = kernel if fallback is None else fallback.wrap(name, kernel, fall_back)
             diag_sum, off_sum = agreement_log_sum.new_zeros(()), agreement_log_sum.new_zeros(())
             grads_p: list[Tensor | None] = [None] * num_views
             for i, j in pairs:
@@ -333,7 +137,7 @@ def _operator(fused: FusedLoss, operator_name: str):
                     def summed_rows(first: int, last: int, joint: Tensor = joint) -> Tensor:
                         return joint[first:last]
 
-                    terms_of_pair = _joint_chunks(
+                    terms_of_pair = joint_chunks(
                         summed_rows, p_i, p_j, global_batch_size, segment_dim, diag_coef, off_coef,
                         ranks / len(pairs), compute_grad,
                     )  # fmt: skip
@@ -408,7 +212,7 @@ def _operator(fused: FusedLoss, operator_name: str):
 
     def _save_gradients(ctx, inputs, output) -> None:
         ctx.mark_non_differentiable(*output[1:])  # only the loss is differentiable
-        ctx.save_for_backward(output[_NUM_PARTS])
+        ctx.save_for_backward(output[NUM_PARTS])
         ctx.input_dtype = inputs[0][0].dtype
         ctx.num_options = len(inputs) - 1
 

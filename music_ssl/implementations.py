@@ -30,10 +30,15 @@ module's too.
 
 from __future__ import annotations
 
-import torch
+import typing
 
-from music_ssl import fused
+import torch
+from torch import Tensor
+
+from music_ssl import checks, fused, triton_kernel
+from music_ssl.chunked import chunked_joint_terms
 from music_ssl.fallback import Fallback
+from music_ssl.output import MUSICOutput
 from music_ssl.reference import reference_loss
 from music_ssl.registry import (  # noqa: F401 (the registry's public names, as users know them here)
     ANY_DEVICE,
@@ -49,6 +54,9 @@ from music_ssl.registry import (  # noqa: F401 (the registry's public names, as 
     unregister,
 )
 
+if typing.TYPE_CHECKING:
+    from music_ssl.options import MUSICOptions
+
 # Whether "auto" runs the Triton kernel on CUDA devices. Off: the kernel has not yet run on a GPU. The GPU
 # check's report says, once everything it measures passes, that this is the line to switch (and on which
 # GPU and Triton release it passed).
@@ -56,16 +64,63 @@ AUTO_USES_TRITON = False
 
 
 def _triton_unavailable_reason(device: torch.device) -> str:
-    # Imported when first asked for: triton reads TRITON_INTERPRET at its own import.
-    from music_ssl import triton_kernel
-
-    return triton_kernel.unavailable_reason(device)
+    return triton_kernel.unavailable_reason(device)  # imports triton, which reads TRITON_INTERPRET then
 
 
-def _triton_joint_terms(*args):
-    from music_ssl import triton_kernel
+def _check_plain_autograd(views: typing.Sequence[Tensor], name: str) -> None:
+    """Refuses dual tensors (torch.autograd.forward_ad) and tensors wrapped by a torch.func transform,
+    which would otherwise get a zero tangent or fail inside torch."""
+    if torch.compiler.is_compiling():
+        return  # torch.compile traces plain tensors; a transform around it wraps the compiled call
+    for z in views:
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(z)
+        if wrapped or torch.autograd.forward_ad.unpack_dual(z).tangent is not None:
+            raise RuntimeError(checks.TRANSFORM_MESSAGE.format(name=name))
 
-    return triton_kernel.triton_joint_terms(*args)
+
+class FusedLoss:
+    """The loss of the fused implementation ``name``, whose joint terms ``kernel`` computes, through the
+    custom operator ``music_ssl::music_loss_<name>`` (`music_ssl.fused.operator`); called as an
+    `Implementation`'s loss, ``(views, num_global, options, terms, fall_back)`` -> the loss, or its
+    `MUSICOutput` with ``terms``.
+    ``fall_back``: whether this call may run the fallback's kernel after a compile or launch failure of
+    its own ("auto")."""
+
+    def __init__(self, name: str, kernel: JointKernel, fallback: Fallback | None = None) -> None:
+        self.name, self.kernel, self.fallback = name, kernel, fallback
+        self.operator: typing.Any = None  # defined when the registry accepts the name, or at the first call
+
+    def build(self, operator_name: str | None = None) -> None:
+        """Defines the operator once, as music_ssl::music_loss_<operator_name> (default: the name)."""
+        if self.operator is None:
+            self.operator = fused.operator(self.name, self.kernel, self.fallback, operator_name or self.name)
+
+    def __call__(
+        self,
+        views: tuple[Tensor, ...],
+        num_global: int,
+        options: MUSICOptions,
+        terms: bool,
+        fall_back: bool,
+    ):
+        _check_plain_autograd(views, self.name)
+        self.build()
+        outputs = self.operator(
+            views,
+            list(options.rank_settings),
+            options.group_key,
+            torch.is_grad_enabled(),
+            num_global,
+            options.segment_dim,
+            options.temperature,
+            options.diag_weight,
+            options.off_weight,
+            options.inv_weight,
+            fall_back,
+            torch.is_grad_enabled() and any(z.requires_grad for z in views),
+            terms,
+        )
+        return MUSICOutput(*outputs[: fused.NUM_PARTS]) if terms else outputs[0]
 
 
 def fused_implementation(
@@ -84,7 +139,7 @@ def fused_implementation(
     declared.setdefault("exchanges", ("gather", "reduce"))
     return Implementation(
         name,
-        fused.FusedLoss(name, kernel, backup),
+        FusedLoss(name, kernel, backup),
         kernel=kernel,
         fallback=None if fallback is None else fallback[0],
         **declared,
@@ -95,8 +150,8 @@ register(Implementation("reference", reference_loss, exchanges=("gather", "reduc
 register(
     fused_implementation(
         "triton",
-        _triton_joint_terms,
-        fallback=("chunked", fused.chunked_joint_terms),
+        triton_kernel.triton_joint_terms,  # imports triton at its first call
+        fallback=("chunked", chunked_joint_terms),
         max_elements=2**31 - 1,  # the kernels' pointer offsets are int32
         auto_devices=("cuda",),  # on the CPU, Triton runs only in its (slow) interpreter
         proven=lambda: AUTO_USES_TRITON,
@@ -106,4 +161,4 @@ register(
     ),
     built_in=True,
 )
-register(fused_implementation("chunked", fused.chunked_joint_terms, auto_devices=ANY_DEVICE), built_in=True)
+register(fused_implementation("chunked", chunked_joint_terms, auto_devices=ANY_DEVICE), built_in=True)

@@ -22,7 +22,7 @@ class JointKernel(Protocol):
     """What a fused implementation supplies: the weighted sums of P log P over the diagonal entries of
     diagonal blocks and over off-diagonal blocks of the joint P = p_a^T p_b / N (the joint terms before
     their normalization), and dL/dp of both views for the local rows; the contract's reference is
-    `music_ssl.fused.chunked_joint_terms`."""
+    `music_ssl.chunked.chunked_joint_terms`."""
 
     def __call__(
         self,

@@ -8,18 +8,42 @@
   launches compiled and not run.
 
 Availability: CUDA tensors with triton importable, or CPU tensors under Triton's interpreter
-(`TRITON_INTERPRET=1`, set before triton is first imported; `music_ssl` imports this package only when
-"triton" is first asked for).
+(`TRITON_INTERPRET=1`, set before triton is first imported). Importing this package imports no triton:
+its names load their module when first used, so `music_ssl` can register the "triton" implementation
+with `triton_joint_terms` as its kernel and still leave triton unimported until the kernel runs or its
+availability is asked.
 """
 
-from music_ssl.triton_kernel.availability import interpreter_active, is_available, triton, unavailable_reason
-from music_ssl.triton_kernel.joint import compile_ahead, triton_joint_terms
+from __future__ import annotations
 
-__all__ = [
-    "compile_ahead",
-    "interpreter_active",
-    "is_available",
-    "triton",
-    "triton_joint_terms",
-    "unavailable_reason",
-]
+import importlib
+import typing
+
+# The names this package gives, and the module of each (imported when a name is first used).
+_HOMES = {
+    "compile_ahead": "joint",
+    "interpreter_active": "availability",
+    "is_available": "availability",
+    "triton": "availability",
+    "unavailable_reason": "availability",
+}
+
+__all__ = sorted([*_HOMES, "triton_joint_terms"])
+
+
+def triton_joint_terms(*args: typing.Any) -> typing.Any:
+    """`music_ssl.triton_kernel.joint.triton_joint_terms`, whose module (and triton) is imported at the
+    first call."""
+    from music_ssl.triton_kernel.joint import triton_joint_terms as joint_terms
+
+    return joint_terms(*args)
+
+
+def __getattr__(name: str) -> typing.Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # The driver first, whatever the name: it imports the kernels, whose jit wrapping (interpreted or not)
+    # the availability's answers read.
+    importlib.import_module(f"{__name__}.joint")
+    value = globals()[name] = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    return value

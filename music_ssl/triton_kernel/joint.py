@@ -1,7 +1,7 @@
 """The host side of the Triton implementation: chunks of P launched as kernels, the gradient products,
 precision.
 
-Same contract as `music_ssl.fused.chunked_joint_terms`. P = p_a^T p_b / N is produced a chunk of
+Same contract as `music_ssl.chunked.chunked_joint_terms`. P = p_a^T p_b / N is produced a chunk of
 rows at a time; three launches per chunk:
 
 1. `joint_chunk_kernel`: every program computes one tile of the chunk of P with `tl.dot` over all N
@@ -265,7 +265,7 @@ def triton_joint_terms(
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Sums of P log P over the diagonal entries of diagonal blocks and over off-diagonal blocks.
 
-    Same arguments and returns as `music_ssl.fused.chunked_joint_terms`, for float32
+    Same arguments and returns as `music_ssl.chunked.chunked_joint_terms`, for float32
     probabilities; `chunk_rows` (rows of P per chunk when gradients are computed, default about N) may be
     any positive int: chunks need not align with segments or tiles.
     """

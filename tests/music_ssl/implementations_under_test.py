@@ -16,13 +16,13 @@ import os
 import pytest
 import torch
 
-from music_ssl import fused, implementations
+from music_ssl import chunked, implementations
 
 TOY = "toy"
 CPU = torch.device("cpu")
 
 if os.environ.get("MUSIC_SSL_TEST_TOY_IMPLEMENTATION") == "1" and TOY not in implementations.REGISTRY:
-    implementations.register(implementations.fused_implementation(TOY, fused.chunked_joint_terms))
+    implementations.register(implementations.fused_implementation(TOY, chunked.chunked_joint_terms))
 
 
 def _interpreted(entry: implementations.Implementation) -> bool:

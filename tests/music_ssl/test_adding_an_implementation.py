@@ -59,7 +59,7 @@ def test_a_registered_implementation_runs_through_every_generic_test(tmp_path):
 def registered():
     """Registers fused implementations (the chunked kernel under other names, counting its calls) for one
     test."""
-    from music_ssl import fused, implementations
+    from music_ssl import chunked, implementations
 
     names: list[str] = []
     calls: dict[str, int] = {}
@@ -67,7 +67,7 @@ def registered():
     def add(name: str, **declared) -> None:
         def kernel(*args):
             calls[name] = calls.get(name, 0) + 1
-            return fused.chunked_joint_terms(*args)
+            return chunked.chunked_joint_terms(*args)
 
         implementations.register(implementations.fused_implementation(name, kernel, **declared))
         names.append(name)
@@ -90,7 +90,7 @@ def test_a_refused_registration_changes_nothing_and_the_earlier_implementation_k
 
     import torch
 
-    from music_ssl import MUSICLoss, fused, implementations
+    from music_ssl import MUSICLoss, chunked, implementations
 
     add, calls = registered
     add("mine")
@@ -98,7 +98,7 @@ def test_a_refused_registration_changes_nothing_and_the_earlier_implementation_k
     want = MUSICLoss(segment_dim=8, implementation="chunked")(z_a, z_b)
     for name in ("mine", "chunked"):  # re-running the cell, or naming an implementation like a built-in one
         with pytest.raises(ValueError, match=f"named '{name}' is already registered"):
-            implementations.register(implementations.fused_implementation(name, fused.chunked_joint_terms))
+            implementations.register(implementations.fused_implementation(name, chunked.chunked_joint_terms))
     gc.collect()  # the refused entries are gone; the registered operators must not be
     for implementation in ("mine", "chunked", "auto"):
         loss = MUSICLoss(segment_dim=8, implementation=implementation)(z_a, z_b)
@@ -109,10 +109,10 @@ def test_a_refused_registration_changes_nothing_and_the_earlier_implementation_k
 
 @pytest.mark.parametrize("name", ["my-implementation", "2fast", "", "auto", 3])
 def test_a_name_that_cannot_name_an_implementation_is_refused_clearly(name):
-    from music_ssl import fused, implementations
+    from music_ssl import chunked, implementations
 
     with pytest.raises(ValueError, match="implementation name|already registered") as error:
-        implementations.register(implementations.fused_implementation(name, fused.chunked_joint_terms))
+        implementations.register(implementations.fused_implementation(name, chunked.chunked_joint_terms))
     assert repr(name) in str(error.value)
     assert name not in implementations.REGISTRY or name == "auto"
 

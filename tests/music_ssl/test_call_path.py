@@ -14,8 +14,9 @@ PACKAGE = Path(music_ssl.__file__).resolve().parent
 
 def files_visited(call) -> list[str]:
     """The package's files that ``call()`` enters, in order, one entry per visit: a call into a file of
-    the package from another of its files (or from outside it, for the first), where the caller is the
-    nearest frame of the package on the stack (torch's dispatcher frames between them do not count)."""
+    the package from another of its files (or from outside it, for the first), the caller being the
+    nearest frame of the package on the stack; or from the same file through code outside the package
+    (torch's dispatcher running an operator whose caller is in the same file re-enters that file)."""
     visits: list[str] = []
 
     def package_file(frame) -> str | None:
@@ -30,9 +31,10 @@ def files_visited(call) -> list[str]:
         if here is None:
             return
         caller = frame.f_back
+        through_outside = False
         while caller is not None and package_file(caller) is None:
-            caller = caller.f_back
-        if caller is None or package_file(caller) != here:
+            caller, through_outside = caller.f_back, True
+        if caller is None or package_file(caller) != here or through_outside:
             visits.append(here)
 
     sys.setprofile(profile)
@@ -90,11 +92,15 @@ def _downward_only(edges: set[tuple[str, str]]) -> bool:
 
 
 CORE = ["loss.py", "checks.py", "registry.py"]
+# A fused implementation: the registry entry's call, which flattens the options into the operator's
+# arguments, then the operator (entered through torch's dispatcher), the distributed policy, the segments'
+# math, and the kernel.
+FUSED = ["implementations.py", "fused.py", "distributed.py", "segments.py"]
 # Each call's files, in the order of their first visit: the checks, the registry's choice, the
 # implementation, the distributed policy (the batch), and the math below every implementation.
 PATHS = {
-    "auto": [*CORE, "fused.py", "distributed.py", "segments.py"],
-    "chunked": [*CORE, "fused.py", "distributed.py", "segments.py"],
+    "auto": [*CORE, *FUSED, "chunked.py"],
+    "chunked": [*CORE, *FUSED, "chunked.py"],
     "reference": [*CORE, "reference.py", "distributed.py", "segments.py"],
 }
 
@@ -104,31 +110,47 @@ PATHS = {
 def test_one_loss_call_enters_each_file_once_top_to_bottom(implementation, num_views):
     """Every file of the call is entered once, whatever the number of views: each hands the next what
     it needs in one call (the segments' math, say, gives every view's probabilities and the pairs at
-    once), and none is re-entered."""
+    once), and none is re-entered; only a fused implementation's kernel is called once per pair of views,
+    its contract being one pair's joint (2 global and 2 local views: 1 + 2 x 2 pairs)."""
     loss_fn = MUSICLoss(segment_dim=8, implementation=implementation)
-    views = [torch.randn(16, 64, requires_grad=True) for _ in range(num_views)]
+    views = [torch.randn(16, 64) for _ in range(num_views)]
     loss_fn(views, num_global=2)  # the first call also imports lazily what it needs
-    assert files_visited(lambda: loss_fn(views, num_global=2)) == PATHS[implementation]
+    pairs = 1 + 2 * (num_views - 2)
+    kernel_again = [] if implementation == "reference" else ["chunked.py"] * (pairs - 1)
+    expected = [*PATHS[implementation], *kernel_again]
+    assert files_visited(lambda: loss_fn(views, num_global=2)) == expected
     terms_visits = files_visited(lambda: loss_fn.terms(views, num_global=2))
-    assert terms_visits == [*PATHS[implementation], "output.py"]  # the diagnostics alone
+    assert terms_visits == [*expected, "output.py"]  # the diagnostics alone
+
+
+@pytest.mark.parametrize("implementation", sorted(PATHS))
+def test_a_call_that_needs_gradients_adds_only_the_operators_autograd_set_up(implementation):
+    """With gradients wanted, the reference's call is the same; after a fused operator's body returns,
+    torch's autograd calls the operator's set-up (in `fused.py`, which saves dL/dz for the backward)."""
+    loss_fn = MUSICLoss(segment_dim=8, implementation=implementation)
+    views = [torch.randn(16, 64, requires_grad=True) for _ in range(2)]
+    loss_fn(views)
+    set_up = [] if implementation == "reference" else ["fused.py"]
+    assert files_visited(lambda: loss_fn(views)) == [*PATHS[implementation], *set_up]
 
 
 def test_the_triton_call_passes_the_fallback_and_its_kernel_files_only(monkeypatch):
     """In Triton's interpreter (the path a GPU takes, launching instead of interpreting)."""
     pytest.importorskip("triton", reason="pip install triton (it comes with torch on Linux)")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    from music_ssl.triton_kernel import availability
+    from music_ssl import triton_kernel
 
-    if availability.unavailable_reason(torch.device("cpu")):
-        pytest.skip(availability.unavailable_reason(torch.device("cpu")))
+    if triton_kernel.unavailable_reason(torch.device("cpu")):
+        pytest.skip(triton_kernel.unavailable_reason(torch.device("cpu")))
     loss_fn = MUSICLoss(segment_dim=8, implementation="triton")
     views = [torch.randn(16, 64, requires_grad=True) for _ in range(2)]
     loss_fn(views)
     order, edges = calls_between_files(lambda: loss_fn(views))
-    # The built-in entries import Triton when first asked (it reads TRITON_INTERPRET at its import).
-    lazy_import = ["implementations.py", "triton_kernel/availability.py"]
+    # Whether Triton can run here (asked by the registry's choice), then the entry's call.
+    availability = ["implementations.py", "triton_kernel/availability.py"]
     operator = ["fused.py", "distributed.py", "segments.py", "fallback.py"]
-    assert order == [*CORE, *lazy_import, *operator, "triton_kernel/joint.py", "triton_kernel/kernels.py"], (
-        order
-    )
+    # The package's entry to the kernel (importing its driver, and triton, at the first call), the driver,
+    # the jitted kernels.
+    kernel = ["triton_kernel/__init__.py", "triton_kernel/joint.py", "triton_kernel/kernels.py"]
+    assert order == [*CORE, *availability, *operator, *kernel], order
     assert _downward_only(edges), edges

@@ -156,7 +156,7 @@ def verified_triton(monkeypatch, no_failures):
     triton_runs_everywhere(monkeypatch, auto_on_cpu=True)
 
     def use(kernel):
-        monkeypatch.setattr(triton_kernel, "triton_joint_terms", kernel)
+        monkeypatch.setattr("music_ssl.triton_kernel.joint.triton_joint_terms", kernel)
 
     return use
 
