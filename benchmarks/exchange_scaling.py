@@ -87,9 +87,19 @@ class CollectiveBytes:
         dist.all_gather, dist.all_reduce = self._saved
 
 
-def one_rank(world: int, global_batch: int, exchange: str, implementation: str) -> dict:
+def one_rank(
+    world: int,
+    global_batch: int,
+    exchange: str,
+    implementation: str,
+    dim: int | None = None,
+    segment_dim: int | None = None,
+) -> dict:
     """A row: what one rank of ``world`` ranks counts for one training step of the loss at
-    ``global_batch`` samples in all."""
+    ``global_batch`` samples in all, of width ``dim`` in segments of ``segment_dim`` (default: the
+    authors' layout, `DIM` and `SEGMENT_DIM`)."""
+    dim = DIM if dim is None else dim
+    segment_dim = SEGMENT_DIM if segment_dim is None else segment_dim
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
     from music_ssl import MUSICLoss, distributed
@@ -102,8 +112,8 @@ def one_rank(world: int, global_batch: int, exchange: str, implementation: str) 
     rows_per_rank = distributed._rows_per_rank
     distributed._rows_per_rank = lambda x, layout, group: [x.shape[0]] * dist.get_world_size(group)
     local = max(1, global_batch // world)
-    views = [torch.empty(local, DIM, device="meta", requires_grad=True) for _ in range(2)]
-    loss_fn = MUSICLoss(segment_dim=SEGMENT_DIM, implementation=implementation, exchange=exchange)
+    views = [torch.empty(local, dim, device="meta", requires_grad=True) for _ in range(2)]
+    loss_fn = MUSICLoss(segment_dim=segment_dim, implementation=implementation, exchange=exchange)
     try:
         with CollectiveBytes(world) as moved, FlopCounterMode(display=False) as flops, PeakBytes() as memory:
             loss_fn(views[0], views[1]).backward()
