@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.multiprocessing as mp
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from tests.process_group import free_port, leave_process_group
+from tests.process_group import free_port, leave_process_group, run_processes
 
 WORLD_SIZE = 2
 
@@ -28,7 +27,7 @@ def run_on_two_processes(worker: Callable[..., Any], *args: Any) -> list[Any]:
     The worker must be a module-level function (the processes are spawned, so it travels by name).
     """
     with tempfile.TemporaryDirectory(prefix="music-ssl-two-processes-") as out:
-        mp.spawn(_run, args=(free_port(), out, worker, args), nprocs=WORLD_SIZE, join=True)
+        run_processes(_run, args=(free_port(), out, worker, args), nprocs=WORLD_SIZE)
         return [torch.load(Path(out) / f"rank{rank}.pt") for rank in range(WORLD_SIZE)]
 
 

@@ -9,12 +9,11 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from music_ssl import MUSICLoss
 from tests.music_ssl import implementations_under_test
-from tests.process_group import free_port, join_process_group, leave_process_group
+from tests.process_group import free_port, join_process_group, leave_process_group, run_processes
 
 pytestmark = [
     pytest.mark.processes,
@@ -74,9 +73,7 @@ def _worker(rank, port, out_dir, implementation, fullgraph):
 
 
 def _run(tmp_path, implementation, fullgraph):
-    mp.spawn(
-        _worker, args=(free_port(), str(tmp_path), implementation, fullgraph), nprocs=len(SIZES), join=True
-    )
+    run_processes(_worker, args=(free_port(), str(tmp_path), implementation, fullgraph), nprocs=len(SIZES))
     return [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(len(SIZES))]
 
 

@@ -9,12 +9,11 @@ import os
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from music_ssl import MUSICLoss, distributed
 from tests.music_ssl import implementations_under_test
-from tests.process_group import free_port, join_process_group, leave_process_group
+from tests.process_group import free_port, join_process_group, leave_process_group, run_processes
 
 pytestmark = [
     pytest.mark.processes,
@@ -88,11 +87,10 @@ def test_ddp_gradients_equal_single_process_on_concatenated_batch(
     """Also with a rank that holds no sample (the uneven last batch of drop_last=False): its loss is
     finite, and the mean loss over ranks is the loss of the concatenated batch."""
     world_size = len(sizes)
-    mp.spawn(
+    run_processes(
         _worker,
         args=(world_size, free_port(), sizes, implementation, str(tmp_path), kind),
         nprocs=world_size,
-        join=True,
     )
 
     model = _model()
@@ -204,7 +202,7 @@ def test_ranks_that_disagree_get_the_same_clear_error(tmp_path, rank1, shown):
     """Different segment_dim (same D) would silently average gradients of different joints, a different D
     or dtype would abort inside gloo: every rank raises a ValueError that names each rank's values."""
     per_rank = [SAME, {**SAME, **rank1}]
-    mp.spawn(_mismatched_worker, args=(2, free_port(), per_rank, str(tmp_path)), nprocs=2, join=True)
+    run_processes(_mismatched_worker, args=(2, free_port(), per_rank, str(tmp_path)), nprocs=2)
     for rank in range(2):
         message = (tmp_path / f"rank{rank}.txt").read_text()
         assert message.startswith("The MUSIC loss estimates one joint over the batches of every rank")
@@ -248,7 +246,7 @@ def test_a_call_without_gradients_on_one_rank_returns_at_once_under_the_default(
     """ "auto" gathers only when autograd needs the global joint: an evaluation batch on rank 0 alone runs
     no collective (it waited for the other rank's all_gather until the group's timeout) and equals the
     loss of rank 0's own batch."""
-    mp.spawn(_one_rank_evaluates, args=(2, free_port(), "auto", str(tmp_path)), nprocs=2, join=True)
+    run_processes(_one_rank_evaluates, args=(2, free_port(), "auto", str(tmp_path)), nprocs=2)
     z_a, z_b = _data(8)
     expected = MUSICLoss(segment_dim=4, gather_distributed=False)(z_a, z_b)
     torch.testing.assert_close(torch.load(tmp_path / "rank0.pt"), expected)
@@ -285,11 +283,10 @@ def _group_data(index: int, sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch
 
 def _check_groups(tmp_path, groups, sizes, implementation):
     world_size = sum(len(ranks) for ranks in groups)
-    mp.spawn(
+    run_processes(
         _group_worker,
         args=(world_size, free_port(), groups, sizes, implementation, str(tmp_path)),
         nprocs=world_size,
-        join=True,
     )
     for index, ranks in enumerate(groups):
         model = _model()
@@ -365,7 +362,7 @@ def test_the_default_decides_by_grad_mode_so_an_empty_placeholder_rank_still_gat
     empty placeholder would otherwise skip the exchange and leave the others waiting. Its step has no
     backward pass, so no implementation may run a collective there: rank 0's backward finishes."""
     args = (2, free_port(), str(tmp_path), implementation)
-    mp.spawn(_placeholder_worker, args=args, nprocs=2, join=True)
+    run_processes(_placeholder_worker, args=args, nprocs=2)
     z_a, z_b = _data(8)
     expected = MUSICLoss(segment_dim=4, gather_distributed=False)(z_a, z_b)
     # Rank 0 holds the whole global batch; with an empty rank 1 its loss is the global loss, doubled in
@@ -416,7 +413,7 @@ def test_reduce_exchanges_the_joints_sums_and_gather_the_rows(tmp_path, implemen
         out = tmp_path / exchange
         out.mkdir()
         args = (2, free_port(), implementation, exchange, str(out))
-        mp.spawn(_exchange_worker, args=args, nprocs=2, join=True)
+        run_processes(_exchange_worker, args=args, nprocs=2)
         for rank in range(2):
             sent = torch.load(out / f"rank{rank}.pt")
             if exchange == "gather":  # the rows of every view, padded to the longest rank's 11
@@ -433,11 +430,10 @@ def test_auto_reduces_where_the_rows_outweigh_the_joints(tmp_path, rows, expecte
     """exchange="auto" (the default) with three views of width 16, two global (three pairs): the reduce
     moves no more bytes once N x 3 >= 2 x 3 x 16, so 21 samples gather and 33 reduce; every rank
     decides the same from the batch sizes it has received."""
-    mp.spawn(
+    run_processes(
         _exchange_worker,
         args=(2, free_port(), "chunked", "auto", str(tmp_path), rows, 16),
         nprocs=2,
-        join=True,
     )
     for rank in range(2):
         kinds = [kind for kind, _ in torch.load(tmp_path / f"rank{rank}.pt")][1:]
