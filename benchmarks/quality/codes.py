@@ -40,7 +40,7 @@ from benchmarks.quality.evaluate import extract_features
 from benchmarks.quality.models import save_model
 from benchmarks.quality.run import pretrain_run
 from benchmarks.quality.ssl_methods import SSL_METHODS, loss_params
-from benchmarks.quality.study.report import write_codes_report
+from benchmarks.quality.study.codes_report import write_codes_report
 from benchmarks.quality.study.store import resume, write_json
 from benchmarks.quality.train import build_model
 from music_ssl import (

@@ -26,7 +26,7 @@ from benchmarks.quality.models import save_model
 from benchmarks.quality.names import full_names
 from benchmarks.quality.ssl_methods import SSL_METHODS, loss_params
 from benchmarks.quality.stats import compare
-from benchmarks.quality.study.report import write_main_report
+from benchmarks.quality.study.main_report import write_main_report
 from benchmarks.quality.study.store import write_json
 from benchmarks.quality.train import build_model, pretrain
 

@@ -37,7 +37,7 @@ from benchmarks.quality.config import Profile, RunSettings
 from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.evaluate import evaluate_features, extract_features
 from benchmarks.quality.ssl_methods import DEFAULT_LOSS_PARAMS, SSL_METHODS
-from benchmarks.quality.study.report import write_tuning_report
+from benchmarks.quality.study.main_report import write_tuning_report
 from benchmarks.quality.study.store import write_json
 from benchmarks.quality.train import pretrain
 from benchmarks.quality.tuned import TUNED_PATH, read_entry, tuned_key, write_entry

@@ -197,7 +197,7 @@ def test_every_candidate_of_the_search_trains_a_step(method):
 
 
 def test_the_sensitivity_table_reads_each_methods_search():
-    from benchmarks.quality.study.report import sensitivity_table
+    from benchmarks.quality.study.main_report import sensitivity_table
 
     def trial(stage, lr, score, diverged=False, **options):
         return {

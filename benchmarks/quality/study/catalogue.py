@@ -18,8 +18,10 @@ from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.names import Name
 from benchmarks.quality.run import evaluate_on_test, pretrain_only, run_main
 from benchmarks.quality.ssl_methods import FIELD_METHODS, GLOBAL_VIEWS, SSL_METHODS, SUPERVISED
-from benchmarks.quality.study import report
+from benchmarks.quality.study.codes_report import write_codes_report
+from benchmarks.quality.study.main_report import write_main_report, write_tuning_report
 from benchmarks.quality.study.plots import SeedsPlot, SweepPlot, ValuesPlot
+from benchmarks.quality.study.report import write_report
 from benchmarks.quality.tune import run_search, validation_run
 
 DIMS = (128, 256, 512, 1024, 2048, 4096)
@@ -61,7 +63,7 @@ class Kind:
     score: Callable[..., dict[str, Any]] | None = None  # (method, seed, RunSettings, data, args) -> row
     prepare: Callable[..., tuple[ImageData, Profile]] = _as_given  # (data, profile, args)
     run: Callable[..., dict[str, Any]] | None = None  # (study, data, profile, params, out, args, log)
-    report: Callable[..., dict[str, Any]] = report.write_report  # (study, folder, with_plot)
+    report: Callable[..., dict[str, Any]] = write_report  # (study, folder, with_plot)
     verdicts: bool = False  # on the test split: MUSIC against each peer, paired by seed
     key: str = "linear_top1"  # the table's number
     copied: bool = False  # a run of another study with equal settings is this study's run
@@ -71,9 +73,9 @@ class Kind:
 TEST = Kind("test", "test linear top-1 (%)", evaluate_on_test, verdicts=True, copied=True)
 VALIDATION = Kind("validation", "validation linear top-1 (%)", validation_run, _validation)
 PRETRAIN = Kind("pretrain", "final loss", pretrain_only, key="final_loss", copied=True)
-MAIN = Kind("main", run=run_main, report=report.write_main_report, own_folder=False)
-SEARCH = Kind("search", run=run_search, report=report.write_tuning_report, own_folder=False)
-CODES = Kind("codes", run=run_codes, report=report.write_codes_report)
+MAIN = Kind("main", run=run_main, report=write_main_report, own_folder=False)
+SEARCH = Kind("search", run=run_search, report=write_tuning_report, own_folder=False)
+CODES = Kind("codes", run=run_codes, report=write_codes_report)
 CODES_OF_KEPT_MODELS = replace(CODES, run=functools.partial(run_codes, kept_only=True))
 
 

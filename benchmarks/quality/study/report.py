@@ -1,150 +1,18 @@
-"""Every table and summary of the quality benchmark, from its recorded results alone: the main run's
-table (results.json), the search's (tuned.json), each study's ``summary.json`` and ``table.md`` from its
-run files, and the codes study's."""
+"""A study's ``summary.json`` and ``table.md`` from its run files alone: per value, each method's mean
+over seeds, MUSIC's paired verdicts against its peers and, with a reference value, each method against
+itself there. The main run's and the search's tables are in ``main_report``, the codes study's in
+``codes_report``."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.names import NAMES, Name, full_name, result_label, value_label
+from benchmarks.quality.names import NAMES, Name, value_label
 from benchmarks.quality.ssl_methods import ALL_METHODS, SUPERVISED
 from benchmarks.quality.stats import compare
-from benchmarks.quality.study.plots import codes_plots, write_plots
-from benchmarks.quality.study.store import load_runs
-
-
-def _fmt(value, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _acc(row: dict[str, Any], key: str) -> str:
-    if key not in row:
-        return "–"
-    if row[key] is None:
-        return "diverged"
-    std = row.get(f"{key}_std")
-    return _fmt(row[key]) + (f" ± {std:.2f}" if std is not None else "")
-
-
-def _seeds(row: dict[str, Any]) -> str:
-    seeds = row.get("seeds", [])
-    bad = [d["seed"] for d in row.get("diverged", [])]
-    return f"{len(seeds) - len(bad)}/{len(seeds)}" + (
-        f" (diverged: {', '.join(map(str, bad))})" if bad else ""
-    )
-
-
-def _interval(d: dict[str, Any]) -> str:
-    if d["mean"] is None:
-        return "–"
-    if d["ci95"] is None:
-        return f"{d['mean']:+.2f}"
-    return f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
-
-
-def comparison_table(comparison: dict[str, Any]) -> str:
-    """MUSIC minus each peer, paired by seed: mean difference, 95 % t-interval, per-seed values, verdict."""
-    metric = comparison["metric"]
-    lines = [
-        f"| {full_name(comparison['reference'])} minus | {metric} "
-        "(points) [95% interval] | per seed | kNN top-1 (points) [95% interval] | verdict |",
-        "|---|---:|---|---:|---|",
-    ]
-    for peer, entry in comparison["peers"].items():
-        d = entry[metric]
-        per_seed = ", ".join(f"{s}: {v:+.2f}" for s, v in zip(d["seeds"], d["differences"], strict=True))
-        knn = entry.get("knn_top1")
-        lines.append(
-            f"| {full_name(peer)} | {_interval(d)} | {per_seed or '–'} "
-            f"| {_interval(knn) if knn else '–'} | **{entry['verdict']}** |"
-        )
-    return "\n".join(lines) + "\n\n" + comparison["summary"] + "\n\nRule: " + comparison["rule"] + ".\n"
-
-
-def markdown_table(results: dict[str, Any]) -> str:
-    ks = results.get("config", {}).get("profile", {}).get("knn_ks", [20, 200])
-    header = (
-        f"| method | seeds | linear top-1 (%) | kNN top-1 k={ks[0]} (%) | kNN top-1 k={ks[-1]} (%) "
-        "| pretrain s | s / epoch | hyper-parameters |\n|---|---|---:|---:|---:|---:|---:|---|\n"
-    )
-    lines = []
-    for key, name in NAMES.items():
-        row = results["methods"].get(key)
-        if row is None:
-            continue
-        params = ", ".join(f"{k}={v}" for k, v in row.get("params", {}).items())
-        lines.append(
-            f"| {name.full} | {_seeds(row)} | {_acc(row, 'linear_top1')} | {_acc(row, 'knn_top1')} "
-            f"| {_acc(row, f'knn_top1_k{ks[-1]}')} "
-            f"| {_fmt(row.get('seconds'), 0) if key not in ('raw_pixels', 'random_init') else '–'} "
-            f"| {_fmt(row.get('seconds_per_epoch'), 1)} | {params} |"
-        )
-    table = header + "\n".join(lines) + "\n"
-    if results.get("comparison"):
-        table += "\n" + comparison_table(results["comparison"])
-    return table
-
-
-def tuning_table(entry: dict[str, Any]) -> str:
-    """The search's grid with validation scores, chosen rows in bold; a method whose search has not
-    chosen yet is marked as in progress."""
-    lines = [
-        "| method | stage | lr | loss options | val linear top-1 (%) | val kNN top-1 (%) | s |",
-        "|---|---:|---:|---|---:|---:|---:|",
-    ]
-    order = [m for m in NAMES if m in entry["trials"]]
-    for method in order:
-        rows = entry["trials"][method]
-        chosen = entry["chosen"].get(method)
-        if chosen is None:
-            lines.append(f"| {method} (search in progress) | | | | | | |")
-        for r in rows:
-            opts = ", ".join(f"{k}={v}" for k, v in r["params"].items() if k != "lr")
-            mark = "**" if r["params"] == chosen else ""
-            score = "diverged" if r.get("diverged") else f"{r['linear_top1']:.2f}"
-            knn = "–" if r.get("diverged") else f"{r['knn_top1']:.2f}"
-            lines.append(
-                f"| {mark}{method}{mark} | {r['stage']} | {r['params']['lr']} | {opts} "
-                f"| {mark}{score}{mark} | {knn} | {r['seconds']:.0f} |"
-            )
-    for method, override in entry.get("safety_overrides", {}).items():
-        lines.append(
-            f"\n{method}: the main run uses {override['chosen']} instead of the searched "
-            f"{override['searched']}: {override['why']}"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def sensitivity_table(entry: dict[str, Any]) -> str:
-    """What each method's search says about its hyper-parameters: the spread of validation linear top-1
-    over its learning rates (at its default loss options) and over its loss options (at its best learning
-    rate), and how many candidates diverged on a seed."""
-    lines = [
-        "| method | learning rates tried | spread over them (points) | loss options at the best lr "
-        "| spread over them (points) | candidates diverged |",
-        "|---|---|---:|---|---:|---:|",
-    ]
-    for method in [m for m in NAMES if m in entry["trials"]]:
-        rows = entry["trials"][method]
-        finished = [r for r in rows if not r.get("diverged") and r.get("linear_top1") is not None]
-        stage1 = [r for r in finished if r["stage"] == 1]
-        best_lr = max(finished, key=lambda r: r["linear_top1"])["params"]["lr"] if finished else None
-        at_best = [r for r in finished if r["params"]["lr"] == best_lr]
-        lrs = sorted({r["params"]["lr"] for r in rows if r["stage"] == 1})
-
-        def spread(group: list[dict[str, Any]]) -> str:
-            scores = [r["linear_top1"] for r in group]
-            return f"{max(scores) - min(scores):.2f}" if len(scores) > 1 else "–"
-
-        lines.append(
-            f"| {NAMES[method].full} | {', '.join(map(str, lrs))} | {spread(stage1)} | {len(at_best)} "
-            f"| {spread(at_best)} | {sum(1 for r in rows if r.get('diverged'))} of {len(rows)} |"
-        )
-    return "\n".join(lines) + "\n"
-
+from benchmarks.quality.study.store import load_runs, write_summary
 
 # The cost of a method, recorded with each run (`benchmarks.quality.run.train_and_evaluate`).
 COST_KEYS = ("seconds_per_epoch", "cpu_seconds_per_epoch", "peak_step_mib")
@@ -301,9 +169,8 @@ def per_method_markdown(
             if not d or d["mean"] is None:
                 versus.append("–")
                 continue
-            ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
             verdict = f" ({peers[method]['verdict']})" if metric == "linear_top1" else ""
-            versus.append(f"{d['mean']:+.2f}{ci}{verdict}")
+            versus.append(difference(d) + verdict)
         lines.append(
             f"| {names[method].full} | {_cell(stats, 'linear_top1')} | {_cell(stats, 'knn_top1')} | "
             + " | ".join(cost)
@@ -329,18 +196,18 @@ def _music_options(params: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in params.items() if k != "lr")
 
 
-def _difference(d: dict[str, Any]) -> str:
-    """A paired difference: its mean and 95 % interval."""
-    ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
-    mean = "–" if d["mean"] is None else f"{d['mean']:+.2f}"
-    return mean + ci
+def difference(d: dict[str, Any]) -> str:
+    """A paired difference (`stats.paired_difference`): its mean and 95 % interval, "–" without a pair."""
+    if d["mean"] is None:
+        return "–"
+    return f"{d['mean']:+.2f}" + ("" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
 
 
 def _verdicts(entry: dict[str, Any], names: dict[str, Name] = NAMES) -> str:
     """MUSIC minus each peer at one value: mean difference, 95 % interval and verdict."""
     verdicts = []
     for peer, c in entry.get("comparison", {}).get("peers", {}).items():
-        verdicts.append(f"{names[peer].short}: {_difference(c['linear_top1'])} ({c['verdict']})")
+        verdicts.append(f"{names[peer].short}: {difference(c['linear_top1'])} ({c['verdict']})")
     return "; ".join(verdicts)
 
 
@@ -375,7 +242,7 @@ def versus_reference_markdown(
                 time += "†"
                 across.update(v["time_across"])
             cells.append(
-                f"{_difference(v['linear_top1'])} ({v['verdict']}); kNN {_difference(v['knn_top1'])}{time}"
+                f"{difference(v['linear_top1'])} ({v['verdict']}); kNN {difference(v['knn_top1'])}{time}"
             )
         lines.append(f"| {value_label(entry['value'])} | " + " | ".join(cells) + " |")
     if across:
@@ -488,164 +355,7 @@ def write_report(study, folder: Path, with_plot: bool = True) -> dict[str, Any]:
     """Summary, table and plot of every run file of the study, whichever ``--values`` made them."""
     runs = load_runs(folder)
     summary = summarize_runs(study, runs)
-    _write(folder, summary, markdown(summary, study))
+    write_summary(folder, summary, markdown(summary, study))
     if with_plot and study.plot is not None:
         study.plot.draw(summary, study, folder / f"{study.name}.png", runs)
     return summary
-
-
-RETRIEVAL_METRICS = ("precision@1", "precision@10", "precision@100", "mAP@100", "ms_per_query")
-
-
-def _mean(values: list[float]) -> float:
-    return round(statistics.fmean(values), 4)
-
-
-def _quartiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    q1, median, q3 = statistics.quantiles(ordered, n=4) if len(ordered) > 1 else ordered * 3
-    return {
-        "min": round(ordered[0], 4),
-        "q1": round(q1, 4),
-        "median": round(median, 4),
-        "q3": round(q3, 4),
-        "max": round(ordered[-1], 4),
-    }
-
-
-def summarize_codes(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    segment_dim = runs[0]["segment_dim"]
-    raw = f"raw_pixels_k{segment_dim}"
-    per_seed = []
-    for run in runs:
-        nmis = [s["nmi"] for s in run["segments"]]
-        per_seed.append(
-            {
-                "seed": run["seed"],
-                "best_nmi": round(max(nmis), 4),
-                "median_nmi": round(statistics.median(nmis), 4),
-                "best_accuracy": round(max(s["accuracy"] for s in run["segments"]), 4),
-                "median_accuracy": round(statistics.median(s["accuracy"] for s in run["segments"]), 4),
-                "beat_raw_pixels_kmeans": sum(n > run["kmeans"][raw]["nmi"] for n in nmis),
-                "random_init_median_nmi": round(
-                    statistics.median(s["nmi"] for s in run["random_init_segments"]), 4
-                ),
-            }
-        )
-    kmeans = {
-        name: {m: _mean([run["kmeans"][name][m] for run in runs]) for m in ("nmi", "accuracy")}
-        for name in runs[0]["kmeans"]
-    }
-    retrieval = {
-        name: {
-            "bytes": runs[0]["retrieval"]["results"][name]["bytes"],
-            **{m: _mean([run["retrieval"]["results"][name][m] for run in runs]) for m in RETRIEVAL_METRICS},
-            "precision_at": {
-                k: _mean([run["retrieval"]["results"][name][k] for run in runs])
-                for k in runs[0]["retrieval"]["results"][name]
-                if k.startswith("precision@")
-            },
-        }
-        for name in runs[0]["retrieval"]["results"]
-    }
-    pooled_nmi = [s["nmi"] for run in runs for s in run["segments"]]
-    pooled_accuracy = [s["accuracy"] for run in runs for s in run["segments"]]
-    return {
-        "seeds": [run["seed"] for run in runs],
-        "segment_dim": segment_dim,
-        "num_segments": runs[0]["num_segments"],
-        "segments_nmi": _quartiles(pooled_nmi),
-        "segments_accuracy": _quartiles(pooled_accuracy),
-        "random_init_segments_nmi": _quartiles(
-            [s["nmi"] for run in runs for s in run["random_init_segments"]]
-        ),
-        "per_seed": per_seed,
-        "kmeans": kmeans,
-        "retrieval": retrieval,
-        "retrieval_setup": {k: runs[0]["retrieval"][k] for k in ("queries", "database", "bits")},
-        "seconds": [run["seconds"] for run in runs],
-    }
-
-
-def codes_markdown(summary: dict[str, Any]) -> str:
-    c, s = summary["segment_dim"], summary["num_segments"]
-    lines = [
-        f"# MUSIC's codes: {s} segments of {c} attributes, seeds {summary['seeds']}",
-        "",
-        "## Segments as clusterings of the test split",
-        "",
-        "| | NMI | cluster accuracy |",
-        "|---|---|---|",
-    ]
-    nmi, acc = summary["segments_nmi"], summary["segments_accuracy"]
-    for key in ("max", "q3", "median", "q1", "min"):
-        lines.append(f"| MUSIC segments, {key} | {nmi[key]:.3f} | {acc[key]:.3f} |")
-    random_median = summary["random_init_segments_nmi"]["median"]
-    lines.append(f"| random-init MUSIC head's segments, median | {random_median:.3f} | |")
-    for name, scores in summary["kmeans"].items():
-        lines.append(f"| k-means, {result_label(name)} | {scores['nmi']:.3f} | {scores['accuracy']:.3f} |")
-    lines += [
-        "",
-        "| seed | best NMI | median NMI | segments beating k-means on raw pixels (k = C) |",
-        "|---|---|---|---|",
-    ]
-    for row in summary["per_seed"]:
-        beat = f"{row['beat_raw_pixels_kmeans']} of {s}"
-        lines.append(f"| {row['seed']} | {row['best_nmi']:.3f} | {row['median_nmi']:.3f} | {beat} |")
-    setup = summary["retrieval_setup"]
-    lines += [
-        "",
-        f"## Retrieval: {setup['queries']} test queries against {setup['database']} training images",
-        "",
-        f"Codes and binarised features at {setup['bits']} bits; full-precision features as the upper bound.",
-        "",
-        "| representation | bytes per image | precision@1 | precision@10 | precision@100 | mAP@100 "
-        "| ms per query |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in summary["retrieval"].items():
-        lines.append(
-            f"| {result_label(name)} | {r['bytes']} | {r['precision@1']:.3f} | {r['precision@10']:.3f} | "
-            f"{r['precision@100']:.3f} | {r['mAP@100']:.3f} | {r['ms_per_query']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write_codes_report(study, folder: Path, with_plot: bool = True, data=None) -> dict[str, Any]:
-    """summary.json, table.md and, with ``with_plot``, the plots of the codes study's run files; ``data``
-    (None: loaded here) gives the attribute grid its images."""
-    runs = load_runs(folder, "seed*.json")
-    if not runs:
-        raise ValueError(
-            f"no run files in {folder / 'runs'}: run `python -m benchmarks.quality.study {study.name}` first"
-        )
-    summary = summarize_codes(runs)
-    _write(folder, summary, codes_markdown(summary))
-    if with_plot:
-        codes_plots(folder, runs, summary, data)
-    return summary
-
-
-def write_main_report(study, folder: Path, with_plot: bool = True, artifacts=None) -> dict[str, Any]:
-    """The main run's table.md from its results.json; with ``with_plot`` its plots (MUSIC's attributes too
-    when ``artifacts`` holds them)."""
-    results = json.loads((folder / "results.json").read_text())
-    _write(folder, results, markdown_table(results), "results.json")
-    if with_plot:
-        write_plots(results, artifacts, folder)
-    return results
-
-
-def write_tuning_report(study, folder: Path, with_plot: bool = True) -> dict[str, Any]:
-    """The search's tuning.md from its tuning.json (an entry of tuned.json)."""
-    entry = json.loads((folder / "tuning.json").read_text())
-    _write(folder, entry, tuning_table(entry), "tuning.json", "tuning.md")
-    return entry
-
-
-def _write(
-    folder: Path, summary: dict[str, Any], table: str, name="summary.json", table_name="table.md"
-) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_text(json.dumps(summary, indent=2) + "\n")
-    (folder / table_name).write_text(table)

@@ -121,3 +121,12 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def write_summary(
+    folder: Path, summary: dict[str, Any], table: str, name="summary.json", table_name="table.md"
+) -> None:
+    """A report's two files in ``folder``: its summary as JSON and its markdown table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(summary, indent=2) + "\n")
+    (folder / table_name).write_text(table)
