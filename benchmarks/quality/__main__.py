@@ -1,11 +1,5 @@
-"""python -m benchmarks.quality: MUSIC vs Barlow Twins vs VICReg, linear probe and kNN on frozen features.
-
-Every method is trained on every seed of the profile (paired: same seeds, images and initial weights);
-results.json holds per-method means and standard deviations, MUSIC minus each peer per seed with a 95 %
-interval, and a win / tie / loss verdict (rule in benchmarks/quality/stats.py and docs/quality.md). A
-method that diverges is recorded as such and the run goes on. The same as ``python -m
-benchmarks.quality.study main``; the search that chooses the hyper-parameters is ``python -m
-benchmarks.quality.tune``.
+"""python -m benchmarks.quality: MUSIC vs Barlow Twins vs VICReg, linear probe and kNN on frozen features;
+the same as ``python -m benchmarks.quality.study main`` (protocol and verdict rule: docs/quality.md).
 
 Examples:
     python -m benchmarks.quality                       # CPU profile, Fashion-MNIST (Debian's files)

@@ -1,26 +1,14 @@
 """The codes study: do MUSIC's segments partition images into semantic clusters, and are its codes good
-for retrieval? (The paper's third claim, and what MUSIC gives a user that Barlow Twins and VICReg do not.)
+for retrieval?
 
     python -m benchmarks.quality.study codes                 # the main run's settings, its seeds 0 and 1
     python -m benchmarks.quality.study codes --report-only   # rewrite table, summary and plots from run files
     python -m benchmarks.quality.study codes_long            # the long study's models, where they were kept
 
-Per seed, every method is pretrained as in the main run (the same seed gives the same initial weights,
-images and augmentations) and its model is kept under --models (not committed), so a second pass only
-evaluates. One JSON per seed is written to OUT/codes/runs/ when the seed is done and skipped when it exists:
-stop at any time and run the command again. ``codes_long`` evaluates the models of the ``long`` study
-(3x the epochs on the full train split) that ``python -m benchmarks.quality.study long --save-models
-results/models`` kept; it never retrains one (25-75 minutes a run) and names the seeds it lacks. The
-numbers, on the test split:
-
-- clusters: each MUSIC segment's most likely attribute is a clustering of the test images into at most C
-  clusters; NMI and cluster accuracy against the labels per segment, against k-means (k = C and k = 10)
-  on raw pixels and on every method's backbone features and projections, and against the segments of a
-  randomly initialised network's MUSIC head;
-- retrieval: test images (a seeded subset of --queries) against the whole training split; MUSIC's codes
-  (agreeing segments, and the soft agreement of the attribute probabilities) against every method's
-  backbone features reduced to as many bits (random projections or PCA, then the sign) and at full
-  precision (cosine), with bytes per image and time per query.
+Per seed, every method is pretrained as in the main run and its model kept under --models, so a second
+pass only evaluates; one JSON per seed goes to OUT/codes/runs/. ``codes_long`` never retrains a model of
+the ``long`` study and names the seeds it lacks. What is measured (segments as clusterings against
+k-means, codes against binarised features for retrieval): docs/codes.md.
 """
 
 from __future__ import annotations

@@ -3,22 +3,10 @@
     python -m benchmarks.quality.tune --out results/tune        # writes benchmarks/quality/tuned.json
     python -m benchmarks.quality.study tune --out results/tune  # the same
 
-The official test split is never loaded into the search: ``validation_split`` carves
-``profile.tune_val_size`` images out of the train split and the rest is the search's train set. Every
-candidate is trained on each of ``TUNE_SEEDS`` (the same seeds for every candidate) and scored by its mean
-validation linear-probe top-1; a candidate that diverged on any seed is never chosen. Per method:
-
-1. learning rate in ``LR_GRID`` with the paper's loss options; when the best learning rate is at an end
-   of the grid, the grid is extended by one more factor of 3 in that direction (same rule for every
-   method), so no method is stuck at the edge of a grid chosen for another;
-2. at the best learning rate, two alternatives of the method's own main options (``LOSS_ALTERNATIVES``);
-3. if an alternative beat the paper's options, one more step in that alternative's direction
-   (``LOSS_FURTHER``), again for every method alike.
-
-With ``--reuse-trials``, trials already recorded in ``tuned.json`` under the same protocol are reused,
-not rerun. The winner is written to ``tuned.json`` (see tuned.py), which the main run reads. A recorded
-safety override (a searched value that later diverged in a full-length run, replaced by a safer one) is
-kept while the search still chooses the value it replaced, and dropped when it chooses another.
+The test split is never loaded (``validation_split``). Every candidate is trained on each of
+``TUNE_SEEDS`` and scored by its mean validation linear top-1; one that diverged on any seed is never
+chosen. The stages (``LR_GRID``, ``LOSS_ALTERNATIVES``, ``LOSS_FURTHER``), ``--reuse-trials`` and the
+safety overrides: docs/quality.md, "Tuning".
 """
 
 from __future__ import annotations

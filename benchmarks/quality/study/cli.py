@@ -3,37 +3,11 @@
     python -m benchmarks.quality.study main               # the main run (python -m benchmarks.quality)
     python -m benchmarks.quality.study tune               # the search (python -m benchmarks.quality.tune)
     python -m benchmarks.quality.study codes              # MUSIC's codes on the main run's models
-    python -m benchmarks.quality.study codes_long         # the same on the long study's kept models
+    python -m benchmarks.quality.study seeds              # any study of the catalogue, by its name
 
-    python -m benchmarks.quality.study seeds              # 5 seeds of the main run's settings
-    python -m benchmarks.quality.study field              # MUSIC against six peers from lightly, 3 seeds
-    python -m benchmarks.quality.study long               # 3x the epochs on the full 60k split, 5 seeds
-    python -m benchmarks.quality.study projector_dim      # output dim 128 ... 4096, 2 seeds, all methods
-    python -m benchmarks.quality.study projector_depth    # 0, 1 and 2 hidden layers, 2 seeds
-    python -m benchmarks.quality.study music_options      # MUSIC's segment size and term weights per dim
-    python -m benchmarks.quality.study projector_dim_tuned  # projector_dim, MUSIC at music_options' choice
-    python -m benchmarks.quality.study stability          # every field method, seeds 0-4, 1 and 2 threads
-    python -m benchmarks.quality.study optimizer          # LARS at five learning rates against tuned SGD
-    python -m benchmarks.quality.study multicrop          # 2 global + 6 local views against 2 views, 3 seeds
-    python -m benchmarks.quality.study temperature        # MUSIC at 1.0 against 0.25, the codes' use, 3 seeds
-    python -m benchmarks.quality.study temperature_wide   # the same, wider backbone and head, batch 512
-    python -m benchmarks.quality.study seeds --methods supervised   # the supervised ceiling, 5 seeds
-
-The studies of the paper's claims run in resumable pieces. Every run is written to
-``OUT/<study>/runs/<name>.json`` when it finishes and skipped when that file
-exists, so a study can be stopped at any time (``--max-runs`` stops it after that many new runs) and
-continued later, on another day or machine; a run file made with other settings is refused, never mixed
-in. After every run the study's ``table.md``, ``summary.json`` and plot are rewritten from all run files,
-so they always say how many seeds each number rests on. Several processes can share one study: each
-trains the runs that no other holds (``<run>.lock``), so two one-thread workers use two cores. A run that
-another study already made with equal settings is copied, not retrained (the main run's settings are the
-1024-dimension point of ``projector_dim``; a ``seeds`` run trained at one thread is the one-thread
-``stability`` run of that seed); the copy names its source under ``from``.
-
-Three kinds of run: ``test`` studies train and evaluate on the test split exactly as the main run does
-(fixed hyper-parameters from tuned.json: they measure, they choose nothing); ``music_options`` and
-``optimizer`` are searches, so they score on the tuning search's validation split, with its short schedule,
-and never see the test split; ``stability`` only pretrains and records whether and where a method diverged.
+Every run is one file, skipped when it exists, so a study stops at any time and continues later; several
+processes share one study through a lock per run; a run another study made with equal settings is
+copied. The studies and these rules: docs/quality.md, "Studies of the paper's claims".
 """
 
 from __future__ import annotations
