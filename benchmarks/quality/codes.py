@@ -1,33 +1,20 @@
 """The codes study: do MUSIC's segments partition images into semantic clusters, and are its codes good
-for retrieval? (The paper's third claim, and what MUSIC gives a user that Barlow Twins and VICReg do not.)
+for retrieval?
 
-    python -m benchmarks.quality.codes                 # the main run's settings, its seeds 0 and 1
-    python -m benchmarks.quality.codes --report-only   # rewrite table, summary and plots from run files
-    python -m benchmarks.quality.codes --settings long # the long study's models, where they were kept
+    python -m benchmarks.quality.study codes                 # the main run's settings, its seeds 0 and 1
+    python -m benchmarks.quality.study codes --report-only   # rewrite table, summary and plots from run files
+    python -m benchmarks.quality.study codes_long            # the long study's models, where they were kept
 
-Per seed, every method is pretrained as in the main run (the same seed gives the same initial weights,
-images and augmentations) and its model is kept under --models (not committed), so a second pass only
-evaluates. One JSON per seed is written to OUT/runs/ when the seed is done and skipped when it exists:
-stop at any time and run the command again. ``--settings long`` evaluates the models of the ``long`` study
-(3x the epochs on the full train split) that ``python -m benchmarks.quality.study long --save-models
-results/models`` kept; it never retrains one (25-75 minutes a run) and names the seeds it lacks. The
-numbers, on the test split:
-
-- clusters: each MUSIC segment's most likely attribute is a clustering of the test images into at most C
-  clusters; NMI and cluster accuracy against the labels per segment, against k-means (k = C and k = 10)
-  on raw pixels and on every method's backbone features and projections, and against the segments of a
-  randomly initialised network's MUSIC head;
-- retrieval: test images (a seeded subset of --queries) against the whole training split; MUSIC's codes
-  (agreeing segments, and the soft agreement of the attribute probabilities) against every method's
-  backbone features reduced to as many bits (random projections or PCA, then the sign) and at full
-  precision (cosine), with bytes per image and time per query.
+Per seed, every method is pretrained as in the main run and its model kept under --models, so a second
+pass only evaluates; one JSON per seed goes to OUT/codes/runs/. ``codes_long`` never retrains a model of
+the ``long`` study and names the seeds it lacks. What is measured (segments as clusterings against
+k-means, codes against binarised features for retrieval): docs/codes.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -36,15 +23,14 @@ import torch
 
 from benchmarks.quality import code_metrics as metrics
 from benchmarks.quality.augment import BatchAugment
-from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
-from benchmarks.quality.config import RESULTS, get_profile
+from benchmarks.quality.config import RunSettings
 from benchmarks.quality.evaluate import extract_features
 from benchmarks.quality.models import save_model
+from benchmarks.quality.run import pretrain_run
 from benchmarks.quality.ssl_methods import SSL_METHODS, loss_params
-from benchmarks.quality.study.catalogue import STUDIES
-from benchmarks.quality.study.store import write_run
-from benchmarks.quality.train import build_model, pretrain
-from benchmarks.quality.tuned import method_params
+from benchmarks.quality.study.codes_report import write_codes_report
+from benchmarks.quality.study.store import resume, write_json
+from benchmarks.quality.train import build_model
 from music_ssl import (
     bits_per_attribute,
     cluster_sizes,
@@ -55,9 +41,11 @@ from music_ssl import (
     soft_agreement,
 )
 
-# Per --settings: where its results and its models go.
-DEFAULT_OUT = {"main": RESULTS / "codes", "long": RESULTS / "codes_long"}
-DEFAULT_MODELS = {"main": Path("results") / "codes" / "models", "long": Path("results") / "models" / "long"}
+# Where each codes study's models are kept (not committed).
+DEFAULT_MODELS = {
+    "codes": Path("results") / "codes" / "models",
+    "codes_long": Path("results") / "models" / "long",
+}
 KS = (1, 5, 10, 20, 50, 100)
 GRID_SEGMENTS, GRID_ATTRIBUTES, GRID_IMAGES = 3, 8, 8
 
@@ -75,8 +63,8 @@ def trained_model(method, params, data, profile, seed, models: Path, log) -> tor
         model.load_state_dict(torch.load(path))
         return model
     log(f"[codes] pretraining {method} on seed {seed} ...")
-    augment = BatchAugment(profile.augment, *data.channel_stats())
-    trained = pretrain(method, params, data, profile, augment, seed, "cpu", monitor=False, progress=False)
+    args = argparse.Namespace(device="cpu", max_steps=None)
+    _, trained = pretrain_run(method, RunSettings(profile, params), data, seed, args)
     if trained.diverged:
         raise RuntimeError(f"{method} diverged on seed {seed}: {trained.divergence}")
     save_model(trained.model, path)
@@ -121,14 +109,14 @@ def attribute_grid(codes, probabilities, scores) -> list[dict[str, Any]]:
     return grid
 
 
-def one_seed(seed: int, data, profile, params, args, log) -> dict[str, Any]:
+def one_seed(seed: int, data, profile, params, models: Path, queries: int, log) -> dict[str, Any]:
     augment = BatchAugment(profile.augment, *data.channel_stats())
     fb = profile.feature_batch_size
     music = loss_params("music", params["music"])
     segment_dim, temperature = int(music["segment_dim"]), float(music.get("temperature", 1.0))
     reps = {}
     for method in SSL_METHODS:
-        model = trained_model(method, params[method], data, profile, seed, args.models, log)
+        model = trained_model(method, params[method], data, profile, seed, models, log)
         reps[method] = {
             split: representations(model, images, augment, fb)
             for split, images in (("train", data.train_images), ("test", data.test_images))
@@ -155,7 +143,7 @@ def one_seed(seed: int, data, profile, params, args, log) -> dict[str, Any]:
     log(f"[codes] seed {seed}: clusterings in {time.perf_counter() - start:.0f} s")
 
     start = time.perf_counter()
-    retrieval = retrieval_scores(reps, data, segment_dim, temperature, seed, args.queries)
+    retrieval = retrieval_scores(reps, data, segment_dim, temperature, seed, queries)
     log(f"[codes] seed {seed}: retrieval in {time.perf_counter() - start:.0f} s")
     return {
         "seed": seed,
@@ -211,98 +199,54 @@ def retrieval_scores(reps, data, segment_dim, temperature, seed, num_queries) ->
     return {"queries": num_queries, "database": len(database_labels), "bits": bits, "results": out}
 
 
-def long_settings(profile, params, models: Path, asked: list[int] | None, log):
-    """The long study's profile, and the seeds (asked, or all of the study's) whose three models were kept;
-    a seed without them would need retraining, which this command leaves to the study."""
-    study = STUDIES["long"]
-    profile = study.settings(study.values[0], profile, params).profile
+def kept_seeds(models: Path, seeds: tuple[int, ...], log) -> tuple[int, ...]:
+    """The seeds whose three models were kept; a seed without them would need retraining, which this study
+    leaves to the study that trained them."""
     kept, missing = [], []
-    for seed in asked or study.seeds:
+    for seed in seeds:
         lacking = [m for m in SSL_METHODS if not model_path(models, m, seed).is_file()]
         (missing if lacking else kept).append(seed)
     if missing:
         log(
-            f"[codes] long: no kept models under {models} for seeds {missing} (their runs were not trained "
+            f"[codes] no kept models under {models} for seeds {missing} (their runs were not trained "
             f"with --save-models; retraining one takes 25-75 min); evaluating seeds {kept}"
         )
     if not kept:
         raise FileNotFoundError(
-            f"no seed of the long study has all three models under {models}: run "
+            f"no seed has all three models under {models}: run "
             "python -m benchmarks.quality.study long --save-models results/models first"
         )
-    return profile, tuple(kept)
+    return tuple(kept)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.quality.codes",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_common_arguments(p)
-    p.add_argument(
-        "--settings",
-        choices=tuple(DEFAULT_OUT),
-        default="main",
-        help="main: the main run's (pretrains the models it lacks); long: the long study's kept models",
-    )
-    p.add_argument("--out", type=Path, default=None, help="default: docs/results/quality/codes[_long]")
-    p.add_argument(
-        "--models",
-        type=Path,
-        default=None,
-        help="trained models: default results/codes/models, results/models/long",
-    )
-    p.add_argument(
-        "--seeds",
-        nargs="+",
-        type=int,
-        default=None,
-        help="default: the main run's seeds; the long study's kept",
-    )
-    p.add_argument("--queries", type=int, default=2000, help="test images used as retrieval queries")
-    p.add_argument("--epochs", type=int, default=None, help="override the profile's epochs (quick checks)")
-    p.add_argument("--subset", type=int, default=None, help="override the pretraining subset (quick checks)")
-    p.add_argument("--report-only", action="store_true", help="rewrite table and plots from the run files")
-    args = p.parse_args(argv)
-    args.out = args.out or DEFAULT_OUT[args.settings]
-    args.models = args.models or DEFAULT_MODELS[args.settings]
-    set_threads(args.threads)
-    log = functools.partial(print, flush=True)
-    profile = get_profile(args.profile, epochs=args.epochs, pretrain_subset=args.subset)
-    seeds = tuple(args.seeds or profile.seeds)
-    runs = args.out / "runs"
-    data = None
-    if not args.report_only:
-        data, _ = load_data(args, log)
-        params, source = method_params(profile, args.dataset)
-        log(f"[codes] hyper-parameters: {source}")
-        if args.settings == "long":
-            profile, seeds = long_settings(profile, params, args.models, args.seeds, log)
-        settings = {
-            "profile": profile.to_dict(),
-            "params": params,
-            "queries": args.queries,
-            "dataset": args.dataset,
-            "data_limit": args.data_limit,
-        }
-        for seed in seeds:
-            path = runs / f"seed{seed}.json"
-            if path.is_file():
-                if json.loads(path.read_text())["settings"] != json.loads(json.dumps(settings)):
-                    raise ValueError(
-                        f"{path} was made with other settings; choose another --out or remove it"
-                    )
-                log(f"[codes] seed {seed}: done before ({path})")
-                continue
-            start = time.perf_counter()
-            record = one_seed(seed, data, profile, params, args, log)
-            record["seconds"] = round(time.perf_counter() - start, 1)
-            write_run(path, {**record, "settings": settings})
-    from benchmarks.quality import codes_report
-
-    return codes_report.write(args.out, data, log)
-
-
-if __name__ == "__main__":
-    main()
+def run_codes(
+    study, data, profile, params, out: Path, args, log=print, kept_only: bool = False
+) -> dict[str, Any]:
+    """Every seed of the codes study at the settings of the study's value: one run file per seed, skipped
+    when it exists; models loaded from ``--models`` where kept, else pretrained and kept (never with
+    ``kept_only``)."""
+    folder = out / study.name
+    models = args.models or DEFAULT_MODELS[study.name]
+    params = {m: params[m] for m in SSL_METHODS}
+    profile = study.settings(study.values[0], profile, params).profile
+    seeds = tuple(args.seeds or study.seeds)
+    if kept_only:
+        seeds = kept_seeds(models, seeds, log)
+    settings = {
+        "profile": profile.to_dict(),
+        "params": params,
+        "queries": args.queries,
+        "dataset": args.dataset,
+        "data_limit": args.data_limit,
+    }
+    for seed in seeds:
+        path = folder / "runs" / f"seed{seed}.json"
+        if resume(path, settings):
+            log(f"[codes] seed {seed}: done before ({path})")
+            continue
+        start = time.perf_counter()
+        record = one_seed(seed, data, profile, params, models, args.queries, log)
+        write_json(path, {**record, "seconds": round(time.perf_counter() - start, 1), "settings": settings})
+    summary = write_codes_report(study, folder, data=data)
+    log((folder / "table.md").read_text())
+    return summary

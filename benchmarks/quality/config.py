@@ -119,6 +119,15 @@ GPU = Profile(
 PROFILES = {"cpu": CPU, "gpu": GPU}
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """What one run trains with: the profile, the method's ``lr`` and options, the torch CPU threads."""
+
+    profile: Profile
+    params: dict[str, Any]
+    threads: int | None = None  # None: the process's own
+
+
 def get_profile(name: str, **overrides: Any) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"profile={name!r}; expected one of {list(PROFILES)}")

@@ -1,4 +1,4 @@
-"""What the tables and plots call each method and baseline: one table, read by every report and plot."""
+"""What the tables, plots and run files call each method, baseline and study value."""
 
 from __future__ import annotations
 
@@ -44,3 +44,10 @@ def result_label(key: str) -> str:
     tables' name, then the rest with spaces for underscores."""
     method = next((m for m in NAMES if key.startswith(m)), "")
     return full_name(method) + key[len(method) :].replace("_", " ")
+
+
+def value_label(value) -> str:
+    """A study's value as run file names and table rows write it."""
+    if isinstance(value, dict):
+        return "_".join(f"{k}{v}" for k, v in value.items())
+    return str(value).replace(" ", "").replace(",", "_")

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import multiprocessing
 import os
 import platform
+import shutil
 import statistics
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmarks.quality.attributes import code_usage, entropy, hard_code_usage, music_attributes
 from benchmarks.quality.augment import BatchAugment
-from benchmarks.quality.config import Profile
+from benchmarks.quality.config import RESULTS, Profile, RunSettings
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import evaluate_profile, extract_features
+from benchmarks.quality.models import save_model
 from benchmarks.quality.names import full_names
 from benchmarks.quality.ssl_methods import SSL_METHODS, loss_params
 from benchmarks.quality.stats import compare
+from benchmarks.quality.study.main_report import write_main_report
+from benchmarks.quality.study.store import write_json
 from benchmarks.quality.train import build_model, pretrain
 
 BASELINES = ("raw_pixels", "random_init")
@@ -115,33 +122,24 @@ def _reading(params: dict[str, Any]) -> dict[str, Any]:
     return {"segment_dim": int(options["segment_dim"]), "temperature": float(options["temperature"])}
 
 
+def pretrain_run(
+    method: str, run: RunSettings, data: ImageData, seed: int, args, **options: Any
+) -> tuple[BatchAugment, Any]:
+    """Pretrain ``method`` at ``run``'s profile and options on ``seed``: the one call every run makes, with
+    the command's device and step limit (``args``); returns the views' augmentation and the TrainResult."""
+    augment = BatchAugment(run.profile.augment, *data.channel_stats())
+    options = {"max_steps": args.max_steps, "progress": False, "monitor": False, **options}
+    return augment, pretrain(method, run.params, data, run.profile, augment, seed, args.device, **options)
+
+
 def train_and_evaluate(
-    method: str,
-    params: dict[str, Any],
-    data: ImageData,
-    profile: Profile,
-    augment: BatchAugment,
-    seed: int,
-    device,
-    max_steps: int | None = None,
-    progress: bool = True,
-    monitor: bool = True,
+    method: str, run: RunSettings, data: ImageData, seed: int, args, **options: Any
 ) -> tuple[dict[str, Any], Any]:
     """One method on one seed: pretrain, then evaluate unless it diverged; MUSIC's row also says how many
     attributes its hard codes of the test images use per segment (`hard_code_usage`). Returns (row,
     TrainResult)."""
-    trained = pretrain(
-        method,
-        params,
-        data,
-        profile,
-        augment,
-        seed,
-        device,
-        max_steps=max_steps,
-        progress=progress,
-        monitor=monitor,
-    )
+    profile, params, device = run.profile, run.params, args.device
+    augment, trained = pretrain_run(method, run, data, seed, args, **options)
     epochs_run = [h for h in trained.history if h["epoch"] > 0]
     timing = {
         "seconds": trained.seconds,
@@ -185,8 +183,7 @@ def one_seed(
     profile: Profile,
     method_params: dict[str, dict[str, Any]],
     methods: tuple[str, ...],
-    device,
-    max_steps: int | None,
+    args,
     progress: bool,
     seed: int,
     first: bool,
@@ -197,6 +194,7 @@ def one_seed(
     Returns ``rows`` (one per method and ``random_init``), ``histories`` and, on the first seed, MUSIC's
     test-set attribute probabilities (``music_probabilities``, or None if it diverged).
     """
+    device = args.device
     augment = BatchAugment(profile.augment, *data.channel_stats())
     out: dict[str, Any] = {"rows": {}, "histories": {}, "music_probabilities": None}
     start = time.perf_counter()
@@ -213,9 +211,8 @@ def one_seed(
     for method in methods:
         params = method_params[method]
         # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
-        row, trained = train_and_evaluate(
-            method, params, data, profile, augment, seed, device, max_steps, progress, monitor=first
-        )
+        run = RunSettings(profile, params)
+        row, trained = train_and_evaluate(method, run, data, seed, args, progress=progress, monitor=first)
         out["rows"][method] = row
         out["histories"][method] = trained.history
         log(f"[seed {seed}] {method}: {row}")
@@ -277,8 +274,9 @@ def run_benchmark(
     log(f"raw_pixels (every seed): {raw}")
 
     workers = seed_workers(len(profile.seeds), device, workers)
+    args = argparse.Namespace(device=device, max_steps=max_steps)
     jobs = [
-        (data, profile, method_params, methods, device, max_steps, progress and workers == 1, seed, i == 0)
+        (data, profile, method_params, methods, args, progress and workers == 1, seed, i == 0)
         for i, seed in enumerate(profile.seeds)
     ]
     if workers == 1:
@@ -320,3 +318,71 @@ def run_benchmark(
     results["seed_workers"] = workers
     results["total_seconds"] = round(time.perf_counter() - t0, 1)
     return results, artifacts
+
+
+def evaluate_on_test(method: str, seed: int, run: RunSettings, data: ImageData, args) -> dict[str, Any]:
+    """A test study's run: trained and evaluated as the main run does, its model kept on request."""
+    row, trained = train_and_evaluate(method, run, data, seed, args)
+    if getattr(args, "save_models", None) is not None and not trained.diverged:
+        save_model(trained.model, args.save_models / args.study / f"{method}__seed{seed}.pt")
+    return row
+
+
+def pretrain_only(method: str, seed: int, run: RunSettings, data: ImageData, args) -> dict[str, Any]:
+    """A stability run: how its pretraining went, whether and where it diverged."""
+    _, trained = pretrain_run(method, run, data, seed, args, stop_epoch=args.stop_epoch)
+    losses = [h["loss"] for h in trained.history if h["epoch"] > 0]
+    return {
+        "seed": seed,
+        "diverged": None if not trained.diverged else {"seed": seed, **trained.divergence},
+        "epochs_run": len(losses),
+        "final_loss": losses[-1] if losses else None,
+        "seconds": trained.seconds,
+    }
+
+
+def run_main(study, data: ImageData, profile: Profile, params, out: Path, args, log=print) -> dict[str, Any]:
+    """The main run: every method and both baselines on every seed of the profile (paired), written to
+    ``out/results.json``, ``table.md`` and the plots; ``--publish`` copies them to docs/results/quality/."""
+    t0 = time.perf_counter()
+    profile = replace(profile, seeds=tuple(args.seeds)) if args.seeds else profile
+    log(f"profile {profile.name}, seeds {list(profile.seeds)}")
+    methods = tuple(args.methods or study.methods)
+    results, artifacts = run_benchmark(
+        data, profile, params, methods, args.device, args.max_steps, not args.no_progress, log, args.workers
+    )
+    results["config"] = {
+        "profile": profile.to_dict(),
+        "dataset": args.dataset,
+        "data_root": str(args.data_root),
+        "train_images": len(data.train_labels),
+        "test_images": len(data.test_labels),
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "seed_workers": results.pop("seed_workers"),
+        "max_steps": args.max_steps,
+        "data_limit": args.data_limit,
+        "hyper_parameters_from": args.params_from,
+        "evaluation": (
+            "frozen backbone features of the official test split; linear probe = multinomial logistic "
+            f"regression (L-BFGS, L2 {profile.probe_weight_decay}) on standardized features of the full "
+            f"train split; kNN = cosine, k in {list(profile.knn_ks)}, "
+            f"votes exp(sim/{profile.knn_temperature})"
+        ),
+        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.quality", *args.argv]),
+    }
+    results["versions"] = versions()
+    results["total_seconds"] = round(time.perf_counter() - t0, 1)
+    write_json(out / "results.json", results)
+    write_main_report(study, out, artifacts=artifacts)
+    plots = sorted(out.glob("*.png"))
+    log(
+        f"wrote {out / 'results.json'}, {out / 'table.md'} and {len(plots)} plots "
+        f"in {results['total_seconds']:.0f} s"
+    )
+    if args.publish:
+        RESULTS.mkdir(exist_ok=True)
+        for path in [out / "results.json", out / "table.md", *plots]:
+            shutil.copy(path, RESULTS / path.name)
+        log(f"copied to {RESULTS}")
+    return results

@@ -1,31 +1,19 @@
 """The tuning search: the same small grid for every method, scored on a validation split of the train set.
 
     python -m benchmarks.quality.tune --out results/tune        # writes benchmarks/quality/tuned.json
+    python -m benchmarks.quality.study tune --out results/tune  # the same
 
-The official test split is never loaded into the search: ``validation_split`` carves
-``profile.tune_val_size`` images out of the train split and the rest is the search's train set. Every
-candidate is trained on each of ``TUNE_SEEDS`` (the same seeds for every candidate) and scored by its mean
-validation linear-probe top-1; a candidate that diverged on any seed is never chosen. Per method:
-
-1. learning rate in ``LR_GRID`` with the paper's loss options; when the best learning rate is at an end
-   of the grid, the grid is extended by one more factor of 3 in that direction (same rule for every
-   method), so no method is stuck at the edge of a grid chosen for another;
-2. at the best learning rate, two alternatives of the method's own main options (``LOSS_ALTERNATIVES``);
-3. if an alternative beat the paper's options, one more step in that alternative's direction
-   (``LOSS_FURTHER``), again for every method alike.
-
-With ``--reuse-trials``, trials already recorded in ``tuned.json`` under the same protocol are reused,
-not rerun. The winner is written to ``tuned.json`` (see tuned.py), which the main run reads. A recorded
-safety override (a searched value that later diverged in a full-length run, replaced by a safer one) is
-kept while the search still chooses the value it replaced, and dropped when it chooses another.
+The test split is never loaded (``validation_split``). Every candidate is trained on each of
+``TUNE_SEEDS`` and scored by its mean validation linear top-1; one that diverged on any seed is never
+chosen. The stages (``LR_GRID``, ``LOSS_ALTERNATIVES``, ``LOSS_FURTHER``), ``--reuse-trials`` and the
+safety overrides: docs/quality.md, "Tuning".
 """
 
 from __future__ import annotations
 
-import argparse
-import functools
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,12 +21,12 @@ from typing import Any
 import torch
 
 from benchmarks.quality.augment import BatchAugment
-from benchmarks.quality.cli import add_common_arguments, load_data, set_threads
-from benchmarks.quality.config import Profile, get_profile
+from benchmarks.quality.config import Profile, RunSettings
 from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.evaluate import evaluate_features, extract_features
-from benchmarks.quality.report import tuning_table
-from benchmarks.quality.ssl_methods import DEFAULT_LOSS_PARAMS, FIELD_METHODS, SSL_METHODS
+from benchmarks.quality.ssl_methods import DEFAULT_LOSS_PARAMS, SSL_METHODS
+from benchmarks.quality.study.main_report import write_tuning_report
+from benchmarks.quality.study.store import write_json
 from benchmarks.quality.train import pretrain
 from benchmarks.quality.tuned import TUNED_PATH, read_entry, tuned_key, write_entry
 
@@ -322,50 +310,40 @@ def _write_merged(
     write_entry(profile, dataset, entry, path)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.quality.tune",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_common_arguments(p)
-    p.add_argument("--out", type=Path, default=Path("results/tune"), help="tuning.json and tuning.md go here")
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        choices=FIELD_METHODS,
-        default=list(SSL_METHODS),
-        help="default: the main run's; the field study's peers are searched with --methods "
-        + " ".join(FIELD_METHODS[len(SSL_METHODS) :]),
-    )
-    p.add_argument("--seeds", nargs="+", type=int, default=list(TUNE_SEEDS), help="at least two")
-    p.add_argument("--tuned", type=Path, default=TUNED_PATH, help="the tuned-values file to update")
-    p.add_argument(
-        "--reuse-trials", action="store_true", help="reuse trials recorded under the same protocol"
-    )
-    args = p.parse_args(argv)
-    set_threads(args.threads)
-    log = functools.partial(print, flush=True)
-    profile = get_profile(args.profile)
-    data, _ = load_data(args, log)
+def validation_run(method: str, seed: int, run: RunSettings, split: ImageData, args) -> dict[str, Any]:
+    """A search study's run: scored on the validation split as the search scores a candidate."""
+    augment = BatchAugment(run.profile.augment, *split.channel_stats())
+    return score_config(method, run.params, split, run.profile, augment, seed, args.device, False)
+
+
+def run_search(
+    study, data: ImageData, profile: Profile, params, out: Path, args, log=print
+) -> dict[str, Any]:
+    """The search for ``--methods`` (default the main run's) on ``--seeds`` (default ``TUNE_SEEDS``): the
+    winners go to ``--tuned``, the entry to ``out/tuning.json`` and its table to ``out/tuning.md``."""
+    path = args.tuned or TUNED_PATH
+    seeds = tuple(args.seeds or TUNE_SEEDS)
+    methods = tuple(args.methods or study.methods)
     entry = tune(
         data,
         profile,
         args.dataset,
-        tuple(args.methods),
+        methods,
         args.device,
-        seeds=tuple(args.seeds),
-        progress=not args.no_progress,
-        path=args.tuned,
-        log=log,
-        reuse=args.reuse_trials,
+        seeds,
+        0,
+        not args.no_progress,
+        path,
+        log,
+        args.reuse_trials,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tuning.json").write_text(json.dumps(entry, indent=2) + "\n")
-    (args.out / "tuning.md").write_text(tuning_table(entry))
-    log(tuning_table(entry))
+    write_json(out / "tuning.json", entry)
+    write_tuning_report(study, out)
+    log((out / "tuning.md").read_text())
     return entry
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks.quality.study.cli import main
+
+    main(["tune", *sys.argv[1:]])

@@ -7,6 +7,8 @@ import torch
 
 from benchmarks.quality import code_metrics as metrics
 from benchmarks.quality import codes
+from benchmarks.quality.study.catalogue import LONG, STUDIES
+from benchmarks.quality.study.cli import main
 from tests.benchmarks.fashion_mnist import needs_fmnist
 
 
@@ -49,27 +51,16 @@ def test_binary_codes_have_the_asked_bits_and_hamming_counts_agreeing_bits():
 @needs_fmnist
 @pytest.mark.timeout(600)
 def test_a_tiny_study_writes_its_report_and_resumes(tmp_path):
-    argv = [
-        "--epochs",
-        "1",
-        "--subset",
-        "256",
-        "--data-limit",
-        "600",
-        "300",
-        "--queries",
-        "40",
-        "--seeds",
-        "0",
-    ]
-    argv += ["--out", str(tmp_path / "codes"), "--models", str(tmp_path / "models"), "--threads", "1"]
-    summary = codes.main(argv)
+    argv = ["codes", "--epochs", "1", "--subset", "256", "--data-limit", "600", "300", "--queries", "40"]
+    argv += ["--seeds", "0", "--out", str(tmp_path), "--models", str(tmp_path / "models"), "--threads", "1"]
+    summary = main(argv)
     run = json.loads((tmp_path / "codes" / "runs" / "seed0.json").read_text())
     assert len(run["segments"]) == run["num_segments"] == 32
     assert all(0.0 <= s["nmi"] <= 1.0 and 0.0 < s["accuracy"] <= 1.0 for s in run["segments"])
     results = run["retrieval"]["results"]
     assert results["music_codes"]["bytes"] == 20 == results["vicreg_pca_bits"]["bytes"]  # 32 x 5 bits
     assert results["barlow_twins_float32"]["bytes"] == 4 * 256
+    assert sorted(run["settings"]["params"]) == ["barlow_twins", "music", "vicreg"]
     assert summary["segments_nmi"]["max"] >= summary["segments_nmi"]["median"]
     for name in ("table.md", "summary.json", "segment_nmi.png", "attribute_grid.png", "precision_at_k.png"):
         assert (tmp_path / "codes" / name).stat().st_size > 0
@@ -80,24 +71,27 @@ def test_a_tiny_study_writes_its_report_and_resumes(tmp_path):
     ]
     # Resumed: the seed's file is kept, nothing is retrained.
     before = (tmp_path / "codes" / "runs" / "seed0.json").stat().st_mtime_ns
-    codes.main(argv)
+    main(argv)
     assert (tmp_path / "codes" / "runs" / "seed0.json").stat().st_mtime_ns == before
+    # A run file made with other settings is refused by the rule every study follows.
+    with pytest.raises(ValueError, match="seed0.json was made with other settings"):
+        main([*argv, "--queries", "41"])
 
 
-def test_long_settings_evaluate_only_the_seeds_whose_models_were_kept(tmp_path):
-    """--settings long: the long study's schedule, and only seeds with all three kept models; none is
+def test_codes_of_the_long_study_evaluate_only_the_seeds_whose_models_were_kept(tmp_path):
+    """codes_long: the long study's schedule, and only seeds with all three kept models; none is
     retrained."""
     from benchmarks.quality.config import get_profile
     from benchmarks.quality.ssl_methods import SSL_METHODS
 
-    main = get_profile("cpu")
     for method in SSL_METHODS:
         codes.model_path(tmp_path, method, 3).touch()
     codes.model_path(tmp_path, "music", 4).touch()
     logged = []
-    profile, seeds = codes.long_settings(main, {}, tmp_path, None, logged.append)
-    assert seeds == (3,)
-    assert profile.epochs == 3 * main.epochs and profile.pretrain_subset is None
+    assert codes.kept_seeds(tmp_path, STUDIES["codes_long"].seeds, logged.append) == (3,)
     assert "no kept models" in logged[0] and "[0, 1, 2, 4]" in logged[0]
+    main_run = get_profile("cpu")
+    profile = STUDIES["codes_long"].settings(LONG, main_run, {}).profile
+    assert profile.epochs == 3 * main_run.epochs and profile.pretrain_subset is None
     with pytest.raises(FileNotFoundError, match="--save-models"):
-        codes.long_settings(main, {}, tmp_path, [0, 4], logged.append)
+        codes.kept_seeds(tmp_path, (0, 4), logged.append)

@@ -81,7 +81,7 @@ def test_every_peer_has_the_same_search_budget_as_music():
 
 def test_the_field_study_compares_every_method_on_three_seeds_at_the_main_runs_settings():
     study = STUDIES["field"]
-    assert study.methods == FIELD_METHODS and len(study.seeds) >= 3 and study.kind == "test"
+    assert study.methods == FIELD_METHODS and len(study.seeds) >= 3 and study.kind.name == "test"
     assert study.values == STUDIES["seeds"].values
     # Every method trains here, cost measured in the same runs and every pair of seeds on one machine.
     assert not study.reuses_runs and study.per_method_table
@@ -126,7 +126,7 @@ def test_a_search_stopped_after_a_candidate_resumes_from_the_written_file(monkey
 
 def test_the_field_report_gives_each_methods_probes_cost_and_difference_to_music(tmp_path):
     from benchmarks.quality.study.report import write_report
-    from benchmarks.quality.study.store import run_path, write_run
+    from benchmarks.quality.study.store import run_path, write_json
 
     study = STUDIES["field"]
     value = study.values[0]
@@ -150,8 +150,8 @@ def test_the_field_report_gives_each_methods_probes_cost_and_difference_to_music
                 "row": row,
                 "settings": {"params": {}},
             }
-            write_run(run_path(tmp_path, study, method, value, seed), record)
-    write_report(study, tmp_path, with_plot=False)
+            write_json(run_path(tmp_path, study, method, value, seed), record)
+    write_report(study, tmp_path / study.name, with_plot=False)
     table = (tmp_path / "field" / "table.md").read_text()
     assert (
         "| MUSIC (music-ssl) | 88.10 ± 0.10 (n=3) | 84.00 ± 0.00 (n=3) | 30.0 | 29.0 | 80.0 | – | – |"
@@ -197,7 +197,7 @@ def test_every_candidate_of_the_search_trains_a_step(method):
 
 
 def test_the_sensitivity_table_reads_each_methods_search():
-    from benchmarks.quality.report import sensitivity_table
+    from benchmarks.quality.study.main_report import sensitivity_table
 
     def trial(stage, lr, score, diverged=False, **options):
         return {

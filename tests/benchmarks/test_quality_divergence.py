@@ -9,14 +9,19 @@ from dataclasses import replace
 import pytest
 import torch
 
-from benchmarks.quality.__main__ import main
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import get_profile
 from benchmarks.quality.data import ImageData
 from benchmarks.quality.evaluate import knn_classify, linear_probe
+from benchmarks.quality.study.cli import main as cli
 from benchmarks.quality.train import pretrain
 from tests.benchmarks.fashion_mnist import first_images, needs_fmnist
 from tests.benchmarks.nan_injection import inject_nan
+
+
+def main(argv: list[str]) -> dict:
+    """The main run, as ``python -m benchmarks.quality`` runs it."""
+    return cli(["main", *argv])
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,21 @@ from dataclasses import replace
 import pytest
 import torch
 
-from benchmarks.quality.__main__ import main  # noqa: E402
 from benchmarks.quality.augment import AugmentConfig, BatchAugment  # noqa: E402
 from benchmarks.quality.config import get_profile  # noqa: E402
 from benchmarks.quality.data import DEBIAN_FASHION_MNIST, ImageData, load_dataset  # noqa: E402
 from benchmarks.quality.evaluate import knn_classify, linear_probe  # noqa: E402
 from benchmarks.quality.run import run_benchmark  # noqa: E402
 from benchmarks.quality.ssl_methods import SSL_METHODS  # noqa: E402
+from benchmarks.quality.study.cli import main as cli  # noqa: E402
 from benchmarks.quality.train import pretrain  # noqa: E402
 from benchmarks.quality.tune import tune  # noqa: E402
 from tests.benchmarks.fashion_mnist import first_images, needs_fmnist
+
+
+def main(argv: list[str]) -> dict:
+    """The main run, as ``python -m benchmarks.quality`` runs it."""
+    return cli(["main", *argv])
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""The committed tables are what the report code makes of the committed results, byte for byte: a change
-to a report that changes a published number or line fails here."""
+"""Every committed table and summary is what the one report writer makes of the committed run files, byte
+for byte: a change to a report that changes a published number or line fails here, and so does a
+committed table that no declaration writes."""
 
 from __future__ import annotations
 
@@ -9,52 +10,47 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.quality import codes_report
-from benchmarks.quality.__main__ import PUBLISH_DIR
 from benchmarks.quality.config import RESULTS
-from benchmarks.quality.report import markdown_table, tuning_table
 from benchmarks.quality.study.catalogue import STUDIES
-from benchmarks.quality.study.cli import DEFAULT_OUT as STUDIES_OUT
-from benchmarks.quality.study.report import write_report
 from benchmarks.quality.tuned import TUNED_PATH
 
-CODES_OUT = RESULTS / "codes"
-
-# Every study folder with a report, the --stop-epoch ones (first<N>epochs/<study>) included.
-STUDY_FOLDERS = sorted(p.parent.relative_to(STUDIES_OUT) for p in STUDIES_OUT.rglob("summary.json"))
-
-
-def _copy_runs(folder: Path, to: Path) -> None:
-    shutil.copytree(folder / "runs", to / "runs", ignore=shutil.ignore_patterns("*.lock", "*.partial"))
+# Every table, summary and results file under docs/results/quality, whatever wrote it.
+COMMITTED = sorted(
+    p.relative_to(RESULTS)
+    for p in RESULTS.rglob("*")
+    if p.suffix == ".md" or p.name in ("summary.json", "results.json", "tuning.json")
+)
 
 
-def _same_files(made: Path, committed: Path, names: tuple[str, ...]) -> None:
-    for name in names:
-        assert (made / name).read_text() == (committed / name).read_text(), f"{committed / name} changed"
+def _declaration(folder: Path) -> str:
+    """The declaration whose report a committed folder holds: the main run's files sit in docs/results/
+    quality itself, a study's in studies/[first<N>epochs/]<name>/, the codes studies' in their own."""
+    return "main" if folder == Path(".") else folder.name
 
 
-def test_the_committed_study_reports_are_found():
-    assert STUDY_FOLDERS and {folder.name for folder in STUDY_FOLDERS} <= set(STUDIES)
+def _inputs(study, committed: Path, to: Path) -> None:
+    """What the report is made from, copied: the run files, the main run's results.json, the search's
+    entry in tuned.json (the published one is the CPU profile's on Fashion-MNIST, the main run's)."""
+    to.mkdir(parents=True, exist_ok=True)
+    if study.name == "main":
+        shutil.copy(committed / "results.json", to / "results.json")
+        (to / "tuning.json").write_text(json.dumps(json.loads(TUNED_PATH.read_text())["cpu/fashion_mnist"]))
+    else:
+        shutil.copytree(committed / "runs", to / "runs", ignore=shutil.ignore_patterns("*.lock", "*.partial"))
 
 
-@pytest.mark.parametrize("folder", STUDY_FOLDERS, ids=str)
-def test_a_study_report_is_rebuilt_from_its_run_files(folder, tmp_path):
-    committed = STUDIES_OUT / folder
-    study = STUDIES[json.loads((committed / "summary.json").read_text())["study"]]
-    _copy_runs(committed, tmp_path / folder)
-    write_report(study, (tmp_path / folder).parent, with_plot=False)
-    _same_files(tmp_path / folder, committed, ("summary.json", "table.md"))
+def test_every_committed_table_has_a_declaration_that_writes_it():
+    folders = {path.parent for path in COMMITTED}
+    assert len(COMMITTED) >= 35 and {_declaration(f) for f in folders} <= set(STUDIES)
+    assert {"codes", "codes_long", "stability"} <= {f.name for f in folders}
 
 
-def test_the_codes_report_is_rebuilt_from_its_run_files(tmp_path):
-    _copy_runs(CODES_OUT, tmp_path)
-    codes_report.write_tables(tmp_path)
-    _same_files(tmp_path, CODES_OUT, ("summary.json", "table.md"))
-
-
-def test_the_main_runs_tables_are_rebuilt_from_its_results():
-    results = json.loads((PUBLISH_DIR / "results.json").read_text())
-    assert markdown_table(results) == (PUBLISH_DIR / "table.md").read_text()
-    # The published search is the CPU profile's on Fashion-MNIST, the main run's.
-    entry = json.loads(TUNED_PATH.read_text())["cpu/fashion_mnist"]
-    assert tuning_table(entry) == (PUBLISH_DIR / "tuning.md").read_text()
+@pytest.mark.parametrize("folder", sorted({path.parent for path in COMMITTED}), ids=str)
+def test_a_committed_report_is_rebuilt_from_its_run_files(folder, tmp_path):
+    study = STUDIES[_declaration(folder)]
+    _inputs(study, RESULTS / folder, tmp_path)
+    study.kind.report(study, tmp_path, with_plot=False)
+    if study.name == "main":
+        STUDIES["tune"].kind.report(STUDIES["tune"], tmp_path)
+    for path in (p for p in COMMITTED if p.parent == folder):
+        assert (tmp_path / path.name).read_text() == (RESULTS / path).read_text(), f"{path} changed"

@@ -12,8 +12,9 @@ import pytest
 from benchmarks.quality.config import get_profile
 from benchmarks.quality.study.catalogue import LARS_LRS, STUDIES, music_option_grid
 from benchmarks.quality.study.cli import main
-from benchmarks.quality.study.lock import RunLock
 from benchmarks.quality.study.report import write_report
+from benchmarks.quality.study.runner import chosen_values
+from benchmarks.quality.study.store import RunLock
 from tests.benchmarks.fashion_mnist import needs_fmnist
 from tests.benchmarks.nan_injection import inject_nan
 
@@ -239,16 +240,56 @@ def test_seed_studies_plot_every_seed_of_every_method(tmp_path):
             (runs / f"{method}__x__seed{seed}.json").write_text(
                 json.dumps({**run, "settings": {"params": {}}})
             )
-    summary = write_report(study, tmp_path)
+    summary = write_report(study, tmp_path / "long")
     assert (tmp_path / "long" / "long.png").stat().st_size > 5000
     assert summary["values"][0]["methods"]["vicreg"]["diverged"][0]["seed"] == 2
 
 
 def test_values_are_chosen_as_the_study_writes_them():
-    from benchmarks.quality.study.cli import _chosen_values
-
     multicrop = STUDIES["multicrop"]
-    assert _chosen_values(multicrop, ["2 views", "2+6views"]) == multicrop.values[:2]
-    assert _chosen_values(STUDIES["projector_dim"], ["128", "4096"]) == (128, 4096)
+    assert chosen_values(multicrop, ["2 views", "2+6views"]) == multicrop.values[:2]
+    assert chosen_values(STUDIES["projector_dim"], ["128", "4096"]) == (128, 4096)
     with pytest.raises(ValueError, match="'2 views', '2\\+6 views'"):
-        _chosen_values(multicrop, ["3 views"])
+        chosen_values(multicrop, ["3 views"])
+
+
+@needs_fmnist
+def test_a_new_study_is_one_declaration(tmp_path):
+    """A study declared here and nowhere else is trained, resumed and reported by the one engine."""
+    from dataclasses import replace
+
+    from benchmarks.quality.study.catalogue import TEST, Study
+    from benchmarks.quality.study.cli import parse_args
+    from benchmarks.quality.study.plots import SweepPlot
+    from benchmarks.quality.study.runner import run
+
+    toy = Study(
+        "toy",
+        TEST,
+        "projector_hidden_dim",
+        (64, 128),
+        (0,),
+        vary=lambda run, value: replace(run, profile=replace(run.profile, projector_hidden_dim=value)),
+        plot=SweepPlot("projector hidden width"),
+        methods=("music", "vicreg"),
+        home=tmp_path,
+    )
+    args = parse_args(["seeds", *TINY, "--max-steps", "2"])
+    logged: list[str] = []
+    summary = run(toy, args, logged.append)
+    runs = tmp_path / "toy" / "runs"
+    files = {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json")}
+    assert sorted(files) == [f"{m}__{v}__seed0.json" for m in ("music", "vicreg") for v in (128, 64)]
+    record = json.loads((runs / "music__64__seed0.json").read_text())
+    assert record["settings"]["profile"]["projector_hidden_dim"] == 64 and record["value"] == 64
+    assert 0 <= record["row"]["linear_top1"] <= 100
+    assert [e["value"] for e in summary["values"]] == [64, 128]
+    table = (tmp_path / "toy" / "table.md").read_text()
+    assert table.startswith("Study `toy`: test linear top-1 (%)") and "| 128 |" in table
+    assert json.loads((tmp_path / "toy" / "summary.json").read_text()) == summary
+    assert (tmp_path / "toy" / "toy.png").stat().st_size > 1000
+
+    logged.clear()
+    assert run(toy, args, logged.append) == summary  # resumed: nothing trained, the same report
+    assert {p.name: p.stat().st_mtime_ns for p in runs.glob("*.json")} == files
+    assert not [line for line in logged if line.endswith("...")]

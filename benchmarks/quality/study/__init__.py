@@ -1,6 +1,8 @@
-"""Studies of the paper's claims (``python -m benchmarks.quality.study NAME``, see ``cli.py``).
+"""The quality benchmark's one engine (``python -m benchmarks.quality.study NAME``, see ``cli.py``).
 
-``catalogue`` declares the studies; ``runner`` trains their missing runs, which ``store`` keeps as one
-file each (``lock`` shares them between processes, ``reuse`` takes equal runs from elsewhere); ``report``
-and ``plots`` turn the run files into ``summary.json``, ``table.md`` and a PNG.
+``catalogue`` declares everything it runs (the main run, the search, the codes studies, the studies of
+the paper's claims); ``runner`` runs a declaration: a study's missing runs, each kept by ``store`` as one
+file (one resume rule, a lock shared between processes), or runs copied from equal ones elsewhere;
+``report`` (a study's), ``main_report`` (the main run's and the search's), ``codes_report`` and ``plots``
+turn the recorded results into every table, summary and PNG.
 """

@@ -1,15 +1,28 @@
-"""The studies: each one entry that declares its values, seeds, how a value changes the main run's
-settings, and how the study is plotted. A new study is a new entry of ``STUDIES``."""
+"""Everything the quality benchmark runs, each one declaration: the main run, the tuning search, the codes
+studies and the studies of the paper's claims. A study declares its kind (what one run does and how the
+study is reported), its values, seeds, how a value changes the main run's settings, and its plot. A new
+study is a new entry of ``STUDIES``; ``runner.run`` runs any of them, ``python -m
+benchmarks.quality.study NAME`` from the command line."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.config import Profile
+from benchmarks.quality.codes import run_codes
+from benchmarks.quality.config import RESULTS, Profile, RunSettings
+from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.names import Name
+from benchmarks.quality.run import evaluate_on_test, pretrain_only, run_main
 from benchmarks.quality.ssl_methods import FIELD_METHODS, GLOBAL_VIEWS, SSL_METHODS, SUPERVISED
+from benchmarks.quality.study.codes_report import write_codes_report
+from benchmarks.quality.study.main_report import write_main_report, write_tuning_report
+from benchmarks.quality.study.plots import SeedsPlot, SweepPlot, ValuesPlot
+from benchmarks.quality.study.report import write_report
+from benchmarks.quality.tune import run_search, validation_run
 
 DIMS = (128, 256, 512, 1024, 2048, 4096)
 MUSIC_SEGMENT_DIMS = (8, 16, 32, 64)
@@ -30,32 +43,40 @@ LOCAL_VIEWS = 6
 MULTI_CROP_TIME_RATIO = 3.1
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """What one run trains with: the profile, the method's ``lr`` and options, the torch CPU threads."""
-
-    profile: Profile
-    params: dict[str, Any]
-    threads: int | None = None  # None: the process's own
+def _as_given(data: ImageData, profile: Profile, args) -> tuple[ImageData, Profile]:
+    return data, profile
 
 
-@dataclass(frozen=True)
-class SeedsPlot:
-    """Every seed's test accuracy per method, for a study of one value."""
+def _validation(data: ImageData, profile: Profile, args) -> tuple[ImageData, Profile]:
+    """The search's validation split, and its schedule at ``--epochs`` where given."""
+    profile = profile if args.epochs is None else replace(profile, tune_epochs=args.epochs)
+    return validation_split(data, profile.tune_val_size, seed=0), profile
 
 
 @dataclass(frozen=True)
-class ValuesPlot:
-    """Every seed's test accuracy per method at each of the study's values, side by side."""
+class Kind:
+    """What a study's runs are: how one run is scored (``score``) on the data ``prepare`` gives it, or,
+    for a study that is one command of its own, the whole of it (``run``); how the study is reported."""
+
+    name: str  # as summary.json records it
+    measure: str = ""  # what the study's table shows
+    score: Callable[..., dict[str, Any]] | None = None  # (method, seed, RunSettings, data, args) -> row
+    prepare: Callable[..., tuple[ImageData, Profile]] = _as_given  # (data, profile, args)
+    run: Callable[..., dict[str, Any]] | None = None  # (study, data, profile, params, out, args, log)
+    report: Callable[..., dict[str, Any]] = write_report  # (study, folder, with_plot)
+    verdicts: bool = False  # on the test split: MUSIC against each peer, paired by seed
+    key: str = "linear_top1"  # the table's number
+    copied: bool = False  # a run of another study with equal settings is this study's run
+    own_folder: bool = True  # its files in OUT/<name>/, else in OUT itself
 
 
-@dataclass(frozen=True)
-class SweepPlot:
-    """Test linear top-1 of every method over the study's values, mean ± std over seeds."""
-
-    xlabel: str
-    log2: bool = False  # a log2 axis, each value a labelled tick
-    title: str = "mean ± std over seeds"
+TEST = Kind("test", "test linear top-1 (%)", evaluate_on_test, verdicts=True, copied=True)
+VALIDATION = Kind("validation", "validation linear top-1 (%)", validation_run, _validation)
+PRETRAIN = Kind("pretrain", "final loss", pretrain_only, key="final_loss", copied=True)
+MAIN = Kind("main", run=run_main, report=write_main_report, own_folder=False)
+SEARCH = Kind("search", run=run_search, report=write_tuning_report, own_folder=False)
+CODES = Kind("codes", run=run_codes, report=write_codes_report)
+CODES_OF_KEPT_MODELS = replace(CODES, run=functools.partial(run_codes, kept_only=True))
 
 
 def _unchanged(run: RunSettings, value: Any) -> RunSettings:
@@ -67,7 +88,7 @@ class Study:
     """Every method on every seed at every value of one variable, all else as in the main run."""
 
     name: str
-    kind: str  # "test", "validation" or "pretrain"
+    kind: Kind
     variable: str
     values: tuple[Any, ...]
     seeds: tuple[int, ...]
@@ -94,9 +115,14 @@ class Study:
     per_method_table: bool = False
     # Whether a run another study made with equal settings is copied instead of trained.
     reuses_runs: bool = True
+    # Where its files go when no --out is given.
+    home: Path = RESULTS / "studies"
 
     def settings(self, value: Any, profile: Profile, params: dict[str, Any]) -> RunSettings:
         return self.vary(RunSettings(profile, params), value)
+
+    def folder(self, out: Path) -> Path:
+        return out / self.name if self.kind.own_folder else out
 
     def trains(self, method: str, value: Any) -> bool:
         """Whether ``method`` has runs at ``value`` (every method the command names does, unless the
@@ -113,13 +139,6 @@ def music_option_grid(dims: tuple[int, ...] = DIMS) -> tuple[dict[str, Any], ...
         grid += [{"dim": dim, "segment_dim": c} for c in MUSIC_SEGMENT_DIMS if dim % c == 0 and dim // c >= 2]
         grid += [{"dim": dim, **w} for w in MUSIC_WEIGHT_ALTERNATIVES]
     return tuple(grid)
-
-
-def value_label(value: Any) -> str:
-    """A value as run file names and table rows write it."""
-    if isinstance(value, dict):
-        return "_".join(f"{k}{v}" for k, v in value.items())
-    return str(value).replace(" ", "").replace(",", "_")
 
 
 def _three_times_the_epochs_on_every_image(run: RunSettings, value: Any) -> RunSettings:
@@ -212,7 +231,7 @@ def _temperature_study(name: str, vary: Callable[[RunSettings, Any], RunSettings
     searched value; every run is trained here (none copied from runs that predate the codes' record)."""
     return Study(
         name,
-        "test",
+        TEST,
         "temperature",
         TEMPERATURES,
         (0, 1, 2),
@@ -227,12 +246,31 @@ def _temperature_study(name: str, vary: Callable[[RunSettings, Any], RunSettings
 MAIN_RUN = "main run"
 OUTPUT_DIM_PLOT = SweepPlot("projector output dimension", log2=True)
 
+LONG = "3x epochs, full train split"
+
 STUDIES = {
     s.name: s
     for s in (
+        # The main run (python -m benchmarks.quality): every method and both baselines on the profile's
+        # seeds, paired; results.json, table.md and plots in --out (default results/quality).
+        Study("main", MAIN, "settings", (MAIN_RUN,), (0, 1), home=Path("results/quality")),
+        # The tuning search (python -m benchmarks.quality.tune): its winners go to tuned.json.
+        Study("tune", SEARCH, "params", (), (0, 1), home=Path("results/tune")),
+        # MUSIC's codes as clusterings and for retrieval, on the main run's models, and on the long
+        # study's models where they were kept (docs/codes.md).
+        Study("codes", CODES, "settings", (MAIN_RUN,), (0, 1), home=RESULTS),
+        Study(
+            "codes_long",
+            CODES_OF_KEPT_MODELS,
+            "settings",
+            (LONG,),
+            (0, 1, 2, 3, 4),
+            vary=_three_times_the_epochs_on_every_image,
+            home=RESULTS,
+        ),
         Study(
             "seeds",
-            "test",
+            TEST,
             "settings",
             (MAIN_RUN,),
             (0, 1, 2, 3, 4),
@@ -246,7 +284,7 @@ STUDIES = {
         # seeds runs predate the memory figure) and every pair of seeds comes from one machine.
         Study(
             "field",
-            "test",
+            TEST,
             "settings",
             (MAIN_RUN,),
             (0, 1, 2),
@@ -257,9 +295,9 @@ STUDIES = {
         ),
         Study(
             "long",
-            "test",
+            TEST,
             "settings",
-            ("3x epochs, full train split",),
+            (LONG,),
             (0, 1, 2, 3, 4),
             vary=_three_times_the_epochs_on_every_image,
             plot=SeedsPlot(),
@@ -268,9 +306,9 @@ STUDIES = {
         # the seeds MUSIC and VICReg share with `long` (their runs are copied from it).
         Study(
             "field_long",
-            "test",
+            TEST,
             "settings",
-            ("3x epochs, full train split",),
+            (LONG,),
             (0, 1, 2),
             vary=_three_times_the_epochs_on_every_image,
             plot=SeedsPlot(),
@@ -279,7 +317,7 @@ STUDIES = {
         ),
         Study(
             "projector_dim",
-            "test",
+            TEST,
             "projector_output_dim",
             DIMS,
             (0, 1),
@@ -288,7 +326,7 @@ STUDIES = {
         ),
         Study(
             "projector_depth",
-            "test",
+            TEST,
             "hidden_layers",
             (0, 1, 2),
             (0, 1),
@@ -297,7 +335,7 @@ STUDIES = {
         ),
         Study(
             "music_options",
-            "validation",
+            VALIDATION,
             "music_options",
             music_option_grid(),
             (0, 1),
@@ -308,7 +346,7 @@ STUDIES = {
         # runs are projector_dim's, copied).
         Study(
             "projector_dim_tuned",
-            "test",
+            TEST,
             "projector_output_dim",
             DIMS,
             (0, 1),
@@ -320,7 +358,7 @@ STUDIES = {
         ),
         Study(
             "stability",
-            "pretrain",
+            PRETRAIN,
             "threads",
             (1, 2),
             (0, 1, 2, 3, 4),
@@ -328,7 +366,7 @@ STUDIES = {
             main_run_value=_main_run_threads,
             methods=FIELD_METHODS,
         ),
-        Study("optimizer", "validation", "optimizer", OPTIMIZER_GRID, (0, 1), vary=_optimizer),
+        Study("optimizer", VALIDATION, "optimizer", OPTIMIZER_GRID, (0, 1), vary=_optimizer),
         # The searched temperature against the authors', at the main run's settings and a second one.
         _temperature_study("temperature", _temperature),
         _temperature_study("temperature_wide", _wide_temperature),
@@ -338,7 +376,7 @@ STUDIES = {
         # with itself at two views as well as MUSIC with each peer.
         Study(
             "multicrop",
-            "test",
+            TEST,
             "views",
             (TWO_VIEWS, MULTI_CROP, MULTI_CROP_EQUAL_TIME),
             (0, 1, 2),

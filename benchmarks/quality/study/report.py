@@ -1,43 +1,37 @@
-"""A study's report, from its run files alone: ``summary.json``, ``table.md`` and the study's plot."""
+"""A study's ``summary.json`` and ``table.md`` from its run files alone: per value, each method's mean
+over seeds, MUSIC's paired verdicts against its peers and, with a reference value, each method against
+itself there. The main run's and the search's tables are in ``main_report``, the codes study's in
+``codes_report``."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmarks.quality.names import NAMES, Name
+from benchmarks.quality.names import NAMES, Name, value_label
 from benchmarks.quality.ssl_methods import ALL_METHODS, SUPERVISED
 from benchmarks.quality.stats import compare
-from benchmarks.quality.study.catalogue import Study, value_label
-from benchmarks.quality.study.plots import plot
-from benchmarks.quality.study.store import load_runs
+from benchmarks.quality.study.store import load_runs, write_summary
 
 # The cost of a method, recorded with each run (`benchmarks.quality.run.train_and_evaluate`).
 COST_KEYS = ("seconds_per_epoch", "cpu_seconds_per_epoch", "peak_step_mib")
 # How many attributes MUSIC's hard codes of the test images use per segment, recorded with its runs since
 # the temperature studies (`benchmarks.quality.attributes.hard_code_usage`); older runs lack them.
 CODE_KEYS = ("code_attributes_used", "code_effective_attributes")
-# What a study's table shows, by its kind.
-MEASURES = {
-    "test": "test linear top-1 (%)",
-    "validation": "validation linear top-1 (%)",
-    "pretrain": "final loss",
-}
 
 
-def study_names(study: Study) -> dict[str, Name]:
+def study_names(study) -> dict[str, Name]:
     """What the study's tables call each method: its usual name, unless the study names it otherwise."""
     return {**NAMES, **dict(study.names)}
 
 
-def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize_runs(study, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per value: per method mean, std and number of seeds, diverged seeds, MUSIC's paired verdicts, and,
     for a study with a reference value, each method's paired verdict against itself there."""
     summary: dict[str, Any] = {
         "study": study.name,
-        "kind": study.kind,
+        "kind": study.kind.name,
         "variable": study.variable,
         "values": [],
     }
@@ -75,12 +69,12 @@ def summarize_runs(study: Study, runs: list[dict[str, Any]]) -> dict[str, Any]:
             entry["methods"][method] = stats
         # The supervised ceiling is no peer: every method's mean reads as a share of it (`_ceiling`).
         peers = tuple(m for m in ALL_METHODS if m not in ("music", SUPERVISED) and m in rows_by_method)
-        if study.kind == "test" and "music" in rows_by_method and peers:
+        if study.kind.verdicts and "music" in rows_by_method and peers:
             entry["comparison"] = compare(rows_by_method, "music", peers, names=names)
         summary["values"].append(entry)
         rows_at.append((entry, rows_by_method))
     reference = next((rows for e, rows in rows_at if e["value"] == study.reference_value), None)
-    if study.kind == "test" and study.reference_value is not None and reference is not None:
+    if study.kind.verdicts and study.reference_value is not None and reference is not None:
         for entry, rows_by_method in rows_at:
             if entry["value"] != study.reference_value:
                 entry["versus_reference"] = versus_reference(
@@ -175,9 +169,8 @@ def per_method_markdown(
             if not d or d["mean"] is None:
                 versus.append("–")
                 continue
-            ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
             verdict = f" ({peers[method]['verdict']})" if metric == "linear_top1" else ""
-            versus.append(f"{d['mean']:+.2f}{ci}{verdict}")
+            versus.append(difference(d) + verdict)
         lines.append(
             f"| {names[method].full} | {_cell(stats, 'linear_top1')} | {_cell(stats, 'knn_top1')} | "
             + " | ".join(cost)
@@ -203,23 +196,23 @@ def _music_options(params: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in params.items() if k != "lr")
 
 
-def _difference(d: dict[str, Any]) -> str:
-    """A paired difference: its mean and 95 % interval."""
-    ci = "" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
-    mean = "–" if d["mean"] is None else f"{d['mean']:+.2f}"
-    return mean + ci
+def difference(d: dict[str, Any]) -> str:
+    """A paired difference (`stats.paired_difference`): its mean and 95 % interval, "–" without a pair."""
+    if d["mean"] is None:
+        return "–"
+    return f"{d['mean']:+.2f}" + ("" if d["ci95"] is None else f" [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
 
 
 def _verdicts(entry: dict[str, Any], names: dict[str, Name] = NAMES) -> str:
     """MUSIC minus each peer at one value: mean difference, 95 % interval and verdict."""
     verdicts = []
     for peer, c in entry.get("comparison", {}).get("peers", {}).items():
-        verdicts.append(f"{names[peer].short}: {_difference(c['linear_top1'])} ({c['verdict']})")
+        verdicts.append(f"{names[peer].short}: {difference(c['linear_top1'])} ({c['verdict']})")
     return "; ".join(verdicts)
 
 
 def versus_reference_markdown(
-    summary: dict[str, Any], study: Study, methods: list[str], names: dict[str, Name]
+    summary: dict[str, Any], study, methods: list[str], names: dict[str, Name]
 ) -> list[str]:
     """Each method at every other value minus itself at the reference value: one row per value."""
     entries = [e for e in summary["values"] if "versus_reference" in e]
@@ -249,7 +242,7 @@ def versus_reference_markdown(
                 time += "†"
                 across.update(v["time_across"])
             cells.append(
-                f"{_difference(v['linear_top1'])} ({v['verdict']}); kNN {_difference(v['knn_top1'])}{time}"
+                f"{difference(v['linear_top1'])} ({v['verdict']}); kNN {difference(v['knn_top1'])}{time}"
             )
         lines.append(f"| {value_label(entry['value'])} | " + " | ".join(cells) + " |")
     if across:
@@ -262,12 +255,12 @@ def versus_reference_markdown(
     return lines
 
 
-def _ceiling(summary: dict[str, Any], study: Study, methods: list[str], names: dict[str, Name]) -> list[str]:
+def _ceiling(summary: dict[str, Any], study, methods: list[str], names: dict[str, Name]) -> list[str]:
     """Each method's mean test linear top-1 as a share of the supervised ceiling's at the same value."""
     lines = []
     for entry in summary["values"]:
         ceiling = entry["methods"].get(SUPERVISED, {}).get("linear_top1")
-        if ceiling is None or study.kind != "test":
+        if ceiling is None or not study.kind.verdicts:
             continue
         shares = [
             f"{names[m].short} {100 * entry['methods'][m]['linear_top1'] / ceiling:.1f} %"
@@ -283,7 +276,7 @@ def _ceiling(summary: dict[str, Any], study: Study, methods: list[str], names: d
     return lines
 
 
-def hard_codes_markdown(summary: dict[str, Any], study: Study) -> list[str]:
+def hard_codes_markdown(summary: dict[str, Any], study) -> list[str]:
     """MUSIC's hard codes at each value: attributes used per segment and their effective number."""
     entries = [e for e in summary["values"] if "code_attributes_used" in e["methods"].get("music", {})]
     if not entries:
@@ -308,8 +301,8 @@ def _std(std: float | None) -> str:
     return "" if std is None else f" ± {std:.1f}"
 
 
-def markdown(summary: dict[str, Any], study: Study) -> str:
-    key = "final_loss" if study.kind == "pretrain" else "linear_top1"
+def markdown(summary: dict[str, Any], study) -> str:
+    key = study.kind.key
     # The study's methods that have a finished run: a screening of some methods (stability's first
     # epochs) shows no columns of dashes for the others.
     finished = {m for entry in summary["values"] for m in entry["methods"]}
@@ -317,17 +310,17 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
     names = study_names(study)
     options = study.music_at_chosen_options
     lines = [
-        f"Study `{study.name}`: {MEASURES[study.kind]}, mean ± std over seeds (n = seeds that finished).",
+        f"Study `{study.name}`: {study.kind.measure}, mean ± std over seeds (n = seeds that finished).",
         "",
         f"| {study.variable} | "
         + ("MUSIC's options | " if options else "")
         + " | ".join(names[m].full for m in methods)
         + " |"
-        + (" MUSIC minus peers (verdict) |" if study.kind == "test" else ""),
+        + (" MUSIC minus peers (verdict) |" if study.kind.verdicts else ""),
         "|---|"
         + ("---|" if options else "")
         + "---:|" * len(methods)
-        + ("---|" if study.kind == "test" else ""),
+        + ("---|" if study.kind.verdicts else ""),
     ]
     for entry in summary["values"]:
         cells = [_cell(entry["methods"].get(m), key) for m in methods]
@@ -335,7 +328,7 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
         if options:
             line += "; ".join(_music_options(p) for p in entry["music_params"]) + " | "
         line += " | ".join(cells) + " |"
-        if study.kind == "test":
+        if study.kind.verdicts:
             line += " " + _verdicts(entry, names) + " |"
         lines.append(line)
     diverged = [
@@ -358,14 +351,11 @@ def markdown(summary: dict[str, Any], study: Study) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(study: Study, out: Path, with_plot: bool = True) -> dict[str, Any]:
+def write_report(study, folder: Path, with_plot: bool = True) -> dict[str, Any]:
     """Summary, table and plot of every run file of the study, whichever ``--values`` made them."""
-    runs = load_runs(out, study)
+    runs = load_runs(folder)
     summary = summarize_runs(study, runs)
-    folder = out / study.name
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (folder / "table.md").write_text(markdown(summary, study))
-    if with_plot:
-        plot(summary, study, folder / f"{study.name}.png", runs)
+    write_summary(folder, summary, markdown(summary, study))
+    if with_plot and study.plot is not None:
+        study.plot.draw(summary, study, folder / f"{study.name}.png", runs)
     return summary

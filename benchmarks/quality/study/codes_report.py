@@ -1,13 +1,15 @@
-"""The codes study's report: summary.json, table.md and three plots, from the run files alone."""
+"""The codes study's summary and table (``python -m benchmarks.quality.study codes``): MUSIC's segments
+as clusterings of the test split, and its codes as retrieval keys."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from benchmarks.quality.names import result_label
+from benchmarks.quality.study.plots import codes_plots
+from benchmarks.quality.study.store import load_runs, write_summary
 
 RETRIEVAL_METRICS = ("precision@1", "precision@10", "precision@100", "mAP@100", "ms_per_query")
 
@@ -28,7 +30,7 @@ def _quartiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize_codes(runs: list[dict[str, Any]]) -> dict[str, Any]:
     segment_dim = runs[0]["segment_dim"]
     raw = f"raw_pixels_k{segment_dim}"
     per_seed = []
@@ -82,7 +84,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def codes_markdown(summary: dict[str, Any]) -> str:
     c, s = summary["segment_dim"], summary["num_segments"]
     lines = [
         f"# MUSIC's codes: {s} segments of {c} attributes, seeds {summary['seeds']}",
@@ -126,26 +128,16 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_runs(out: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("seed*.json"))]
-
-
-def write_tables(out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """summary.json and table.md of every run file under ``out``; returns the runs and the summary."""
-    runs = load_runs(out)
+def write_codes_report(study, folder: Path, with_plot: bool = True, data=None) -> dict[str, Any]:
+    """summary.json, table.md and, with ``with_plot``, the plots of the codes study's run files; ``data``
+    (None: loaded here) gives the attribute grid its images."""
+    runs = load_runs(folder, "seed*.json")
     if not runs:
-        raise ValueError(f"no run files in {out / 'runs'}: run `python -m benchmarks.quality.codes` first")
-    summary = summarize(runs)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "table.md").write_text(markdown(summary))
-    return runs, summary
-
-
-def write(out: Path, data, log=print) -> dict[str, Any]:
-    """The tables and the plots; ``data`` (None: loaded here) gives the attribute grid its images."""
-    runs, summary = write_tables(out)
-    from benchmarks.quality import codes_plots
-
-    codes_plots.plot_all(out, runs, summary, data)
-    log((out / "table.md").read_text())
+        raise ValueError(
+            f"no run files in {folder / 'runs'}: run `python -m benchmarks.quality.study {study.name}` first"
+        )
+    summary = summarize_codes(runs)
+    write_summary(folder, summary, codes_markdown(summary))
+    if with_plot:
+        codes_plots(folder, runs, summary, data)
     return summary

@@ -1,10 +1,16 @@
-"""The main run's results.json and the tuning search's entry -> markdown tables."""
+"""The main run's table (from results.json, with MUSIC's paired verdicts against each peer) and the
+tuning search's (from tuning.json, with what the search says of each method's hyper-parameters)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from benchmarks.quality.names import NAMES, full_name
+from benchmarks.quality.study.plots import write_plots
+from benchmarks.quality.study.report import difference
+from benchmarks.quality.study.store import write_summary
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -28,14 +34,6 @@ def _seeds(row: dict[str, Any]) -> str:
     )
 
 
-def _interval(d: dict[str, Any]) -> str:
-    if d["mean"] is None:
-        return "–"
-    if d["ci95"] is None:
-        return f"{d['mean']:+.2f}"
-    return f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
-
-
 def comparison_table(comparison: dict[str, Any]) -> str:
     """MUSIC minus each peer, paired by seed: mean difference, 95 % t-interval, per-seed values, verdict."""
     metric = comparison["metric"]
@@ -49,8 +47,8 @@ def comparison_table(comparison: dict[str, Any]) -> str:
         per_seed = ", ".join(f"{s}: {v:+.2f}" for s, v in zip(d["seeds"], d["differences"], strict=True))
         knn = entry.get("knn_top1")
         lines.append(
-            f"| {full_name(peer)} | {_interval(d)} | {per_seed or '–'} "
-            f"| {_interval(knn) if knn else '–'} | **{entry['verdict']}** |"
+            f"| {full_name(peer)} | {difference(d)} | {per_seed or '–'} "
+            f"| {difference(knn) if knn else '–'} | **{entry['verdict']}** |"
         )
     return "\n".join(lines) + "\n\n" + comparison["summary"] + "\n\nRule: " + comparison["rule"] + ".\n"
 
@@ -135,3 +133,20 @@ def sensitivity_table(entry: dict[str, Any]) -> str:
             f"| {spread(at_best)} | {sum(1 for r in rows if r.get('diverged'))} of {len(rows)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def write_main_report(study, folder: Path, with_plot: bool = True, artifacts=None) -> dict[str, Any]:
+    """The main run's table.md from its results.json; with ``with_plot`` its plots (MUSIC's attributes too
+    when ``artifacts`` holds them)."""
+    results = json.loads((folder / "results.json").read_text())
+    write_summary(folder, results, markdown_table(results), "results.json")
+    if with_plot:
+        write_plots(results, artifacts, folder)
+    return results
+
+
+def write_tuning_report(study, folder: Path, with_plot: bool = True) -> dict[str, Any]:
+    """The search's tuning.md from its tuning.json (an entry of tuned.json)."""
+    entry = json.loads((folder / "tuning.json").read_text())
+    write_summary(folder, entry, tuning_table(entry), "tuning.json", "tuning.md")
+    return entry
