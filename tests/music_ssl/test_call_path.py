@@ -118,9 +118,14 @@ def test_one_loss_call_enters_each_file_once_top_to_bottom(implementation, num_v
     pairs = 1 + 2 * (num_views - 2)
     kernel_again = [] if implementation == "reference" else ["chunked.py"] * (pairs - 1)
     expected = [*PATHS[implementation], *kernel_again]
-    assert files_visited(lambda: loss_fn(views, num_global=2)) == expected
+    # torch 2.4 runs a custom operator's autograd set-up (in fused.py) after its body also when no
+    # gradient is wanted; later releases only when one is.
+    set_up = [] if implementation == "reference" else ["fused.py"]
+    visits = files_visited(lambda: loss_fn(views, num_global=2))
+    assert visits in (expected, [*expected, *set_up]), visits
     terms_visits = files_visited(lambda: loss_fn.terms(views, num_global=2))
-    assert terms_visits == [*expected, "output.py"]  # the diagnostics alone
+    with_terms = [*expected, "output.py"]  # the diagnostics alone
+    assert terms_visits in (with_terms, [*with_terms, *set_up]), terms_visits
 
 
 @pytest.mark.parametrize("implementation", sorted(PATHS))
