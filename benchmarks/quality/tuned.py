@@ -1,6 +1,6 @@
 """The tuned-values file, ``benchmarks/quality/tuned.json``: one entry per profile and dataset.
 
-The search (``benchmarks/quality/tune.py``) writes it, the main run and the studies read it. An entry
+The search (``benchmarks/quality/search.py``) writes it, the main run and the studies read it. An entry
 holds the chosen ``{method: params}``, every trial with its per-seed scores, and the search's protocol.
 """
 

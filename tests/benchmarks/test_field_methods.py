@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from benchmarks.quality.config import get_profile
+from benchmarks.quality.search import LOSS_ALTERNATIVES, LOSS_FURTHER, tune
 from benchmarks.quality.ssl_methods import (
     DEFAULT_LOSS_PARAMS,
     FIELD_METHODS,
@@ -17,7 +18,6 @@ from benchmarks.quality.ssl_methods import (
     projector_output_dim,
 )
 from benchmarks.quality.study.catalogue import STUDIES
-from benchmarks.quality.tune import LOSS_ALTERNATIVES, LOSS_FURTHER, tune
 from tests.benchmarks.test_quality_protocol import fake_data
 
 
@@ -92,7 +92,7 @@ class Stopped(Exception):
 
 
 def test_a_search_stopped_after_a_candidate_resumes_from_the_written_file(monkeypatch, tmp_path):
-    import benchmarks.quality.tune as tune_module
+    import benchmarks.quality.search as search_module
 
     scored, stop_at = [], [5]
 
@@ -104,8 +104,8 @@ def test_a_search_stopped_after_a_candidate_resumes_from_the_written_file(monkey
         acc = 80.0 + params["lr"]
         return {"seed": seed, "linear_top1": acc, "knn_top1": acc, "diverged": None, "seconds": 1.0}
 
-    monkeypatch.setattr(tune_module, "score_config", fake_score)
-    monkeypatch.setattr(tune_module, "validation_split", lambda data, n, seed: data)
+    monkeypatch.setattr(search_module, "score_config", fake_score)
+    monkeypatch.setattr(search_module, "validation_split", lambda data, n, seed: data)
     path = tmp_path / "tuned.json"
     profile = get_profile("cpu")
     with pytest.raises(Stopped):

@@ -13,10 +13,10 @@ from benchmarks.quality.config import get_profile  # noqa: E402
 from benchmarks.quality.data import DEBIAN_FASHION_MNIST, ImageData, load_dataset  # noqa: E402
 from benchmarks.quality.evaluate import knn_classify, linear_probe  # noqa: E402
 from benchmarks.quality.run import run_benchmark  # noqa: E402
+from benchmarks.quality.search import tune  # noqa: E402
 from benchmarks.quality.ssl_methods import SSL_METHODS  # noqa: E402
 from benchmarks.quality.study.cli import main as cli  # noqa: E402
 from benchmarks.quality.train import pretrain  # noqa: E402
-from benchmarks.quality.tune import tune  # noqa: E402
 from tests.benchmarks.fashion_mnist import first_images, needs_fmnist
 
 
@@ -203,7 +203,7 @@ def fake_data() -> ImageData:
 
 
 def test_tune_never_chooses_a_candidate_that_diverged_on_any_seed(monkeypatch):
-    import benchmarks.quality.tune as tune_module
+    import benchmarks.quality.search as search_module
 
     # lr 0.1 scores best on seed 0 but diverges on seed 1; lr 0.03 is the best stable candidate.
     score = {0.01: 70.0, 0.03: 80.0, 0.1: 90.0, 0.3: 60.0}
@@ -220,8 +220,8 @@ def test_tune_never_chooses_a_candidate_that_diverged_on_any_seed(monkeypatch):
             "seconds": 0.0,
         }
 
-    monkeypatch.setattr(tune_module, "score_config", fake_score)
-    monkeypatch.setattr(tune_module, "validation_split", lambda data, n, seed: data)
+    monkeypatch.setattr(search_module, "score_config", fake_score)
+    monkeypatch.setattr(search_module, "validation_split", lambda data, n, seed: data)
     data = fake_data()
     entry = tune(
         data, get_profile("cpu"), "fake", ("vicreg",), path=None, progress=False, log=lambda *_: None
@@ -237,7 +237,7 @@ def test_tune_never_chooses_a_candidate_that_diverged_on_any_seed(monkeypatch):
 def test_a_safety_override_outlives_a_search_only_while_it_still_chooses_the_replaced_value(
     monkeypatch, tmp_path
 ):
-    import benchmarks.quality.tune as tune_module
+    import benchmarks.quality.search as search_module
 
     best_lr = {"value": 0.03}
 
@@ -245,8 +245,8 @@ def test_a_safety_override_outlives_a_search_only_while_it_still_chooses_the_rep
         acc = 90.0 - 10 * abs(params["lr"] - best_lr["value"]) - (params.get("lambda_param", 25.0) != 25.0)
         return {"seed": seed, "linear_top1": acc, "knn_top1": acc, "diverged": None, "seconds": 0.0}
 
-    monkeypatch.setattr(tune_module, "score_config", fake_score)
-    monkeypatch.setattr(tune_module, "validation_split", lambda data, n, seed: data)
+    monkeypatch.setattr(search_module, "score_config", fake_score)
+    monkeypatch.setattr(search_module, "validation_split", lambda data, n, seed: data)
     data = fake_data()
     profile = get_profile("cpu")
     searched = {"lr": 0.03, "lambda_param": 25.0, "mu_param": 25.0, "nu_param": 1.0}

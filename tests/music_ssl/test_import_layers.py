@@ -9,19 +9,19 @@ import music_ssl
 PACKAGE = Path(music_ssl.__file__).resolve().parent
 
 
-def _module_name(path: Path) -> str:
-    parts = ("music_ssl", *path.relative_to(PACKAGE).with_suffix("").parts)
+def _module_name(path: Path, package: Path) -> str:
+    parts = (package.name, *path.relative_to(package).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_between_modules() -> dict[str, set[str]]:
-    """Every module of the package -> the modules of the package it imports (a ``from X import name``
-    counts as importing X.name when that is a module, else X); the package's own __init__ is left out,
-    since it only gathers the public names."""
-    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+def imports_between_modules(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Every module of the package in ``root`` (default: music_ssl) -> the modules of it that it imports (a
+    ``from X import name`` counts as importing X.name when that is a module, else X); the package's own
+    __init__ is left out, since it only gathers the public names."""
+    modules = {_module_name(path, root): path for path in root.rglob("*.py")}
     edges: dict[str, set[str]] = {}
     for name, path in modules.items():
-        if name == "music_ssl":
+        if name == root.name:
             continue
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         found: set[str] = set()
@@ -36,7 +36,7 @@ def imports_between_modules() -> dict[str, set[str]]:
                 for alias in node.names:
                     target = f"{base}.{alias.name}"
                     found.add(target if target in modules else base)
-        edges[name] = {target for target in found if target in modules and target not in (name, "music_ssl")}
+        edges[name] = {target for target in found if target in modules and target not in (name, root.name)}
     return edges
 
 

@@ -17,12 +17,12 @@ from benchmarks.quality.config import RESULTS, Profile, RunSettings
 from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.names import Name
 from benchmarks.quality.run import evaluate_on_test, pretrain_only, run_main
+from benchmarks.quality.search import run_search, validation_run
 from benchmarks.quality.ssl_methods import FIELD_METHODS, GLOBAL_VIEWS, SSL_METHODS, SUPERVISED
 from benchmarks.quality.study.codes_report import write_codes_report
 from benchmarks.quality.study.main_report import write_main_report, write_tuning_report
 from benchmarks.quality.study.plots import SeedsPlot, SweepPlot, ValuesPlot
 from benchmarks.quality.study.report import write_report
-from benchmarks.quality.tune import run_search, validation_run
 
 DIMS = (128, 256, 512, 1024, 2048, 4096)
 MUSIC_SEGMENT_DIMS = (8, 16, 32, 64)

@@ -16,9 +16,9 @@ from benchmarks.quality.augment import AugmentConfig
 from benchmarks.quality.config import Profile, get_profile
 from benchmarks.quality.data import ImageData, default_data_root, load_dataset
 from benchmarks.quality.names import value_label
+from benchmarks.quality.search import best
 from benchmarks.quality.study.catalogue import PRETRAIN, STUDIES, TEST, Study
 from benchmarks.quality.study.store import RunLock, read_run, resume, run_path, run_settings, write_json
-from benchmarks.quality.tune import best
 from benchmarks.quality.tuned import method_params
 
 
