@@ -19,8 +19,6 @@ from __future__ import annotations
 import importlib
 import typing
 
-from torch import Tensor
-
 # The names this package gives, and the module of each (imported when a name is first used).
 _HOMES = {
     "compile_ahead": "joint",
@@ -33,21 +31,12 @@ _HOMES = {
 __all__ = sorted([*_HOMES, "triton_joint_terms"])
 
 
-def triton_joint_terms(
-    p_a: Tensor,
-    p_b: Tensor,
-    local_rows: tuple[int, int],
-    segment_dim: int,
-    diag_coef: float,
-    off_coef: float,
-    grad_scale: float,
-    compute_grad: bool,
-) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """`music_ssl.triton_kernel.joint.triton_joint_terms`, whose module (and triton) is imported at the
-    first call."""
+def triton_joint_terms(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+    """`music_ssl.triton_kernel.joint.triton_joint_terms` (the registry's `JointKernel`), whose module (and
+    triton) is imported at the first call."""
     from music_ssl.triton_kernel.joint import triton_joint_terms as joint_terms
 
-    return joint_terms(p_a, p_b, local_rows, segment_dim, diag_coef, off_coef, grad_scale, compute_grad)
+    return joint_terms(*args, **kwargs)
 
 
 def __getattr__(name: str) -> typing.Any:
