@@ -98,14 +98,14 @@ def operator(name: str, kernel: "JointKernel", fallback: "Fallback | None", oper
             num_segments = dim // segment_dim
             # Each view's softmax once, (N_global, S, C); this rank's rows are a slice of it.
             log_p, pairs = segment_views(group_views, num_global, segment_dim, temperature)
-            local_log_p = [view[rows[0] : rows[1]] for view in log_p]
+            start, stop = rows
 
             # L_inv = -mean log sum_c p_i p_j per pair. Its gradient needs q = softmax(log p_i + log p_j),
             # the pair's agreement distribution, summed per view (with two views both share one q).
             agreement_log_sum = log_p[0].new_zeros(())
             agreement_sums: list[Tensor | None] = [None] * num_views
             for i, j in pairs:
-                agreement = local_log_p[i] + local_log_p[j]
+                agreement = log_p[i][start:stop] + log_p[j][start:stop]
                 log_agreement = torch.logsumexp(agreement, dim=-1, keepdim=True)
                 agreement_log_sum += log_agreement.sum()
                 if compute_grad:
@@ -115,8 +115,10 @@ def operator(name: str, kernel: "JointKernel", fallback: "Fallback | None", oper
             # A rank may hold no sample (an uneven last batch): its mean is 0, not 0/0.
             local_count = max(batch_size, 1)
             local_inv = -agreement_log_sum / (local_count * num_segments * len(pairs))
-            p: list[Tensor | None] = [view.exp_() for view in log_p]
-            del log_p, local_log_p  # p alone holds the probabilities: each is freed when its view is done
+            for view in log_p:
+                view.exp_()  # the probabilities, in place of the log-probabilities
+            p: list[Tensor | None] = list(log_p)
+            del log_p  # p alone holds the probabilities: each is freed when its view is done
 
             diag_coef = diag_weight / num_segments
             off_coef = off_weight / (num_segments * (num_segments - 1)) if num_segments > 1 else 0.0

@@ -159,3 +159,36 @@ def test_the_triton_call_passes_the_fallback_and_its_kernel_files_only(monkeypat
     kernel = ["triton_kernel/__init__.py", "triton_kernel/joint.py", "triton_kernel/kernels.py"]
     assert order == [*CORE, *availability, *operator, *kernel], order
     assert _downward_only(edges), edges
+
+
+def files_in_turn(call) -> list[str]:
+    """The package's files in which ``call()``'s function calls happen, one entry each time the file of
+    the calls changes: a file listed twice was left and entered again (a comprehension or helper of a
+    file, called after another file's work, counts as entering it again)."""
+    turns: list[str] = []
+
+    def profile(frame, event, arg):
+        name = frame.f_code.co_filename
+        if event == "call" and name.startswith(str(PACKAGE)):
+            here = str(Path(name).resolve().relative_to(PACKAGE))
+            if not turns or turns[-1] != here:
+                turns.append(here)
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return turns
+
+
+@pytest.mark.parametrize("num_views", [2, 4])
+def test_the_default_forward_call_never_turns_back_to_a_file(num_views):
+    """After the segments' math the operator goes straight to its kernel: it calls none of its own
+    functions between them, so a reader follows the call down without turning around."""
+    loss_fn = MUSICLoss(segment_dim=8)
+    views = [torch.randn(16, 64) for _ in range(num_views)]
+    loss_fn(views, num_global=2)
+    turns = files_in_turn(lambda: loss_fn(views, num_global=2))
+    # torch 2.4 then runs the operator's autograd set-up (fused.py) also without gradients.
+    assert turns in (PATHS["auto"], [*PATHS["auto"], "fused.py"]), turns
