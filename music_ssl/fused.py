@@ -115,8 +115,8 @@ def operator(name: str, kernel: "JointKernel", fallback: "Fallback | None", oper
             # A rank may hold no sample (an uneven last batch): its mean is 0, not 0/0.
             local_count = max(batch_size, 1)
             local_inv = -agreement_log_sum / (local_count * num_segments * len(pairs))
-            for view in log_p:
-                view.exp_()  # the probabilities, in place of the log-probabilities
+            for view_log_p in log_p:
+                view_log_p.exp_()  # the probabilities, in place of the log-probabilities
             p: list[Tensor | None] = list(log_p)
             del log_p  # p alone holds the probabilities: each is freed when its view is done
 
