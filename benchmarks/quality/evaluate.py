@@ -116,43 +116,14 @@ def knn_classify(
     return {k: 100.0 * c / len(test_x) for k, c in correct.items()}
 
 
-def evaluate_features(
-    train_x,
-    train_y,
-    test_x,
-    test_y,
-    num_classes,
-    ks=(20, 200),
-    knn_temperature=0.07,
-    probe_weight_decay=1e-4,
-    probe_max_iter=300,
+def evaluate_profile(
+    train_f: torch.Tensor, test_f: torch.Tensor, data: ImageData, profile: Profile
 ) -> dict[str, float]:
-    """Linear probe and kNN on one set of features.
-
-    Returns ``linear_top1``, ``knn_top1`` (the first k) and ``knn_top1_k{k}`` for every k, in %.
-    """
-    result = {
-        "linear_top1": linear_probe(
-            train_x, train_y, test_x, test_y, num_classes, probe_weight_decay, probe_max_iter
-        )
-    }
-    knn = knn_classify(train_x, train_y, test_x, test_y, num_classes, ks, knn_temperature)
-    result["knn_top1"] = knn[ks[0]]
-    for k in ks:
-        result[f"knn_top1_k{k}"] = knn[k]
-    return result
-
-
-def evaluate_profile(train_f: torch.Tensor, test_f: torch.Tensor, data: ImageData, profile: Profile):
-    """`evaluate_features` on a dataset's labels with a profile's probe and kNN settings."""
-    return evaluate_features(
-        train_f,
-        data.train_labels,
-        test_f,
-        data.test_labels,
-        data.num_classes,
-        profile.knn_ks,
-        profile.knn_temperature,
-        profile.probe_weight_decay,
-        profile.probe_max_iter,
-    )
+    """Linear probe and kNN of ``data``'s test images on features of its train images, with the profile's
+    probe and kNN settings. Returns ``linear_top1``, ``knn_top1`` (the first k) and ``knn_top1_k{k}`` for
+    every k, in %."""
+    labelled = (train_f, data.train_labels, test_f, data.test_labels, data.num_classes)
+    ks = profile.knn_ks
+    result = {"linear_top1": linear_probe(*labelled, profile.probe_weight_decay, profile.probe_max_iter)}
+    knn = knn_classify(*labelled, ks, profile.knn_temperature)
+    return {**result, "knn_top1": knn[ks[0]], **{f"knn_top1_k{k}": knn[k] for k in ks}}

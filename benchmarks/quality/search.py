@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 from benchmarks.quality.augment import BatchAugment
 from benchmarks.quality.config import Profile, RunSettings
 from benchmarks.quality.data import ImageData, validation_split
-from benchmarks.quality.evaluate import evaluate_features, extract_features
+from benchmarks.quality.evaluate import evaluate_profile, extract_features
 from benchmarks.quality.ssl_methods import DEFAULT_LOSS_PARAMS, SSL_METHODS
 from benchmarks.quality.study.main_report import write_tuning_report
 from benchmarks.quality.study.store import write_json
@@ -30,6 +31,8 @@ from benchmarks.quality.train import pretrain
 from benchmarks.quality.tuned import TUNED_PATH, read_entry, tuned_key, write_entry
 
 TUNE_SEEDS = (0, 1)
+# The seed that draws the validation split from the train split.
+SPLIT_SEED = 0
 
 LR_GRID = (0.03, 0.1, 0.3)
 LOSS_ALTERNATIVES: dict[str, list[dict[str, Any]]] = {
@@ -77,39 +80,19 @@ def score_config(method, params, split: ImageData, profile: Profile, augment, se
         monitor=False,
         progress=progress,
     )
-    if trained.diverged:
-        return {
-            "seed": seed,
-            "linear_top1": None,
-            "knn_top1": None,
-            "diverged": trained.divergence,
-            "seconds": round(time.perf_counter() - start, 1),
-        }
-    n = profile.tune_probe_train or len(split.train_labels)
-    g = torch.Generator().manual_seed(seed + 4)
-    probe_idx = torch.randperm(len(split.train_labels), generator=g)[:n]
-    fb = profile.feature_batch_size
-    train_f = extract_features(
-        trained.model.backbone, split.train_images[probe_idx], augment.plain, fb, device
-    )
-    val_f = extract_features(trained.model.backbone, split.test_images, augment.plain, fb, device)
-    scores = evaluate_features(
-        train_f,
-        split.train_labels[probe_idx],
-        val_f,
-        split.test_labels,
-        split.num_classes,
-        profile.knn_ks,
-        profile.knn_temperature,
-        profile.probe_weight_decay,
-        profile.probe_max_iter,
-    )
-    return {
-        "seed": seed,
-        **{k: round(v, 2) for k, v in scores.items()},
-        "diverged": None,
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    row: dict[str, Any] = {"seed": seed, "linear_top1": None, "knn_top1": None}
+    if not trained.diverged:
+        n = profile.tune_probe_train or len(split.train_labels)
+        g = torch.Generator().manual_seed(seed + 4)
+        probe_idx = torch.randperm(len(split.train_labels), generator=g)[:n]
+        probe = replace(
+            split, train_images=split.train_images[probe_idx], train_labels=split.train_labels[probe_idx]
+        )
+        fb = profile.feature_batch_size
+        train_f = extract_features(trained.model.backbone, probe.train_images, augment.plain, fb, device)
+        val_f = extract_features(trained.model.backbone, split.test_images, augment.plain, fb, device)
+        row |= {k: round(v, 2) for k, v in evaluate_profile(train_f, val_f, probe, profile).items()}
+    return {**row, "diverged": trained.divergence, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def score_candidate(method, params, split, profile, augment, seeds, device, progress) -> dict:
@@ -169,9 +152,9 @@ def apply_safety_overrides(
     return chosen, kept
 
 
-def _protocol(profile: Profile, split_seed: int, seeds: tuple[int, ...]) -> dict[str, Any]:
+def _protocol(profile: Profile, seeds: tuple[int, ...]) -> dict[str, Any]:
     return {
-        "validation": f"{profile.tune_val_size} images held out of the train split (seed {split_seed})",
+        "validation": f"{profile.tune_val_size} images held out of the train split (seed {SPLIT_SEED})",
         "seeds": list(seeds),
         "criterion": "mean validation linear-probe top-1 over the seeds; a candidate that diverged on any "
         "seed is never chosen",
@@ -186,21 +169,18 @@ def _protocol(profile: Profile, split_seed: int, seeds: tuple[int, ...]) -> dict
     }
 
 
+# What a protocol says of the grids: trials of another grid are still trials of their candidates.
+GRID_KEYS = {"lr_grid", "lr_grid_extension", "loss_alternatives", "loss_further"}
+
+
 def _previous_trials(
-    path: Path | None, key: tuple[Profile, str], protocol: dict[str, Any]
+    path: Path | None, profile: Profile, dataset: str, protocol: dict[str, Any]
 ) -> dict[str, list[dict[str, Any]]]:
-    if path is None or not path.is_file():
-        return {}
-    entry = read_entry(*key, path)
-    if entry is None:
-        return {}
-    old = entry.get("protocol", {})
-    shared = (set(old) & set(protocol)) - {
-        "lr_grid_extension",
-        "loss_alternatives",
-        "loss_further",
-        "lr_grid",
-    }
+    """The trials ``path`` records for this profile and dataset under the same scoring protocol, else
+    none."""
+    entry = None if path is None else read_entry(profile, dataset, path)
+    old = {} if entry is None else entry.get("protocol", {})
+    shared = (set(old) & set(protocol)) - GRID_KEYS
     if not {"validation", "seeds", "pretrain_epochs", "pretrain_subset"} <= shared or any(
         old[k] != protocol[k] for k in shared
     ):
@@ -215,7 +195,6 @@ def tune(
     methods: tuple[str, ...] = SSL_METHODS,
     device="cpu",
     seeds: tuple[int, ...] = TUNE_SEEDS,
-    split_seed: int = 0,
     progress: bool = True,
     path: Path | None = TUNED_PATH,
     log=print,
@@ -225,11 +204,11 @@ def tune(
     if len(seeds) < 2:
         raise ValueError(f"seeds={seeds}; the search scores every candidate on at least two seeds")
     t0 = time.perf_counter()
-    split = validation_split(data, profile.tune_val_size, seed=split_seed)
+    split = validation_split(data, profile.tune_val_size, seed=SPLIT_SEED)
     del data  # the official test split plays no part below
     augment = BatchAugment(profile.augment, *split.channel_stats())
-    protocol = _protocol(profile, split_seed, tuple(seeds))
-    previous = _previous_trials(path, (profile, dataset), protocol) if reuse else {}
+    protocol = _protocol(profile, tuple(seeds))
+    previous = _previous_trials(path, profile, dataset, protocol) if reuse else {}
     trials: dict[str, list[dict[str, Any]]] = {}
     chosen: dict[str, dict[str, Any]] = {}
 
@@ -265,14 +244,12 @@ def tune(
             winner = best(rows)
             return None if winner is None else winner["params"]["lr"]
 
+        default = DEFAULT_LOSS_PARAMS[method]
         for lr in LR_GRID:
-            run({"lr": lr, **DEFAULT_LOSS_PARAMS[method]}, stage=1)
+            run({"lr": lr, **default}, stage=1)
         lr = best_lr()
-        if lr in (LR_GRID[0], LR_GRID[-1]):
-            run(
-                {"lr": round(lr / 3 if lr == LR_GRID[0] else lr * 3, 6), **DEFAULT_LOSS_PARAMS[method]},
-                stage=1,
-            )
+        if lr in (LR_GRID[0], LR_GRID[-1]):  # the grid's end won: one more step beyond it
+            run({"lr": round(lr / 3 if lr == LR_GRID[0] else lr * 3, 6), **default}, stage=1)
             lr = best_lr()
         if lr is None:
             log(f"[tune] {method}: every learning rate diverged; nothing chosen")
@@ -297,7 +274,7 @@ def _write_merged(
     and the safety overrides that still apply; ``entry`` is updated to what was written."""
     protocol = entry["protocol"]
     kept = read_entry(profile, dataset, path)
-    if kept is not None and _previous_trials(path, (profile, dataset), protocol):
+    if kept is not None and _previous_trials(path, profile, dataset, protocol):
         for key in ("chosen", "trials"):
             entry[key] = {**{m: v for m, v in kept[key].items() if m not in methods}, **entry[key]}
     entry["chosen"], overrides = apply_safety_overrides(
@@ -323,18 +300,9 @@ def run_search(
     path = args.tuned or TUNED_PATH
     seeds = tuple(args.seeds or TUNE_SEEDS)
     methods = tuple(args.methods or study.methods)
+    progress = not args.no_progress
     entry = tune(
-        data,
-        profile,
-        args.dataset,
-        methods,
-        args.device,
-        seeds,
-        0,
-        not args.no_progress,
-        path,
-        log,
-        args.reuse_trials,
+        data, profile, args.dataset, methods, args.device, seeds, progress, path, log, args.reuse_trials
     )
     write_json(out / "tuning.json", entry)
     write_tuning_report(study, out)

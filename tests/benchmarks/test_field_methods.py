@@ -164,7 +164,7 @@ def test_the_field_report_gives_each_methods_probes_cost_and_difference_to_music
 
 
 def test_the_field_plot_draws_every_method(tmp_path):
-    from benchmarks.quality.study.plots import plot_seeds
+    from benchmarks.quality.study.plots import SeedsPlot
 
     study = STUDIES["field"]
     runs = [
@@ -172,7 +172,7 @@ def test_the_field_plot_draws_every_method(tmp_path):
         for i, m in enumerate(study.methods)
         for seed in (0, 1, 2)
     ]
-    assert plot_seeds(runs, study, tmp_path / "field.png")
+    assert SeedsPlot().draw({}, study, tmp_path / "field.png", runs)
     assert (tmp_path / "field.png").stat().st_size > 0
 
 

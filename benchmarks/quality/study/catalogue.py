@@ -17,7 +17,7 @@ from benchmarks.quality.config import RESULTS, Profile, RunSettings
 from benchmarks.quality.data import ImageData, validation_split
 from benchmarks.quality.names import Name
 from benchmarks.quality.run import evaluate_on_test, pretrain_only, run_main
-from benchmarks.quality.search import run_search, validation_run
+from benchmarks.quality.search import SPLIT_SEED, run_search, validation_run
 from benchmarks.quality.ssl_methods import FIELD_METHODS, GLOBAL_VIEWS, SSL_METHODS, SUPERVISED
 from benchmarks.quality.study.codes_report import write_codes_report
 from benchmarks.quality.study.main_report import write_main_report, write_tuning_report
@@ -50,7 +50,7 @@ def _as_given(data: ImageData, profile: Profile, args) -> tuple[ImageData, Profi
 def _validation(data: ImageData, profile: Profile, args) -> tuple[ImageData, Profile]:
     """The search's validation split, and its schedule at ``--epochs`` where given."""
     profile = profile if args.epochs is None else replace(profile, tune_epochs=args.epochs)
-    return validation_split(data, profile.tune_val_size, seed=0), profile
+    return validation_split(data, profile.tune_val_size, seed=SPLIT_SEED), profile
 
 
 @dataclass(frozen=True)

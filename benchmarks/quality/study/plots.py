@@ -32,6 +32,13 @@ LABELS = {method: NAMES[method].short for method in COLORS}
 DPI = 100
 
 
+def _save(fig, path: Path, dpi: int = DPI, layout: bool = True) -> None:
+    if layout:
+        fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def accuracy_over_epochs(results: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for method, label in LABELS.items():
@@ -52,9 +59,7 @@ def accuracy_over_epochs(results: dict[str, Any], path: Path) -> None:
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def time_per_epoch(results: dict[str, Any], path: Path) -> None:
@@ -69,9 +74,7 @@ def time_per_epoch(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("seconds per epoch")
     ax.set_title(f"pretraining time per epoch ({results.get('versions', {}).get('device', '')})", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def attribute_usage(probs: torch.Tensor, path: Path) -> None:
@@ -94,9 +97,7 @@ def attribute_usage(probs: torch.Tensor, path: Path) -> None:
     ax2.set_ylabel("attribute entropy (nats)")
     ax2.set_title("entropy of attribute use per segment (test set)", fontsize=9)
     ax2.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def attribute_grid(
@@ -134,8 +135,7 @@ def attribute_grid(
                 f"seg {s}, attr {attr} (n={counts[attr].item()})", fontsize=6, loc="left", pad=1
             )
     fig.subplots_adjust(wspace=0.05, hspace=0.35, left=0.01, right=0.99, top=0.97, bottom=0.01)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _save(fig, path, layout=False)
 
 
 def write_plots(results: dict[str, Any], artifacts, out: Path) -> list[Path]:
@@ -150,135 +150,124 @@ def write_plots(results: dict[str, Any], artifacts, out: Path) -> list[Path]:
     return paths
 
 
-@dataclass(frozen=True)
-class SeedsPlot:
-    """Every seed's test accuracy per method, for a study of one value."""
+# The two panels of a plot of every seed: the probe's key and how its axis is labelled.
+PROBES = (("linear_top1", "linear"), ("knn_top1", "kNN (k = 20)"))
 
-    def draw(self, summary: dict[str, Any], study, path: Path, runs: list[dict[str, Any]]) -> bool:
-        return plot_seeds(runs, study, path)
+
+def _finished(runs: list[dict[str, Any]], study) -> tuple[list[dict[str, Any]], list[str]]:
+    """The runs that have a test accuracy, and the study's methods among them in the study's order."""
+    finished = [r for r in runs if not r["row"].get("diverged") and r["row"].get("linear_top1") is not None]
+    return finished, [m for m in study.methods if any(r["method"] == m for r in finished)]
+
+
+def _label_probe(ax, probe: str, ticks: int, labels: list[str], **tick_options: Any) -> None:
+    ax.set_xticks(range(ticks), labels, **tick_options)
+    ax.set_xlim(-0.5, ticks - 0.5)
+    ax.set_ylabel(f"test {probe} top-1 (%)")
+    ax.grid(alpha=0.3, axis="y")
+
+
+def _save_seeds(fig, path: Path, title: str, finished: list[dict[str, Any]]) -> bool:
+    seeds = ", ".join(map(str, sorted({r["seed"] for r in finished})))
+    fig.suptitle(title.format(seeds=seeds), fontsize=9)
+    _save(fig, path)
+    return True
 
 
 @dataclass(frozen=True)
 class ValuesPlot:
-    """Every seed's test accuracy per method at each of the study's values, side by side."""
+    """Every seed's test accuracy per method at each of the study's values, the values side by side, linear
+    probe and kNN in two panels; a bar marks each method's mean at a value."""
 
     def draw(self, summary: dict[str, Any], study, path: Path, runs: list[dict[str, Any]]) -> bool:
-        return plot_values(runs, study, path)
+        finished, methods = _finished(runs, study)
+        if not finished:
+            return False
+        values = [v for v in study.values if any(r["value"] == v for r in finished)]
+        width = 0.8 / len(methods)
+        fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.2 * len(values) * len(methods) / 2 + 3), 3.8))
+        for ax, (key, probe) in zip(axes, PROBES, strict=True):
+            labelled: set[str] = set()
+            for v, value in enumerate(values):
+                for m, method in enumerate(methods):
+                    scores = [
+                        r["row"][key] for r in finished if r["value"] == value and r["method"] == method
+                    ]
+                    if not scores:
+                        continue
+                    x = v - 0.4 + (m + 0.5) * width
+                    label = None if method in labelled else LABELS[method]
+                    labelled.add(method)
+                    ax.scatter([x] * len(scores), scores, color=COLORS[method], s=14, zorder=2, label=label)
+                    mean = sum(scores) / len(scores)
+                    ax.hlines(mean, x - width / 2.5, x + width / 2.5, color=COLORS[method], lw=2, zorder=3)
+            _label_probe(ax, probe, len(values), [str(value) for value in values], fontsize=8)
+        axes[0].legend(fontsize=7)
+        return _save_seeds(fig, path, f"{study.name}: seeds {{seeds}}; a bar marks the mean", finished)
+
+
+@dataclass(frozen=True)
+class SeedsPlot:
+    """Every seed's test accuracy per method, for a study of one value: linear probe and kNN side by side, a
+    grey line joins the methods' runs of one seed (a pair), a bar marks each method's mean."""
+
+    def draw(self, summary: dict[str, Any], study, path: Path, runs: list[dict[str, Any]]) -> bool:
+        finished, methods = _finished(runs, study)
+        if not finished:
+            return False
+        seeds = sorted({r["seed"] for r in finished})
+        fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.3 * len(methods) + 2.5), 3.6))
+        for ax, (key, probe) in zip(axes, PROBES, strict=True):
+            by = {(r["method"], r["seed"]): r["row"][key] for r in finished}
+            for seed in seeds:
+                pairs = [(x, by[m, seed]) for x, m in enumerate(methods) if (m, seed) in by]
+                ax.plot(*zip(*pairs, strict=True), color="0.75", lw=1, zorder=1)
+            for x, method in enumerate(methods):
+                values = [by[method, seed] for seed in seeds if (method, seed) in by]
+                ax.scatter([x] * len(values), values, color=COLORS[method], zorder=2, s=18)
+                mean = sum(values) / len(values)
+                ax.hlines(mean, x - 0.25, x + 0.25, color=COLORS[method], lw=2, zorder=3)
+            labels = [LABELS[m] for m in methods]
+            _label_probe(ax, probe, len(methods), labels, rotation=30 if len(methods) > 3 else 0)
+        title = f"{study.name}: {study.values[0]}; seeds {{seeds}} (grey lines join a seed)"
+        return _save_seeds(fig, path, title, finished)
 
 
 @dataclass(frozen=True)
 class SweepPlot:
-    """Test linear top-1 of every method over the study's values, mean ± std over seeds."""
+    """Test linear top-1 of every method at each value of the study's variable, mean ± std over seeds."""
 
     xlabel: str
     log2: bool = False  # a log2 axis, each value a labelled tick
     title: str = "mean ± std over seeds"
 
     def draw(self, summary: dict[str, Any], study, path: Path, runs: list[dict[str, Any]]) -> bool:
-        return plot_sweep(summary, study, self, path)
-
-
-def plot_values(runs: list[dict[str, Any]], study, path: Path) -> bool:
-    """Every seed's test accuracy per method at each value, the values side by side, linear probe and kNN
-    in two panels; a bar marks each method's mean at a value."""
-    finished = [r for r in runs if not r["row"].get("diverged") and r["row"].get("linear_top1") is not None]
-    if not finished:
-        return False
-    methods = [m for m in study.methods if any(r["method"] == m for r in finished)]
-    values = [v for v in study.values if any(r["value"] == v for r in finished)]
-    width = 0.8 / len(methods)
-    fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.2 * len(values) * len(methods) / 2 + 3), 3.8))
-    for ax, key, probe in zip(axes, ("linear_top1", "knn_top1"), ("linear", "kNN (k = 20)"), strict=True):
-        labelled: set[str] = set()
-        for v, value in enumerate(values):
-            for m, method in enumerate(methods):
-                scores = [r["row"][key] for r in finished if r["value"] == value and r["method"] == method]
-                if not scores:
-                    continue
-                x = v - 0.4 + (m + 0.5) * width
-                label = None if method in labelled else LABELS[method]
-                labelled.add(method)
-                ax.scatter([x] * len(scores), scores, color=COLORS[method], s=14, zorder=2, label=label)
-                mean = sum(scores) / len(scores)
-                ax.hlines(mean, x - width / 2.5, x + width / 2.5, color=COLORS[method], lw=2, zorder=3)
-        ax.set_xticks(range(len(values)), [str(value) for value in values], fontsize=8)
-        ax.set_xlim(-0.5, len(values) - 0.5)
-        ax.set_ylabel(f"test {probe} top-1 (%)")
-        ax.grid(alpha=0.3, axis="y")
-    axes[0].legend(fontsize=7)
-    seeds = sorted({r["seed"] for r in finished})
-    fig.suptitle(f"{study.name}: seeds {', '.join(map(str, seeds))}; a bar marks the mean", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
-
-
-def plot_seeds(runs: list[dict[str, Any]], study, path: Path) -> bool:
-    """Every seed's test accuracy per method, linear probe and kNN side by side; a grey line joins the
-    methods' runs of one seed (a pair), a bar marks each method's mean."""
-    finished = [r for r in runs if not r["row"].get("diverged") and r["row"].get("linear_top1") is not None]
-    if not finished:
-        return False
-    methods = [m for m in study.methods if any(r["method"] == m for r in finished)]
-    seeds = sorted({r["seed"] for r in finished})
-    fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.3 * len(methods) + 2.5), 3.6))
-    for ax, key, probe in zip(axes, ("linear_top1", "knn_top1"), ("linear", "kNN (k = 20)"), strict=True):
-        by = {(r["method"], r["seed"]): r["row"][key] for r in finished}
-        for seed in seeds:
-            pairs = [(x, by[m, seed]) for x, m in enumerate(methods) if (m, seed) in by]
-            ax.plot(*zip(*pairs, strict=True), color="0.75", lw=1, zorder=1)
-        for x, method in enumerate(methods):
-            values = [by[method, seed] for seed in seeds if (method, seed) in by]
-            ax.scatter([x] * len(values), values, color=COLORS[method], zorder=2, s=18)
-            mean = sum(values) / len(values)
-            ax.hlines(mean, x - 0.25, x + 0.25, color=COLORS[method], lw=2, zorder=3)
-        ax.set_xticks(
-            range(len(methods)), [LABELS[m] for m in methods], rotation=30 if len(methods) > 3 else 0
-        )
-        ax.set_xlim(-0.5, len(methods) - 0.5)
-        ax.set_ylabel(f"test {probe} top-1 (%)")
-        ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(
-        f"{study.name}: {study.values[0]}; seeds {', '.join(map(str, seeds))} (grey lines join a seed)",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
-
-
-def plot_sweep(summary: dict[str, Any], study, sweep, path: Path) -> bool:
-    """Test linear top-1 of every method at each value of the study's variable, mean ± std over seeds."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for method in study.methods:
-        points = [
-            (
-                e["value"],
-                e["methods"][method]["linear_top1"],
-                e["methods"][method].get("linear_top1_std") or 0.0,
-            )
-            for e in summary["values"]
-            if "linear_top1" in e["methods"].get(method, {})
-        ]
-        if points:
-            x, y, err = zip(*points, strict=True)
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=LABELS[method], color=COLORS[method])
-    if sweep.log2:
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(list(study.values), [str(v) for v in study.values])
-    else:
-        ax.set_xticks(list(study.values))
-    ax.set_xlabel(sweep.xlabel)
-    ax.set_ylabel("test linear top-1 (%)")
-    ax.set_title(sweep.title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        for method in study.methods:
+            points = [
+                (
+                    e["value"],
+                    e["methods"][method]["linear_top1"],
+                    e["methods"][method].get("linear_top1_std") or 0.0,
+                )
+                for e in summary["values"]
+                if "linear_top1" in e["methods"].get(method, {})
+            ]
+            if points:
+                x, y, err = zip(*points, strict=True)
+                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=LABELS[method], color=COLORS[method])
+        if self.log2:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(list(study.values), [str(v) for v in study.values])
+        else:
+            ax.set_xticks(list(study.values))
+        ax.set_xlabel(self.xlabel)
+        ax.set_ylabel("test linear top-1 (%)")
+        ax.set_title(self.title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        _save(fig, path)
+        return True
 
 
 # MUSIC's segments are drawn in blue, so MUSIC's own k-means line and curves are too; the peers take the
@@ -305,9 +294,7 @@ def nmi_histogram(runs: list[dict[str, Any]], summary: dict[str, Any], path: Pat
     ax.set_ylabel("segments")
     ax.set_title(f"Each of MUSIC's segments as a clustering into {c}; seeds {summary['seeds']}", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def codes_attribute_grid(run: dict[str, Any], images, class_names, labels, path: Path) -> None:
@@ -329,8 +316,7 @@ def codes_attribute_grid(run: dict[str, Any], images, class_names, labels, path:
         )  # fmt: skip
     fig.suptitle(f"Seed {run['seed']}: the {len(run['grid'])} segments with the highest NMI", fontsize=8)
     fig.tight_layout(rect=(0.08, 0, 1, 0.98))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110, layout=False)
 
 
 def precision_curves(summary: dict[str, Any], path: Path) -> None:
@@ -353,9 +339,7 @@ def precision_curves(summary: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("precision@k (test queries, train database)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def codes_plots(out: Path, runs: list[dict[str, Any]], summary: dict[str, Any], data) -> None:
