@@ -11,7 +11,7 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from benchmarks.quality.ssl_methods import SSL_METHODS, loss_params
 from benchmarks.quality.stats import compare
 from benchmarks.quality.study.main_report import write_main_report
 from benchmarks.quality.study.store import write_json
-from benchmarks.quality.train import build_model, pretrain
+from benchmarks.quality.train import build_model, divergence_event, pretrain
 
 BASELINES = ("raw_pixels", "random_init")
 METRICS = ("linear_top1", "knn_top1")
@@ -38,9 +38,8 @@ METRICS = ("linear_top1", "knn_top1")
 class Artifacts:
     """What the plots need beyond results.json: MUSIC's test-set attribute probabilities."""
 
+    test_images: torch.Tensor
     music_probabilities: torch.Tensor | None = None  # (N_test, S, C)
-    test_images: torch.Tensor | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _cpu_model() -> str:
@@ -134,10 +133,10 @@ def pretrain_run(
 
 def train_and_evaluate(
     method: str, run: RunSettings, data: ImageData, seed: int, args, **options: Any
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[dict[str, Any], Any, torch.Tensor | None]:
     """One method on one seed: pretrain, then evaluate unless it diverged; MUSIC's row also says how many
-    attributes its hard codes of the test images use per segment (`hard_code_usage`). Returns (row,
-    TrainResult)."""
+    attributes its hard codes of the test images use per segment (`hard_code_usage`). Returns the row, the
+    TrainResult and MUSIC's test-set attribute probabilities (None for another method or a diverged run)."""
     profile, params, device = run.profile, run.params, args.device
     augment, trained = pretrain_run(method, run, data, seed, args, **options)
     epochs_run = [h for h in trained.history if h["epoch"] > 0]
@@ -149,19 +148,13 @@ def train_and_evaluate(
     if trained.peak_step_bytes is not None:
         timing["peak_step_mib"] = round(trained.peak_step_bytes / 2**20, 1)
     if trained.diverged:
-        return {**_diverged_row(seed, trained.divergence, trained.seconds), **timing}, trained
+        return {**_diverged_row(seed, trained.divergence, trained.seconds), **timing}, trained, None
     start = time.perf_counter()
     train_f, test_f = _features(trained.model.backbone, data, augment, profile, device)
     if not (torch.isfinite(train_f).all() and torch.isfinite(test_f).all()):
         last = epochs_run[-1]["loss"] if epochs_run else None
-        event = {
-            "epoch": len(epochs_run),
-            "step": None,
-            "last_finite_loss": last,
-            "reason": "non-finite features",
-        }
-        trained.divergence = event
-        return {**_diverged_row(seed, event, trained.seconds), **timing}, trained
+        trained.divergence = divergence_event(len(epochs_run), None, last, "non-finite features")
+        return {**_diverged_row(seed, trained.divergence, trained.seconds), **timing}, trained, None
     row = {
         "seed": seed,
         **evaluate_profile(train_f, test_f, data, profile),
@@ -170,12 +163,13 @@ def train_and_evaluate(
         "final_loss": epochs_run[-1]["loss"] if epochs_run else None,
         "diverged": None,
     }
+    probabilities = None
     if method == "music":
         probabilities = music_attributes(
             trained.model, data, augment, profile, device=device, **_reading(params)
         )
         row |= hard_code_usage(probabilities)
-    return row, trained
+    return row, trained, probabilities
 
 
 def one_seed(
@@ -212,14 +206,14 @@ def one_seed(
         params = method_params[method]
         # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
         run = RunSettings(profile, params)
-        row, trained = train_and_evaluate(method, run, data, seed, args, progress=progress, monitor=first)
+        row, trained, probabilities = train_and_evaluate(
+            method, run, data, seed, args, progress=progress, monitor=first
+        )
         out["rows"][method] = row
         out["histories"][method] = trained.history
         log(f"[seed {seed}] {method}: {row}")
-        if method == "music" and first and not trained.diverged:
-            out["music_probabilities"] = music_attributes(
-                trained.model, data, augment, profile, device=device, **_reading(params)
-            )
+        if first and probabilities is not None:
+            out["music_probabilities"] = probabilities
     return out
 
 
@@ -292,10 +286,7 @@ def run_benchmark(
         for name, row in out["rows"].items():
             per_seed[name].append(row)
     histories = {m: outs[0]["histories"][m] for m in methods}
-    probs = outs[0]["music_probabilities"]
-    if probs is not None:
-        artifacts.music_probabilities = probs
-        artifacts.extra["music_attribute_entropy"] = entropy(code_usage(probs)).tolist()
+    artifacts.music_probabilities = probs = outs[0]["music_probabilities"]
 
     results: dict[str, Any] = {"methods": {}}
     for name, rows in per_seed.items():
@@ -306,10 +297,9 @@ def run_benchmark(
                 **loss_params(name, method_params[name]),
             }
             summary["history"] = histories[name]
-            if name == "music" and "music_attribute_entropy" in artifacts.extra:
-                summary["attribute_entropy_per_segment"] = [
-                    round(v, 4) for v in artifacts.extra["music_attribute_entropy"]
-                ]
+            if name == "music" and probs is not None:
+                entropies = entropy(code_usage(probs)).tolist()
+                summary["attribute_entropy_per_segment"] = [round(v, 4) for v in entropies]
         summary["per_seed"] = rows
         results["methods"][name] = summary
     if "music" in methods:
@@ -322,7 +312,7 @@ def run_benchmark(
 
 def evaluate_on_test(method: str, seed: int, run: RunSettings, data: ImageData, args) -> dict[str, Any]:
     """A test study's run: trained and evaluated as the main run does, its model kept on request."""
-    row, trained = train_and_evaluate(method, run, data, seed, args)
+    row, trained, _ = train_and_evaluate(method, run, data, seed, args)
     if getattr(args, "save_models", None) is not None and not trained.diverged:
         save_model(trained.model, args.save_models / args.study / f"{method}__seed{seed}.pt")
     return row

@@ -272,7 +272,7 @@ def pretrain(
             # One host sync per step; the step with a non-finite loss is never applied, so the model
             # keeps its last finite weights.
             if not torch.isfinite(loss):
-                result.divergence = _divergence(epoch, step + 1, last_finite, "non-finite loss")
+                result.divergence = divergence_event(epoch, step + 1, last_finite, "non-finite loss")
                 break
             last_finite = loss.item()
             optimizer.zero_grad(set_to_none=True)
@@ -293,7 +293,7 @@ def pretrain(
         entry: dict[str, Any] = {"epoch": epoch, "loss": mean_loss, "seconds": seconds}
         if result.divergence is None and not weights_finite(model):
             # A finite loss whose gradient overflowed: the weights are lost, the loss would follow.
-            result.divergence = _divergence(epoch, step, last_finite, "non-finite weights")
+            result.divergence = divergence_event(epoch, step, last_finite, "non-finite weights")
         if result.divergence is not None:
             entry["knn_monitor"] = None
             result.history.append(entry)
@@ -384,16 +384,5 @@ def _peak_bytes(step, device: torch.device) -> int:
     return int(peak)
 
 
-def _divergence(epoch: int, step: int, last_finite: float | None, reason: str) -> dict[str, Any]:
+def divergence_event(epoch: int, step: int | None, last_finite: float | None, reason: str) -> dict[str, Any]:
     return {"epoch": epoch, "step": step, "last_finite_loss": last_finite, "reason": reason}
-
-
-__all__ = [
-    "OPTIMIZERS",
-    "TrainResult",
-    "build_model",
-    "build_optimizer",
-    "embed_views",
-    "pretrain",
-    "pretrain_indices",
-]
