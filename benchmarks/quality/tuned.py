@@ -27,12 +27,6 @@ def read_entry(profile: Profile, dataset: str, path: Path = TUNED_PATH) -> dict[
     return json.loads(path.read_text()).get(tuned_key(profile, dataset))
 
 
-def load_tuned(profile: Profile, dataset: str, path: Path = TUNED_PATH) -> dict[str, dict[str, Any]] | None:
-    """The chosen ``{method: params}`` for this profile and dataset, or None if never searched."""
-    entry = read_entry(profile, dataset, path)
-    return None if entry is None else entry["chosen"]
-
-
 def write_entry(profile: Profile, dataset: str, entry: dict[str, Any], path: Path = TUNED_PATH) -> None:
     """Store ``entry`` under its key, keeping the other profiles' and datasets' entries."""
     entries = json.loads(path.read_text()) if path.is_file() else {}
@@ -51,7 +45,8 @@ def method_params(
     if untuned:
         return defaults, "paper defaults (--untuned)"
     path = TUNED_PATH if path is None else path
-    tuned = load_tuned(profile, dataset, path)
-    if tuned is None:
+    entry = read_entry(profile, dataset, path)
+    if entry is None:
         return defaults, f"paper defaults, lr {profile.lr} (no search recorded in {path})"
-    return {m: tuned.get(m, defaults[m]) for m in ALL_METHODS}, f"{path.name} [{tuned_key(profile, dataset)}]"
+    params = {m: entry["chosen"].get(m, defaults[m]) for m in ALL_METHODS}
+    return params, f"{path.name} [{tuned_key(profile, dataset)}]"
