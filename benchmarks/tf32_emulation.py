@@ -26,7 +26,7 @@ from torch import Tensor
 
 from benchmarks.loss_methods import make_views
 from benchmarks.triton_accuracy import TERMS, TOLERANCE, relative_error
-from music_ssl import implementations
+from music_ssl import fused
 from music_ssl.options import MUSICOptions
 from music_ssl.triton_kernel.joint import to_tf32_
 
@@ -70,9 +70,9 @@ def dense_joint_terms(operand: Callable[[Tensor], Tensor]):
 
 
 @functools.cache
-def _emulated(operand: str) -> implementations.FusedLoss:
+def _emulated(operand: str) -> fused.FusedLoss:
     """The fused operator with the dense kernel of ``operand`` (an operator of its own per operand)."""
-    return implementations.FusedLoss(f"tf32_emulation_{operand}", dense_joint_terms(OPERANDS[operand]))
+    return fused.FusedLoss(f"tf32_emulation_{operand}", dense_joint_terms(OPERANDS[operand]))
 
 
 def _loss_and_gradients(z_a: Tensor, z_b: Tensor, segment_dim: int, operand: str):

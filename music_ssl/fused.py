@@ -9,7 +9,7 @@ refused, pointing to the reference). Several views are one call: each view's sof
 joint terms (`segment_views`) accumulated per view. Under data parallelism the operator itself exchanges
 the ranks' rows, or adds their joints (`distributed.global_batch`), so its outputs have this rank's shapes
 and a compiled graph (also with fullgraph=True) holds the exchange. The call that flattens the options
-into the operator's arguments is the registry entry's (`music_ssl.implementations.FusedLoss`).
+into the operator's arguments, `FusedLoss`, is the registry entry's loss.
 
 Numerics follow what flows in: the math is float32 (float64 for float64 inputs) whatever the input
 dtype, and dL/dz stays float32 until it meets the incoming gradient, then is cast once to the input's
@@ -35,9 +35,11 @@ from music_ssl.segments import compute_dtype, segment_views
 
 if typing.TYPE_CHECKING:
     from music_ssl.fallback import Fallback
+    from music_ssl.options import MUSICOptions
     from music_ssl.registry import JointKernel
 
-__all__ = ["NUM_PARTS", "chunked_joint_terms", "operator"]  # chunked_joint_terms: the kernel's old home
+# chunked_joint_terms: the kernel's old home.
+__all__ = ["NUM_PARTS", "FusedLoss", "chunked_joint_terms", "operator"]
 
 
 def _add(parts: "list[Tensor | None]", index: int, value: Tensor) -> None:
@@ -230,3 +232,59 @@ def operator(name: str, kernel: "JointKernel", fallback: "Fallback | None", oper
     music_loss_operator.register_autograd(_backward, setup_context=_save_gradients)
 
     return music_loss_operator
+
+
+def _check_plain_autograd(views: "typing.Sequence[Tensor]", name: str) -> None:
+    """Refuses dual tensors (torch.autograd.forward_ad) and tensors wrapped by a torch.func transform,
+    which would otherwise get a zero tangent or fail inside torch."""
+    if torch.compiler.is_compiling():
+        return  # torch.compile traces plain tensors; a transform around it wraps the compiled call
+    for z in views:
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(z)
+        if wrapped or torch.autograd.forward_ad.unpack_dual(z).tangent is not None:
+            raise RuntimeError(checks.TRANSFORM_MESSAGE.format(name=name))
+
+
+class FusedLoss:
+    """The loss of the fused implementation ``name``, whose joint terms ``kernel`` computes, through the
+    custom operator ``music_ssl::music_loss_<name>`` (`operator`); called as an
+    `Implementation`'s loss, ``(views, num_global, options, terms, fall_back)`` -> the loss, or its
+    `MUSICOutput` with ``terms``.
+    ``fall_back``: whether this call may run the fallback's kernel after a compile or launch failure of
+    its own ("auto")."""
+
+    def __init__(self, name: str, kernel: "JointKernel", fallback: "Fallback | None" = None) -> None:
+        self.name, self.kernel, self.fallback = name, kernel, fallback
+        self.operator: typing.Any = None  # defined when the registry accepts the name, or at the first call
+
+    def build(self, operator_name: str | None = None) -> None:
+        """Defines the operator once, as music_ssl::music_loss_<operator_name> (default: the name)."""
+        if self.operator is None:
+            self.operator = operator(self.name, self.kernel, self.fallback, operator_name or self.name)
+
+    def __call__(
+        self,
+        views: tuple[Tensor, ...],
+        num_global: int,
+        options: "MUSICOptions",
+        terms: bool,
+        fall_back: bool,
+    ):
+        _check_plain_autograd(views, self.name)
+        self.build()
+        outputs = self.operator(
+            views,
+            list(options.rank_settings),
+            options.group_key,
+            torch.is_grad_enabled(),
+            num_global,
+            options.segment_dim,
+            options.temperature,
+            options.diag_weight,
+            options.off_weight,
+            options.inv_weight,
+            fall_back,
+            torch.is_grad_enabled() and any(z.requires_grad for z in views),
+            terms,
+        )
+        return MUSICOutput(*outputs[:NUM_PARTS]) if terms else outputs[0]

@@ -30,15 +30,12 @@ module's too.
 
 from __future__ import annotations
 
-import typing
-
 import torch
-from torch import Tensor
 
-from music_ssl import checks, fused, triton_kernel
+from music_ssl import triton_kernel
 from music_ssl.chunked import chunked_joint_terms
 from music_ssl.fallback import Fallback
-from music_ssl.output import MUSICOutput
+from music_ssl.fused import FusedLoss
 from music_ssl.reference import reference_loss
 from music_ssl.registry import (  # noqa: F401 (the registry's public names, as users know them here)
     ANY_DEVICE,
@@ -54,73 +51,10 @@ from music_ssl.registry import (  # noqa: F401 (the registry's public names, as 
     unregister,
 )
 
-if typing.TYPE_CHECKING:
-    from music_ssl.options import MUSICOptions
-
 # Whether "auto" runs the Triton kernel on CUDA devices. Off: the kernel has not yet run on a GPU. The GPU
 # check's report says, once everything it measures passes, that this is the line to switch (and on which
 # GPU and Triton release it passed).
 AUTO_USES_TRITON = False
-
-
-def _triton_unavailable_reason(device: torch.device) -> str:
-    return triton_kernel.unavailable_reason(device)  # imports triton, which reads TRITON_INTERPRET then
-
-
-def _check_plain_autograd(views: typing.Sequence[Tensor], name: str) -> None:
-    """Refuses dual tensors (torch.autograd.forward_ad) and tensors wrapped by a torch.func transform,
-    which would otherwise get a zero tangent or fail inside torch."""
-    if torch.compiler.is_compiling():
-        return  # torch.compile traces plain tensors; a transform around it wraps the compiled call
-    for z in views:
-        wrapped = torch._C._functorch.is_functorch_wrapped_tensor(z)
-        if wrapped or torch.autograd.forward_ad.unpack_dual(z).tangent is not None:
-            raise RuntimeError(checks.TRANSFORM_MESSAGE.format(name=name))
-
-
-class FusedLoss:
-    """The loss of the fused implementation ``name``, whose joint terms ``kernel`` computes, through the
-    custom operator ``music_ssl::music_loss_<name>`` (`music_ssl.fused.operator`); called as an
-    `Implementation`'s loss, ``(views, num_global, options, terms, fall_back)`` -> the loss, or its
-    `MUSICOutput` with ``terms``.
-    ``fall_back``: whether this call may run the fallback's kernel after a compile or launch failure of
-    its own ("auto")."""
-
-    def __init__(self, name: str, kernel: JointKernel, fallback: Fallback | None = None) -> None:
-        self.name, self.kernel, self.fallback = name, kernel, fallback
-        self.operator: typing.Any = None  # defined when the registry accepts the name, or at the first call
-
-    def build(self, operator_name: str | None = None) -> None:
-        """Defines the operator once, as music_ssl::music_loss_<operator_name> (default: the name)."""
-        if self.operator is None:
-            self.operator = fused.operator(self.name, self.kernel, self.fallback, operator_name or self.name)
-
-    def __call__(
-        self,
-        views: tuple[Tensor, ...],
-        num_global: int,
-        options: MUSICOptions,
-        terms: bool,
-        fall_back: bool,
-    ):
-        _check_plain_autograd(views, self.name)
-        self.build()
-        outputs = self.operator(
-            views,
-            list(options.rank_settings),
-            options.group_key,
-            torch.is_grad_enabled(),
-            num_global,
-            options.segment_dim,
-            options.temperature,
-            options.diag_weight,
-            options.off_weight,
-            options.inv_weight,
-            fall_back,
-            torch.is_grad_enabled() and any(z.requires_grad for z in views),
-            terms,
-        )
-        return MUSICOutput(*outputs[: fused.NUM_PARTS]) if terms else outputs[0]
 
 
 def fused_implementation(
@@ -155,7 +89,7 @@ register(
         max_elements=2**31 - 1,  # the kernels' pointer offsets are int32
         auto_devices=("cuda",),  # on the CPU, Triton runs only in its (slow) interpreter
         proven=lambda: AUTO_USES_TRITON,
-        unavailable_reason=_triton_unavailable_reason,
+        unavailable_reason=triton_kernel.unavailable_reason,  # imports triton at its first call
         dtypes=(torch.float16, torch.bfloat16, torch.float32),
         interpreted_on=("cpu",),
     ),

@@ -21,15 +21,6 @@ if typing.TYPE_CHECKING:
     from music_ssl.options import MUSICOptions
 
 
-def xlogx(x: Tensor) -> Tensor:
-    """x * log(x) with 0 * log 0 = 0 and a finite gradient at 0.
-
-    torch.special.xlogy(x, x) has the right value but a NaN gradient at 0 (0/0 through its second
-    argument); clamping inside the log keeps the derivative log(max(x, tiny)) + 1 finite.
-    """
-    return x * x.clamp_min(torch.finfo(x.dtype).tiny).log()
-
-
 def reference_loss(
     views: tuple[Tensor, ...], num_global: int, options: MUSICOptions, terms: bool, fall_back: bool = False
 ) -> Tensor | MUSICOutput:
@@ -52,29 +43,37 @@ def reference_loss(
     )
     with no_autocast:
         # Each view's softmax once, over the batch the joint is estimated on; this rank's rows are a slice.
-        global_log_p, pairs = segment_views(group_views, num_global, segment_dim, temperature)
-        log_p = [view[batch.rows[0] : batch.rows[1]] for view in global_log_p]
-        p = [view.exp() for view in global_log_p]
-
-        inv_terms, diag_terms, off_terms = [], [], []
-        # Every pair's joint P = (1/N) sum_n p_i[n]^T p_j[n]: from the rows it is estimated on, or under
-        # exchange="reduce" from this rank's rows, the ranks' sums added by one all_reduce.
+        # After it the math is written out in place, calling no helper of this file, so that the call
+        # reads top to bottom.
+        log_p, pairs = segment_views(group_views, num_global, segment_dim, temperature)
+        start, stop = batch.rows
         rows = group_views[0].shape[0]
-        joints = torch.stack([p[i].reshape(rows, dim).T @ p[j].reshape(rows, dim) for i, j in pairs])
+        same = torch.arange(num_segments, device=log_p[0].device)
+        inv_terms, diag_terms, off_terms = [], [], []
+        p, joints = [], []
+        for view_log_p in log_p:
+            p.append(view_log_p.exp())
+        for i, j in pairs:
+            # The pair's joint P = (1/N) sum_n p_i[n]^T p_j[n]: from the rows it is estimated on, or under
+            # exchange="reduce" from this rank's rows, the ranks' sums added by one all_reduce (below).
+            joints.append(p[i].reshape(rows, dim).T @ p[j].reshape(rows, dim))
+        joint_sums = torch.stack(joints)
         if batch.reduced:
-            joints = distributed.sum_over_ranks(joints, options.group_key)
-        for (i, j), joint_sum in zip(pairs, joints / global_batch_size, strict=True):
+            joint_sums = distributed.sum_over_ranks(joint_sums, options.group_key)
+        for (i, j), joint in zip(pairs, joint_sums / global_batch_size, strict=True):
             # L_inv = -log sum_c p_i p_j, in log space so that saturated, disagreeing codes stay finite.
             # The mean over this rank's samples; a rank that holds none (an uneven last batch) gives 0.
-            agreement_log = torch.logsumexp(log_p[i] + log_p[j], dim=-1)
+            agreement_log = torch.logsumexp(log_p[i][start:stop] + log_p[j][start:stop], dim=-1)
             inv_terms.append(-agreement_log.sum() / (max(batch_size, 1) * num_segments))
 
-            joint = joint_sum
-            # blocks[s, t] is the C x C joint pmf of segment s of view i and segment t of view j.
-            blocks = (
-                xlogx(joint).reshape(num_segments, segment_dim, num_segments, segment_dim).transpose(1, 2)
+            # x log x with 0 log 0 = 0 and a finite gradient at 0: torch.special.xlogy(x, x) has the
+            # right value but a NaN gradient at 0 (0/0 through its second argument); clamping inside the
+            # log keeps the derivative log(max(x, tiny)) + 1 finite.
+            entropy_terms = joint * joint.clamp_min(torch.finfo(joint.dtype).tiny).log()
+            # blocks[s, t] holds the C x C joint pmf's terms of segment s of view i and segment t of view j.
+            blocks = entropy_terms.reshape(num_segments, segment_dim, num_segments, segment_dim).transpose(
+                1, 2
             )
-            same = torch.arange(num_segments, device=joint.device)
             diagonal_blocks = blocks[same, same]
             diag_terms.append(diagonal_blocks.diagonal(dim1=-2, dim2=-1).sum() / num_segments)
             if num_segments > 1:
@@ -87,7 +86,8 @@ def reference_loss(
             # Every rank computes the same joint terms (from the same rows, or the same sums); DDP averages
             # gradients over ranks, so each rank's own rows take `ranks` times the gradient (the value is
             # unchanged).
-            diag, off = (term.detach() + batch.ranks * (term - term.detach()) for term in (diag, off))
+            diag = diag.detach() + batch.ranks * (diag - diag.detach())
+            off = off.detach() + batch.ranks * (off - off.detach())
         # This rank's share of L_inv: its local mean, weighted so that the mean over ranks (what DDP's
         # gradient averaging takes) is the global mean also for unequal batches; the factor is 1 for equal
         # batches and without gathering.
@@ -120,8 +120,7 @@ def _batch_with_own_rows(views: tuple[Tensor, ...], num_global: int, options: MU
     if batch.ranks == 1 or batch.reduced:
         return batch
     start, stop = batch.rows
-    spliced = tuple(
-        torch.cat([rows[:start], view, rows[stop:]])
-        for rows, view in zip(batch.group_views, views, strict=True)
-    )
-    return batch._replace(group_views=spliced)
+    spliced = []  # a loop, not a comprehension: the call does not turn back into this file
+    for rows, view in zip(batch.group_views, views, strict=True):
+        spliced.append(torch.cat([rows[:start], view, rows[stop:]]))
+    return batch._replace(group_views=tuple(spliced))

@@ -25,10 +25,9 @@ _HOMES = {
     "interpreter_active": "availability",
     "is_available": "availability",
     "triton": "availability",
-    "unavailable_reason": "availability",
 }
 
-__all__ = sorted([*_HOMES, "triton_joint_terms"])
+__all__ = sorted([*_HOMES, "triton_joint_terms", "unavailable_reason"])
 
 
 def triton_joint_terms(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
@@ -37,6 +36,15 @@ def triton_joint_terms(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
     from music_ssl.triton_kernel.joint import triton_joint_terms as joint_terms
 
     return joint_terms(*args, **kwargs)
+
+
+def unavailable_reason(device: typing.Any) -> str:
+    """`music_ssl.triton_kernel.availability.unavailable_reason` (the registry entry's declaration): why the
+    kernel cannot run on ``device``, "" when it can; imports triton, which reads TRITON_INTERPRET then."""
+    importlib.import_module(f"{__name__}.joint")  # the kernels' jit wrapping, which the answer reads
+    from music_ssl.triton_kernel.availability import unavailable_reason as reason
+
+    return reason(device)
 
 
 def __getattr__(name: str) -> typing.Any:

@@ -93,15 +93,22 @@ def _downward_only(edges: set[tuple[str, str]]) -> bool:
 
 CORE = ["loss.py", "checks.py", "registry.py"]
 # A fused implementation: the registry entry's call, which flattens the options into the operator's
-# arguments, then the operator (entered through torch's dispatcher), the distributed policy, the segments'
-# math, and the kernel.
-FUSED = ["implementations.py", "fused.py", "distributed.py", "segments.py"]
+# arguments, then the operator's body below it in the same file (entered through torch's dispatcher, so
+# counted as a second visit), the distributed policy, the segments' math, and the kernel.
+FUSED = ["fused.py", "distributed.py", "segments.py"]
+THROUGH_THE_DISPATCHER = ["fused.py", "fused.py", "distributed.py", "segments.py"]
 # Each call's files, in the order of their first visit: the checks, the registry's choice, the
 # implementation, the distributed policy (the batch), and the math below every implementation.
 PATHS = {
     "auto": [*CORE, *FUSED, "chunked.py"],
     "chunked": [*CORE, *FUSED, "chunked.py"],
     "reference": [*CORE, "reference.py", "distributed.py", "segments.py"],
+}
+# The same, one entry per visit (`files_visited`).
+VISITS = {
+    "auto": [*CORE, *THROUGH_THE_DISPATCHER, "chunked.py"],
+    "chunked": [*CORE, *THROUGH_THE_DISPATCHER, "chunked.py"],
+    "reference": PATHS["reference"],
 }
 
 
@@ -117,7 +124,7 @@ def test_one_loss_call_enters_each_file_once_top_to_bottom(implementation, num_v
     loss_fn(views, num_global=2)  # the first call also imports lazily what it needs
     pairs = 1 + 2 * (num_views - 2)
     kernel_again = [] if implementation == "reference" else ["chunked.py"] * (pairs - 1)
-    expected = [*PATHS[implementation], *kernel_again]
+    expected = [*VISITS[implementation], *kernel_again]
     # torch 2.4 runs a custom operator's autograd set-up (in fused.py) after its body also when no
     # gradient is wanted; later releases only when one is.
     set_up = [] if implementation == "reference" else ["fused.py"]
@@ -136,7 +143,7 @@ def test_a_call_that_needs_gradients_adds_only_the_operators_autograd_set_up(imp
     views = [torch.randn(16, 64, requires_grad=True) for _ in range(2)]
     loss_fn(views)
     set_up = [] if implementation == "reference" else ["fused.py"]
-    assert files_visited(lambda: loss_fn(views)) == [*PATHS[implementation], *set_up]
+    assert files_visited(lambda: loss_fn(views)) == [*VISITS[implementation], *set_up]
 
 
 def test_the_triton_call_passes_the_fallback_and_its_kernel_files_only(monkeypatch):
@@ -151,12 +158,13 @@ def test_the_triton_call_passes_the_fallback_and_its_kernel_files_only(monkeypat
     views = [torch.randn(16, 64, requires_grad=True) for _ in range(2)]
     loss_fn(views)
     order, edges = calls_between_files(lambda: loss_fn(views))
-    # Whether Triton can run here (asked by the registry's choice), then the entry's call.
-    availability = ["implementations.py", "triton_kernel/availability.py"]
+    # Whether Triton can run here (asked by the registry's choice, through the package's entry, which
+    # imports triton at the first call), then the entry's call.
+    availability = ["triton_kernel/__init__.py", "triton_kernel/availability.py"]
     operator = ["fused.py", "distributed.py", "segments.py", "fallback.py"]
-    # The package's entry to the kernel (importing its driver, and triton, at the first call), the driver,
+    # The kernel (through the package's entry, which imports its driver at the first call): the driver,
     # the jitted kernels.
-    kernel = ["triton_kernel/__init__.py", "triton_kernel/joint.py", "triton_kernel/kernels.py"]
+    kernel = ["triton_kernel/joint.py", "triton_kernel/kernels.py"]
     assert order == [*CORE, *availability, *operator, *kernel], order
     assert _downward_only(edges), edges
 
@@ -182,13 +190,16 @@ def files_in_turn(call) -> list[str]:
     return turns
 
 
+@pytest.mark.parametrize("implementation", sorted(PATHS))
 @pytest.mark.parametrize("num_views", [2, 4])
-def test_the_default_forward_call_never_turns_back_to_a_file(num_views):
-    """After the segments' math the operator goes straight to its kernel: it calls none of its own
-    functions between them, so a reader follows the call down without turning around."""
-    loss_fn = MUSICLoss(segment_dim=8)
+def test_a_forward_call_never_turns_back_to_a_file(implementation, num_views):
+    """After the segments' math the operator goes straight to its kernel, and the reference computes the
+    rest in place: neither calls one of its own functions between them, so a reader follows the call down
+    without turning around."""
+    loss_fn = MUSICLoss(segment_dim=8, implementation=implementation)
     views = [torch.randn(16, 64) for _ in range(num_views)]
     loss_fn(views, num_global=2)
     turns = files_in_turn(lambda: loss_fn(views, num_global=2))
-    # torch 2.4 then runs the operator's autograd set-up (fused.py) also without gradients.
-    assert turns in (PATHS["auto"], [*PATHS["auto"], "fused.py"]), turns
+    # torch 2.4 then runs a fused operator's autograd set-up (fused.py) also without gradients.
+    set_up = [] if implementation == "reference" else ["fused.py"]
+    assert turns in (PATHS[implementation], [*PATHS[implementation], *set_up]), turns
