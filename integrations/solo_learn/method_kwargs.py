@@ -6,6 +6,7 @@ method is built, with the message of music-ssl's own checks, instead of at the f
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import warnings
 from collections.abc import Mapping
@@ -17,17 +18,21 @@ from music_ssl import MUSICOptions, MUSICProjectionHead
 
 REQUIRED = ("proj_hidden_dim", "proj_output_dim")
 
+# The loss's options a config holds: every option of `MUSICOptions` but those the trainer sets (whether to
+# gather over its processes, and their group), so that a new option of the loss is one here too.
+SET_BY_THE_TRAINER = ("gather_distributed", "process_group")
+LOSS_OPTIONS = tuple(
+    field.name
+    for field in dataclasses.fields(MUSICOptions)
+    if field.init and field.name not in SET_BY_THE_TRAINER
+)
+
 # proj_num_layers counts Linear layers, as MUSICProjectionHead's num_layers does: 3 is solo-learn's
-# Barlow Twins / VICReg projector shape (two Linear+BatchNorm+ReLU blocks, then the output Linear).
+# Barlow Twins / VICReg projector shape (two Linear+BatchNorm+ReLU blocks, then the output Linear). The
+# loss's defaults are the core's.
 DEFAULTS: dict[str, Any] = {
     "proj_num_layers": 3,
-    "segment_dim": 32,
-    "temperature": 0.25,
-    "diag_weight": 1.0,
-    "off_weight": 1.0,
-    "inv_weight": 1.0,
-    "implementation": "auto",
-    "exchange": "auto",
+    **{name: getattr(MUSICOptions(), name) for name in LOSS_OPTIONS},
 }
 
 ACCEPTED = (*REQUIRED, *DEFAULTS)
@@ -87,20 +92,11 @@ def resolve_method_kwargs(method_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         )
 
     kwargs = {**DEFAULTS, **method_kwargs}
-    names = (
-        "segment_dim",
-        "temperature",
-        "diag_weight",
-        "off_weight",
-        "inv_weight",
-        "implementation",
-        "exchange",
-    )
     try:
-        options = MUSICOptions(**{name: kwargs[name] for name in names})
+        options = MUSICOptions(**{name: kwargs[name] for name in LOSS_OPTIONS})
     except (TypeError, ValueError) as error:
         raise type(error)(f"method_kwargs of method=music: {error}") from error
-    kwargs.update({name: getattr(options, name) for name in names})  # normalized as the loss holds them
+    kwargs.update({name: getattr(options, name) for name in LOSS_OPTIONS})  # as the loss holds them
     try:
         # Built on the meta device: the head's own checks run, no weight is allocated. input_dim is
         # the backbone's, known only when the method is built; any valid value checks the rest.

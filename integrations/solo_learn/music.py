@@ -11,7 +11,7 @@ from solo.methods.base import BaseMethod
 
 from music_ssl import MUSICProjectionHead
 from music_ssl.integrations.solo_learn.losses import music_loss_terms_func
-from music_ssl.integrations.solo_learn.method_kwargs import resolve_method_kwargs
+from music_ssl.integrations.solo_learn.method_kwargs import LOSS_OPTIONS, resolve_method_kwargs
 
 
 def _check_crops(num_large_crops: int, num_small_crops: int) -> None:
@@ -72,13 +72,8 @@ class MUSIC(BaseMethod):
         super().__init__(cfg)
 
         kwargs = cfg.method_kwargs
-        self.segment_dim: int = kwargs.segment_dim
-        self.temperature: float = kwargs.temperature
-        self.diag_weight: float = kwargs.diag_weight
-        self.off_weight: float = kwargs.off_weight
-        self.inv_weight: float = kwargs.inv_weight
-        self.implementation: str = kwargs.implementation
-        self.exchange: str = kwargs.exchange
+        # The loss's options by name (segment_dim, temperature, the weights, implementation, exchange).
+        self.loss_options: dict[str, Any] = {name: kwargs[name] for name in LOSS_OPTIONS}
         _check_crops(self.num_large_crops, self.num_small_crops)
 
         # projector: its output is read as proj_output_dim / segment_dim segments of attribute logits
@@ -173,14 +168,8 @@ class MUSIC(BaseMethod):
         # ------- music loss -------
         terms = music_loss_terms_func(
             z,
-            segment_dim=self.segment_dim,
-            temperature=self.temperature,
-            diag_weight=self.diag_weight,
-            off_weight=self.off_weight,
-            inv_weight=self.inv_weight,
-            implementation=self.implementation,
+            **self.loss_options,
             num_global=self.num_large_crops,
-            exchange=self.exchange,
         )
 
         # The loss and L_inv are this rank's shares, whose mean over ranks is the global value: every
