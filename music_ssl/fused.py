@@ -269,7 +269,7 @@ class FusedLoss:
         options: "MUSICOptions",
         terms: bool,
         fall_back: bool,
-    ):
+    ) -> "Tensor | MUSICOutput":
         _check_plain_autograd(views, self.name)
         self.build()
         outputs = self.operator(

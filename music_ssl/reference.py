@@ -44,7 +44,8 @@ def reference_loss(
     with no_autocast:
         # Each view's softmax once, over the batch the joint is estimated on; this rank's rows are a slice.
         # After it the math is written out in place, calling no helper of this file, so that the call
-        # reads top to bottom.
+        # reads top to bottom (loops, not comprehensions: before CPython 3.12 a comprehension runs as a
+        # function of this file).
         log_p, pairs = segment_views(group_views, num_global, segment_dim, temperature)
         start, stop = batch.rows
         rows = group_views[0].shape[0]
@@ -69,11 +70,9 @@ def reference_loss(
             # x log x with 0 log 0 = 0 and a finite gradient at 0: torch.special.xlogy(x, x) has the
             # right value but a NaN gradient at 0 (0/0 through its second argument); clamping inside the
             # log keeps the derivative log(max(x, tiny)) + 1 finite.
-            entropy_terms = joint * joint.clamp_min(torch.finfo(joint.dtype).tiny).log()
+            plogp = joint * joint.clamp_min(torch.finfo(joint.dtype).tiny).log()
             # blocks[s, t] holds the C x C joint pmf's terms of segment s of view i and segment t of view j.
-            blocks = entropy_terms.reshape(num_segments, segment_dim, num_segments, segment_dim).transpose(
-                1, 2
-            )
+            blocks = plogp.reshape(num_segments, segment_dim, num_segments, segment_dim).transpose(1, 2)
             diagonal_blocks = blocks[same, same]
             diag_terms.append(diagonal_blocks.diagonal(dim1=-2, dim2=-1).sum() / num_segments)
             if num_segments > 1:
@@ -120,7 +119,7 @@ def _batch_with_own_rows(views: tuple[Tensor, ...], num_global: int, options: MU
     if batch.ranks == 1 or batch.reduced:
         return batch
     start, stop = batch.rows
-    spliced = []  # a loop, not a comprehension: the call does not turn back into this file
+    spliced = []  # a loop: a generator expression would run as a function of this file, turning back
     for rows, view in zip(batch.group_views, views, strict=True):
         spliced.append(torch.cat([rows[:start], view, rows[stop:]]))
     return batch._replace(group_views=tuple(spliced))

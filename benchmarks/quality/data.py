@@ -187,7 +187,7 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
     return load_image_folder(root, image_size)
 
 
-def validation_split(data: ImageData, num_val: int, seed: int = 0) -> ImageData:
+def validation_split(data: ImageData, num_val: int, seed: int) -> ImageData:
     """Carve ``num_val`` training images out as the test split; the official test split is not touched."""
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(data.train_labels), generator=g)

@@ -72,7 +72,7 @@ class MUSIC(BaseMethod):
         super().__init__(cfg)
 
         kwargs = cfg.method_kwargs
-        # The loss's options by name (segment_dim, temperature, the weights, implementation, exchange).
+        # The loss's options by name (`LOSS_OPTIONS`: every option of MUSICOptions a config holds).
         self.loss_options: dict[str, Any] = {name: kwargs[name] for name in LOSS_OPTIONS}
         _check_crops(self.num_large_crops, self.num_small_crops)
 

@@ -19,6 +19,9 @@ from __future__ import annotations
 import importlib
 import typing
 
+if typing.TYPE_CHECKING:
+    import torch
+
 # The names this package gives, and the module of each (imported when a name is first used).
 _HOMES = {
     "compile_ahead": "joint",
@@ -38,7 +41,7 @@ def triton_joint_terms(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
     return joint_terms(*args, **kwargs)
 
 
-def unavailable_reason(device: typing.Any) -> str:
+def unavailable_reason(device: torch.device | str) -> str:
     """`music_ssl.triton_kernel.availability.unavailable_reason` (the registry entry's declaration): why the
     kernel cannot run on ``device``, "" when it can; imports triton, which reads TRITON_INTERPRET then."""
     importlib.import_module(f"{__name__}.joint")  # the kernels' jit wrapping, which the answer reads
