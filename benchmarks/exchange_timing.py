@@ -27,12 +27,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from benchmarks import exchange_scaling
+from music_ssl import implementations
 
 WORLDS = (2, 4)
 GLOBAL_BATCHES = (256, 1024, 4096)
 DIM, SEGMENT_DIM = 1024, 32
 EXCHANGES = ("gather", "reduce")
-IMPLEMENTATIONS = ("reference", "chunked")
+# Every implementation that runs compiled on the CPU (gloo's processes hold CPU tensors).
+IMPLEMENTATIONS = tuple(implementations.compiled_on(torch.device("cpu")))
 
 
 def _slowest(seconds: float) -> float:

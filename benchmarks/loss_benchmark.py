@@ -25,8 +25,16 @@ from pathlib import Path
 import torch
 
 from benchmarks.loss_methods import METHODS, build_views_step, check_method, matmul_precision
+from music_ssl import implementations
 
-DEFAULT_METHODS = ("matmul_floor", "plain", "reference", "chunked", "barlow_twins", "vicreg")
+
+def default_methods(device: str) -> tuple[str, ...]:
+    """What the benchmark times unless told: the floor, the plain formulation, every registered
+    implementation that runs compiled on ``device`` (not in an interpreter), lightly's two losses."""
+    compiled = implementations.compiled_on(torch.device(device))
+    return ("matmul_floor", "plain", *compiled, "barlow_twins", "vicreg")
+
+
 DEFAULT_SHAPES = ("256x1024", "256x8192", "2048x8192")
 
 
@@ -199,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES), help="comma-separated NxD")
     parser.add_argument(
         "--methods",
-        default=",".join(DEFAULT_METHODS),
-        help=f"comma-separated, from benchmarks.loss_methods: {','.join(METHODS)}",
+        help=f"comma-separated, from benchmarks.loss_methods: {','.join(METHODS)} (default: the floor, "
+        "plain, every implementation that runs compiled on --device, barlow_twins, vicreg)",
     )
     parser.add_argument("--segment-dim", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
@@ -226,12 +234,13 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(row))
         return
 
+    methods = args.methods.split(",") if args.methods else default_methods(args.device)
     view_counts = [int(v) for v in args.views.split(",")]
     rows = []
     for shape in args.shapes.split(","):
         n, d = (int(x) for x in shape.lower().split("x"))
         for num_views in view_counts:
-            for method in args.methods.split(","):
+            for method in methods:
                 row = _run_child(method, n, d, args, num_views)
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from music_ssl import implementations
+
 
 @dataclass(frozen=True)
 class Method:
@@ -36,14 +38,13 @@ METHODS: dict[str, Method] = {
     "matmul_floor": Method("the three N x D x D products (P, two input gradients) every exact method pays"),
     "plain": Method("MUSIC as research code writes it: eager PyTorch, D x D joint and masks (plain_music)"),
     "plain+tf32": Method("plain with float32 matmuls on TF32 tensor cores", matmul_precision="high"),
-    "reference": Method('MUSICLoss(implementation="reference")'),
-    "chunked": Method('MUSICLoss(implementation="chunked")'),
+    # Every registered implementation, as MUSICLoss(implementation=name) computes it.
+    **{name: Method(f'MUSICLoss(implementation="{name}")') for name in implementations.REGISTRY},
     "chunked+tf32": Method("chunked with float32 matmuls on TF32 tensor cores", matmul_precision="high"),
     "chunked+terms": Method(
         'MUSICLoss(implementation="chunked").terms: the loss with its per-segment diagnostics, as every call '
         "computed them before 0.3"
     ),
-    "triton": Method('MUSICLoss(implementation="triton")'),
     "triton+tf32": Method("triton with its products on TF32 tensor cores", matmul_precision="high"),
     "triton_joint_only": Method("the Triton joint kernels alone on ready probabilities, input gradients too"),
     "triton_joint_nograd": Method("the Triton joint kernel alone on ready probabilities, the P pass only"),
@@ -64,7 +65,9 @@ METHODS: dict[str, Method] = {
 }
 # The methods that compute every view at once; every other loss of several views is the mean of its
 # two-view loss over the pairs MUSIC compares (`music_ssl.segments.view_pairs`).
-NATIVE_MULTI_VIEW = ("reference", "chunked", "triton", "chunked+terms", "lejepa", "visreg")
+NATIVE_MULTI_VIEW = (*implementations.REGISTRY, "chunked+terms", "lejepa", "visreg")
+# The methods that time products or kernels alone, not a loss.
+NOT_LOSSES = ("matmul_floor", "triton_joint_only", "triton_joint_nograd")
 # Inputs of the GPU check, by name.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 PLAIN_BASELINE = "benchmarks.plain_music"
@@ -133,7 +136,7 @@ def views_loss_function(name: str, segment_dim: int, num_global: int) -> Callabl
     from music_ssl.segments import view_pairs
 
     check_method(name)
-    if name in ("matmul_floor", "triton_joint_only", "triton_joint_nograd"):
+    if name in NOT_LOSSES:
         raise ValueError(f"method {name!r} is not a loss function; build_step runs it")
     base = name.removesuffix("+tf32")
     if base in NATIVE_MULTI_VIEW:

@@ -47,6 +47,7 @@ from music_ssl.registry import (  # noqa: F401 (the registry's public names, as 
     auto_order,
     choices,
     choose,
+    compiled_on,
     register,
     unregister,
 )

@@ -154,6 +154,16 @@ def unregister(name: str) -> None:
     FAILURES.pop(name, None)
 
 
+def compiled_on(device: torch.device) -> list[str]:
+    """The registered implementations that run on ``device`` compiled, not in an interpreter (those a
+    benchmark times there), in the registry's order."""
+    return [
+        name
+        for name, entry in REGISTRY.items()
+        if not entry.unavailable_reason(device) and device.type not in entry.interpreted_on
+    ]
+
+
 def auto_order() -> list[Implementation]:
     """The entries in the order "auto" considers them: those users registered, the latest first, then the
     built-in ones in the order they were registered."""

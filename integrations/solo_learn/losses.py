@@ -69,8 +69,8 @@ def music_loss_func(
         diag_weight (float, optional): weight of the agreement (diagonal) entropy term. Defaults to 1.0.
         off_weight (float, optional): weight of the inter-segment joint entropy term. Defaults to 1.0.
         inv_weight (float, optional): weight of the per-sample invariance term. Defaults to 1.0.
-        implementation (str, optional): "auto", "reference", "chunked" or "triton", as in
-            ``music_ssl.MUSICLoss``. Defaults to "auto".
+        implementation (str, optional): "auto" or a registered implementation, as in
+            ``music_ssl.MUSICLoss`` (``music_ssl.implementations.choices()``). Defaults to "auto".
         return_terms (bool, optional): deprecated, use ``music_loss_terms_func``, which returns the
             ``MUSICOutput``. Defaults to False.
         process_group (torch.distributed.ProcessGroup, optional): the data-parallel group whose batches

@@ -53,8 +53,8 @@ class MUSIC(BaseMethod):
                 diag_weight (float): weight of the agreement (diagonal) entropy term. Defaults to 1.0.
                 off_weight (float): weight of the inter-segment joint entropy term. Defaults to 1.0.
                 inv_weight (float): weight of the per-sample invariance term. Defaults to 1.0.
-                implementation (str): "auto", "reference", "chunked" or "triton", as in
-                    ``music_ssl.MUSICLoss``. Defaults to "auto".
+                implementation (str): "auto" or a registered implementation, as in
+                    ``music_ssl.MUSICLoss`` (``music_ssl.implementations.choices()``). Defaults to "auto".
                 exchange (str): what the ranks exchange for the joint over the global batch,
                     "auto", "gather" or "reduce", as in ``music_ssl.MUSICLoss``. Defaults to "auto".
 

@@ -145,10 +145,12 @@ def test_auto_picks_a_registered_implementation_that_declares_the_device_until_i
 def test_built_in_and_unknown_implementations_cannot_be_unregistered():
     from music_ssl import implementations
 
-    for name in ("chunked", "reference", "triton", "never_registered"):
+    built_in = list(implementations.BUILT_IN)
+    assert built_in and set(built_in) <= set(implementations.choices())
+    for name in (*built_in, "never_registered"):
         with pytest.raises(ValueError, match=f"implementation '{name}' cannot be unregistered"):
             implementations.unregister(name)
-    assert {"chunked", "reference", "triton"} <= set(implementations.REGISTRY)
+    assert set(built_in) <= set(implementations.REGISTRY)
 
 
 @pytest.mark.parametrize("device_type", ["xla", "lazy", "maia", "privateuseone", "cpu"])
@@ -159,3 +161,23 @@ def test_auto_has_an_implementation_for_every_device_type(device_type):
 
     chosen, _ = implementations.choose("auto", torch.device(device_type), torch.float32)
     assert chosen.name == "chunked"
+
+
+def test_what_a_benchmark_times_is_what_the_entries_declare(registered):
+    """`compiled_on` lists the implementations that run on a device compiled, from their own entries: one
+    interpreted there or unable to run there is left out, a new one that runs is in, in the registry's
+    order."""
+    import torch
+
+    from music_ssl import implementations
+
+    add, _ = registered
+    cpu = torch.device("cpu")
+    add("runs_here")
+    add("interpreted_here", interpreted_on=("cpu",))
+    add("cannot_run_here", unavailable_reason=lambda device: "needs another device.")
+    compiled = implementations.compiled_on(cpu)
+    assert compiled[-1] == "runs_here"
+    assert "interpreted_here" not in compiled and "cannot_run_here" not in compiled
+    assert compiled == [name for name in implementations.REGISTRY if name in compiled]
+    assert all(name in implementations.REGISTRY for name in compiled)
