@@ -27,7 +27,7 @@ from benchmarks.quality.names import full_names
 from benchmarks.quality.ssl_methods import SSL_METHODS, loss_params
 from benchmarks.quality.stats import compare
 from benchmarks.quality.study.main_report import write_main_report
-from benchmarks.quality.study.store import write_json
+from benchmarks.quality.study.store import SeedRuns, run_settings, write_json
 from benchmarks.quality.train import build_model, divergence_event, pretrain
 
 BASELINES = ("raw_pixels", "random_init")
@@ -181,9 +181,11 @@ def one_seed(
     progress: bool,
     seed: int,
     first: bool,
+    runs: SeedRuns | None = None,
     log=print,
 ) -> dict[str, Any]:
-    """The random-init baseline and every method on one seed.
+    """The random-init baseline and every method on one seed, each read from its run file in ``runs``
+    where it finished before, else run and written there.
 
     Returns ``rows`` (one per method and ``random_init``), ``histories`` and, on the first seed, MUSIC's
     test-set attribute probabilities (``music_probabilities``, or None if it diverged).
@@ -191,29 +193,33 @@ def one_seed(
     device = args.device
     augment = BatchAugment(profile.augment, *data.channel_stats())
     out: dict[str, Any] = {"rows": {}, "histories": {}, "music_probabilities": None}
-    start = time.perf_counter()
-    torch.manual_seed(seed)  # the very initial weights every method starts from
-    model = build_model(profile, data.channels).to(device)
-    result = evaluate_profile(*_features(model.backbone, data, augment, profile, device), data, profile)
-    out["rows"]["random_init"] = {
-        "seed": seed,
-        **result,
-        "seconds": time.perf_counter() - start,
-        "diverged": None,
-    }
+    record = runs.finished("random_init", seed, first) if runs is not None else None
+    if record is None:
+        start = time.perf_counter()
+        torch.manual_seed(seed)  # the very initial weights every method starts from
+        model = build_model(profile, data.channels).to(device)
+        result = evaluate_profile(*_features(model.backbone, data, augment, profile, device), data, profile)
+        record = {"row": {"seed": seed, **result, "seconds": time.perf_counter() - start, "diverged": None}}
+        if runs is not None:
+            runs.save("random_init", seed, first, record["row"])
+    out["rows"]["random_init"] = record["row"]
     log(f"[seed {seed}] random_init: {out['rows']['random_init']}")
     for method in methods:
-        params = method_params[method]
-        # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
-        run = RunSettings(profile, params)
-        row, trained, probabilities = train_and_evaluate(
-            method, run, data, seed, args, progress=progress, monitor=first
-        )
-        out["rows"][method] = row
-        out["histories"][method] = trained.history
-        log(f"[seed {seed}] {method}: {row}")
-        if first and probabilities is not None:
-            out["music_probabilities"] = probabilities
+        record = runs.finished(method, seed, first) if runs is not None else None
+        if record is None:
+            # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
+            run = RunSettings(profile, method_params[method])
+            row, trained, probabilities = train_and_evaluate(
+                method, run, data, seed, args, progress=progress, monitor=first
+            )
+            record = {"row": row, "history": trained.history, "probabilities": probabilities}
+            if runs is not None:
+                runs.save(method, seed, first, row, trained.history, probabilities if first else None)
+        out["rows"][method] = record["row"]
+        out["histories"][method] = record["history"]
+        log(f"[seed {seed}] {method}: {record['row']}")
+        if first and record["probabilities"] is not None:
+            out["music_probabilities"] = record["probabilities"]
     return out
 
 
@@ -244,13 +250,15 @@ def run_benchmark(
     progress: bool = True,
     log=print,
     workers: int | None = None,
+    runs: SeedRuns | None = None,
 ) -> tuple[dict[str, Any], Artifacts]:
     """Every method in ``methods`` and both baselines, for every seed in ``profile.seeds``.
 
     Raw pixels do not depend on the seed and are evaluated once. A method that diverges on a seed is
     recorded as such and the run goes on; ``results["comparison"]`` pairs the seeds (see stats.py).
     With ``workers`` > 1 the seeds run in that many processes at once, sharing torch's threads between
-    them; every method of one seed runs in the same process, so the pairs stay exact.
+    them; every method of one seed runs in the same process, so the pairs stay exact. With ``runs``, a
+    method's run on a seed that finished before is read from its run file instead.
     """
     t0 = time.perf_counter()
     artifacts = Artifacts(test_images=data.test_images)
@@ -270,7 +278,7 @@ def run_benchmark(
     workers = seed_workers(len(profile.seeds), device, workers)
     args = argparse.Namespace(device=device, max_steps=max_steps)
     jobs = [
-        (data, profile, method_params, methods, args, progress and workers == 1, seed, i == 0)
+        (data, profile, method_params, methods, args, progress and workers == 1, seed, i == 0, runs)
         for i, seed in enumerate(profile.seeds)
     ]
     if workers == 1:
@@ -338,9 +346,15 @@ def run_main(study, data: ImageData, profile: Profile, params, out: Path, args, 
     profile = replace(profile, seeds=tuple(args.seeds)) if args.seeds else profile
     log(f"profile {profile.name}, seeds {list(profile.seeds)}")
     methods = tuple(args.methods or study.methods)
+    # One run file per method and seed (OUT/runs/), so that a main run cut short goes on from them.
+    settings = {
+        name: {**run_settings(RunSettings(profile, params.get(name, {})), args), "device": str(args.device)}
+        for name in (*methods, "random_init")
+    }
     results, artifacts = run_benchmark(
-        data, profile, params, methods, args.device, args.max_steps, not args.no_progress, log, args.workers
-    )
+        data, profile, params, methods, args.device, args.max_steps, not args.no_progress, log, args.workers,
+        SeedRuns(out / "runs", settings),
+    )  # fmt: skip
     results["config"] = {
         "profile": profile.to_dict(),
         "dataset": args.dataset,

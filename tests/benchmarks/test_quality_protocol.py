@@ -271,8 +271,8 @@ def test_a_safety_override_outlives_a_search_only_while_it_still_chooses_the_rep
 
 
 @needs_fmnist
-def test_cli_writes_results_json_table_and_plots(tmp_path):
-    # The end-to-end command on a tiny image folder (the imagefolder reader, the CLI, the JSON, the plots).
+def _image_folder(tmp_path):
+    """A tiny image folder of Fashion-MNIST (three classes, 16 images each, in both splits)."""
     from torchvision.transforms.functional import to_pil_image
 
     full = load_dataset("fashion_mnist", DEBIAN_FASHION_MNIST)
@@ -285,6 +285,12 @@ def test_cli_writes_results_json_table_and_plots(tmp_path):
             (root / split / str(cls)).mkdir(parents=True)
             for i in (labels == cls).nonzero().flatten()[:16].tolist():
                 to_pil_image(images[i]).save(root / split / str(cls) / f"{i}.png")
+    return root
+
+
+def test_cli_writes_results_json_table_and_plots(tmp_path):
+    # The end-to-end command on a tiny image folder (the imagefolder reader, the CLI, the JSON, the plots).
+    root = _image_folder(tmp_path)
     out = tmp_path / "out"
     main(
         [
@@ -335,3 +341,40 @@ def test_every_method_starts_from_the_same_weights_and_images(tiny, profile):
     assert not all(torch.equal(a, b) for a, b in zip(music, other_seed, strict=True))
     batches = [aug(tiny.train_images[:8], torch.Generator().manual_seed(3 + 3)) for _ in range(2)]
     assert torch.equal(batches[0], batches[1])
+
+
+@needs_fmnist
+def test_a_main_run_cut_short_goes_on_from_its_run_files(tmp_path, monkeypatch):
+    """Each method's run on each seed is a run file as it finishes: the same command again trains only
+    what is missing, with the same numbers, and a command with other settings is refused, not mixed in."""
+    from benchmarks.quality import run
+
+    root = _image_folder(tmp_path)
+    out = tmp_path / "out"
+    argv = ["--dataset", "imagefolder", "--data-root", str(root), "--out", str(out), "--batch-size", "16"]
+    argv += ["--epochs", "1", "--max-steps", "2", "--no-progress", "--untuned", "--image-size", "28"]
+    argv += ["--methods", "music", "vicreg", "--workers", "1"]
+    trained: list[tuple[str, int]] = []
+    train_and_evaluate = run.train_and_evaluate
+
+    def counted(method, settings, data, seed, args, **options):
+        trained.append((method, seed))
+        return train_and_evaluate(method, settings, data, seed, args, **options)
+
+    monkeypatch.setattr(run, "train_and_evaluate", counted)
+    first = main(argv)
+    assert sorted(trained) == [("music", 0), ("music", 1), ("vicreg", 0), ("vicreg", 1)]
+    assert (out / "runs" / "music__seed0.pt").is_file()  # the first seed's probabilities, for the plots
+
+    trained.clear()
+    (out / "runs" / "music__seed1.json").unlink()  # cut short before MUSIC's second seed finished
+    (out / "music_attribute_grid.png").unlink()
+    again = main(argv)
+    assert trained == [("music", 1)]
+    for method in ("music", "vicreg", "random_init"):
+        before, after = (r["methods"][method]["per_seed"] for r in (first, again))
+        assert [row["linear_top1"] for row in after] == [row["linear_top1"] for row in before], method
+    assert (out / "music_attribute_grid.png").stat().st_size > 1000  # drawn from the saved probabilities
+
+    with pytest.raises(ValueError, match="made with other settings"):
+        main([*argv, "--max-steps", "3"])

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from benchmarks.quality.config import RunSettings
 from benchmarks.quality.names import value_label
@@ -130,3 +133,40 @@ def write_summary(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text(json.dumps(summary, indent=2) + "\n")
     (folder / table_name).write_text(table)
+
+
+@dataclass(frozen=True)
+class SeedRuns:
+    """The main run's run files, ``OUT/runs/<method>__seed<k>.json``: one per method (and the random-init
+    baseline) and seed, written as each finishes, so that a main run cut short goes on from the runs it
+    finished, by `resume`'s rule (a file made with other settings is refused). Beside MUSIC's file of the
+    first seed lie its test-set attribute probabilities (``.pt``), which the plots draw."""
+
+    folder: Path
+    settings: dict[str, dict[str, Any]]  # by method: what its run files must match
+
+    def path(self, method: str, seed: int) -> Path:
+        return self.folder / f"{method}__seed{seed}.json"
+
+    def _settings(self, method: str, first: bool) -> dict[str, Any]:
+        # The first seed's runs also record the kNN monitor's curve, which the plots draw.
+        return {**self.settings[method], "first_seed": first}
+
+    def finished(self, method: str, seed: int, first: bool) -> dict[str, Any] | None:
+        """The run file of ``method`` on ``seed`` (its row, history and probabilities), None if not run."""
+        path = self.path(method, seed)
+        if not resume(path, self._settings(method, first), made_by="this main run's"):
+            return None
+        record = read_run(path)
+        saved = path.with_suffix(".pt")
+        return {**record, "probabilities": torch.load(saved) if saved.is_file() else None}
+
+    def save(
+        self, method: str, seed: int, first: bool, row: dict[str, Any], history=None, probabilities=None
+    ):
+        path = self.path(method, seed)
+        if probabilities is not None:  # written first: the run file says that the run is whole
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(probabilities, path.with_suffix(".pt"))
+        record = {"method": method, "seed": seed, "row": row, "history": history}
+        write_json(path, {**record, "settings": self._settings(method, first)})
