@@ -281,6 +281,14 @@ def _train_curves(args: argparse.Namespace, deadline: float, rows: list[dict], s
         print("convergence", json.dumps(rows[-len(names) :]), flush=True)
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole or not at all: a run killed while it writes (or a reader while it
+    writes) finds the previous file, never half of one."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the check and the benchmark as `args` ask; 0 when every accuracy check passed, 1 when one
     failed, 2 when nothing could run (no CUDA device, or the Triton kernel is unavailable)."""
@@ -331,11 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         """Both files after every row: a run cut off keeps its tables and its verdict so far."""
         meta["seconds"] = time.perf_counter() - started
-        (args.out / "gpu_check.json").write_text(
-            json.dumps({"meta": meta, "checks": checks, "bench": bench, "convergence": trained}, indent=2)
+        _write_whole(
+            args.out / "gpu_check.json",
+            json.dumps({"meta": meta, "checks": checks, "bench": bench, "convergence": trained}, indent=2),
         )
         report = gpu_report.render(meta, checks, bench, profile_text, args.segment_dim, trained)
-        (args.out / "gpu_check.md").write_text(report)
+        _write_whole(args.out / "gpu_check.md", report)
 
     if args.device == "cuda" and not args.no_warm_cache:
         meta["warm_cache"] = _warm_cache(args)
