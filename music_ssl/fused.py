@@ -248,10 +248,9 @@ def _check_plain_autograd(views: "typing.Sequence[Tensor]", name: str) -> None:
 class FusedLoss:
     """The loss of the fused implementation ``name``, whose joint terms ``kernel`` computes, through the
     custom operator ``music_ssl::music_loss_<name>`` (`operator`); called as an
-    `Implementation`'s loss, ``(views, num_global, options, terms, fall_back)`` -> the loss, or its
-    `MUSICOutput` with ``terms``.
-    ``fall_back``: whether this call may run the fallback's kernel after a compile or launch failure of
-    its own ("auto")."""
+    `Implementation`'s loss, ``(views, num_global, options, terms)`` -> the loss, or its `MUSICOutput`
+    with ``terms``. A call under ``implementation="auto"`` may run the fallback's kernel after a compile
+    or launch failure of its own; one that names the implementation raises the failure."""
 
     def __init__(self, name: str, kernel: "JointKernel", fallback: "Fallback | None" = None) -> None:
         self.name, self.kernel, self.fallback = name, kernel, fallback
@@ -268,7 +267,6 @@ class FusedLoss:
         num_global: int,
         options: "MUSICOptions",
         terms: bool,
-        fall_back: bool,
     ) -> "Tensor | MUSICOutput":
         _check_plain_autograd(views, self.name)
         self.build()
@@ -283,7 +281,7 @@ class FusedLoss:
             options.diag_weight,
             options.off_weight,
             options.inv_weight,
-            fall_back,
+            options.implementation == "auto",  # whether a compile or launch failure may fall back
             torch.is_grad_enabled() and any(z.requires_grad for z in views),
             terms,
         )

@@ -30,10 +30,10 @@ def _evaluate(
     views, num_global = checks.views(
         z_a, z_b, num_global, options.segment_dim, options.temperature, options.off_weight
     )
-    implementation, fall_back = implementations.choose(
+    implementation = implementations.choose(
         options.implementation, views[0].device, views[0].dtype, options.exchange
     )
-    return implementation.loss(views, num_global, options, terms, fall_back)  # type: ignore[return-value]
+    return implementation.loss(views, num_global, options, terms)  # type: ignore[return-value]
 
 
 def _terms_requested(return_terms: object, replacement: str) -> bool:

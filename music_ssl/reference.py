@@ -22,11 +22,10 @@ if typing.TYPE_CHECKING:
 
 
 def reference_loss(
-    views: tuple[Tensor, ...], num_global: int, options: MUSICOptions, terms: bool, fall_back: bool = False
+    views: tuple[Tensor, ...], num_global: int, options: MUSICOptions, terms: bool
 ) -> Tensor | MUSICOutput:
     """Computes MUSIC from the definitions of docs/math.md: the mean of the two-view loss over the pairs of
-    views (`segment_views`), or its `MUSICOutput` with ``terms``. Arguments are assumed validated;
-    ``fall_back`` is unused (the reference has no other kernel)."""
+    views (`segment_views`), or its `MUSICOutput` with ``terms``. Arguments are assumed validated."""
     batch = _batch_with_own_rows(views, num_global, options)
     segment_dim, temperature = options.segment_dim, options.temperature
     batch_size, dim = batch.views[0].shape

@@ -50,8 +50,8 @@ class Implementation:
     """One way to compute the loss."""
 
     name: str
-    # (z_a, z_b, options, terms, fall_back) -> the loss, or its MUSICOutput with terms; views and options
-    # checked. fall_back: whether a compile or launch failure may run the fallback ("auto" chose it).
+    # (views, num_global, options, terms) -> the loss, or its MUSICOutput with terms; the views (a tuple of
+    # (N, D) tensors, the first num_global of them global) and the options checked.
     loss: Callable[..., object]
     # The fused operator's joint kernel (`JointKernel`); None for an implementation whose gradients
     # are plain autograd's (it supports double backward and forward-mode AD).
@@ -195,9 +195,9 @@ def _auto_choice(device: torch.device, exchange: str) -> Implementation:
 
 def choose(
     requested: str, device: torch.device, dtype: torch.dtype, exchange: str = "auto"
-) -> tuple[Implementation, bool]:
-    """(the implementation that runs, whether a compile or launch failure may run its fallback instead),
-    for inputs on ``device`` of ``dtype`` and the ranks' ``exchange``.
+) -> Implementation:
+    """The implementation that runs for inputs on ``device`` of ``dtype`` and the ranks' ``exchange``.
+    (Under "auto" a compile or launch failure of its kernel runs its fallback instead: `FusedLoss`.)
 
     Raises:
         ValueError: an explicitly requested implementation cannot run on ``device`` or does not compute
@@ -227,4 +227,4 @@ def choose(
                 f"implementation={implementation.name!r} cannot run here: {reason} Use {alternative}'auto', "
                 "which picks one that runs on this device."
             )
-    return implementation, requested == "auto" and implementation.fallback is not None
+    return implementation

@@ -1,6 +1,7 @@
 """The choice of implementation: auto's fallback when the Triton kernel fails on a GPU, and the
 precision of the kernel's products following torch.get_float32_matmul_precision()."""
 
+import inspect
 import warnings
 
 import pytest
@@ -30,7 +31,7 @@ def _inputs():
 
 def test_auto_warns_once_and_falls_back_to_chunked(failing_triton):
     z_a, z_b = _inputs()
-    assert chosen("auto", z_a.device, z_a.dtype) == ("triton", True)
+    assert chosen("auto", z_a.device, z_a.dtype) == "triton"
     with pytest.warns(RuntimeWarning, match=r"sm_120 \(simulated\).*uses 'chunked' from now on"):
         loss = music_loss(z_a, z_b, segment_dim=16, implementation="auto")
     want = music_loss(z_a, z_b, segment_dim=16, implementation="chunked")
@@ -41,10 +42,19 @@ def test_auto_warns_once_and_falls_back_to_chunked(failing_triton):
         torch.testing.assert_close(got, expected)
 
     # Later calls go straight to chunked, without a second warning.
-    assert chosen("auto", z_a.device, z_a.dtype) == ("chunked", False)
+    assert chosen("auto", z_a.device, z_a.dtype) == "chunked"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         torch.testing.assert_close(music_loss(z_a, z_b, segment_dim=16, implementation="auto"), want)
+
+
+def test_every_entry_computes_from_the_views_options_and_terms_alone():
+    """An entry's loss takes what the user gave, checked (the views, how many are global, the options,
+    whether the terms are wanted), and nothing an entry might not use: whether a kernel failure may fall
+    back follows from the options' implementation inside the fused operator."""
+    for name, entry in implementations.REGISTRY.items():
+        parameters = list(inspect.signature(entry.loss).parameters)
+        assert parameters == ["views", "num_global", "options", "terms"], name
 
 
 def test_explicit_triton_raises_the_failure(failing_triton):

@@ -60,8 +60,7 @@ def _in_fresh_process(tmp_path, scenario: str, env: dict[str, str] | None = None
         cuda = torch.device("cuda")
 
         def chosen(*args):
-            implementation, fall_back = implementations.choose(*args)
-            return [implementation.name, fall_back]
+            return implementations.choose(*args).name
 
         seen["auto"] = chosen("auto", cuda, torch.float32)
         try:
@@ -99,40 +98,39 @@ def triton_runs_everywhere(monkeypatch, auto_on_cpu: bool = False) -> None:
     monkeypatch.setitem(implementations.REGISTRY, "triton", triton)
 
 
-def chosen(requested: str, device: torch.device, dtype: torch.dtype) -> tuple[str, bool]:
-    """`implementations.choose` as (name, whether it may fall back)."""
-    implementation, fall_back = implementations.choose(requested, device, dtype)
-    return implementation.name, fall_back
+def chosen(requested: str, device: torch.device, dtype: torch.dtype) -> str:
+    """The name of what `implementations.choose` picks."""
+    return implementations.choose(requested, device, dtype).name
 
 
 def test_auto_on_cuda_runs_chunked_until_the_kernel_has_passed_the_gpu_check(monkeypatch):
     """The Triton kernel has only run in Triton's interpreter: auto does not make it the default on GPUs."""
     triton_runs_everywhere(monkeypatch)
     assert not implementations.AUTO_USES_TRITON
-    assert chosen("auto", CUDA, torch.float32) == ("chunked", False)
-    assert chosen("auto", CUDA, torch.bfloat16) == ("chunked", False)
-    assert chosen("triton", CUDA, torch.float32) == ("triton", False)
+    assert chosen("auto", CUDA, torch.float32) == "chunked"
+    assert chosen("auto", CUDA, torch.bfloat16) == "chunked"
+    assert chosen("triton", CUDA, torch.float32) == "triton"
     monkeypatch.setattr(implementations, "AUTO_USES_TRITON", True)
-    assert chosen("auto", CUDA, torch.float32) == ("triton", True)
-    assert chosen("auto", CUDA, torch.float64) == ("chunked", False)
-    assert chosen("auto", torch.device("cpu"), torch.float32) == ("chunked", False)
+    assert chosen("auto", CUDA, torch.float32) == "triton"
+    assert chosen("auto", CUDA, torch.float64) == "chunked"
+    assert chosen("auto", torch.device("cpu"), torch.float32) == "chunked"
 
 
 def test_triton_importable(tmp_path):
     seen = _in_fresh_process(tmp_path, "")
     assert seen["file"] == music_ssl.__file__  # the child imports the package this suite tests
     _loss_on_cuda(seen)
-    assert seen["auto"] == ["chunked", False]
+    assert seen["auto"] == "chunked"
     if triton_kernel.triton is None:
         pytest.skip(f"the rest needs triton importable: {triton_kernel.unavailable_reason('cuda')}")
-    assert seen["triton"] == ["triton", False]
-    assert seen["auto_once_verified"] == ["triton", True]  # with the fallback
+    assert seen["triton"] == "triton"
+    assert seen["auto_once_verified"] == "triton"
 
 
 def test_triton_absent(tmp_path):
     seen = _in_fresh_process(tmp_path, "sys.modules['triton'] = None  # import triton raises ImportError")
     _loss_on_cuda(seen)
-    assert seen["auto"] == seen["auto_once_verified"] == ["chunked", False]
+    assert seen["auto"] == seen["auto_once_verified"] == "chunked"
     assert seen["triton"].startswith("ValueError: implementation='triton' cannot run here: triton cannot be")
     assert "install triton" in seen["triton"]
 
@@ -144,7 +142,7 @@ def test_triton_too_old(tmp_path):
     old = "import triton; triton.__version__ = '2.3.1'"
     seen = _in_fresh_process(tmp_path, old)
     _loss_on_cuda(seen)
-    assert seen["auto"] == seen["auto_once_verified"] == ["chunked", False]
+    assert seen["auto"] == seen["auto_once_verified"] == "chunked"
     assert "triton 2.3.1 is too old: the kernel needs triton >= 3.0" in seen["triton"]
 
 
@@ -182,7 +180,7 @@ def test_auto_falls_back_when_the_kernel_fails_to_compile(verified_triton):
     with pytest.warns(RuntimeWarning, match=r"CompilationError: at 12:4.*uses 'chunked' from now on"):
         loss = music_loss(z_a, z_b, segment_dim=16)
     torch.testing.assert_close(loss, music_loss(z_a, z_b, segment_dim=16, implementation="chunked"))
-    assert chosen("auto", CUDA, torch.float32) == ("chunked", False)
+    assert chosen("auto", CUDA, torch.float32) == "chunked"
 
 
 # The tail torch appends to every CUDA error (c10/cuda/CUDAException.cpp): it names a launch and compiling.
@@ -233,7 +231,7 @@ def test_other_errors_propagate_and_change_no_later_choice(verified_triton, erro
         music_loss(z_a, z_b, segment_dim=16, implementation=implementation)
     assert raised.value is error  # as raised, not wrapped
     assert implementations.FAILURES == {}
-    assert chosen("auto", CUDA, torch.float32) == ("triton", True)
+    assert chosen("auto", CUDA, torch.float32) == "triton"
 
 
 @pytest.mark.parametrize(

@@ -202,8 +202,8 @@ def test_float64_inputs_use_the_chunked_path():
     """float64 is a verification dtype: implementation='triton' computes it with the chunked kernel in
     float64, and the Triton driver itself refuses anything but float32 probabilities."""
     cpu = torch.device("cpu")
-    assert implementations.choose("triton", cpu, torch.float64)[0].name == "chunked"
-    assert implementations.choose("auto", torch.device("cuda"), torch.float64)[0].name == "chunked"
+    assert implementations.choose("triton", cpu, torch.float64).name == "chunked"
+    assert implementations.choose("auto", torch.device("cuda"), torch.float64).name == "chunked"
     z_a, z_b = (z.double() for z in _inputs(9, 24))
     got = music_loss(z_a, z_b, segment_dim=6, implementation="triton")
     want = music_loss(z_a, z_b, segment_dim=6, implementation="reference")
@@ -226,7 +226,7 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
         assert triton_kernel.is_available(cpu)
         assert triton_kernel.unavailable_reason(cpu) == ""
         # auto never picks the interpreter.
-        assert implementations.choose("auto", cpu, torch.float32)[0].name == "chunked"
+        assert implementations.choose("auto", cpu, torch.float32).name == "chunked"
 
     # As on a machine where a recent triton was imported without the flag.
     monkeypatch.setattr(availability.triton, "__version__", "3.8.0")
@@ -235,7 +235,7 @@ def test_availability_follows_the_mode_of_import(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert not triton_kernel.is_available(cpu)
     assert "TRITON_INTERPRET=1" in triton_kernel.unavailable_reason(cpu)
-    assert implementations.choose("auto", cpu, torch.float32)[0].name == "chunked"
+    assert implementations.choose("auto", cpu, torch.float32).name == "chunked"
     z = torch.randn(4, 16)
     with pytest.raises(ValueError, match="implementation='triton' cannot run here: tensors are on cpu"):
         music_loss(z, z, segment_dim=8, implementation="triton")
@@ -269,7 +269,7 @@ def test_triton_older_than_3_is_refused(monkeypatch):
     for device in ("cpu", "cuda"):
         reason = triton_kernel.unavailable_reason(device)
         assert "triton 2.1.0 is too old: the kernel needs triton >= 3.0" in reason
-    assert implementations.choose("auto", torch.device("cuda"), torch.float32)[0].name == "chunked"
+    assert implementations.choose("auto", torch.device("cuda"), torch.float32).name == "chunked"
 
 
 def test_mixed_import_modes_are_refused(monkeypatch):
