@@ -78,7 +78,7 @@ def _emulated(operand: str) -> fused.FusedLoss:
 def _loss_and_gradients(z_a: Tensor, z_b: Tensor, segment_dim: int, operand: str):
     z = [x.detach().double().requires_grad_() for x in (z_a, z_b)]
     options = MUSICOptions(segment_dim, gather_distributed=False)
-    parts = _emulated(operand)(tuple(z), 2, options, True, False)
+    parts = _emulated(operand)(tuple(z), 2, options, True)
     grads = torch.autograd.grad(parts.loss, z)
     return {name: getattr(parts, name).detach() for name in TERMS}, grads
 
