@@ -172,6 +172,17 @@ def train_and_evaluate(
     return row, trained, probabilities
 
 
+def _read_or_run(runs: SeedRuns | None, name: str, seed: int, first: bool, run) -> dict[str, Any]:
+    """The record of ``name`` on ``seed`` (its row, history and probabilities): read from its run file in
+    ``runs`` where it finished before, else ``run()``'s, written there."""
+    record = runs.finished(name, seed, first) if runs is not None else None
+    if record is None:
+        record = run()
+        if runs is not None:
+            runs.save(name, seed, first, record["row"], record["history"], record["probabilities"])
+    return record
+
+
 def one_seed(
     data: ImageData,
     profile: Profile,
@@ -193,32 +204,31 @@ def one_seed(
     device = args.device
     augment = BatchAugment(profile.augment, *data.channel_stats())
     out: dict[str, Any] = {"rows": {}, "histories": {}, "music_probabilities": None}
-    record = runs.finished("random_init", seed, first) if runs is not None else None
-    if record is None:
+
+    def random_init() -> dict[str, Any]:
         start = time.perf_counter()
         torch.manual_seed(seed)  # the very initial weights every method starts from
         model = build_model(profile, data.channels).to(device)
         result = evaluate_profile(*_features(model.backbone, data, augment, profile, device), data, profile)
-        record = {"row": {"seed": seed, **result, "seconds": time.perf_counter() - start, "diverged": None}}
-        if runs is not None:
-            runs.save("random_init", seed, first, record["row"])
-    out["rows"]["random_init"] = record["row"]
+        row = {"seed": seed, **result, "seconds": time.perf_counter() - start, "diverged": None}
+        return {"row": row, "history": None, "probabilities": None}
+
+    def trained(method: str) -> dict[str, Any]:
+        # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
+        run = RunSettings(profile, method_params[method])
+        row, result, probabilities = train_and_evaluate(
+            method, run, data, seed, args, progress=progress, monitor=first
+        )
+        return {"row": row, "history": result.history, "probabilities": probabilities if first else None}
+
+    out["rows"]["random_init"] = _read_or_run(runs, "random_init", seed, first, random_init)["row"]
     log(f"[seed {seed}] random_init: {out['rows']['random_init']}")
     for method in methods:
-        record = runs.finished(method, seed, first) if runs is not None else None
-        if record is None:
-            # The kNN monitor draws the accuracy-over-epochs plot from the first seed alone.
-            run = RunSettings(profile, method_params[method])
-            row, trained, probabilities = train_and_evaluate(
-                method, run, data, seed, args, progress=progress, monitor=first
-            )
-            record = {"row": row, "history": trained.history, "probabilities": probabilities}
-            if runs is not None:
-                runs.save(method, seed, first, row, trained.history, probabilities if first else None)
+        record = _read_or_run(runs, method, seed, first, functools.partial(trained, method))
         out["rows"][method] = record["row"]
         out["histories"][method] = record["history"]
         log(f"[seed {seed}] {method}: {record['row']}")
-        if first and record["probabilities"] is not None:
+        if record["probabilities"] is not None:
             out["music_probabilities"] = record["probabilities"]
     return out
 
